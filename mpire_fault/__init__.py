@@ -1,0 +1,34 @@
+"""mpire_fault: an MPIRE-compatible process pool that keeps its promises when workers die."""
+from .errors import (
+    ChaosSpecError,
+    Death,
+    PoolClosedError,
+    PoolTerminatedError,
+    RemoteTraceback,
+    SupervisorError,
+    TaskTimeoutError,
+    WorkerDiedError,
+    WorkerExitError,
+    WorkerInitError,
+)
+from .pool import WorkerPool
+from .results import AsyncResult
+from .supervisor import RestartBackoff
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncResult",
+    "ChaosSpecError",
+    "Death",
+    "PoolClosedError",
+    "PoolTerminatedError",
+    "RemoteTraceback",
+    "RestartBackoff",
+    "SupervisorError",
+    "TaskTimeoutError",
+    "WorkerDiedError",
+    "WorkerExitError",
+    "WorkerInitError",
+    "WorkerPool",
+]

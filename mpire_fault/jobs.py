@@ -1,0 +1,134 @@
+"""Records the supervisor schedules: tasks, the calls they belong to, barriers.
+
+A *job* is one user call: an ``apply_async`` (one task) or a map-family call
+(many tasks, one per chunk). A *task* is the unit sent to a worker and kept
+in a worker's ledger until it is answered. A *barrier* is a graceful stop of
+every worker, queued behind the tasks that came before it.
+"""
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import Death
+
+_job_ids = itertools.count(1)
+_task_ids = itertools.count(1)
+
+
+def next_task_id() -> int:
+    return next(_task_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSession:
+    """How the workers of a call are started and stopped; a change restarts them."""
+
+    worker_init: Callable | None = None
+    worker_exit: Callable | None = None
+    worker_lifespan: int | None = None
+    worker_init_timeout: float | None = None
+    worker_exit_timeout: float | None = None
+
+
+@dataclass(slots=True, eq=False)
+class Task:
+    task_id: int
+    job: "Job"
+    first_index: int
+    n_items: int
+    payload: bytes
+    attempt: int = 0
+    deaths: list[Death] = field(default_factory=list)
+
+
+class Job:
+    """One user call. Subclasses say where results and errors go."""
+
+    kind = "job"
+
+    def __init__(self, session: WorkerSession, func_name: str, task_timeout: float | None) -> None:
+        self.job_id = next(_job_ids)
+        self.session = session
+        self.func_name = func_name
+        self.task_timeout = task_timeout
+        self.done = False
+
+    def describe(self, task: Task, index: int | None = None) -> str:
+        raise NotImplementedError
+
+    def on_result(self, task: Task, data: bytes) -> None:
+        raise NotImplementedError
+
+    def on_error(self, task: Task | None, exc: BaseException) -> None:
+        raise NotImplementedError
+
+
+class ApplyJob(Job):
+    kind = "apply"
+
+    def __init__(self, session, func_name, task_timeout, index: int, result, loads) -> None:
+        super().__init__(session, func_name, task_timeout)
+        self.index = index
+        self.result = result
+        self.loads = loads
+
+    def describe(self, task: Task, index: int | None = None) -> str:
+        return f"apply task #{self.index} ({self.func_name})"
+
+    def on_result(self, task: Task, data: bytes) -> None:
+        from .serialization import RESULT, with_boundary
+
+        self.done = True
+        try:
+            value = self.loads(data)[0]
+        except BaseException as exc:  # even SystemExit: it belongs to this task's caller
+            self.result._resolve(error=with_boundary(exc, RESULT))
+            return
+        self.result._resolve(value=value)
+
+    def on_error(self, task: Task | None, exc: BaseException) -> None:
+        self.done = True
+        self.result._resolve(error=exc)
+
+
+class MapJob(Job):
+    """A map-family call; its caller thread reads ``events`` and unpickles results itself."""
+
+    kind = "map"
+
+    def __init__(self, session, func_name, task_timeout) -> None:
+        super().__init__(session, func_name, task_timeout)
+        self.events: queue.SimpleQueue = queue.SimpleQueue()
+        self.error: BaseException | None = None
+
+    def describe(self, task: Task, index: int | None = None) -> str:
+        if index is None or index < task.first_index:
+            index = task.first_index
+        last = task.first_index + task.n_items - 1
+        chunk = f", chunk of items {task.first_index}-{last}" if task.n_items > 1 else ""
+        return f"map item {index} ({self.func_name}{chunk})"
+
+    def on_result(self, task: Task, data: bytes) -> None:
+        self.events.put(("result", task.first_index, task.n_items, data))
+
+    def on_error(self, task: Task | None, exc: BaseException) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.error = exc
+        self.events.put(("error", exc))
+
+
+class Barrier:
+    """Stop every worker gracefully once the tasks queued before it are answered."""
+
+    def __init__(self, implicit: bool = False) -> None:
+        self.implicit = implicit
+        self.started = False
+        self.exit_results: list[Any] = []
+        self.errors: list[BaseException] = []
+        self.event = threading.Event()

@@ -1,0 +1,346 @@
+"""WorkerPool: MPIRE's API on top of a supervisor that survives worker death."""
+from __future__ import annotations
+
+import atexit
+import itertools
+import multiprocessing
+import os
+import weakref
+from typing import Any, Callable, Iterable, Iterator, Sized
+
+from .errors import PoolClosedError
+from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerSession, next_task_id
+from .results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, iterate_map
+from .serialization import TASK_ARGS, Serializer, with_boundary
+from .supervisor import PREFETCH, PoolSettings, RestartBackoff, Supervisor
+from .worker import CANCEL_SLOTS, PROGRESS_FIELDS
+
+_START_METHODS = ("fork", "spawn", "forkserver")
+_live_supervisors: "weakref.WeakSet[Supervisor]" = weakref.WeakSet()
+
+
+def _shutdown_all() -> None:
+    # Registered after multiprocessing's own exit hook, so it runs first:
+    # workers must be gone before multiprocessing tries to join them.
+    for supervisor in list(_live_supervisors):
+        _stop_supervisor(supervisor)
+
+
+def _stop_supervisor(supervisor: Supervisor, timeout: float = 10.0) -> None:
+    if supervisor.finished.is_set():
+        return
+    supervisor.send("terminate")
+    if supervisor.is_alive():
+        supervisor.join(timeout)
+    if supervisor.is_alive():  # the loop itself is wedged: kill the processes from here
+        supervisor.kill_all("terminate")
+
+
+atexit.register(_shutdown_all)
+
+
+def _positive_int(name: str, value: Any, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
+
+
+def _positive_number(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
+
+
+def _func_name(func: Callable) -> str:
+    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+
+
+class WorkerPool:
+    """A process pool with MPIRE's API that keeps its promises when workers die (see API.md)."""
+
+    def __init__(
+        self,
+        n_jobs: int | None = None,
+        daemon: bool = True,
+        cpu_ids: list | None = None,
+        shared_objects: Any = None,
+        pass_worker_id: bool = False,
+        use_worker_state: bool = False,
+        start_method: str = "fork",
+        keep_alive: bool = False,
+        use_dill: bool = False,
+        enable_insights: bool = False,
+        order_tasks: bool = False,
+        *,
+        max_worker_memory: int | None = None,
+        max_task_retries: int = 0,
+        restart_backoff: RestartBackoff | int | None = None,
+        chaos: Any = None,
+        chaos_seed: int | None = None,
+    ) -> None:
+        if n_jobs is None:
+            n_jobs = os.cpu_count() or 1
+        _positive_int("n_jobs", n_jobs, allow_none=False)
+        if start_method not in _START_METHODS:
+            raise ValueError(f"start_method must be one of {', '.join(_START_METHODS)}, got {start_method!r}")
+        _positive_int("max_worker_memory", max_worker_memory)
+        if isinstance(max_task_retries, bool) or not isinstance(max_task_retries, int) or max_task_retries < 0:
+            raise ValueError(f"max_task_retries must be a non-negative integer, got {max_task_retries!r}")
+        if restart_backoff is None:
+            restart_backoff = RestartBackoff()
+        elif isinstance(restart_backoff, int) and not isinstance(restart_backoff, bool):
+            _positive_int("restart_backoff", restart_backoff, allow_none=False)
+            restart_backoff = RestartBackoff(max_failures=restart_backoff)
+        elif not isinstance(restart_backoff, RestartBackoff):
+            raise ValueError(f"restart_backoff must be a RestartBackoff, a positive int or None, got {restart_backoff!r}")
+        self.n_jobs = n_jobs
+        self._ctx = multiprocessing.get_context(start_method)
+        self._daemon = daemon
+        self._cpu_ids = self._normalize_cpu_ids(cpu_ids, n_jobs)
+        self._shared_objects = shared_objects
+        self._pass_worker_id = pass_worker_id
+        self._use_worker_state = use_worker_state
+        self._keep_alive = keep_alive
+        self._use_dill = use_dill
+        self.enable_insights = enable_insights
+        self.order_tasks = order_tasks
+        self._max_worker_memory = max_worker_memory
+        self._max_task_retries = max_task_retries
+        self._backoff = restart_backoff
+        self._chaos = self._resolve_chaos(chaos, chaos_seed)
+        self._serializer = Serializer(use_dill)
+        self._apply_counter = itertools.count()
+        self._callbacks = CallbackRunner()
+        self._supervisor: Supervisor | None = None
+        self._exit_results: list[Any] = []
+        self._terminated = False
+
+    # ------------------------------------------------------------------ setup
+    @staticmethod
+    def _normalize_cpu_ids(cpu_ids: list | None, n_jobs: int) -> tuple:
+        if not cpu_ids:
+            return (None,) * n_jobs
+        if len(cpu_ids) not in (1, n_jobs):
+            raise ValueError(f"cpu_ids must have 1 or n_jobs={n_jobs} entries, got {len(cpu_ids)}")
+        entries = []
+        for entry in cpu_ids:
+            ids = tuple(entry) if isinstance(entry, (list, tuple, set)) else (entry,)
+            if not ids or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in ids):
+                raise ValueError(f"cpu_ids entries must be CPU numbers or lists of them, got {entry!r}")
+            entries.append(ids)
+        return tuple(entries * n_jobs if len(entries) == 1 else entries)
+
+    @staticmethod
+    def _resolve_chaos(chaos: Any, seed: int | None) -> Any:
+        try:
+            from .chaos import resolve
+        except ImportError:  # the chaos layer is optional at import time
+            if chaos is not None:
+                raise
+            return None
+        return resolve(chaos, seed)
+
+    def _settings(self) -> PoolSettings:
+        return PoolSettings(
+            n_jobs=self.n_jobs, ctx=self._ctx, daemon=self._daemon, use_dill=self._use_dill,
+            pass_worker_id=self._pass_worker_id, use_worker_state=self._use_worker_state,
+            shared_objects=self._shared_objects, has_shared_objects=self._shared_objects is not None,
+            cpu_ids=self._cpu_ids, max_worker_memory=self._max_worker_memory,
+            max_task_retries=self._max_task_retries, backoff=self._backoff, chaos=self._chaos,
+        )
+
+    def _running_supervisor(self) -> Supervisor:
+        supervisor = self._supervisor
+        if supervisor is None or supervisor.finished.is_set():
+            progress = self._ctx.RawArray("d", self.n_jobs * PROGRESS_FIELDS)
+            cancelled = self._ctx.RawArray("q", CANCEL_SLOTS)
+            supervisor = Supervisor(self._settings(), progress, cancelled)
+            supervisor.start()
+            _live_supervisors.add(supervisor)
+            weakref.finalize(self, _stop_supervisor, supervisor)
+            self._supervisor = supervisor
+        return supervisor
+
+    # MPIRE's setters
+    def pass_on_worker_id(self, pass_on: bool = True) -> None:
+        self._pass_worker_id = pass_on
+        self._restart_needed()
+
+    def set_shared_objects(self, shared_objects: Any = None) -> None:
+        self._shared_objects = shared_objects
+        self._restart_needed()
+
+    def set_use_worker_state(self, use_worker_state: bool = True) -> None:
+        self._use_worker_state = use_worker_state
+        self._restart_needed()
+
+    def set_keep_alive(self, keep_alive: bool = True) -> None:
+        self._keep_alive = keep_alive
+
+    def _restart_needed(self) -> None:
+        # Settings live in the workers; new settings need new workers.
+        if self._supervisor is not None and not self._supervisor.finished.is_set():
+            self.stop_and_join()
+            _stop_supervisor(self._supervisor)
+            self._supervisor = None
+
+    # ------------------------------------------------------------------ apply
+    def apply_async(self, func: Callable, args: Any = (), kwargs: dict | None = None,
+                    callback: Callable[[Any], Any] | None = None,
+                    error_callback: Callable[[BaseException], Any] | None = None,
+                    worker_init: Callable | None = None, worker_exit: Callable | None = None,
+                    task_timeout: float | None = None, worker_init_timeout: float | None = None,
+                    worker_exit_timeout: float | None = None) -> AsyncResult:
+        """Run ``func(*args, **kwargs)`` in a worker; a death fails this task only."""
+        self._check_open()
+        for name, value in (("task_timeout", task_timeout), ("worker_init_timeout", worker_init_timeout),
+                            ("worker_exit_timeout", worker_exit_timeout)):
+            _positive_number(name, value)
+        if not isinstance(args, tuple):
+            args = (args,) if not isinstance(args, list) else tuple(args)
+        supervisor = self._running_supervisor()
+        session = WorkerSession(worker_init, worker_exit, None, worker_init_timeout, worker_exit_timeout)
+        result: AsyncResult = AsyncResult(callback, error_callback, self._callbacks, supervisor.finished.is_set)
+        index = next(self._apply_counter)
+        job = ApplyJob(session, _func_name(func), task_timeout, index, result, self._serializer.loads)
+        try:
+            payload = self._serializer.dumps((func, "apply", [(args, kwargs or {})]))
+        except BaseException as exc:  # even SystemExit from a __reduce__: it belongs to this task
+            job.on_error(None, with_boundary(exc, TASK_ARGS))
+            return result
+        supervisor.send("submit", [Task(next_task_id(), job, index, 1, payload)])
+        return result
+
+    def apply(self, func: Callable, args: Any = (), kwargs: dict | None = None, **options: Any) -> Any:
+        """Blocking ``apply_async(...).get()``."""
+        return self.apply_async(func, args, kwargs, **options).get()
+
+    # ------------------------------------------------------------------ map family
+    def imap(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
+             max_tasks_active: int | None = None, chunk_size: int | None = None, n_splits: int | None = None,
+             worker_lifespan: int | None = None, progress_bar: bool = False, worker_init: Callable | None = None,
+             worker_exit: Callable | None = None, task_timeout: float | None = None,
+             worker_init_timeout: float | None = None, worker_exit_timeout: float | None = None,
+             progress_bar_options: dict | None = None, progress_bar_style: str | None = None,
+             _ordered: bool = True) -> Iterator[Any]:
+        """Results in input order, as they become available; a death aborts the whole call."""
+        self._check_open()
+        if isinstance(iterable_of_args, int) and not isinstance(iterable_of_args, bool):
+            iterable_of_args = range(iterable_of_args)  # MPIRE accepts an int as range(n)
+        for name, value in (("iterable_len", iterable_len), ("max_tasks_active", max_tasks_active),
+                            ("chunk_size", chunk_size), ("n_splits", n_splits), ("worker_lifespan", worker_lifespan)):
+            _positive_int(name, value)
+        for name, value in (("task_timeout", task_timeout), ("worker_init_timeout", worker_init_timeout),
+                            ("worker_exit_timeout", worker_exit_timeout)):
+            _positive_number(name, value)
+        size = choose_chunk_size(iterable_of_args, self.n_jobs, chunk_size, n_splits, iterable_len)
+        max_chunks = self.n_jobs * (PREFETCH + 2)
+        if max_tasks_active is not None:
+            max_chunks = max(1, max_tasks_active // size)
+        supervisor = self._running_supervisor()
+        session = WorkerSession(worker_init, worker_exit, worker_lifespan, worker_init_timeout, worker_exit_timeout)
+        job = MapJob(session, _func_name(func), task_timeout)
+        bar = None
+        if progress_bar:
+            from tqdm.auto import tqdm
+
+            total = iterable_len if iterable_len is not None else (
+                len(iterable_of_args) if isinstance(iterable_of_args, Sized) else None)
+            bar = tqdm(total=total, **(progress_bar_options or {}))
+        results = iterate_map(supervisor, job, func, chunk_iterable(iterable_of_args, size, iterable_len),
+                              _ordered, max_chunks, self._serializer.dumps, self._serializer.loads, bar)
+        return self._finish_after(results)
+
+    def _finish_after(self, results: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from results
+        finally:
+            if not self._keep_alive:
+                self._graceful_stop()
+
+    def imap_unordered(self, func: Callable, iterable_of_args: Iterable | int, **options: Any) -> Iterator[Any]:
+        """Results as they come, in any order; a death aborts the whole call."""
+        return self.imap(func, iterable_of_args, _ordered=False, **options)
+
+    def map(self, func: Callable, iterable_of_args: Iterable | int, **options: Any) -> list[Any]:
+        """``list(imap(...))``: results in input order."""
+        concatenate = options.pop("concatenate_numpy_output", True)
+        results = list(self.imap(func, iterable_of_args, **options))
+        return _maybe_concatenate(results) if concatenate else results
+
+    def map_unordered(self, func: Callable, iterable_of_args: Iterable | int, **options: Any) -> list[Any]:
+        """``list(imap_unordered(...))``."""
+        return list(self.imap_unordered(func, iterable_of_args, **options))
+
+    # ------------------------------------------------------------------ lifecycle
+    def _graceful_stop(self) -> list[BaseException]:
+        supervisor = self._supervisor
+        if supervisor is None or supervisor.finished.is_set():
+            return []
+        barrier = Barrier()
+        supervisor.send("barrier", barrier)
+        while not barrier.event.wait(0.25):
+            if supervisor.finished.is_set():
+                break
+        self._exit_results = barrier.exit_results
+        return barrier.errors
+
+    def get_exit_results(self) -> list[Any]:
+        """The return values of ``worker_exit`` from the last graceful stop."""
+        return list(self._exit_results)
+
+    def stop_and_join(self, keep_alive: bool = False) -> None:
+        """Wait for every submitted task, then stop the workers (running ``worker_exit``)."""
+        errors = self._graceful_stop()
+        self._callbacks.drain()
+        if errors:
+            raise errors[0]
+
+    def join(self, keep_alive: bool = False) -> None:
+        """Alias of ``stop_and_join``, as in MPIRE."""
+        self.stop_and_join(keep_alive)
+
+    def terminate(self) -> None:
+        """Kill every worker now; pending results become ready with PoolTerminatedError."""
+        if self._supervisor is not None:
+            _stop_supervisor(self._supervisor)
+        self._callbacks.drain(5.0)
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.terminate()
+
+    def _check_open(self) -> None:
+        if self._terminated:
+            raise PoolClosedError("this WorkerPool was closed")
+
+    # ------------------------------------------------------------------ observation
+    def statistics(self) -> dict[str, Any]:
+        """A snapshot of the pool's health: live workers, pids, restarts, deaths, task counts."""
+        supervisor = self._supervisor
+        if supervisor is None:
+            return {"n_jobs": self.n_jobs, "live_workers": 0, "worker_pids": {}, "restarts": 0, "deaths": [],
+                    "tasks_completed": 0, "tasks_failed": 0, "tasks_requeued": 0}
+        stats = dict(supervisor.stats)
+        stats["deaths"] = list(stats["deaths"])
+        stats.update(n_jobs=self.n_jobs, live_workers=supervisor.live_workers(), worker_pids=supervisor.worker_pids())
+        return stats
+
+    def chaos_journal(self) -> list[Any]:
+        """Faults the chaos layer injected into this pool's workers so far."""
+        return self._chaos.journal() if self._chaos is not None else []
+
+
+def _maybe_concatenate(results: list[Any]) -> Any:
+    if results and type(results[0]).__name__ == "ndarray" and type(results[0]).__module__ == "numpy":
+        import numpy
+
+        try:
+            return numpy.concatenate(results)
+        except ValueError:
+            return results
+    return results

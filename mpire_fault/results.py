@@ -1,0 +1,212 @@
+"""What callers hold: ``AsyncResult`` and the map-family result iterator.
+
+Every wait here is bounded by a poll of the supervisor's health: if the
+supervisor thread has ended, a caller gets an error instead of waiting
+forever for an answer nobody will send.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import queue
+import threading
+import time
+from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
+
+from .errors import SupervisorError
+from .jobs import MapJob, Task, next_task_id
+from .serialization import RESULT, TASK_ARGS, with_boundary
+
+T = TypeVar("T")
+log = logging.getLogger("mpire_fault")
+_POLL = 0.25
+
+
+class CallbackRunner:
+    """Runs callbacks on one thread of their own, so a slow or raising callback never blocks the supervisor."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="mpire_fault-callbacks", daemon=True)
+                self._thread.start()
+        self._queue.put(fn)
+
+    def _run(self) -> None:
+        while True:
+            fn = self._queue.get()
+            if fn is None:
+                return
+            fn()
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait (bounded) until every callback submitted so far has run."""
+        done = threading.Event()
+        self.submit(done.set)
+        done.wait(timeout)
+
+
+class AsyncResult(Generic[T]):
+    """The pending result of ``apply_async``; resolved exactly once, with a value or an error."""
+
+    def __init__(self, callback=None, error_callback=None, runner: CallbackRunner | None = None,
+                 supervisor_gone: Callable[[], bool] = lambda: False) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._resolved = False
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._callback = callback
+        self._error_callback = error_callback
+        self._runner = runner
+        self._supervisor_gone = supervisor_gone
+
+    def _resolve(self, value: Any = None, error: BaseException | None = None) -> bool:
+        with self._lock:
+            if self._resolved:
+                return False
+            self._resolved = True
+            self._value, self._error = value, error
+        hook = self._callback if error is None else self._error_callback
+        if hook is None or self._runner is None:
+            self._event.set()
+        else:
+            self._runner.submit(lambda: self._run_hook(hook, value if error is None else error))
+        return True
+
+    def _run_hook(self, hook: Callable, arg: Any) -> None:
+        try:
+            hook(arg)
+        except Exception:
+            log.exception("a callback of mpire_fault.AsyncResult raised; the pool is unaffected")
+        finally:
+            self._event.set()
+
+    def ready(self) -> bool:
+        return self._event.is_set()
+
+    def successful(self) -> bool:
+        if not self.ready():
+            raise ValueError("the result is not ready yet")
+        return self._error is None
+
+    def wait(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._event.is_set():
+            remaining = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
+            if remaining <= 0:
+                return
+            if self._event.wait(remaining):
+                return
+            if self._supervisor_gone() and not self._event.wait(1.0):
+                self._resolve(error=SupervisorError("the pool's supervisor ended without answering this task"))
+
+    def get(self, timeout: float | None = None) -> T:
+        self.wait(timeout)
+        if not self._event.is_set():
+            raise TimeoutError(f"the result was not ready within {timeout} seconds")
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def chunk_iterable(iterable: Iterable, chunk_size: int, iterable_len: int | None) -> Iterator[tuple[int, list]]:
+    """Yield ``(first_index, items)`` lazily; a generator is never materialized."""
+    iterator = iter(iterable)
+    if iterable_len is not None:
+        iterator = itertools.islice(iterator, iterable_len)
+    first = 0
+    while True:
+        items = list(itertools.islice(iterator, chunk_size))
+        if not items:
+            return
+        yield first, items
+        first += len(items)
+
+
+def choose_chunk_size(iterable: Iterable, n_jobs: int, chunk_size: int | None, n_splits: int | None,
+                      iterable_len: int | None) -> int:
+    if chunk_size is not None:
+        return chunk_size
+    if iterable_len is None and hasattr(iterable, "__len__"):
+        iterable_len = len(iterable)
+    if iterable_len is None:
+        return 1
+    return max(1, math.ceil(iterable_len / (n_splits or n_jobs * 4)))
+
+
+def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[int, list]], ordered: bool,
+                max_chunks: int, dumps: Callable, loads: Callable, progress: Any = None) -> Iterator[Any]:
+    """Feed chunks to the supervisor and yield results (in input order if ``ordered``).
+
+    The caller's thread pulls the user's iterable and pickles arguments, so a
+    slow generator or a pickling error never stalls the supervisor; an
+    error of this call aborts it, and closing the iterator early cancels it.
+    """
+    outstanding, exhausted, next_index = 0, False, 0
+    waiting: dict[int, list] = {}
+    try:
+        while True:
+            while not exhausted and outstanding < max_chunks and not job.done:
+                try:
+                    first, items = next(chunks)
+                except StopIteration:
+                    exhausted = True
+                    break
+                except BaseException:
+                    supervisor.send("abort", job, True)
+                    raise
+                try:
+                    payload = dumps((func, "map", items))
+                except BaseException as exc:
+                    supervisor.send("abort", job, True)
+                    raise with_boundary(exc, TASK_ARGS)
+                supervisor.send("submit", [Task(next_task_id(), job, first, len(items), payload)])
+                outstanding += 1
+            if outstanding == 0 and exhausted:
+                return
+            event = _next_event(job, supervisor)
+            if event[0] == "error":
+                if progress is not None:
+                    progress.set_postfix_str("failed", refresh=True)
+                raise event[1]
+            _, first, n_items, data = event
+            outstanding -= 1
+            try:
+                values = loads(data)
+            except BaseException as exc:
+                supervisor.send("abort", job, True)
+                raise with_boundary(exc, RESULT)
+            if progress is not None:
+                progress.update(n_items)
+            if not ordered:
+                yield from values
+                continue
+            waiting[first] = values
+            while next_index in waiting:
+                values = waiting.pop(next_index)
+                next_index += len(values)
+                yield from values
+    finally:
+        if not job.done:
+            supervisor.send("abort", job, False)
+        if progress is not None:
+            progress.close()
+
+
+def _next_event(job: MapJob, supervisor) -> tuple:
+    while True:
+        try:
+            return job.events.get(timeout=_POLL)
+        except queue.Empty:
+            if supervisor.finished.is_set():
+                try:
+                    return job.events.get(timeout=1.0)
+                except queue.Empty:
+                    return ("error", SupervisorError("the pool's supervisor ended while this map was running"))

@@ -1,0 +1,162 @@
+"""One worker slot: a process, its two pipes and its ledger.
+
+The slot number is the ``worker_id`` users see; a replacement keeps it. The
+task pipe is written without blocking (a full 64 KiB pipe buffer, or a worker
+that died, must never stop the supervisor), so outgoing bytes wait in
+``outbuf`` until the pipe is writable.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import time
+from collections import deque
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .jobs import Task
+from .worker import PROGRESS_FIELDS, WorkerConfig, worker_main
+
+_HEADER = struct.Struct("!i")
+_BIG_HEADER = struct.Struct("!iQ")
+
+
+def frame(payload: bytes) -> bytes:
+    """Frame bytes the way ``Connection.recv_bytes`` on the worker side reads them."""
+    if len(payload) < 0x7FFFFFFF:
+        return _HEADER.pack(len(payload)) + payload
+    return _BIG_HEADER.pack(-1, len(payload)) + payload
+
+
+class WorkerSlot:
+    def __init__(self, worker_id: int) -> None:
+        self.worker_id = worker_id
+        self.process: Any = None
+        self.pid: int | None = None
+        self.task_fd: int | None = None
+        self.result_conn: Connection | None = None
+        self.sentinel: int | None = None
+        self.ledger: deque[Task] = deque()
+        self.outbuf: deque[memoryview] = deque()
+        self.ready = False
+        self.started_at = 0.0
+        self.stopping = False
+        self.stop_deadline: float | None = None
+        self.retiring = False
+        self.kill_reason: str | None = None
+        self.exit_reported = False
+        self.init_error: BaseException | None = None
+        self.failures = 0  # start-up failures in a row
+        self.restart_at: float | None = None
+        self.rss = 0
+        self.ps: Any = None
+        self.write_registered = False
+        self.result_open = False
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None
+
+    def parent_fds(self) -> list[int]:
+        fds = []
+        if self.task_fd is not None:
+            fds.append(self.task_fd)
+        if self.result_conn is not None and not self.result_conn.closed:
+            fds.append(self.result_conn.fileno())
+        return fds
+
+    def start(self, ctx, cfg: WorkerConfig, user: Any, progress, cancelled, daemon: bool) -> None:
+        read_fd, write_fd = os.pipe()
+        result_reader, result_writer = ctx.Pipe(duplex=False)
+        task_reader = Connection(read_fd, writable=False)
+        base = self.worker_id * PROGRESS_FIELDS
+        progress[base] = -1.0
+        progress[base + 1] = -1.0
+        progress[base + 2] = 0.0
+        process = ctx.Process(
+            target=worker_main,
+            args=(cfg, user, task_reader, result_writer, progress, cancelled),
+            name=f"mpire_fault-worker-{self.worker_id}",
+            daemon=daemon,
+        )
+        try:
+            process.start()
+        finally:
+            # The child holds its own copies now; closing ours is what lets
+            # either side see EOF when the other one dies.
+            task_reader.close()
+            result_writer.close()
+        os.set_blocking(write_fd, False)
+        self.process = process
+        self.pid = process.pid
+        self.task_fd = write_fd
+        self.result_conn = result_reader
+        self.result_open = True
+        self.sentinel = process.sentinel
+        self.ready = False
+        self.started_at = time.monotonic()
+        self.stopping = False
+        self.stop_deadline = None
+        self.retiring = False
+        self.kill_reason = None
+        self.exit_reported = False
+        self.init_error = None
+        self.restart_at = None
+        self.rss = 0
+        self.ps = None
+        self.outbuf.clear()
+
+    def queue_bytes(self, payload: bytes) -> None:
+        self.outbuf.append(memoryview(frame(payload)))
+
+    def flush(self) -> bool:
+        """Write what the pipe takes now; True when everything went out."""
+        while self.outbuf:
+            view = self.outbuf[0]
+            try:
+                written = os.write(self.task_fd, view)
+            except BlockingIOError:
+                return False
+            except (BrokenPipeError, OSError):
+                # The worker is gone; its sentinel will tell the whole story.
+                self.outbuf.clear()
+                return True
+            if written == len(view):
+                self.outbuf.popleft()
+            else:
+                self.outbuf[0] = view[written:]
+        return True
+
+    def kill(self, reason: str) -> None:
+        if self.pid is None:
+            return
+        if self.kill_reason is None:
+            self.kill_reason = reason
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def close(self) -> None:
+        """Release the parent's ends after the process has ended."""
+        if self.task_fd is not None:
+            try:
+                os.close(self.task_fd)
+            except OSError:
+                pass
+        if self.result_conn is not None:
+            self.result_conn.close()
+        if self.process is not None:
+            try:
+                self.process.close()
+            except ValueError:
+                pass
+        self.process = None
+        self.task_fd = None
+        self.result_conn = None
+        self.result_open = False
+        self.sentinel = None
+        self.ready = False
+        self.outbuf.clear()
+        self.write_registered = False

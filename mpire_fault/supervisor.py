@@ -1,0 +1,565 @@
+"""The supervisor: the parent's single loop that owns every worker.
+
+    caller threads              supervisor thread                     worker i
+    --------------              -----------------                     --------
+    submit(Task) --> inbox --wake--> dispatch: pending --> ledger[i] ==task pipe==> runs tasks
+                                                                                    in order
+                                 <== read answers ===================== result pipe
+                                 <== sentinel readable (process ended) =
+                                 death: fail the ledger head, requeue
+                                 the rest, restart slot i
+
+One ``selectors`` wait covers the wake-up pipe, every result pipe, every
+process sentinel and the task pipes that have bytes waiting, so a death is
+seen within milliseconds and no step ever blocks on a worker.
+
+The parent owns the ledger: for each worker the ordered tasks it was handed
+and has not answered. A worker works through them in order, so at its death
+the head is the task it was running (if the worker's progress slot says it
+began it) and the rest were never started: they go back to the front of the
+queue. Memory limits and timeouts are the only things checked on a clock.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import (
+    Death,
+    PoolTerminatedError,
+    SupervisorError,
+    TaskTimeoutError,
+    WorkerDiedError,
+    WorkerExitError,
+    WorkerInitError,
+)
+from .jobs import Barrier, Job, Task, WorkerSession
+from .serialization import Serializer, load_exception, with_boundary
+from .slots import WorkerSlot
+from .worker import (
+    CANCEL_SLOTS,
+    DONE,
+    EXIT_FAILED,
+    EXITED,
+    FAILED,
+    IDLE,
+    INIT_FAILED,
+    LIFESPAN,
+    PHASE_NAMES,
+    PROGRESS_FIELDS,
+    READY,
+    SKIPPED,
+    STOP,
+    TASK,
+    WorkerConfig,
+)
+
+log = logging.getLogger("mpire_fault")
+
+PREFETCH = 2  # tasks handed to a worker at once: one running, one waiting in its pipe
+MEMORY_POLL = 0.05
+DEFAULT_EXIT_GRACE = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RestartBackoff:
+    """The restart budget: start-up failures in a row before a call fails, and the delays between."""
+
+    max_failures: int = 3
+    initial_delay: float = 0.05
+    max_delay: float = 2.0
+
+    def delay(self, failures: int) -> float:
+        if failures <= 1:
+            return 0.0
+        return min(self.max_delay, self.initial_delay * 2 ** (failures - 2))
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    n_jobs: int
+    ctx: Any
+    daemon: bool
+    use_dill: bool
+    pass_worker_id: bool
+    use_worker_state: bool
+    shared_objects: Any
+    has_shared_objects: bool
+    cpu_ids: tuple[tuple[int, ...] | None, ...]
+    max_worker_memory: int | None
+    max_task_retries: int
+    backoff: RestartBackoff
+    chaos: Any
+
+
+class Supervisor(threading.Thread):
+    def __init__(self, settings: PoolSettings, progress, cancelled) -> None:
+        super().__init__(name="mpire_fault-supervisor", daemon=True)
+        self.settings = settings
+        self.serializer = Serializer(settings.use_dill)
+        self.progress = progress
+        self.cancelled = cancelled
+        self.slots = [WorkerSlot(i) for i in range(settings.n_jobs)]
+        self.pending: deque[Task | Barrier] = deque()
+        self.inbox: deque[tuple] = deque()
+        self.session: WorkerSession | None = None
+        self.active = False
+        self.blocked = False  # the restart budget ran out: no respawn until new work arrives
+        self.finishing = False
+        self.finished = threading.Event()
+        self.crash: BaseException | None = None
+        self.stats = {"restarts": 0, "tasks_completed": 0, "tasks_failed": 0, "tasks_requeued": 0, "deaths": []}
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        self._next_memory_poll = 0.0
+
+    # ------------------------------------------------------------------ callers
+    def send(self, *command: Any) -> None:
+        """Hand a command to the loop from any thread."""
+        self.inbox.append(command)
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass  # already awake, or shutting down
+
+    def live_workers(self) -> int:
+        return sum(1 for s in self.slots if s.alive and s.ready)
+
+    def worker_pids(self) -> dict[int, int]:
+        return {s.worker_id: s.pid for s in self.slots if s.alive and s.pid}
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> None:
+        try:
+            while True:
+                self.read_inbox()
+                if self.finishing and not any(s.alive for s in self.slots) and not self.pending:
+                    break
+                self.start_wanted_workers()
+                self.dispatch()
+                for key, _ in self.selector.select(self.next_timeout()):
+                    self.handle(*key.data)
+                self.check_clocks()
+        except BaseException as exc:  # our bug: fail every caller instead of leaving it waiting
+            log.exception("mpire_fault supervisor crashed")
+            self.crash = exc
+            self.fail_everything(SupervisorError(f"the pool's supervisor crashed: {exc!r}"), cause=exc)
+        finally:
+            self.kill_all("shutdown")
+            self.finished.set()
+            self.selector.close()
+            for fd in (self._wake_r, self._wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def handle(self, what: str, slot: WorkerSlot | None) -> None:
+        if what == "wake":
+            try:
+                while os.read(self._wake_r, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+        elif what == "result":
+            self.read_results(slot)
+        elif what == "sentinel":
+            self.on_exit(slot)
+        elif what == "write":
+            self.flush(slot)
+
+    def read_inbox(self) -> None:
+        while self.inbox:
+            command, *args = self.inbox.popleft()
+            if command == "submit":
+                if self.blocked:
+                    self.blocked = False
+                    for slot in self.slots:
+                        slot.failures = 0
+                self.pending.extend(args[0])
+            elif command == "barrier":
+                self.pending.append(args[0])
+            elif command == "abort":
+                self.abort(*args)
+            elif command == "terminate":
+                self.finishing = True
+                self.kill_all("terminate")
+                self.fail_everything(PoolTerminatedError("the pool was terminated while this task was pending"))
+            elif command == "finish":
+                self.finishing = True
+                self.active = False
+            elif command == "kill":  # test hook: kill a worker the way the outside world would
+                self.slots[args[0]].kill("external")
+
+    def next_timeout(self) -> float:
+        now = time.monotonic()
+        deadlines = [now + 1.0]
+        for slot in self.slots:
+            if slot.restart_at is not None:
+                deadlines.append(slot.restart_at)
+            if slot.stop_deadline is not None:
+                deadlines.append(slot.stop_deadline)
+            if slot.alive and not slot.ready and self.session and self.session.worker_init_timeout:
+                deadlines.append(slot.started_at + self.session.worker_init_timeout)
+            if slot.alive and slot.ledger and slot.ledger[0].job.task_timeout:
+                deadlines.append(now + min(0.05, slot.ledger[0].job.task_timeout))
+        if self.settings.max_worker_memory:
+            deadlines.append(self._next_memory_poll)
+        return max(0.0, min(deadlines) - now)
+
+    # ------------------------------------------------------------------ workers
+    def start_wanted_workers(self) -> None:
+        if not self.active or self.blocked or self.finishing:
+            return
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.alive or (slot.restart_at is not None and slot.restart_at > now):
+                continue
+            self.spawn(slot)
+
+    def spawn(self, slot: WorkerSlot) -> None:
+        s, session = self.settings, self.session
+        close_fds = [self._wake_r, self._wake_w, self.selector.fileno()]
+        for other in self.slots:
+            close_fds.extend(other.parent_fds())
+        cfg = WorkerConfig(
+            worker_id=slot.worker_id,
+            use_dill=s.use_dill,
+            pass_worker_id=s.pass_worker_id,
+            use_worker_state=s.use_worker_state,
+            has_shared_objects=s.has_shared_objects,
+            worker_lifespan=session.worker_lifespan,
+            cpu_ids=s.cpu_ids[slot.worker_id],
+            chaos=s.chaos,
+            close_fds=tuple(close_fds) if s.ctx.get_start_method() == "fork" else (),
+        )
+        user = (session.worker_init, session.worker_exit, s.shared_objects)
+        if s.ctx.get_start_method() != "fork":
+            try:
+                user = self.serializer.dumps(user)
+            except Exception as exc:
+                self.fail_pending(WorkerInitError(f"worker_init, worker_exit or shared_objects cannot be pickled: {exc!r}"), exc)
+                self.blocked = True
+                return
+        slot.start(s.ctx, cfg, user, self.progress, self.cancelled, s.daemon)
+        self.selector.register(slot.result_conn.fileno(), selectors.EVENT_READ, ("result", slot))
+        self.selector.register(slot.sentinel, selectors.EVENT_READ, ("sentinel", slot))
+
+    def kill_all(self, reason: str) -> None:
+        for slot in self.slots:
+            if slot.alive:
+                slot.kill(reason)
+        for slot in self.slots:
+            if slot.alive:
+                slot.process.join(5.0)
+                self.release(slot)
+
+    def release(self, slot: WorkerSlot) -> None:
+        for fd in (slot.sentinel, slot.task_fd):
+            if fd is not None:
+                try:
+                    self.selector.unregister(fd)
+                except (KeyError, ValueError):
+                    pass
+        if slot.result_conn is not None and slot.result_open:
+            try:
+                self.selector.unregister(slot.result_conn.fileno())
+            except (KeyError, ValueError, OSError):
+                pass
+        slot.close()
+
+    # ------------------------------------------------------------------ sending
+    def dispatch(self) -> None:
+        while self.pending and not self.finishing or (self.pending and isinstance(self.pending[0], Barrier)):
+            head = self.pending[0]
+            if isinstance(head, Barrier):
+                if not self.run_barrier(head):
+                    return
+                continue
+            if head.job.done:
+                self.pending.popleft()
+                continue
+            if not self.active:
+                if any(s.alive for s in self.slots):
+                    return  # an earlier graceful stop is still finishing
+                self.session, self.active = head.job.session, True
+                self.start_wanted_workers()
+            elif head.job.session != self.session:
+                self.pending.appendleft(Barrier(implicit=True))
+                continue
+            slot = self.pick_slot()
+            if slot is None:
+                return
+            self.pending.popleft()
+            self.hand(slot, head)
+
+    def pick_slot(self) -> WorkerSlot | None:
+        best = None
+        for slot in self.slots:
+            if slot.alive and slot.ready and not slot.stopping and not slot.retiring and not slot.kill_reason:
+                if len(slot.ledger) < PREFETCH and (best is None or len(slot.ledger) < len(best.ledger)):
+                    best = slot
+        return best
+
+    def hand(self, slot: WorkerSlot, task: Task) -> None:
+        import pickle
+
+        slot.ledger.append(task)
+        msg = (TASK, task.task_id, task.job.job_id, task.first_index, task.attempt, task.payload)
+        slot.queue_bytes(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
+        self.flush(slot)
+
+    def flush(self, slot: WorkerSlot) -> None:
+        if slot.task_fd is None:
+            return
+        done = slot.flush()
+        if done and slot.write_registered:
+            self.selector.unregister(slot.task_fd)
+            slot.write_registered = False
+        elif not done and not slot.write_registered:
+            self.selector.register(slot.task_fd, selectors.EVENT_WRITE, ("write", slot))
+            slot.write_registered = True
+
+    def run_barrier(self, barrier: Barrier) -> bool:
+        """Advance a graceful stop; True once it is complete and popped."""
+        if any(s.ledger for s in self.slots):
+            return False
+        if not barrier.started:
+            barrier.started = True
+            self.active = False
+            grace = (self.session.worker_exit_timeout if self.session else None) or DEFAULT_EXIT_GRACE
+            import pickle
+
+            for slot in self.slots:
+                slot.restart_at = None
+                if slot.alive:
+                    slot.stopping = True
+                    slot.stop_deadline = time.monotonic() + grace
+                    slot.queue_bytes(pickle.dumps((STOP,)))
+                    self.flush(slot)
+        if any(s.alive for s in self.slots):
+            return False
+        self.pending.popleft()
+        barrier.event.set()
+        return True
+
+    # ------------------------------------------------------------------ receiving
+    def read_results(self, slot: WorkerSlot) -> None:
+        import pickle
+
+        conn = slot.result_conn
+        while slot.result_open and conn.poll(0):
+            try:
+                msg = pickle.loads(conn.recv_bytes())
+            except (EOFError, OSError):
+                # EOF, or the worker died halfway through a message: its sentinel settles it.
+                self.selector.unregister(conn.fileno())
+                slot.result_open = False
+                return
+            self.on_message(slot, msg)
+
+    def on_message(self, slot: WorkerSlot, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == READY:
+            slot.ready = True
+            slot.failures = 0
+        elif kind == INIT_FAILED:
+            slot.init_error = load_exception(msg[1], self.serializer)
+        elif kind in (DONE, FAILED, SKIPPED):
+            task = slot.ledger.popleft()
+            if task.task_id != msg[1]:
+                raise SupervisorError(f"worker {slot.worker_id} answered task {msg[1]} but its ledger head is {task.task_id}")
+            if kind == DONE:
+                self.stats["tasks_completed"] += 1
+                if not task.job.done:
+                    task.job.on_result(task, msg[2])
+            elif kind == FAILED:
+                _, _, offset, data, boundary = msg
+                try:
+                    exc = load_exception(data, self.serializer)
+                except BaseException as problem:
+                    exc = with_boundary(problem, "result")
+                if boundary:
+                    with_boundary(exc, boundary)
+                self.fail_task(task, exc)
+        elif kind == EXITED:
+            slot.exit_reported = True
+            barrier = self.pending[0] if self.pending and isinstance(self.pending[0], Barrier) else None
+            if barrier is not None and not barrier.implicit:
+                try:
+                    barrier.exit_results.append(self.serializer.loads(msg[1]))
+                except BaseException as exc:
+                    barrier.errors.append(with_boundary(exc, "result"))
+        elif kind == EXIT_FAILED:
+            slot.exit_reported = True
+            exc = load_exception(msg[1], self.serializer)
+            if self.pending and isinstance(self.pending[0], Barrier):
+                error = WorkerExitError(f"worker_exit failed on worker {slot.worker_id}: {exc!r}")
+                error.__cause__ = exc
+                self.pending[0].errors.append(error)
+        elif kind == LIFESPAN:
+            slot.retiring = True
+
+    def on_exit(self, slot: WorkerSlot) -> None:
+        """A worker process ended: settle its ledger, then replace it."""
+        self.read_results(slot)
+        slot.process.join(1.0)
+        exitcode = slot.process.exitcode
+        base = slot.worker_id * PROGRESS_FIELDS
+        began_id, item, phase = self.progress[base], int(self.progress[base + 1]), self.progress[base + 2]
+        oom = slot.kill_reason == "oom" or (
+            exitcode == -9 and bool(self.settings.max_worker_memory) and slot.rss > self.settings.max_worker_memory
+        )
+        ledger = list(slot.ledger)
+        slot.ledger.clear()
+        head = ledger.pop(0) if ledger and began_id == ledger[0].task_id and phase != IDLE else None
+        planned = (slot.stopping and slot.exit_reported) or (slot.retiring and head is None)
+        if not planned or head is not None:
+            self.stats["deaths"].append(
+                {"worker_id": slot.worker_id, "pid": slot.pid, "exitcode": exitcode, "oom": oom,
+                 "reason": slot.kill_reason, "task": head.job.describe(head, item) if head else None}
+            )
+        self.requeue(ledger)
+        if head is not None:
+            self.settle_head(slot, head, exitcode, oom, item, phase)
+        was_ready, reason, init_error = slot.ready, slot.kill_reason, slot.init_error
+        stopping = slot.stopping
+        self.release(slot)
+        if stopping or self.finishing:
+            return
+        self.stats["restarts"] += 1
+        if was_ready:
+            slot.restart_at = time.monotonic()
+            return
+        # Died during start-up: count it against the restart budget.
+        if init_error is None:
+            how = "timed out in worker_init" if reason == "init-timeout" else "died during start-up"
+            init_error = WorkerDiedError(slot.worker_id, slot.pid, exitcode, task=None, detail=how)
+        slot.failures += 1
+        budget = self.settings.backoff
+        if slot.failures >= budget.max_failures:
+            error = WorkerInitError(
+                f"worker {slot.worker_id} failed to start {slot.failures} times in a row; "
+                f"last failure: {init_error!r}"
+            )
+            self.fail_pending(error, init_error)
+            self.blocked = True
+            for other in self.slots:
+                other.restart_at = None
+            return
+        slot.restart_at = time.monotonic() + budget.delay(slot.failures)
+
+    def settle_head(self, slot: WorkerSlot, task: Task, exitcode, oom: bool, item: int, phase: float) -> None:
+        job = task.job
+        if job.done:
+            return
+        if slot.kill_reason == "timeout":
+            self.fail_task(task, TaskTimeoutError(job.task_timeout, slot.worker_id, job.describe(task, item)))
+            return
+        task.deaths.append(Death(slot.worker_id, slot.pid, exitcode, oom, PHASE_NAMES.get(phase)))
+        if job.kind == "apply" and task.attempt < self.settings.max_task_retries:
+            task.attempt += 1
+            self.stats["tasks_requeued"] += 1
+            self.pending.appendleft(task)
+            return
+        detail = f"while {PHASE_NAMES.get(phase, 'running')}"
+        if slot.kill_reason == "external":
+            detail += "; killed from outside"
+        error = WorkerDiedError(slot.worker_id, slot.pid, exitcode, job.describe(task, item), oom, task.deaths, detail)
+        self.fail_task(task, error)
+
+    def requeue(self, tasks: list[Task]) -> None:
+        for task in reversed(tasks):
+            if not task.job.done:
+                self.stats["tasks_requeued"] += 1
+                self.pending.appendleft(task)
+
+    # ------------------------------------------------------------------ failing
+    def fail_task(self, task: Task, exc: BaseException) -> None:
+        self.stats["tasks_failed"] += 1
+        if task.job.done:
+            return
+        task.job.on_error(task, exc)
+        if task.job.kind == "map":
+            self.abort(task.job, True)
+
+    def abort(self, job: Job, kill_running: bool, exc: BaseException | None = None) -> None:
+        """Stop a map call: no further item starts, running items are killed if asked."""
+        if exc is not None:
+            job.on_error(None, exc)
+        job.done = True
+        self.cancelled[job.job_id % CANCEL_SLOTS] = job.job_id
+        self.pending = deque(t for t in self.pending if isinstance(t, Barrier) or t.job is not job)
+        if not kill_running:
+            return
+        for slot in self.slots:
+            if slot.alive and slot.ledger and slot.ledger[0].job is job:
+                base = slot.worker_id * PROGRESS_FIELDS
+                if self.progress[base] == slot.ledger[0].task_id and self.progress[base + 2] != IDLE:
+                    slot.kill("abort")
+
+    def fail_pending(self, exc: BaseException, cause: BaseException | None) -> None:
+        exc.__cause__ = cause
+        jobs = {id(t.job): t.job for t in self.pending if isinstance(t, Task)}
+        for job in jobs.values():
+            if not job.done:
+                job.on_error(None, exc)
+                if job.kind == "map":
+                    self.abort(job, True)
+        self.pending = deque(t for t in self.pending if isinstance(t, Barrier))
+
+    def fail_everything(self, exc: BaseException, cause: BaseException | None = None) -> None:
+        for slot in self.slots:
+            self.pending.extend(slot.ledger)
+            slot.ledger.clear()
+        self.fail_pending(exc, cause)
+        for item in self.pending:
+            item.event.set()
+        self.pending.clear()
+
+    # ------------------------------------------------------------------ clocks
+    def check_clocks(self) -> None:
+        now = time.monotonic()
+        session = self.session
+        for slot in self.slots:
+            if not slot.alive:
+                continue
+            if slot.stop_deadline is not None and now > slot.stop_deadline:
+                slot.kill("exit-timeout")
+            if not slot.ready and session and session.worker_init_timeout:
+                if now - slot.started_at > session.worker_init_timeout:
+                    slot.kill("init-timeout")
+            if slot.ledger and slot.ledger[0].job.task_timeout:
+                base = slot.worker_id * PROGRESS_FIELDS
+                head = slot.ledger[0]
+                if self.progress[base] == head.task_id and self.progress[base + 2] != IDLE:
+                    if now - self.progress[base + 3] > head.job.task_timeout:
+                        slot.kill("timeout")
+        limit = self.settings.max_worker_memory
+        if limit and now >= self._next_memory_poll:
+            self._next_memory_poll = now + MEMORY_POLL
+            self.poll_memory(limit)
+
+    def poll_memory(self, limit: int) -> None:
+        import psutil
+
+        for slot in self.slots:
+            if not slot.alive or slot.kill_reason:
+                continue
+            try:
+                if slot.ps is None:
+                    slot.ps = psutil.Process(slot.pid)
+                slot.rss = slot.ps.memory_info().rss
+            except psutil.Error:
+                continue
+            if slot.rss > limit:
+                slot.kill("oom")

@@ -1,0 +1,225 @@
+"""The worker process: its main loop and its chaos injection sites.
+
+A worker reads task messages from its own pipe, strictly in order, and
+answers each on its own result pipe. It never touches a queue shared with
+other workers, so its death cannot leave a lock held that others need.
+
+Before it begins a task it writes the task's id, the item it is on, the
+phase and the time into its slot of a shared array (``progress``). The
+parent reads that slot after a death to tell "died while running item 37"
+from "died before it even received the task", and to time ``task_timeout``
+per item. Before each item it also reads the shared ``cancelled`` table so
+no further item of an aborted map starts.
+"""
+from __future__ import annotations
+
+import faulthandler
+import os
+import pickle
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .serialization import RESULT, TASK_ARGS, Serializer, dump_exception
+
+# Messages from parent to worker.
+TASK, STOP = 1, 2
+# Messages from worker to parent.
+READY, INIT_FAILED, DONE, FAILED, SKIPPED, EXITED, EXIT_FAILED, LIFESPAN = range(1, 9)
+# Phases written to the progress array.
+IDLE, UNPICKLING, RUNNING, PICKLING = 0.0, 1.0, 2.0, 3.0
+PHASE_NAMES = {IDLE: "idle", UNPICKLING: "unpickling its arguments", RUNNING: "running", PICKLING: "pickling its result"}
+PROGRESS_FIELDS = 4  # task id, item index, phase, phase start (time.monotonic, shared clock on Linux)
+CANCEL_SLOTS = 4096
+
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """What a worker needs to know; everything user-supplied travels in ``user``."""
+
+    worker_id: int
+    use_dill: bool
+    pass_worker_id: bool
+    use_worker_state: bool
+    has_shared_objects: bool
+    worker_lifespan: int | None
+    cpu_ids: tuple[int, ...] | None
+    chaos: Any
+    close_fds: tuple[int, ...]
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL us when the parent dies (even by SIGKILL).
+
+    The parent's pipe closing is the second line of defence: an idle worker
+    sees EOF on its task pipe and leaves.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: rely on the pipe
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _call(func: Callable, preamble: tuple, item: Any) -> Any:
+    # MPIRE's convention: a dict is keyword arguments, any other iterable
+    # (but str/bytes/ndarray) is unpacked, anything else is one argument.
+    if isinstance(item, dict):
+        return func(*preamble, **item)
+    if isinstance(item, Iterable) and not isinstance(item, (str, bytes, bytearray)) and not _is_ndarray(item):
+        return func(*preamble, *item)
+    return func(*preamble, item)
+
+
+def _is_ndarray(obj: Any) -> bool:
+    return type(obj).__name__ == "ndarray" and type(obj).__module__ == "numpy"
+
+
+class _Worker:
+    def __init__(self, cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, cancelled) -> None:
+        self.cfg = cfg
+        self.serializer = Serializer(cfg.use_dill)
+        if isinstance(user, bytes):
+            user = self.serializer.loads(user)
+        self.worker_init, self.worker_exit, shared_objects = user
+        self.task_conn = task_conn
+        self.result_conn = result_conn
+        self.progress = progress
+        self.base = cfg.worker_id * PROGRESS_FIELDS
+        self.cancelled = cancelled
+        self.chaos = cfg.chaos
+        preamble: list[Any] = []
+        if cfg.pass_worker_id:
+            preamble.append(cfg.worker_id)
+        if cfg.has_shared_objects:
+            preamble.append(shared_objects)
+        if cfg.use_worker_state:
+            preamble.append({})
+        self.preamble = tuple(preamble)
+
+    def send(self, *msg: Any) -> None:
+        self.result_conn.send_bytes(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def mark(self, task_id: float, index: float, phase: float) -> None:
+        p, b = self.progress, self.base
+        p[b] = task_id
+        p[b + 1] = index
+        p[b + 2] = phase
+        p[b + 3] = time.monotonic()
+
+    def visit(self, site: str, task_index: int | None = None, attempt: int = 0) -> None:
+        if self.chaos is not None:
+            self.chaos.visit(site, worker_id=self.cfg.worker_id, task_index=task_index, attempt=attempt)
+
+    def run(self) -> None:
+        self.visit("init")
+        if self.worker_init is not None:
+            try:
+                self.worker_init(*self.preamble)
+            except Exception as exc:
+                self.send(INIT_FAILED, dump_exception(exc, self.serializer))
+                return
+        self.send(READY, os.getpid())
+        handled = 0
+        while True:
+            if not self.task_conn.poll(0):
+                self.visit("idle")
+            try:
+                data = self.task_conn.recv_bytes()
+            except (EOFError, OSError):
+                os._exit(0)  # the parent is gone: nobody is left to run worker_exit for
+            msg = pickle.loads(data)
+            if msg[0] == STOP:
+                self.stop()
+                return
+            self.run_task(*msg[1:])
+            self.mark(-1, -1, IDLE)
+            handled += 1
+            if self.cfg.worker_lifespan is not None and handled >= self.cfg.worker_lifespan:
+                self.send(LIFESPAN, handled)
+                self.stop(announce=False)
+                return
+
+    def run_task(self, task_id: int, job_id: int, first_index: int, attempt: int, payload: bytes) -> None:
+        self.mark(task_id, first_index, UNPICKLING)
+        self.visit("args.unpickle", first_index, attempt)
+        try:
+            func, kind, items = self.serializer.loads(payload)
+        except Exception as exc:
+            self.send(FAILED, task_id, 0, dump_exception(exc, self.serializer), TASK_ARGS)
+            return
+        results = []
+        cancelled, slot = self.cancelled, job_id % CANCEL_SLOTS
+        for offset, item in enumerate(items):
+            if cancelled[slot] == job_id:
+                self.send(SKIPPED, task_id)
+                return
+            index = first_index + offset
+            self.mark(task_id, index, RUNNING)
+            self.visit("task.start", index, attempt)
+            try:
+                if kind == "apply":
+                    args, kwargs = item
+                    result = func(*self.preamble, *args, **kwargs)
+                else:
+                    result = _call(func, self.preamble, item)
+            except Exception as exc:
+                self.send(FAILED, task_id, offset, dump_exception(exc, self.serializer), None)
+                return
+            self.visit("task.end", index, attempt)
+            results.append(result)
+        self.mark(task_id, first_index, PICKLING)
+        self.visit("result.pickle", first_index, attempt)
+        try:
+            data = self.serializer.dumps(results)
+        except Exception as exc:
+            self.send(FAILED, task_id, 0, dump_exception(exc, self.serializer), RESULT)
+            return
+        self.send(DONE, task_id, data)
+
+    def stop(self, announce: bool = True) -> None:
+        self.visit("exit")
+        value = None
+        if self.worker_exit is not None:
+            try:
+                value = self.worker_exit(*self.preamble)
+            except Exception as exc:
+                self.send(EXIT_FAILED, dump_exception(exc, self.serializer))
+                return
+        try:
+            data = self.serializer.dumps(value)
+        except Exception as exc:
+            self.send(EXIT_FAILED, dump_exception(exc, self.serializer))
+            return
+        self.send(EXITED, data)
+
+
+def worker_main(cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, cancelled) -> None:
+    """Entry point of every worker process (fork, spawn and forkserver)."""
+    _die_with_parent()
+    # Ctrl-C goes to the whole process group; the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for fd in cfg.close_fds:  # fork: the parent's ends of other workers' pipes
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    faulthandler.enable(file=sys.stderr, all_threads=False)
+    if cfg.cpu_ids:
+        os.sched_setaffinity(0, cfg.cpu_ids)
+    try:
+        worker = _Worker(cfg, user, task_conn, result_conn, progress, cancelled)
+    except Exception as exc:  # shared objects / hooks failed to unpickle: an init failure
+        result_conn.send_bytes(pickle.dumps((INIT_FAILED, dump_exception(exc, Serializer(cfg.use_dill)))))
+        return
+    worker.run()
+    result_conn.close()
