@@ -2,7 +2,6 @@
 from .errors import (
     ChaosSpecError,
     Death,
-    PoolClosedError,
     PoolTerminatedError,
     RemoteTraceback,
     SupervisorError,
@@ -21,7 +20,6 @@ __all__ = [
     "AsyncResult",
     "ChaosSpecError",
     "Death",
-    "PoolClosedError",
     "PoolTerminatedError",
     "RemoteTraceback",
     "RestartBackoff",

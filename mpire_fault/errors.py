@@ -117,10 +117,6 @@ class WorkerExitError(RuntimeError):
     """``worker_exit`` raised, crashed or timed out."""
 
 
-class PoolClosedError(RuntimeError):
-    """A call was made on a pool that was stopped or terminated (your doing)."""
-
-
 class PoolTerminatedError(RuntimeError):
     """The pool was terminated while the task was pending."""
 

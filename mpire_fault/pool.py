@@ -8,12 +8,12 @@ import os
 import weakref
 from typing import Any, Callable, Iterable, Iterator, Sized
 
-from .errors import PoolClosedError
 from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerSession, next_task_id
 from .results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, iterate_map
 from .serialization import TASK_ARGS, Serializer, with_boundary
 from .supervisor import PREFETCH, PoolSettings, RestartBackoff, Supervisor
-from .worker import CANCEL_SLOTS, PROGRESS_FIELDS
+from .insights import format_insights, gather_insights
+from .worker import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS
 
 _START_METHODS = ("fork", "spawn", "forkserver")
 _live_supervisors: "weakref.WeakSet[Supervisor]" = weakref.WeakSet()
@@ -115,7 +115,6 @@ class WorkerPool:
         self._callbacks = CallbackRunner()
         self._supervisor: Supervisor | None = None
         self._exit_results: list[Any] = []
-        self._terminated = False
 
     # ------------------------------------------------------------------ setup
     @staticmethod
@@ -149,6 +148,7 @@ class WorkerPool:
             shared_objects=self._shared_objects, has_shared_objects=self._shared_objects is not None,
             cpu_ids=self._cpu_ids, max_worker_memory=self._max_worker_memory,
             max_task_retries=self._max_task_retries, backoff=self._backoff, chaos=self._chaos,
+            enable_insights=self.enable_insights, order_tasks=self.order_tasks,
         )
 
     def _running_supervisor(self) -> Supervisor:
@@ -156,7 +156,8 @@ class WorkerPool:
         if supervisor is None or supervisor.finished.is_set():
             progress = self._ctx.RawArray("d", self.n_jobs * PROGRESS_FIELDS)
             cancelled = self._ctx.RawArray("q", CANCEL_SLOTS)
-            supervisor = Supervisor(self._settings(), progress, cancelled)
+            insights = self._ctx.RawArray("d", self.n_jobs * INSIGHT_FIELDS)
+            supervisor = Supervisor(self._settings(), progress, cancelled, insights)
             supervisor.start()
             _live_supervisors.add(supervisor)
             weakref.finalize(self, _stop_supervisor, supervisor)
@@ -179,6 +180,10 @@ class WorkerPool:
     def set_keep_alive(self, keep_alive: bool = True) -> None:
         self._keep_alive = keep_alive
 
+    def set_order_tasks(self, order_tasks: bool = True) -> None:
+        self.order_tasks = order_tasks
+        self._restart_needed()
+
     def _restart_needed(self) -> None:
         # Settings live in the workers; new settings need new workers.
         if self._supervisor is not None and not self._supervisor.finished.is_set():
@@ -194,7 +199,6 @@ class WorkerPool:
                     task_timeout: float | None = None, worker_init_timeout: float | None = None,
                     worker_exit_timeout: float | None = None) -> AsyncResult:
         """Run ``func(*args, **kwargs)`` in a worker; a death fails this task only."""
-        self._check_open()
         for name, value in (("task_timeout", task_timeout), ("worker_init_timeout", worker_init_timeout),
                             ("worker_exit_timeout", worker_exit_timeout)):
             _positive_number(name, value)
@@ -226,7 +230,6 @@ class WorkerPool:
              progress_bar_options: dict | None = None, progress_bar_style: str | None = None,
              _ordered: bool = True) -> Iterator[Any]:
         """Results in input order, as they become available; a death aborts the whole call."""
-        self._check_open()
         if isinstance(iterable_of_args, int) and not isinstance(iterable_of_args, bool):
             iterable_of_args = range(iterable_of_args)  # MPIRE accepts an int as range(n)
         for name, value in (("iterable_len", iterable_len), ("max_tasks_active", max_tasks_active),
@@ -256,23 +259,54 @@ class WorkerPool:
     def _finish_after(self, results: Iterator[Any]) -> Iterator[Any]:
         try:
             yield from results
-        finally:
+        except BaseException:
             if not self._keep_alive:
                 self._graceful_stop()
+            raise
+        if not self._keep_alive:
+            errors = self._graceful_stop()
+            if errors:  # worker_exit raised or timed out: MPIRE reports that from the call
+                raise errors[0]
 
-    def imap_unordered(self, func: Callable, iterable_of_args: Iterable | int, **options: Any) -> Iterator[Any]:
+    def imap_unordered(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
+                       max_tasks_active: int | None = None, chunk_size: int | None = None,
+                       n_splits: int | None = None, worker_lifespan: int | None = None, progress_bar: bool = False,
+                       worker_init: Callable | None = None, worker_exit: Callable | None = None,
+                       task_timeout: float | None = None, worker_init_timeout: float | None = None,
+                       worker_exit_timeout: float | None = None, progress_bar_options: dict | None = None,
+                       progress_bar_style: str | None = None) -> Iterator[Any]:
         """Results as they come, in any order; a death aborts the whole call."""
-        return self.imap(func, iterable_of_args, _ordered=False, **options)
+        return self.imap(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits,
+                         worker_lifespan, progress_bar, worker_init, worker_exit, task_timeout,
+                         worker_init_timeout, worker_exit_timeout, progress_bar_options, progress_bar_style,
+                         _ordered=False)
 
-    def map(self, func: Callable, iterable_of_args: Iterable | int, **options: Any) -> list[Any]:
-        """``list(imap(...))``: results in input order."""
-        concatenate = options.pop("concatenate_numpy_output", True)
-        results = list(self.imap(func, iterable_of_args, **options))
-        return _maybe_concatenate(results) if concatenate else results
+    def map(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
+            max_tasks_active: int | None = None, chunk_size: int | None = None, n_splits: int | None = None,
+            worker_lifespan: int | None = None, progress_bar: bool = False, concatenate_numpy_output: bool = True,
+            worker_init: Callable | None = None, worker_exit: Callable | None = None,
+            task_timeout: float | None = None, worker_init_timeout: float | None = None,
+            worker_exit_timeout: float | None = None, progress_bar_options: dict | None = None,
+            progress_bar_style: str | None = None) -> Any:
+        """``list(imap(...))``: results in input order (numpy outputs concatenated, as MPIRE does)."""
+        results = list(self.imap(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits,
+                                 worker_lifespan, progress_bar, worker_init, worker_exit, task_timeout,
+                                 worker_init_timeout, worker_exit_timeout, progress_bar_options,
+                                 progress_bar_style))
+        return _maybe_concatenate(results) if concatenate_numpy_output else results
 
-    def map_unordered(self, func: Callable, iterable_of_args: Iterable | int, **options: Any) -> list[Any]:
+    def map_unordered(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
+                      max_tasks_active: int | None = None, chunk_size: int | None = None,
+                      n_splits: int | None = None, worker_lifespan: int | None = None, progress_bar: bool = False,
+                      worker_init: Callable | None = None, worker_exit: Callable | None = None,
+                      task_timeout: float | None = None, worker_init_timeout: float | None = None,
+                      worker_exit_timeout: float | None = None, progress_bar_options: dict | None = None,
+                      progress_bar_style: str | None = None) -> list[Any]:
         """``list(imap_unordered(...))``."""
-        return list(self.imap_unordered(func, iterable_of_args, **options))
+        return list(self.imap_unordered(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size,
+                                        n_splits, worker_lifespan, progress_bar, worker_init, worker_exit,
+                                        task_timeout, worker_init_timeout, worker_exit_timeout,
+                                        progress_bar_options, progress_bar_style))
 
     # ------------------------------------------------------------------ lifecycle
     def _graceful_stop(self) -> list[BaseException]:
@@ -314,10 +348,6 @@ class WorkerPool:
     def __exit__(self, *exc_info: Any) -> None:
         self.terminate()
 
-    def _check_open(self) -> None:
-        if self._terminated:
-            raise PoolClosedError("this WorkerPool was closed")
-
     # ------------------------------------------------------------------ observation
     def statistics(self) -> dict[str, Any]:
         """A snapshot of the pool's health: live workers, pids, restarts, deaths, task counts."""
@@ -329,6 +359,19 @@ class WorkerPool:
         stats["deaths"] = list(stats["deaths"])
         stats.update(n_jobs=self.n_jobs, live_workers=supervisor.live_workers(), worker_pids=supervisor.worker_pids())
         return stats
+
+    def get_insights(self) -> dict[str, Any]:
+        """Per-worker time in start-up, init, waiting, working and exit; tasks, restarts and deaths."""
+        if not self.enable_insights:
+            raise RuntimeError("insights are off: create the pool with enable_insights=True")
+        supervisor = self._supervisor
+        if supervisor is None:
+            return gather_insights(self.n_jobs, None, [0.0] * self.n_jobs, [])
+        return gather_insights(self.n_jobs, supervisor.insights, supervisor.start_up_time, supervisor.stats["deaths"])
+
+    def print_insights(self) -> None:
+        """Print ``get_insights()`` as a readable table."""
+        print(format_insights(self.get_insights()))
 
     def chaos_journal(self) -> list[Any]:
         """Faults the chaos layer injected into this pool's workers so far."""

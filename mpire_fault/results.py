@@ -173,8 +173,9 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
                 return
             event = _next_event(job, supervisor)
             if event[0] == "error":
-                if progress is not None:
-                    progress.set_postfix_str("failed", refresh=True)
+                if progress is not None:  # the bar shows the failure, as MPIRE's does
+                    progress.colour = "red"
+                    progress.set_description(f"failed: {type(event[1]).__name__}", refresh=True)
                 raise event[1]
             _, first, n_items, data = event
             outstanding -= 1

@@ -66,7 +66,7 @@ class WorkerSlot:
             fds.append(self.result_conn.fileno())
         return fds
 
-    def start(self, ctx, cfg: WorkerConfig, user: Any, progress, cancelled, daemon: bool) -> None:
+    def start(self, ctx, cfg: WorkerConfig, user: Any, progress, cancelled, insights, daemon: bool) -> None:
         read_fd, write_fd = os.pipe()
         result_reader, result_writer = ctx.Pipe(duplex=False)
         task_reader = Connection(read_fd, writable=False)
@@ -76,7 +76,7 @@ class WorkerSlot:
         progress[base + 2] = 0.0
         process = ctx.Process(
             target=worker_main,
-            args=(cfg, user, task_reader, result_writer, progress, cancelled),
+            args=(cfg, user, task_reader, result_writer, progress, cancelled, insights),
             name=f"mpire_fault-worker-{self.worker_id}",
             daemon=daemon,
         )

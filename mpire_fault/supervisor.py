@@ -96,15 +96,20 @@ class PoolSettings:
     max_task_retries: int
     backoff: RestartBackoff
     chaos: Any
+    enable_insights: bool = False
+    order_tasks: bool = False
 
 
 class Supervisor(threading.Thread):
-    def __init__(self, settings: PoolSettings, progress, cancelled) -> None:
+    def __init__(self, settings: PoolSettings, progress, cancelled, insights) -> None:
         super().__init__(name="mpire_fault-supervisor", daemon=True)
         self.settings = settings
         self.serializer = Serializer(settings.use_dill)
         self.progress = progress
         self.cancelled = cancelled
+        self.insights = insights
+        self.start_up_time = [0.0] * settings.n_jobs  # process start -> ready, summed per slot
+        self.order_seq = 0
         self.slots = [WorkerSlot(i) for i in range(settings.n_jobs)]
         self.pending: deque[Task | Barrier] = deque()
         self.inbox: deque[tuple] = deque()
@@ -240,6 +245,7 @@ class Supervisor(threading.Thread):
             worker_lifespan=session.worker_lifespan,
             cpu_ids=s.cpu_ids[slot.worker_id],
             chaos=s.chaos,
+            insights=s.enable_insights,
             close_fds=tuple(close_fds) if s.ctx.get_start_method() == "fork" else (),
         )
         user = (session.worker_init, session.worker_exit, s.shared_objects)
@@ -250,7 +256,7 @@ class Supervisor(threading.Thread):
                 self.fail_pending(WorkerInitError(f"worker_init, worker_exit or shared_objects cannot be pickled: {exc!r}"), exc)
                 self.blocked = True
                 return
-        slot.start(s.ctx, cfg, user, self.progress, self.cancelled, s.daemon)
+        slot.start(s.ctx, cfg, user, self.progress, self.cancelled, self.insights, s.daemon)
         self.selector.register(slot.result_conn.fileno(), selectors.EVENT_READ, ("result", slot))
         self.selector.register(slot.sentinel, selectors.EVENT_READ, ("sentinel", slot))
 
@@ -300,15 +306,23 @@ class Supervisor(threading.Thread):
             if slot is None:
                 return
             self.pending.popleft()
+            self.order_seq += 1
             self.hand(slot, head)
 
     def pick_slot(self) -> WorkerSlot | None:
+        if self.settings.order_tasks:  # MPIRE's order_tasks: chunk k goes to worker k % n_jobs
+            slot = self.slots[self.order_seq % len(self.slots)]
+            return slot if self.takes_work(slot) and len(slot.ledger) < PREFETCH else None
         best = None
         for slot in self.slots:
-            if slot.alive and slot.ready and not slot.stopping and not slot.retiring and not slot.kill_reason:
-                if len(slot.ledger) < PREFETCH and (best is None or len(slot.ledger) < len(best.ledger)):
+            if self.takes_work(slot) and len(slot.ledger) < PREFETCH:
+                if best is None or len(slot.ledger) < len(best.ledger):
                     best = slot
         return best
+
+    @staticmethod
+    def takes_work(slot: WorkerSlot) -> bool:
+        return slot.alive and slot.ready and not slot.stopping and not slot.retiring and not slot.kill_reason
 
     def hand(self, slot: WorkerSlot, task: Task) -> None:
         import pickle
@@ -372,6 +386,7 @@ class Supervisor(threading.Thread):
         if kind == READY:
             slot.ready = True
             slot.failures = 0
+            self.start_up_time[slot.worker_id] += time.monotonic() - slot.started_at
         elif kind == INIT_FAILED:
             slot.init_error = load_exception(msg[1], self.serializer)
         elif kind in (DONE, FAILED, SKIPPED):
@@ -433,6 +448,11 @@ class Supervisor(threading.Thread):
             self.settle_head(slot, head, exitcode, oom, item, phase)
         was_ready, reason, init_error = slot.ready, slot.kill_reason, slot.init_error
         stopping = slot.stopping
+        if stopping and reason == "exit-timeout" and self.pending and isinstance(self.pending[0], Barrier):
+            grace = (self.session and self.session.worker_exit_timeout) or DEFAULT_EXIT_GRACE
+            self.pending[0].errors.append(
+                WorkerExitError(f"worker_exit on worker {slot.worker_id} exceeded worker_exit_timeout={grace}s; killed")
+            )
         self.release(slot)
         if stopping or self.finishing:
             return
@@ -441,9 +461,12 @@ class Supervisor(threading.Thread):
             slot.restart_at = time.monotonic()
             return
         # Died during start-up: count it against the restart budget.
-        if init_error is None:
-            how = "timed out in worker_init" if reason == "init-timeout" else "died during start-up"
-            init_error = WorkerDiedError(slot.worker_id, slot.pid, exitcode, task=None, detail=how)
+        if reason == "init-timeout":
+            init_error = TimeoutError(
+                f"worker_init on worker {slot.worker_id} exceeded worker_init_timeout={self.session.worker_init_timeout}s"
+            )
+        elif init_error is None:
+            init_error = WorkerDiedError(slot.worker_id, slot.pid, exitcode, task=None, detail="died during start-up")
         slot.failures += 1
         budget = self.settings.backoff
         if slot.failures >= budget.max_failures:

@@ -34,6 +34,9 @@ IDLE, UNPICKLING, RUNNING, PICKLING = 0.0, 1.0, 2.0, 3.0
 PHASE_NAMES = {IDLE: "idle", UNPICKLING: "unpickling its arguments", RUNNING: "running", PICKLING: "pickling its result"}
 PROGRESS_FIELDS = 4  # task id, item index, phase, phase start (time.monotonic, shared clock on Linux)
 CANCEL_SLOTS = 4096
+# Insights, accumulated per slot across restarts (seconds, except the count).
+INIT_TIME, WAIT_TIME, WORK_TIME, EXIT_TIME, N_TASKS, MAX_TASK_TIME = range(6)
+INSIGHT_FIELDS = 6
 
 PR_SET_PDEATHSIG = 1
 
@@ -51,6 +54,7 @@ class WorkerConfig:
     cpu_ids: tuple[int, ...] | None
     chaos: Any
     close_fds: tuple[int, ...]
+    insights: bool = False
 
 
 def _die_with_parent() -> None:
@@ -85,7 +89,7 @@ def _is_ndarray(obj: Any) -> bool:
 
 
 class _Worker:
-    def __init__(self, cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, cancelled) -> None:
+    def __init__(self, cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, cancelled, insights) -> None:
         self.cfg = cfg
         self.serializer = Serializer(cfg.use_dill)
         if isinstance(user, bytes):
@@ -96,6 +100,8 @@ class _Worker:
         self.progress = progress
         self.base = cfg.worker_id * PROGRESS_FIELDS
         self.cancelled = cancelled
+        self.insights = insights if cfg.insights else None
+        self.insight_base = cfg.worker_id * INSIGHT_FIELDS
         self.chaos = cfg.chaos
         preamble: list[Any] = []
         if cfg.pass_worker_id:
@@ -120,19 +126,27 @@ class _Worker:
         if self.chaos is not None:
             self.chaos.visit(site, worker_id=self.cfg.worker_id, task_index=task_index, attempt=attempt)
 
+    def record(self, field: int, seconds: float) -> None:
+        if self.insights is not None:
+            self.insights[self.insight_base + field] += seconds
+
     def run(self) -> None:
         self.visit("init")
         if self.worker_init is not None:
+            began = time.perf_counter()
             try:
                 self.worker_init(*self.preamble)
             except Exception as exc:
                 self.send(INIT_FAILED, dump_exception(exc, self.serializer))
                 return
+            self.record(INIT_TIME, time.perf_counter() - began)
         self.send(READY, os.getpid())
         handled = 0
+        timed = self.insights is not None
         while True:
             if not self.task_conn.poll(0):
                 self.visit("idle")
+            began = time.perf_counter() if timed else 0.0
             try:
                 data = self.task_conn.recv_bytes()
             except (EOFError, OSError):
@@ -141,8 +155,17 @@ class _Worker:
             if msg[0] == STOP:
                 self.stop()
                 return
+            if timed:
+                working = time.perf_counter()
+                self.record(WAIT_TIME, working - began)
             self.run_task(*msg[1:])
             self.mark(-1, -1, IDLE)
+            if timed:
+                spent = time.perf_counter() - working
+                self.record(WORK_TIME, spent)
+                self.record(N_TASKS, 1)
+                base = self.insight_base + MAX_TASK_TIME
+                self.insights[base] = max(self.insights[base], spent)
             handled += 1
             if self.cfg.worker_lifespan is not None and handled >= self.cfg.worker_lifespan:
                 self.send(LIFESPAN, handled)
@@ -190,11 +213,13 @@ class _Worker:
         self.visit("exit")
         value = None
         if self.worker_exit is not None:
+            began = time.perf_counter()
             try:
                 value = self.worker_exit(*self.preamble)
             except Exception as exc:
                 self.send(EXIT_FAILED, dump_exception(exc, self.serializer))
                 return
+            self.record(EXIT_TIME, time.perf_counter() - began)
         try:
             data = self.serializer.dumps(value)
         except Exception as exc:
@@ -203,7 +228,7 @@ class _Worker:
         self.send(EXITED, data)
 
 
-def worker_main(cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, cancelled) -> None:
+def worker_main(cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, cancelled, insights) -> None:
     """Entry point of every worker process (fork, spawn and forkserver)."""
     _die_with_parent()
     # Ctrl-C goes to the whole process group; the parent decides what stops.
@@ -217,7 +242,7 @@ def worker_main(cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, 
     if cfg.cpu_ids:
         os.sched_setaffinity(0, cfg.cpu_ids)
     try:
-        worker = _Worker(cfg, user, task_conn, result_conn, progress, cancelled)
+        worker = _Worker(cfg, user, task_conn, result_conn, progress, cancelled, insights)
     except Exception as exc:  # shared objects / hooks failed to unpickle: an init failure
         result_conn.send_bytes(pickle.dumps((INIT_FAILED, dump_exception(exc, Serializer(cfg.use_dill)))))
         return
