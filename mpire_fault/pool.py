@@ -217,9 +217,15 @@ class WorkerPool:
         supervisor.send("submit", [Task(next_task_id(), job, index, 1, payload)])
         return result
 
-    def apply(self, func: Callable, args: Any = (), kwargs: dict | None = None, **options: Any) -> Any:
+    def apply(self, func: Callable, args: Any = (), kwargs: dict | None = None,
+              callback: Callable[[Any], Any] | None = None,
+              error_callback: Callable[[BaseException], Any] | None = None,
+              worker_init: Callable | None = None, worker_exit: Callable | None = None,
+              task_timeout: float | None = None, worker_init_timeout: float | None = None,
+              worker_exit_timeout: float | None = None) -> Any:
         """Blocking ``apply_async(...).get()``."""
-        return self.apply_async(func, args, kwargs, **options).get()
+        return self.apply_async(func, args, kwargs, callback, error_callback, worker_init, worker_exit,
+                                task_timeout, worker_init_timeout, worker_exit_timeout).get()
 
     # ------------------------------------------------------------------ map family
     def imap(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,

@@ -238,7 +238,10 @@ def worker_main(cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, 
             os.close(fd)
         except OSError:
             pass
-    faulthandler.enable(file=sys.stderr, all_threads=False)
+    try:  # a crash should leave a Python stack on stderr; sys.stderr may be a capture object without fileno
+        faulthandler.enable(file=sys.__stderr__ or sys.stderr, all_threads=False)
+    except (AttributeError, ValueError, OSError):
+        pass
     if cfg.cpu_ids:
         os.sched_setaffinity(0, cfg.cpu_ids)
     try:
