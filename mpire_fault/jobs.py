@@ -43,6 +43,7 @@ class Task:
     payload: bytes
     attempt: int = 0
     deaths: list[Death] = field(default_factory=list)
+    handed_at: float = 0.0
 
 
 class Job:

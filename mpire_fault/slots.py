@@ -53,6 +53,7 @@ class WorkerSlot:
         self.ps: Any = None
         self.write_registered = False
         self.result_open = False
+        self.last_answer = 0.0
 
     @property
     def alive(self) -> bool:

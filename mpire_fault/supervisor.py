@@ -63,6 +63,11 @@ from .worker import (
 log = logging.getLogger("mpire_fault")
 
 PREFETCH = 2  # tasks handed to a worker at once: one running, one waiting in its pipe
+# A second task waits behind the first only when tasks of that function are
+# known to be short: a task queued behind a long one would sit there while
+# another worker idles (head-of-line blocking), and a queued message cannot
+# be taken back from a pipe without risking it running twice.
+PREFETCH_BELOW = 0.005
 MEMORY_POLL = 0.05
 DEFAULT_EXIT_GRACE = 30.0
 
@@ -110,6 +115,7 @@ class Supervisor(threading.Thread):
         self.insights = insights
         self.start_up_time = [0.0] * settings.n_jobs  # process start -> ready, summed per slot
         self.order_seq = 0
+        self.durations: dict[str, float] = {}
         self.slots = [WorkerSlot(i) for i in range(settings.n_jobs)]
         self.pending: deque[Task | Barrier] = deque()
         self.inbox: deque[tuple] = deque()
@@ -312,13 +318,29 @@ class Supervisor(threading.Thread):
     def pick_slot(self) -> WorkerSlot | None:
         if self.settings.order_tasks:  # MPIRE's order_tasks: chunk k goes to worker k % n_jobs
             slot = self.slots[self.order_seq % len(self.slots)]
-            return slot if self.takes_work(slot) and len(slot.ledger) < PREFETCH else None
+            return slot if self.takes_work(slot) and self.has_room(slot) else None
         best = None
         for slot in self.slots:
-            if self.takes_work(slot) and len(slot.ledger) < PREFETCH:
+            if self.takes_work(slot) and self.has_room(slot):
                 if best is None or len(slot.ledger) < len(best.ledger):
                     best = slot
         return best
+
+    def has_room(self, slot: WorkerSlot) -> bool:
+        if not slot.ledger:
+            return True
+        if len(slot.ledger) >= PREFETCH:
+            return False
+        return self.durations.get(slot.ledger[-1].job.func_name, 1.0) < PREFETCH_BELOW
+
+    def record_duration(self, slot: WorkerSlot, task: Task) -> None:
+        """Keep a moving average of task durations per function (for ``has_room``)."""
+        now = time.monotonic()
+        spent = now - max(task.handed_at, slot.last_answer)
+        slot.last_answer = now
+        name = task.job.func_name
+        previous = self.durations.get(name)
+        self.durations[name] = spent if previous is None else 0.8 * previous + 0.2 * spent
 
     @staticmethod
     def takes_work(slot: WorkerSlot) -> bool:
@@ -327,6 +349,7 @@ class Supervisor(threading.Thread):
     def hand(self, slot: WorkerSlot, task: Task) -> None:
         import pickle
 
+        task.handed_at = time.monotonic()
         slot.ledger.append(task)
         msg = (TASK, task.task_id, task.job.job_id, task.first_index, task.attempt, task.payload)
         slot.queue_bytes(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
@@ -393,6 +416,7 @@ class Supervisor(threading.Thread):
             task = slot.ledger.popleft()
             if task.task_id != msg[1]:
                 raise SupervisorError(f"worker {slot.worker_id} answered task {msg[1]} but its ledger head is {task.task_id}")
+            self.record_duration(slot, task)
             if kind == DONE:
                 self.stats["tasks_completed"] += 1
                 if not task.job.done:
