@@ -191,6 +191,14 @@ class Supervisor(threading.Thread):
     def read_inbox(self) -> None:
         while self.inbox:
             command, *args = self.inbox.popleft()
+            if self.finishing and command in ("submit", "barrier"):
+                # Raced with terminate(): answer at once rather than keep work nobody will run.
+                if command == "barrier":
+                    args[0].event.set()
+                for task in args[0] if command == "submit" else ():
+                    if not task.job.done:
+                        task.job.on_error(task, PoolTerminatedError("the pool was terminated before this task ran"))
+                continue
             if command == "submit":
                 if self.blocked:
                     self.blocked = False
@@ -205,9 +213,6 @@ class Supervisor(threading.Thread):
                 self.finishing = True
                 self.kill_all("terminate")
                 self.fail_everything(PoolTerminatedError("the pool was terminated while this task was pending"))
-            elif command == "finish":
-                self.finishing = True
-                self.active = False
             elif command == "kill":  # test hook: kill a worker the way the outside world would
                 self.slots[args[0]].kill("external")
 
