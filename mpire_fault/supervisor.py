@@ -146,7 +146,8 @@ class Supervisor(threading.Thread):
         return sum(1 for s in self.slots if s.alive and s.ready)
 
     def worker_pids(self) -> dict[int, int]:
-        return {s.worker_id: s.pid for s in self.slots if s.alive and s.pid}
+        """Pids of the workers that finished start-up and take tasks, by slot."""
+        return {s.worker_id: s.pid for s in self.slots if s.alive and s.ready and s.pid}
 
     # ------------------------------------------------------------------ loop
     def run(self) -> None:
