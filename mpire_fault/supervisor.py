@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import selectors
 import threading
 import time
@@ -30,35 +31,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import (
-    Death,
-    PoolTerminatedError,
-    SupervisorError,
-    TaskTimeoutError,
-    WorkerDiedError,
-    WorkerExitError,
-    WorkerInitError,
-)
-from .jobs import Barrier, Job, Task, WorkerSession
+from .errors import PoolTerminatedError, SupervisorError, WorkerExitError, WorkerInitError
+from .jobs import Barrier, Task, WorkerSession
 from .serialization import Serializer, load_exception, with_boundary
+from .settlement import Settlement
 from .slots import WorkerSlot
-from .worker import (
-    CANCEL_SLOTS,
-    DONE,
-    EXIT_FAILED,
-    EXITED,
-    FAILED,
-    IDLE,
-    INIT_FAILED,
-    LIFESPAN,
-    PHASE_NAMES,
-    PROGRESS_FIELDS,
-    READY,
-    SKIPPED,
-    STOP,
-    TASK,
-    WorkerConfig,
-)
+from .watchdog import DEFAULT_EXIT_GRACE, Watchdog
+from .worker import DONE, EXIT_FAILED, EXITED, FAILED, INIT_FAILED, LIFESPAN, READY, SKIPPED, STOP, TASK, WorkerConfig
 
 log = logging.getLogger("mpire_fault")
 
@@ -68,8 +47,6 @@ PREFETCH = 2  # tasks handed to a worker at once: one running, one waiting in it
 # another worker idles (head-of-line blocking), and a queued message cannot
 # be taken back from a pipe without risking it running twice.
 PREFETCH_BELOW = 0.005
-MEMORY_POLL = 0.05
-DEFAULT_EXIT_GRACE = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +82,7 @@ class PoolSettings:
     order_tasks: bool = False
 
 
-class Supervisor(threading.Thread):
+class Supervisor(Settlement, Watchdog, threading.Thread):
     def __init__(self, settings: PoolSettings, progress, cancelled, insights) -> None:
         super().__init__(name="mpire_fault-supervisor", daemon=True)
         self.settings = settings
@@ -216,22 +193,6 @@ class Supervisor(threading.Thread):
                 self.fail_everything(PoolTerminatedError("the pool was terminated while this task was pending"))
             elif command == "kill":  # test hook: kill a worker the way the outside world would
                 self.slots[args[0]].kill("external")
-
-    def next_timeout(self) -> float:
-        now = time.monotonic()
-        deadlines = [now + 1.0]
-        for slot in self.slots:
-            if slot.restart_at is not None:
-                deadlines.append(slot.restart_at)
-            if slot.stop_deadline is not None:
-                deadlines.append(slot.stop_deadline)
-            if slot.alive and not slot.ready and self.session and self.session.worker_init_timeout:
-                deadlines.append(slot.started_at + self.session.worker_init_timeout)
-            if slot.alive and slot.ledger and slot.ledger[0].job.task_timeout:
-                deadlines.append(now + min(0.05, slot.ledger[0].job.task_timeout))
-        if self.settings.max_worker_memory:
-            deadlines.append(self._next_memory_poll)
-        return max(0.0, min(deadlines) - now)
 
     # ------------------------------------------------------------------ workers
     def start_wanted_workers(self) -> None:
@@ -353,7 +314,7 @@ class Supervisor(threading.Thread):
         return slot.alive and slot.ready and not slot.stopping and not slot.retiring and not slot.kill_reason
 
     def hand(self, slot: WorkerSlot, task: Task) -> None:
-        import pickle
+
 
         task.handed_at = time.monotonic()
         slot.ledger.append(task)
@@ -380,7 +341,7 @@ class Supervisor(threading.Thread):
             barrier.started = True
             self.active = False
             grace = (self.session.worker_exit_timeout if self.session else None) or DEFAULT_EXIT_GRACE
-            import pickle
+
 
             for slot in self.slots:
                 slot.restart_at = None
@@ -397,7 +358,7 @@ class Supervisor(threading.Thread):
 
     # ------------------------------------------------------------------ receiving
     def read_results(self, slot: WorkerSlot) -> None:
-        import pickle
+
 
         conn = slot.result_conn
         while slot.result_open and conn.poll(0):
@@ -453,166 +414,3 @@ class Supervisor(threading.Thread):
                 self.pending[0].errors.append(error)
         elif kind == LIFESPAN:
             slot.retiring = True
-
-    def on_exit(self, slot: WorkerSlot) -> None:
-        """A worker process ended: settle its ledger, then replace it."""
-        self.read_results(slot)
-        slot.process.join(1.0)
-        exitcode = slot.process.exitcode
-        base = slot.worker_id * PROGRESS_FIELDS
-        began_id, item, phase = self.progress[base], int(self.progress[base + 1]), self.progress[base + 2]
-        oom = slot.kill_reason == "oom" or (
-            exitcode == -9 and bool(self.settings.max_worker_memory) and slot.rss > self.settings.max_worker_memory
-        )
-        ledger = list(slot.ledger)
-        slot.ledger.clear()
-        head = ledger.pop(0) if ledger and began_id == ledger[0].task_id and phase != IDLE else None
-        planned = (slot.stopping and slot.exit_reported) or (slot.retiring and head is None)
-        if not planned or head is not None:
-            self.stats["deaths"].append(
-                {"worker_id": slot.worker_id, "pid": slot.pid, "exitcode": exitcode, "oom": oom,
-                 "reason": slot.kill_reason, "task": head.job.describe(head, item) if head else None}
-            )
-        self.requeue(ledger)
-        if head is not None:
-            self.settle_head(slot, head, exitcode, oom, item, phase)
-        was_ready, reason, init_error = slot.ready, slot.kill_reason, slot.init_error
-        stopping = slot.stopping
-        if stopping and reason == "exit-timeout" and self.pending and isinstance(self.pending[0], Barrier):
-            grace = (self.session and self.session.worker_exit_timeout) or DEFAULT_EXIT_GRACE
-            self.pending[0].errors.append(
-                WorkerExitError(f"worker_exit on worker {slot.worker_id} exceeded worker_exit_timeout={grace}s; killed")
-            )
-        self.release(slot)
-        if stopping or self.finishing:
-            return
-        self.stats["restarts"] += 1
-        if was_ready:
-            slot.restart_at = time.monotonic()
-            return
-        # Died during start-up: count it against the restart budget.
-        if reason == "init-timeout":
-            init_error = TimeoutError(
-                f"worker_init on worker {slot.worker_id} exceeded worker_init_timeout={self.session.worker_init_timeout}s"
-            )
-        elif init_error is None:
-            init_error = WorkerDiedError(slot.worker_id, slot.pid, exitcode, task=None, detail="died during start-up")
-        slot.failures += 1
-        budget = self.settings.backoff
-        if slot.failures >= budget.max_failures:
-            error = WorkerInitError(
-                f"worker {slot.worker_id} failed to start {slot.failures} times in a row; "
-                f"last failure: {init_error!r}"
-            )
-            self.fail_pending(error, init_error)
-            self.blocked = True
-            for other in self.slots:
-                other.restart_at = None
-            return
-        slot.restart_at = time.monotonic() + budget.delay(slot.failures)
-
-    def settle_head(self, slot: WorkerSlot, task: Task, exitcode, oom: bool, item: int, phase: float) -> None:
-        job = task.job
-        if job.done:
-            return
-        if slot.kill_reason == "timeout":
-            self.fail_task(task, TaskTimeoutError(job.task_timeout, slot.worker_id, job.describe(task, item)))
-            return
-        task.deaths.append(Death(slot.worker_id, slot.pid, exitcode, oom, PHASE_NAMES.get(phase)))
-        if job.kind == "apply" and task.attempt < self.settings.max_task_retries:
-            task.attempt += 1
-            self.stats["tasks_requeued"] += 1
-            self.pending.appendleft(task)
-            return
-        detail = f"while {PHASE_NAMES.get(phase, 'running')}"
-        if slot.kill_reason == "external":
-            detail += "; killed from outside"
-        error = WorkerDiedError(slot.worker_id, slot.pid, exitcode, job.describe(task, item), oom, task.deaths, detail)
-        self.fail_task(task, error)
-
-    def requeue(self, tasks: list[Task]) -> None:
-        for task in reversed(tasks):
-            if not task.job.done:
-                self.stats["tasks_requeued"] += 1
-                self.pending.appendleft(task)
-
-    # ------------------------------------------------------------------ failing
-    def fail_task(self, task: Task, exc: BaseException) -> None:
-        self.stats["tasks_failed"] += 1
-        if task.job.done:
-            return
-        task.job.on_error(task, exc)
-        if task.job.kind == "map":
-            self.abort(task.job, True)
-
-    def abort(self, job: Job, kill_running: bool, exc: BaseException | None = None) -> None:
-        """Stop a map call: no further item starts, running items are killed if asked."""
-        if exc is not None:
-            job.on_error(None, exc)
-        job.done = True
-        self.cancelled[job.job_id % CANCEL_SLOTS] = job.job_id
-        self.pending = deque(t for t in self.pending if isinstance(t, Barrier) or t.job is not job)
-        if not kill_running:
-            return
-        for slot in self.slots:
-            if slot.alive and slot.ledger and slot.ledger[0].job is job:
-                base = slot.worker_id * PROGRESS_FIELDS
-                if self.progress[base] == slot.ledger[0].task_id and self.progress[base + 2] != IDLE:
-                    slot.kill("abort")
-
-    def fail_pending(self, exc: BaseException, cause: BaseException | None) -> None:
-        exc.__cause__ = cause
-        jobs = {id(t.job): t.job for t in self.pending if isinstance(t, Task)}
-        for job in jobs.values():
-            if not job.done:
-                job.on_error(None, exc)
-                if job.kind == "map":
-                    self.abort(job, True)
-        self.pending = deque(t for t in self.pending if isinstance(t, Barrier))
-
-    def fail_everything(self, exc: BaseException, cause: BaseException | None = None) -> None:
-        for slot in self.slots:
-            self.pending.extend(slot.ledger)
-            slot.ledger.clear()
-        self.fail_pending(exc, cause)
-        for item in self.pending:
-            item.event.set()
-        self.pending.clear()
-
-    # ------------------------------------------------------------------ clocks
-    def check_clocks(self) -> None:
-        now = time.monotonic()
-        session = self.session
-        for slot in self.slots:
-            if not slot.alive:
-                continue
-            if slot.stop_deadline is not None and now > slot.stop_deadline:
-                slot.kill("exit-timeout")
-            if not slot.ready and session and session.worker_init_timeout:
-                if now - slot.started_at > session.worker_init_timeout:
-                    slot.kill("init-timeout")
-            if slot.ledger and slot.ledger[0].job.task_timeout:
-                base = slot.worker_id * PROGRESS_FIELDS
-                head = slot.ledger[0]
-                if self.progress[base] == head.task_id and self.progress[base + 2] != IDLE:
-                    if now - self.progress[base + 3] > head.job.task_timeout:
-                        slot.kill("timeout")
-        limit = self.settings.max_worker_memory
-        if limit and now >= self._next_memory_poll:
-            self._next_memory_poll = now + MEMORY_POLL
-            self.poll_memory(limit)
-
-    def poll_memory(self, limit: int) -> None:
-        import psutil
-
-        for slot in self.slots:
-            if not slot.alive or slot.kill_reason:
-                continue
-            try:
-                if slot.ps is None:
-                    slot.ps = psutil.Process(slot.pid)
-                slot.rss = slot.ps.memory_info().rss
-            except psutil.Error:
-                continue
-            if slot.rss > limit:
-                slot.kill("oom")
