@@ -314,8 +314,6 @@ class Supervisor(Settlement, Watchdog, threading.Thread):
         return slot.alive and slot.ready and not slot.stopping and not slot.retiring and not slot.kill_reason
 
     def hand(self, slot: WorkerSlot, task: Task) -> None:
-
-
         task.handed_at = time.monotonic()
         slot.ledger.append(task)
         msg = (TASK, task.task_id, task.job.job_id, task.first_index, task.attempt, task.payload)
@@ -341,8 +339,6 @@ class Supervisor(Settlement, Watchdog, threading.Thread):
             barrier.started = True
             self.active = False
             grace = (self.session.worker_exit_timeout if self.session else None) or DEFAULT_EXIT_GRACE
-
-
             for slot in self.slots:
                 slot.restart_at = None
                 if slot.alive:
@@ -358,8 +354,6 @@ class Supervisor(Settlement, Watchdog, threading.Thread):
 
     # ------------------------------------------------------------------ receiving
     def read_results(self, slot: WorkerSlot) -> None:
-
-
         conn = slot.result_conn
         while slot.result_open and conn.poll(0):
             try:
