@@ -1,0 +1,341 @@
+"""Task functions for the pool suite, importable by spawn and forkserver workers.
+
+Every task that must be counted touches a marker file
+``<directory>/<item>.<pid>.<uuid>`` when it starts, so a test can prove that
+no task ran twice and none was lost, whatever happened to the workers.
+
+The ``*Bomb`` objects explode at one serialization boundary each: ``ArgsBomb``
+when a worker unpickles the task's arguments, ``ResultBomb`` when a worker
+pickles the result, ``ParentBomb`` when the parent pickles the arguments or
+unpickles the result.
+
+The second half of the module holds helpers the tests use in the parent.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import sys
+import time
+import uuid
+
+# ---------------------------------------------------------------------------
+# Errors
+
+
+class BoundaryError(Exception):
+    """Raised by the bombs, so a test can tell "the original type" from any other error."""
+
+
+class TaskError(Exception):
+    """A task's own exception."""
+
+
+# ---------------------------------------------------------------------------
+# Marker files
+
+
+def touch(directory: str, i: int, tag: str = "") -> None:
+    name = f"{i}.{os.getpid()}.{uuid.uuid4().hex}{tag}"
+    with open(os.path.join(directory, name), "w"):
+        pass
+
+
+def _die(action: str) -> None:
+    """Perform one way of dying (or hanging) in a worker."""
+    if action == "exit3":
+        sys.exit(3)
+    elif action == "os_exit0":
+        os._exit(0)
+    elif action == "os_exit5":
+        os._exit(5)
+    elif action == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "sigsegv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif action == "hang":
+        time.sleep(60)
+    elif action == "raise":
+        raise BoundaryError("raised on purpose")
+    elif action.startswith("os_exit"):
+        os._exit(int(action[len("os_exit"):]))
+    elif action.startswith("exit"):
+        sys.exit(int(action[len("exit"):]))
+    else:
+        raise AssertionError(f"unknown action {action!r}")
+    time.sleep(10)  # a signal is delivered asynchronously; never return from a death
+
+
+# ---------------------------------------------------------------------------
+# Bombs
+
+
+def _explode_args(action: str, i: int):
+    if action == "raise":
+        raise BoundaryError(f"arguments of item {i} refuse to unpickle")
+    _die(action)
+
+
+class ArgsBomb:
+    """Pickles fine in the parent; unpickling it in the worker raises or dies."""
+
+    def __init__(self, action: str, i: int) -> None:
+        self.action, self.i = action, i
+
+    def __reduce__(self):
+        return (_explode_args, (self.action, self.i))
+
+
+def _refuse(*_args):
+    raise AssertionError("a ResultBomb must never be unpickled")
+
+
+class ResultBomb:
+    """Returned by a task; pickling it in the worker raises or dies."""
+
+    def __init__(self, action: str, i: int) -> None:
+        self.action, self.i = action, i
+
+    def __reduce__(self):
+        if self.action == "raise":
+            raise BoundaryError(f"result of item {self.i} refuses to pickle")
+        _die(self.action)
+        return (_refuse, ())
+
+
+def _explode_in_parent(action: str, i: int):
+    if action == "exit":
+        raise SystemExit(f"SystemExit while unpickling the result of item {i}")
+    raise BoundaryError(f"result of item {i} refuses to unpickle")
+
+
+class ParentResultBomb:
+    """Pickles fine in the worker; unpickling it (which only the parent does) raises."""
+
+    def __init__(self, action: str, i: int) -> None:
+        self.action, self.i = action, i
+
+    def __reduce__(self):
+        return (_explode_in_parent, (self.action, self.i))
+
+
+class ParentArgsBomb:
+    """Refuses to be pickled in the parent (raising ``BoundaryError`` or ``SystemExit``)."""
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+    def __reduce__(self):
+        if self.action == "exit":
+            raise SystemExit("SystemExit while pickling the arguments")
+        raise BoundaryError("arguments refuse to pickle")
+
+
+# ---------------------------------------------------------------------------
+# Tasks
+
+
+def work(directory: str, i: int, action: str | None = None, delay: float = 0.0, bomb=None):
+    """Touch a marker, nap, then die in the way ``action`` says (or return ``i``).
+
+    ``bomb`` is only there to carry an ``ArgsBomb`` in the arguments.
+    """
+    touch(directory, i)
+    if delay:
+        time.sleep(delay)
+    if action is None:
+        return i
+    if action.startswith("result:"):
+        return ResultBomb(action[len("result:"):], i)
+    if action.startswith("parent:"):
+        return ParentResultBomb(action[len("parent:"):], i)
+    _die(action)
+
+
+def quick(x):
+    return x
+
+
+def square(x):
+    return x * x
+
+
+def getpid(_x=None):
+    return os.getpid()
+
+
+def sleep_then(seconds: float, value=None):
+    time.sleep(seconds)
+    return value
+
+
+def nap_pid(seconds: float = 0.05):
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def raise_task_error(i):
+    raise TaskError(f"task {i} failed on purpose")
+
+
+def echo_size(blob: bytes, i: int, action: str | None = None):
+    """Return a payload as big as the argument (plus ``i``), or die."""
+    if action is not None:
+        _die(action)
+    return i, len(blob), blob[:16] + blob[-16:], bytes(len(blob))
+
+
+def die_once(directory: str, i: int):
+    """SIGKILL the worker the first time it runs; succeed the second time."""
+    flag = os.path.join(directory, f"died-once-{i}")
+    touch(directory, i)
+    try:
+        fd = os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return i
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(10)
+
+
+def die_always(directory: str, i: int):
+    touch(directory, i)
+    os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(10)
+
+
+def wait_for_file_then(path: str, action: str, limit: float = 10.0):
+    """Block until ``path`` exists (bounded), then ``_die(action)``."""
+    deadline = time.monotonic() + limit
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    _die(action)
+
+
+def write_pid_and_sleep(path: str, seconds: float):
+    """Announce our pid in ``path`` (atomically), then sleep."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(str(os.getpid()))
+    os.replace(tmp, path)
+    time.sleep(seconds)
+    return "slept"
+
+
+def kill_pid_from_file(path: str, limit: float = 10.0):
+    """Wait for another worker's pid in ``path`` and SIGKILL it (workers killing each other)."""
+    deadline = time.monotonic() + limit
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.01)
+    with open(path) as fh:
+        victim = int(fh.read())
+    os.kill(victim, signal.SIGKILL)
+    return victim
+
+
+def grow_memory(limit_mib: int, step_mib: int = 10):
+    """Allocate and touch memory step by step up to ``limit_mib``, then hold it briefly."""
+    blocks = []
+    for _ in range(limit_mib // step_mib):
+        block = bytearray(step_mib * 2**20)
+        block[::4096] = b"\x01" * len(range(0, len(block), 4096))  # touch every page: real RSS
+        blocks.append(block)
+        time.sleep(0.01)
+    time.sleep(5)  # the memory watchdog should have killed us by now
+    return sum(len(b) for b in blocks)
+
+
+# worker_init / worker_exit hooks (count their calls with marker files)
+
+
+def init_marker(directory: str, action: str | None = None):
+    """Return a worker_init that touches a marker and then does ``action``."""
+    return _InitHook(directory, action)
+
+
+class _InitHook:
+    def __init__(self, directory: str, action: str | None) -> None:
+        self.directory, self.action = directory, action
+
+    def __call__(self, *_args):
+        touch(self.directory, 0, ".init")
+        if self.action is None:
+            return
+        if self.action == "raise":
+            raise BoundaryError("worker_init failed on purpose")
+        if self.action == "flaky":  # the first worker_init in the whole pool fails, later ones work
+            try:
+                fd = os.open(os.path.join(self.directory, "flaky-flag"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return
+            os.close(fd)
+            raise BoundaryError("worker_init fails once")
+        _die(self.action)
+
+
+def exit_hook(action: str):
+    return _ExitHook(action)
+
+
+class _ExitHook:
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+    def __call__(self, *_args):
+        _die(self.action)
+
+
+# ---------------------------------------------------------------------------
+# Parent-side helpers
+
+
+def runs(directory) -> collections.Counter:
+    """How often each item started, from the marker files."""
+    counter: collections.Counter = collections.Counter()
+    for name in os.listdir(directory):
+        head = name.split(".")[0]
+        if head.isdigit() and not name.endswith(".init"):
+            counter[int(head)] += 1
+    return counter
+
+
+def marker_pids(directory, i: int) -> list[int]:
+    return [int(name.split(".")[1]) for name in os.listdir(directory)
+            if name.split(".")[0] == str(i) and not name.endswith(".init")]
+
+
+def init_calls(directory) -> int:
+    return sum(1 for name in os.listdir(directory) if name.endswith(".init"))
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+    """Poll ``predicate`` until it is truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_recovered(pool, timeout: float = 10.0) -> dict:
+    """Wait until every slot has a live, ready worker; return the statistics."""
+    def recovered():
+        stats = pool.statistics()
+        return stats if stats["live_workers"] == pool.n_jobs and len(stats["worker_pids"]) == pool.n_jobs else None
+
+    return wait_until(recovered, timeout, what=f"{pool.n_jobs} live workers")
+
+
+def pid_gone(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
