@@ -24,6 +24,9 @@ class Settlement:
     def on_exit(self, slot: WorkerSlot) -> None:
         """A worker process ended: settle its ledger, then replace it."""
         self.read_results(slot)
+        # Not ready from here on: a caller woken by this death must not see
+        # the dead pid among statistics()' live workers.
+        was_ready, slot.ready = slot.ready, False
         slot.process.join(1.0)
         exitcode = slot.process.exitcode
         base = slot.worker_id * PROGRESS_FIELDS
@@ -43,7 +46,7 @@ class Settlement:
         self.requeue(ledger)
         if head is not None:
             self.settle_head(slot, head, exitcode, oom, item, phase)
-        was_ready, reason, init_error = slot.ready, slot.kill_reason, slot.init_error
+        reason, init_error = slot.kill_reason, slot.init_error
         stopping = slot.stopping
         if stopping and reason == "exit-timeout" and self.pending and isinstance(self.pending[0], Barrier):
             grace = (self.session and self.session.worker_exit_timeout) or DEFAULT_EXIT_GRACE
