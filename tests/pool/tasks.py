@@ -205,8 +205,10 @@ def die_always(directory: str, i: int):
     time.sleep(10)
 
 
-def wait_for_file_then(path: str, action: str, limit: float = 10.0):
-    """Block until ``path`` exists (bounded), then ``_die(action)``."""
+def wait_for_file_then(path: str, action: str | None = None, limit: float = 10.0):
+    """Block until ``path`` exists (bounded), then ``_die(action)`` (or return at once for None)."""
+    if action is None:
+        return None
     deadline = time.monotonic() + limit
     while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -234,6 +236,11 @@ def kill_pid_from_file(path: str, limit: float = 10.0):
         victim = int(fh.read())
     os.kill(victim, signal.SIGKILL)
     return victim
+
+
+def victim_or_killer(pid_file: str, which: int):
+    """Item 0 announces its pid and sleeps; item 1 kills it."""
+    return write_pid_and_sleep(pid_file, 30) if which == 0 else kill_pid_from_file(pid_file)
 
 
 def grow_memory(limit_mib: int, step_mib: int = 10):
@@ -330,6 +337,19 @@ def wait_recovered(pool, timeout: float = 10.0) -> dict:
         return stats if stats["live_workers"] == pool.n_jobs and len(stats["worker_pids"]) == pool.n_jobs else None
 
     return wait_until(recovered, timeout, what=f"{pool.n_jobs} live workers")
+
+
+def wait_handed(pool, n: int, timeout: float = 10.0):
+    """Wait until some worker holds ``n`` tasks in its ledger (one running, the rest queued in its pipe).
+
+    White-box on purpose: it is the only way to know a task was handed to a
+    worker that has not started it, which is the case the requeue guarantee
+    is about.
+    """
+    def handed():
+        return any(len(slot.ledger) >= n for slot in pool._supervisor.slots)
+
+    return wait_until(handed, timeout, what=f"a worker holding {n} tasks")
 
 
 def pid_gone(pid: int) -> bool:

@@ -1,0 +1,205 @@
+"""Errors at the four serialization boundaries, task exceptions, and payloads over 4 MiB.
+
+The boundary cases follow CPython's ``test_concurrent_futures/test_deadlock.py``
+(error / exit / crash at each pickling step, in the worker and in the parent)
+and loky's crash tests: each must fail the one task it concerns with a clear
+error, never hang or break the pool.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import traceback
+
+import pytest
+
+from mpire_fault import RemoteTraceback, WorkerDiedError, WorkerPool
+
+from . import tasks
+from .tasks import ArgsBomb, BoundaryError, ParentArgsBomb, TaskError, runs, wait_recovered
+
+# ---------------------------------------------------------------------------
+# A task's own exception
+
+
+def test_task_exception_keeps_type_with_remote_traceback(start_method):
+    with WorkerPool(2, start_method=start_method) as pool:
+        with pytest.raises(TaskError, match="task 7 failed on purpose") as info:
+            pool.apply_async(tasks.raise_task_error, (7,)).get(timeout=30)
+        cause = info.value.__cause__
+        assert isinstance(cause, RemoteTraceback)
+        assert "raise_task_error" in cause.tb and "TaskError" in cause.tb
+        assert "raise_task_error" in "".join(traceback.format_exception(info.value))
+
+        with pytest.raises(TaskError, match="task 3 failed") as info:
+            pool.map(tasks.raise_task_error, [3])
+        assert isinstance(info.value.__cause__, RemoteTraceback)
+        # A task error is not a death: nobody was restarted.
+        stats = pool.statistics()
+        assert stats["deaths"] == [] and stats["restarts"] == 0
+        assert pool.apply(tasks.square, (4,)) == 16
+
+
+# ---------------------------------------------------------------------------
+# Boundaries in the worker: (where, action) -> expected outcome, as data
+
+WORKER_BOUNDARIES = [
+    # (name, build the apply args, expected error type, exitcode or note)
+    ("error at args unpickle", "args", "raise", BoundaryError, "task-args"),
+    ("sys.exit at args unpickle", "args", "exit4", WorkerDiedError, 4),
+    ("crash at args unpickle", "args", "sigsegv", WorkerDiedError, -11),
+    ("error at result pickle", "result", "raise", BoundaryError, "result"),
+    ("sys.exit at result pickle", "result", "exit6", WorkerDiedError, 6),
+    ("crash at result pickle", "result", "sigkill", WorkerDiedError, -9),
+]
+
+
+def _worker_boundary_args(directory: str, where: str, action: str) -> tuple:
+    if where == "args":
+        return (directory, 0, None, 0.0, ArgsBomb(action, 0))
+    return (directory, 0, f"result:{action}")
+
+
+@pytest.mark.parametrize("name,where,action,error,detail", WORKER_BOUNDARIES, ids=[b[0] for b in WORKER_BOUNDARIES])
+def test_worker_side_boundary_fails_that_task_only(start_method, markers, name, where, action, error, detail):
+    with WorkerPool(2, start_method=start_method) as pool:
+        bad = pool.apply_async(tasks.work, _worker_boundary_args(markers, where, action))
+        good = [pool.apply_async(tasks.square, (i,)) for i in range(5)]
+        with pytest.raises(error) as info:
+            bad.get(timeout=30)
+        if error is WorkerDiedError:
+            assert info.value.exitcode == detail
+            assert "#0 " in info.value.task
+        else:
+            assert detail in info.value.__notes__
+        assert [r.get(timeout=30) for r in good] == [0, 1, 4, 9, 16]
+        assert runs(markers)[0] == (0 if where == "args" else 1)
+        wait_recovered(pool)
+        # The same boundary failing inside a map aborts the call with the same error.
+        with pytest.raises(error):
+            pool.map(tasks.work, [(markers, 1), _worker_boundary_args(markers, where, action), (markers, 2)],
+                     chunk_size=1)
+        assert pool.map(tasks.square, range(4)) == [0, 1, 4, 9]
+
+
+# ---------------------------------------------------------------------------
+# Boundaries in the parent
+
+
+def test_unpicklable_args_fail_that_task_with_note(start_method):
+    with WorkerPool(2, start_method=start_method) as pool:
+        before = pool.apply_async(tasks.square, (3,))
+        bad = pool.apply_async(tasks.quick, (lambda: 1,))
+        after = pool.apply_async(tasks.square, (5,))
+        with pytest.raises((pickle.PicklingError, AttributeError, TypeError)) as info:
+            bad.get(timeout=30)
+        assert "task-args" in info.value.__notes__
+        assert before.get(timeout=30) == 9 and after.get(timeout=30) == 25
+        # An unpicklable function is the same boundary.
+        with pytest.raises(Exception) as info:
+            pool.apply_async(lambda: 1).get(timeout=30)
+        assert "task-args" in info.value.__notes__
+        with pytest.raises(Exception) as info:
+            pool.map(tasks.quick, [1, lambda: 2, 3], chunk_size=1)
+        assert "task-args" in info.value.__notes__
+        assert pool.map(tasks.square, range(3)) == [0, 1, 4]
+        assert pool.statistics()["deaths"] == []
+
+
+@pytest.mark.parametrize("action,error", [("raise", BoundaryError), ("exit", SystemExit)])
+def test_parent_pickling_error_reaches_the_caller(start_method, action, error):
+    """Even SystemExit raised in a ``__reduce__`` in the parent reaches the caller, not the supervisor."""
+    with WorkerPool(2, start_method=start_method) as pool:
+        with pytest.raises(error) as info:
+            pool.apply_async(tasks.quick, (ParentArgsBomb(action),)).get(timeout=30)
+        assert "task-args" in info.value.__notes__
+        with pytest.raises(error) as info:
+            pool.map(tasks.quick, [1, ParentArgsBomb(action)], chunk_size=1)
+        assert "task-args" in info.value.__notes__
+        assert pool.apply(tasks.square, (6,)) == 36
+        assert pool.map(tasks.square, range(3)) == [0, 1, 4]
+
+
+@pytest.mark.parametrize("action,error", [("raise", BoundaryError), ("exit", SystemExit)])
+def test_parent_unpickling_error_of_result(start_method, markers, action, error):
+    with WorkerPool(2, start_method=start_method) as pool:
+        bad = pool.apply_async(tasks.work, (markers, 0, f"parent:{action}"))
+        good = pool.apply_async(tasks.square, (7,))
+        with pytest.raises(error) as info:
+            bad.get(timeout=30)
+        assert "result" in info.value.__notes__
+        assert good.get(timeout=30) == 49
+        with pytest.raises(error) as info:
+            pool.map(tasks.work, [(markers, 1), (markers, 2, f"parent:{action}")], chunk_size=1)
+        assert "result" in info.value.__notes__
+        # Nothing died, the supervisor kept going, the pool keeps working.
+        assert pool.statistics()["deaths"] == []
+        assert pool.apply(tasks.square, (8,)) == 64
+        assert pool.map(tasks.square, range(3)) == [0, 1, 4]
+
+
+def test_use_dill_carries_lambdas_and_closures(start_method):
+    offset = 10
+    with WorkerPool(2, start_method=start_method, use_dill=True) as pool:
+        assert pool.apply_async(lambda x: x + 1, (1,)).get(timeout=30) == 2
+        assert pool.map(lambda x: x + offset, range(4)) == [10, 11, 12, 13]
+        assert sorted(pool.imap_unordered(lambda x: (lambda: x * 2)(), range(3))) == [0, 2, 4]
+
+
+# ---------------------------------------------------------------------------
+# Payloads larger than a pipe buffer (64 KiB) and than 4 MiB
+
+BIG = 6 * 2**20
+
+
+def _blob(i: int) -> bytes:
+    return bytes([i]) * BIG
+
+
+def test_big_args_and_results(start_method):
+    with WorkerPool(2, start_method=start_method) as pool:
+        results = [pool.apply_async(tasks.echo_size, (_blob(i), i)) for i in range(3)]
+        for i, result in enumerate(results):
+            index, size, ends, back = result.get(timeout=60)
+            assert (index, size, ends, len(back)) == (i, BIG, bytes([i]) * 32, BIG)
+        out = pool.map(tasks.echo_size, [(_blob(i), i) for i in range(3)], chunk_size=1)
+        assert [(o[0], o[1], len(o[3])) for o in out] == [(i, BIG, BIG) for i in range(3)]
+
+
+def test_big_payloads_with_a_death(start_method):
+    """A worker dies among tasks whose arguments and results are over 4 MiB each."""
+    with WorkerPool(2, start_method=start_method) as pool:
+        results = [pool.apply_async(tasks.echo_size, (_blob(i), i, "sigkill" if i == 1 else None)) for i in range(4)]
+        with pytest.raises(WorkerDiedError) as info:
+            results[1].get(timeout=60)
+        assert info.value.exitcode == -9 and "#1 " in info.value.task
+        for i in (0, 2, 3):
+            assert results[i].get(timeout=60)[:2] == (i, BIG)
+        wait_recovered(pool)
+        with pytest.raises(WorkerDiedError):
+            pool.map(tasks.echo_size, [(_blob(i), i, "os_exit3" if i == 2 else None) for i in range(4)],
+                     chunk_size=1)
+        assert [o[1] for o in pool.map(tasks.echo_size, [(_blob(5), 5)])] == [BIG]
+
+
+def test_worker_dies_while_a_big_payload_is_being_written_to_it(markers):
+    """The supervisor is halfway through writing 8 MiB into a worker's pipe when that worker dies.
+
+    The partly written task was never started: it must go, whole, to the
+    replacement (the writer must not block, and must not resume the old frame).
+    """
+    go = os.path.join(markers, "go")
+    with WorkerPool(1, start_method="fork") as pool:
+        # The supervisor queues a second task behind a running one only for
+        # functions it has seen finish quickly: teach it that this one does.
+        for _ in range(30):
+            pool.apply(tasks.wait_for_file_then, (go,))
+        killer = pool.apply_async(tasks.wait_for_file_then, (go, "sigkill"))
+        big = pool.apply_async(tasks.echo_size, (bytes(8 * 2**20), 1))
+        tasks.wait_handed(pool, 2)
+        with open(go, "w"):
+            pass
+        with pytest.raises(WorkerDiedError):
+            killer.get(timeout=30)
+        assert big.get(timeout=60)[:2] == (1, 8 * 2**20)
+        assert pool.statistics()["tasks_requeued"] >= 1
