@@ -5,6 +5,7 @@ import atexit
 import itertools
 import multiprocessing
 import os
+import threading
 import weakref
 from typing import Any, Callable, Iterable, Iterator, Sized
 
@@ -114,6 +115,7 @@ class WorkerPool:
         self._apply_counter = itertools.count()
         self._callbacks = CallbackRunner()
         self._supervisor: Supervisor | None = None
+        self._start_lock = threading.Lock()  # callers in several threads must share one supervisor
         self._exit_results: list[Any] = []
 
     # ------------------------------------------------------------------ setup
@@ -152,6 +154,10 @@ class WorkerPool:
         )
 
     def _running_supervisor(self) -> Supervisor:
+        with self._start_lock:
+            return self._start_supervisor()
+
+    def _start_supervisor(self) -> Supervisor:
         supervisor = self._supervisor
         if supervisor is None or supervisor.finished.is_set():
             progress = self._ctx.RawArray("d", self.n_jobs * PROGRESS_FIELDS)
