@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import struct
+import threading
 import time
 from collections import deque
 from multiprocessing.connection import Connection
@@ -20,6 +21,17 @@ from .worker import PROGRESS_FIELDS, WorkerConfig, worker_main
 
 _HEADER = struct.Struct("!i")
 _BIG_HEADER = struct.Struct("!iQ")
+_START_LOCK = threading.Lock()
+
+
+def _reset_start_lock() -> None:
+    # A forked worker inherits the lock held by the thread that forked it;
+    # a pool created inside that worker needs a fresh one.
+    global _START_LOCK
+    _START_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_start_lock)
 
 
 def frame(payload: bytes) -> bytes:
@@ -68,6 +80,16 @@ class WorkerSlot:
         return fds
 
     def start(self, ctx, cfg: WorkerConfig, user: Any, progress, cancelled, insights, daemon: bool) -> None:
+        # The worker's ends of its pipes (and of its sentinel) exist in the
+        # parent only until process.start() returns. A fork by another
+        # pool's supervisor in that window would copy them into a foreign
+        # worker, and this worker's death (EOF, sentinel) would go unseen
+        # for as long as that worker lives: the pool would hang. So every
+        # pool in the process starts its workers one at a time.
+        with _START_LOCK:
+            self._start(ctx, cfg, user, progress, cancelled, insights, daemon)
+
+    def _start(self, ctx, cfg: WorkerConfig, user: Any, progress, cancelled, insights, daemon: bool) -> None:
         read_fd, write_fd = os.pipe()
         result_reader, result_writer = ctx.Pipe(duplex=False)
         task_reader = Connection(read_fd, writable=False)
