@@ -243,6 +243,14 @@ def victim_or_killer(pid_file: str, which: int):
     return write_pid_and_sleep(pid_file, 30) if which == 0 else kill_pid_from_file(pid_file)
 
 
+def nested_sum_of_squares(n: int) -> int:
+    """Run a pool inside a worker (the outer pool must use daemon=False)."""
+    from mpire_fault import WorkerPool
+
+    with WorkerPool(2, start_method="fork") as inner:
+        return sum(inner.map(square, range(n)))
+
+
 def grow_memory(limit_mib: int, step_mib: int = 10):
     """Allocate and touch memory step by step up to ``limit_mib``, then hold it briefly."""
     blocks = []
