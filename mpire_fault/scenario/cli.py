@@ -1,0 +1,93 @@
+"""``mpire-fault run PATH... [--junit PATH] [--json PATH]``: the resilience gate.
+
+Runs every scenario (files, or folders searched for ``*.toml``) in a process
+of its own with a hard timeout, shows progress, prints a table, writes the
+reports, and exits 0 only when every scenario passed (1 otherwise, 2 for bad
+command-line input).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from .loader import discover
+from .report import progress_line, write_json, write_junit, write_table
+from .runner import run_scenarios
+
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``mpire-fault run``."""
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="scenario files (.toml) or folders holding them (searched recursively)")
+    parser.add_argument("--junit", metavar="PATH", help="write a JUnit XML report to PATH")
+    parser.add_argument("--json", metavar="PATH", help="write a JSON report to PATH")
+    parser.add_argument("-j", "--jobs", type=_jobs, default=min(2, os.cpu_count() or 1), metavar="N",
+                        help="scenarios run at the same time (default: %(default)s)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines, only the table")
+
+
+def _usage_error(message: str) -> int:
+    print(f"mpire-fault run: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _writable(path: str) -> str | None:
+    """Why a report could not be written to ``path``, or None."""
+    if os.path.isdir(path):
+        return f"{path} is a folder; expected a file name"
+    parent = os.path.dirname(os.path.abspath(path))
+    existing = parent
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
+        return f"cannot write {path}: {existing} is not a writable folder"
+    return None
+
+
+def main(namespace: argparse.Namespace) -> int:
+    """Run the gate; 0 when every scenario passed, 1 when any did not, 2 for bad input."""
+    try:
+        paths = discover(namespace.paths)
+    except FileNotFoundError as exc:
+        return _usage_error(str(exc))
+    if not paths:
+        return _usage_error(f"no scenario files (*.toml) in {', '.join(namespace.paths)}")
+    for option in ("junit", "json"):
+        target = getattr(namespace, option, None)
+        problem = target and _writable(target)
+        if problem:
+            return _usage_error(f"--{option}: {problem}")
+    jobs = getattr(namespace, "jobs", 2)
+    quiet = getattr(namespace, "quiet", False)
+    if not quiet:
+        print(f"mpire-fault run: {len(paths)} scenario(s), {min(jobs, len(paths))} at a time", file=sys.stderr,
+              flush=True)
+
+    def on_result(result, done: int, total: int) -> None:
+        if not quiet:
+            print(progress_line(result, done, total), file=sys.stderr, flush=True)
+
+    started = time.monotonic()
+    results = run_scenarios(paths, jobs, on_result)
+    seconds = time.monotonic() - started
+    write_table(results, sys.stdout, seconds)
+    if namespace.junit:
+        write_junit(results, namespace.junit, seconds)
+    if namespace.json:
+        write_json(results, namespace.json, seconds)
+    sys.stdout.flush()
+    return EXIT_PASSED if results and all(r.passed for r in results) else EXIT_FAILED

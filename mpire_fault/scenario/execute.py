@@ -1,0 +1,269 @@
+"""Run one scenario in this process and write what was observed as JSON.
+
+This is the scenario's own process (``python -m mpire_fault.scenario.execute
+SCENARIO OUT DEADLINE``), started by the gate with a hard timeout. It never
+judges: it records every task's outcome, how often each task ran (marker
+files), the pool's statistics, the chaos journal and the peak worker memory;
+``expect.py`` judges in the gate. Every wait here ends before the gate's
+hard deadline, so a hung task is reported as "never resolved" with details
+rather than only as a killed process.
+"""
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import resource
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from typing import Any, Callable
+
+from .loader import Scenario, ScenarioInvalid, check_imports, load_scenario, resolve_function
+
+_CHAOS_ENV = ("MP_CHAOS", "MP_CHAOS_SEED", "MP_CHAOS_STATE", "MP_CHAOS_JOURNAL")
+FOLLOW_UP = 7
+
+
+class Counted:
+    """The workload function, wrapped: a marker file per execution, and the task index with the value.
+
+    Returning ``(index, value)`` lets the judge check that each value reached
+    the task that asked for it, whatever the order (``*_unordered``) or the
+    deaths in between.
+    """
+
+    def __init__(self, func: Callable[..., Any], markers: str) -> None:
+        self.func = func
+        self.markers = markers
+        self.__qualname__ = getattr(func, "__qualname__", None) or repr(func)  # names the task in errors
+
+    def __call__(self, index: int, args: tuple, kwargs: dict) -> tuple[int, Any]:
+        with open(os.path.join(self.markers, f"{index}.{os.getpid()}.{uuid.uuid4().hex}"), "w"):
+            pass
+        return index, self.func(*args, **kwargs)
+
+
+def task_arguments(scenario: Scenario) -> list[tuple[int, tuple, dict]]:
+    """``(index, args, kwargs)`` per task, MPIRE's convention: array = positional, table = keywords."""
+    common = scenario.workload["kwargs"]
+    out = []
+    for index, entry in enumerate(scenario.workload["args"]):
+        if isinstance(entry, list):
+            out.append((index, tuple(entry), dict(common)))
+        elif isinstance(entry, dict):
+            out.append((index, (), {**common, **entry}))
+        else:
+            out.append((index, (entry,), dict(common)))
+    return out
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
+    """An error as JSON: class name, its bases (to match like ``except``), and WorkerDiedError's fields."""
+    names = [cls.__name__ for cls in type(exc).__mro__]
+    return {
+        "type": type(exc).__name__, "module": type(exc).__module__, "mro": names,
+        "message": str(exc)[:2000],
+        "oom": getattr(exc, "oom", None), "signal": getattr(exc, "signal_name", None),
+        "exitcode": getattr(exc, "exitcode", None),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return {"repr": repr(value)[:500]}
+
+
+class MemorySampler(threading.Thread):
+    """Samples the RSS of every descendant process (the workers) until stopped."""
+
+    def __init__(self, period: float = 0.02) -> None:
+        super().__init__(name="scenario-memory", daemon=True)
+        self.period = period
+        self.peak = 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self.stopped.wait(self.period):
+            for child in me.children(recursive=True):
+                try:
+                    self.peak = max(self.peak, child.memory_info().rss)
+                except psutil.Error:
+                    continue
+
+
+def _bounded(call: Callable[[], None], deadline: float) -> bool:
+    """Run ``call`` in a helper thread; False if it had not returned by ``deadline``."""
+    thread = threading.Thread(target=call, name="scenario-call", daemon=True)
+    thread.start()
+    thread.join(max(0.0, deadline - time.monotonic()))
+    return not thread.is_alive()
+
+
+def _run_apply(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, blocking: bool, deadline: float,
+               outcomes: list[dict]) -> None:
+    def record(index: int, value: Any = None, error: BaseException | None = None) -> None:
+        if error is not None:
+            outcomes[index] = {"index": index, "ok": False, "error": describe_error(error)}
+        else:
+            got, value = value
+            outcomes[index] = {"index": index, "ok": True, "returned_index": got, "value": _jsonable(value)}
+
+    if blocking:
+        def run_all() -> None:
+            for index, args, kwargs in tasks:
+                try:
+                    value = pool.apply(counted, (index, args, kwargs), **call_kwargs)
+                except Exception as exc:
+                    record(index, error=exc)
+                else:
+                    record(index, value)
+        _bounded(run_all, deadline)
+        return
+    results = [pool.apply_async(counted, (index, args, kwargs), **call_kwargs) for index, args, kwargs in tasks]
+    for index, result in enumerate(results):
+        result.wait(max(0.01, deadline - time.monotonic()))
+        if not result.ready():
+            continue
+        try:
+            value = result.get(0)
+        except Exception as exc:
+            record(index, error=exc)
+        else:
+            record(index, value)
+
+
+def _run_map(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, mode: str, deadline: float,
+             outcomes: list[dict], call: dict) -> None:
+    def run() -> None:
+        try:
+            if mode in ("map", "map_unordered"):
+                values = getattr(pool, mode)(counted, tasks, **call_kwargs)
+            else:
+                values = getattr(pool, mode)(counted, tasks, **call_kwargs)
+            for position, value in enumerate(values):
+                got, value = value
+                outcomes.append({"index": got, "position": position, "ok": True, "returned_index": got,
+                                 "value": _jsonable(value)})
+        except Exception as exc:
+            call["error"] = describe_error(exc)
+        call["returned"] = True
+
+    call["returned"] = _bounded(run, deadline) and call.get("returned", False)
+
+
+def execute(scenario: Scenario, deadline: float) -> dict[str, Any]:
+    """Run ``scenario`` now, in this process; every wait ends by ``deadline`` (time.monotonic)."""
+    from .. import WorkerPool
+    from .workloads import square
+
+    problems = check_imports(scenario)
+    if problems:
+        return {"status": "invalid", "problems": [{"key": p.key, "message": p.message} for p in problems]}
+    for name in _CHAOS_ENV:  # the scenario's [chaos] is the only chaos: not the caller's environment
+        os.environ.pop(name, None)
+    markers = tempfile.mkdtemp(prefix="mpire-fault-scenario-")
+    counted = Counted(resolve_function(scenario.workload["function"]), markers)
+    pool_settings = dict(scenario.pool)
+    task_timeout = pool_settings.pop("task_timeout", None)
+    call_kwargs: dict[str, Any] = {"task_timeout": task_timeout}
+    if scenario.workload.get("worker_init"):
+        call_kwargs["worker_init"] = resolve_function(scenario.workload["worker_init"])
+    if scenario.chaos is not None:
+        pool_settings.update(chaos=scenario.chaos["spec"], chaos_seed=scenario.chaos["seed"])
+    mode = scenario.workload["mode"]
+    tasks = task_arguments(scenario)
+    observed: dict[str, Any] = {"status": "ran", "mode": mode, "n_tasks": len(tasks)}
+    sampler = MemorySampler()
+    sampler.start()
+    started = time.monotonic()
+    try:
+        with WorkerPool(**pool_settings) as pool:
+            if scenario.is_map:
+                outcomes: list[dict] = []
+                call: dict[str, Any] = {}
+                if "chunk_size" in scenario.workload:
+                    call_kwargs["chunk_size"] = scenario.workload["chunk_size"]
+                _run_map(pool, counted, tasks, call_kwargs, mode, deadline, outcomes, call)
+                observed["map"] = {"returned": call["returned"], "aborted": "error" in call,
+                                   "error": call.get("error"), "yielded": len(outcomes)}
+            else:
+                outcomes = [{"index": i, "ok": None} for i in range(len(tasks))]  # ok None: never resolved
+                _run_apply(pool, counted, tasks, call_kwargs, mode == "apply", deadline, outcomes)
+            observed["seconds"] = time.monotonic() - started
+            observed["outcomes"] = outcomes
+            stats = pool.statistics()
+            observed["stats"] = {k: stats.get(k) for k in ("restarts", "tasks_completed", "tasks_failed",
+                                                            "tasks_requeued", "deaths")}
+            observed["journal"] = [_journal_entry(e) for e in pool.chaos_journal()]
+            observed["follow_up"] = _follow_up(pool, square, deadline)
+    finally:
+        sampler.stopped.set()
+        sampler.join(1.0)
+        children_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
+        observed["peak_rss"] = max(sampler.peak, children_peak)
+        observed["executions"] = _count_markers(markers)
+        shutil.rmtree(markers, ignore_errors=True)
+    return observed
+
+
+def _follow_up(pool: Any, square: Callable[..., Any], deadline: float) -> dict[str, Any]:
+    """One more apply on the same pool: is it still usable?"""
+    result = pool.apply_async(square, (FOLLOW_UP,))
+    result.wait(max(0.01, min(15.0, deadline - time.monotonic())))
+    if not result.ready():
+        return {"ok": False, "error": "no answer before the deadline"}
+    try:
+        value = result.get(0)
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {"ok": value == FOLLOW_UP * FOLLOW_UP, "error": None if value == FOLLOW_UP ** 2 else f"returned {value!r}"}
+
+
+def _journal_entry(entry: Any) -> dict[str, Any]:
+    if isinstance(entry, dict):
+        raw = dict(entry)
+    else:
+        names = getattr(entry, "__slots__", None) or getattr(entry, "__dataclass_fields__", None) or vars(entry)
+        raw = {name: getattr(entry, name, None) for name in names}
+    return {key: _jsonable(value) for key, value in raw.items()}
+
+
+def _count_markers(directory: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name in os.listdir(directory):
+        index = name.split(".", 1)[0]
+        counts[index] = counts.get(index, 0) + 1
+    return counts
+
+
+def main(argv: list[str]) -> int:
+    """``SCENARIO OUT DEADLINE_SECONDS``: run, write the observation to OUT (JSON)."""
+    path, out, budget = argv[0], argv[1], float(argv[2])
+    faulthandler.enable()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the gate asks for stacks before a hard kill
+    deadline = time.monotonic() + budget
+    try:
+        observed = execute(load_scenario(path), deadline)
+    except ScenarioInvalid as exc:
+        observed = {"status": "invalid", "problems": [{"key": p.key, "message": p.message} for p in exc.problems]}
+    except BaseException as exc:  # noqa: BLE001 - anything else is the scenario crashing: report it, with the stack
+        observed = {"status": "crashed", "error": describe_error(exc), "traceback": traceback.format_exc()}
+    with open(out + ".tmp", "w") as handle:
+        json.dump(observed, handle)
+    os.replace(out + ".tmp", out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
