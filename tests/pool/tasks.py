@@ -179,6 +179,18 @@ def raise_task_error(i):
     raise TaskError(f"task {i} failed on purpose")
 
 
+class UnpicklableError(Exception):
+    """An exception carrying something that cannot be pickled."""
+
+    def __init__(self, i):
+        super().__init__(f"unpicklable error {i}")
+        self.lock = __import__("threading").Lock()
+
+
+def raise_unpicklable(i):
+    raise UnpicklableError(i)
+
+
 def echo_size(blob: bytes, i: int, action: str | None = None):
     """Return a payload as big as the argument (plus ``i``), or die."""
     if action is not None:
@@ -225,17 +237,28 @@ def write_pid_and_sleep(path: str, seconds: float):
     return "slept"
 
 
-def kill_pid_from_file(path: str, limit: float = 10.0):
-    """Wait for another worker's pid in ``path`` and SIGKILL it (workers killing each other)."""
+def kill_pid_from_file(path: str, delay: float = 0.0, limit: float = 10.0):
+    """Wait for another worker's pid in ``path``, then ``delay`` s, and SIGKILL it (workers killing each other)."""
     deadline = time.monotonic() + limit
     while not os.path.exists(path):
         if time.monotonic() > deadline:
             raise TimeoutError(f"{path} never appeared")
-        time.sleep(0.01)
+        time.sleep(0.001)
     with open(path) as fh:
         victim = int(fh.read())
+    if delay:
+        time.sleep(delay)
     os.kill(victim, signal.SIGKILL)
     return victim
+
+
+def pid_then_big_result(path: str, size: int):
+    """Announce our pid, then build and return ``size`` bytes (a sibling kills us somewhere along the way)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(str(os.getpid()))
+    os.replace(tmp, path)
+    return b"\x07" * size
 
 
 def victim_or_killer(pid_file: str, which: int):

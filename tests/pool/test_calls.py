@@ -236,3 +236,27 @@ def test_busy_worker_killed_from_outside_aborts_the_map(start_method, markers):
         assert exc.pid == int(victim) and "item 0 " in exc.task and exc.exitcode == -9
         assert pool.map(tasks.square, range(3)) == [0, 1, 4]
 
+
+
+def test_map_death_leaves_concurrent_apply_tasks_alone(start_method, markers):
+    """A map aborted by a death stops its own items only; apply tasks queued around it all succeed once."""
+    with WorkerPool(2, start_method=start_method) as pool:
+        applied = [pool.apply_async(tasks.work, (markers, 100 + i, None, 0.03)) for i in range(10)]
+        with pytest.raises(WorkerDiedError) as info:
+            pool.map(tasks.work, [(markers, i, "sigkill" if i == 2 else None, 0.03) for i in range(20)], chunk_size=1)
+        assert "item 2 " in info.value.task
+        assert [r.get(timeout=30) for r in applied] == [100 + i for i in range(10)]
+        counts = runs(markers)
+        assert all(counts[100 + i] == 1 for i in range(10)) and max(counts.values()) == 1
+
+
+def test_worker_lifespan_with_a_death(start_method, markers):
+    """Workers retiring after every task or two (worker_lifespan) and a death: still exactly once."""
+    with WorkerPool(2, start_method=start_method) as pool:
+        assert pool.map(tasks.quick, range(10), worker_lifespan=1, chunk_size=1) == list(range(10))
+        with pytest.raises(WorkerDiedError) as info:
+            pool.map(tasks.work, [(markers, i, "os_exit0" if i == 7 else None) for i in range(20)],
+                     worker_lifespan=2, chunk_size=1)
+        assert "item 7 " in info.value.task and info.value.exitcode == 0
+        assert max(runs(markers).values()) == 1
+        assert pool.map(tasks.square, range(5), worker_lifespan=1) == [0, 1, 4, 9, 16]

@@ -13,7 +13,7 @@ import traceback
 
 import pytest
 
-from mpire_fault import RemoteTraceback, WorkerDiedError, WorkerPool
+from mpire_fault import RemoteTraceback, TaskTimeoutError, WorkerDiedError, WorkerPool
 
 from . import tasks
 from .tasks import ArgsBomb, BoundaryError, ParentArgsBomb, TaskError, runs, wait_recovered
@@ -51,6 +51,8 @@ WORKER_BOUNDARIES = [
     ("error at result pickle", "result", "raise", BoundaryError, "result"),
     ("sys.exit at result pickle", "result", "exit6", WorkerDiedError, 6),
     ("crash at result pickle", "result", "sigkill", WorkerDiedError, -9),
+    ("hang at args unpickle", "args", "hang", TaskTimeoutError, None),
+    ("hang at result pickle", "result", "hang", TaskTimeoutError, None),
 ]
 
 
@@ -62,14 +64,17 @@ def _worker_boundary_args(directory: str, where: str, action: str) -> tuple:
 
 @pytest.mark.parametrize("name,where,action,error,detail", WORKER_BOUNDARIES, ids=[b[0] for b in WORKER_BOUNDARIES])
 def test_worker_side_boundary_fails_that_task_only(start_method, markers, name, where, action, error, detail):
+    timeout = 0.5 if error is TaskTimeoutError else None  # task_timeout covers unpickling and pickling too
     with WorkerPool(2, start_method=start_method) as pool:
-        bad = pool.apply_async(tasks.work, _worker_boundary_args(markers, where, action))
+        bad = pool.apply_async(tasks.work, _worker_boundary_args(markers, where, action), task_timeout=timeout)
         good = [pool.apply_async(tasks.square, (i,)) for i in range(5)]
         with pytest.raises(error) as info:
             bad.get(timeout=30)
         if error is WorkerDiedError:
             assert info.value.exitcode == detail
             assert "#0 " in info.value.task
+        elif error is TaskTimeoutError:
+            assert "#0 " in info.value.task and info.value.timeout == timeout
         else:
             assert detail in info.value.__notes__
         assert [r.get(timeout=30) for r in good] == [0, 1, 4, 9, 16]
@@ -78,8 +83,21 @@ def test_worker_side_boundary_fails_that_task_only(start_method, markers, name, 
         # The same boundary failing inside a map aborts the call with the same error.
         with pytest.raises(error):
             pool.map(tasks.work, [(markers, 1), _worker_boundary_args(markers, where, action), (markers, 2)],
-                     chunk_size=1)
+                     chunk_size=1, task_timeout=timeout)
         assert pool.map(tasks.square, range(4)) == [0, 1, 4, 9]
+
+
+def test_unpicklable_exception_from_a_task(start_method):
+    """An exception that cannot cross back is replaced by a RuntimeError naming it, for that task only."""
+    with WorkerPool(2, start_method=start_method) as pool:
+        with pytest.raises(RuntimeError, match="UnpicklableError") as info:
+            pool.apply_async(tasks.raise_unpicklable, (1,)).get(timeout=30)
+        assert isinstance(info.value.__cause__, RemoteTraceback)
+        assert "raise_unpicklable" in info.value.__cause__.tb
+        with pytest.raises(RuntimeError, match="UnpicklableError"):
+            pool.map(tasks.raise_unpicklable, [2])
+        assert pool.statistics()["deaths"] == []
+        assert pool.apply(tasks.square, (3,)) == 9
 
 
 # ---------------------------------------------------------------------------
@@ -203,3 +221,27 @@ def test_worker_dies_while_a_big_payload_is_being_written_to_it(markers):
             killer.get(timeout=30)
         assert big.get(timeout=60)[:2] == (1, 8 * 2**20)
         assert pool.statistics()["tasks_requeued"] >= 1
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.15, 0.25])  # building, pickling, sending (~0.25 s in all)
+def test_worker_killed_around_sending_a_big_result(start_method, markers, delay):
+    """A sibling SIGKILLs a worker at some point while it builds, pickles or sends 48 MiB.
+
+    Whatever the moment, the task resolves once: with the whole value or with
+    WorkerDiedError; the pool never hangs and keeps working.
+    """
+    size = 48 * 2**20
+    with WorkerPool(2, start_method=start_method) as pool:
+        for attempt in range(2):
+            pid_file = os.path.join(markers, f"victim-{attempt}.pid")
+            victim = pool.apply_async(tasks.pid_then_big_result, (pid_file, size))
+            killer = pool.apply_async(tasks.kill_pid_from_file, (pid_file, delay))
+            victim_pid = killer.get(timeout=30)
+            try:
+                value = victim.get(timeout=30)
+            except WorkerDiedError as exc:
+                assert exc.pid == victim_pid and exc.exitcode == -9
+            else:
+                assert len(value) == size and value[:1] == value[-1:] == b"\x07"
+            wait_recovered(pool)
+        assert pool.apply(tasks.square, (3,)) == 9

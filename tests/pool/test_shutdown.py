@@ -197,3 +197,17 @@ def test_terminate_while_worker_init_keeps_crashing(start_method, markers):
     assert time.monotonic() - began < BOUND
     result.wait(timeout=5)
     assert result.ready() and not result.successful()
+
+
+def test_forgotten_pool_stops_its_workers(start_method):
+    """A pool dropped without terminate() or ``with``: its workers still go, pending results get an error."""
+    import gc
+
+    pool = WorkerPool(2, start_method=start_method)
+    pending = pool.apply_async(tasks.sleep_then, (60,))
+    pids = list(wait_recovered(pool)["worker_pids"].values())
+    del pool
+    gc.collect()
+    wait_until(lambda: all(pid_gone(pid) for pid in pids), timeout=BOUND, what="the forgotten pool's workers to exit")
+    pending.wait(timeout=5)
+    assert pending.ready() and not pending.successful()
