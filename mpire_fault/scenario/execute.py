@@ -147,10 +147,7 @@ def _run_map(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, mode: 
              outcomes: list[dict], call: dict) -> None:
     def run() -> None:
         try:
-            if mode in ("map", "map_unordered"):
-                values = getattr(pool, mode)(counted, tasks, **call_kwargs)
-            else:
-                values = getattr(pool, mode)(counted, tasks, **call_kwargs)
+            values = getattr(pool, mode)(counted, tasks, **call_kwargs)  # a list, or an iterator for imap*
             for position, value in enumerate(values):
                 got, value = value
                 outcomes.append({"index": got, "position": position, "ok": True, "returned_index": got,
@@ -202,7 +199,7 @@ def execute(scenario: Scenario, deadline: float) -> dict[str, Any]:
                 _run_apply(pool, counted, tasks, call_kwargs, mode == "apply", deadline, outcomes)
             observed["seconds"] = time.monotonic() - started
             observed["outcomes"] = outcomes
-            stats = pool.statistics()
+            stats = _settled_statistics(pool)
             observed["stats"] = {k: stats.get(k) for k in ("restarts", "tasks_completed", "tasks_failed",
                                                             "tasks_requeued", "deaths")}
             observed["journal"] = [_journal_entry(e) for e in pool.chaos_journal()]
@@ -215,6 +212,21 @@ def execute(scenario: Scenario, deadline: float) -> dict[str, Any]:
         observed["executions"] = _count_markers(markers)
         shutil.rmtree(markers, ignore_errors=True)
     return observed
+
+
+def _settled_statistics(pool: Any, wait: float = 1.0) -> dict[str, Any]:
+    """``statistics()`` once every recorded death has been counted as a restart (or ``wait`` passed).
+
+    The supervisor hands a dead worker's task its error before it counts the
+    restart, so a snapshot taken the moment the last result arrives can be a
+    restart short.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        stats = pool.statistics()
+        if stats.get("restarts", 0) >= len(stats.get("deaths", [])) or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.01)
 
 
 def _follow_up(pool: Any, square: Callable[..., Any], deadline: float) -> dict[str, Any]:

@@ -2,15 +2,14 @@
 
 Every key a scenario file may hold is one ``Field`` row below, with its kind,
 its default and a sentence of help. The validator (``loader.py``) and the
-JSON Schema (``scenarios/schema.json``, made by ``python -m
-mpire_fault.scenario.schema``) are both derived from this table, so the two
-cannot drift apart; a test compares the shipped file with ``json_schema()``.
+JSON Schema (``scenarios/schema.json``, made by ``write_schema``) are both
+derived from this table, so the two cannot drift apart; a test compares the
+shipped file with ``json_schema()``.
 """
 from __future__ import annotations
 
 import json
 import re
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -258,6 +257,8 @@ _SECTION_HELP = {
 }
 
 
-if __name__ == "__main__":  # regenerate scenarios/schema.json
-    json.dump(json_schema(), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+def write_schema(path: str) -> None:
+    """Regenerate ``scenarios/schema.json`` after a change to ``SECTIONS``."""
+    with open(path, "w") as handle:
+        json.dump(json_schema(), handle, indent=2)
+        handle.write("\n")
