@@ -114,7 +114,8 @@ def build_scenario(path: str, data: dict[str, Any]) -> Scenario:
             values[name] = _check_table(name, {}, report, require=False)
             continue
         values[name] = _check_table(name, raw, report)
-    _check_workload(values["workload"], values["pool"], report)
+    raw_workload = data.get("workload") if isinstance(data.get("workload"), dict) else {}
+    _check_workload(values["workload"], raw_workload, values["pool"], report)
     _check_expect(values["expect"], values["workload"], values["pool"], "chaos" in data, report)
     if problems:
         raise ScenarioInvalid(problems)
@@ -164,16 +165,17 @@ def _unknown(key: str, known: dict[str, Field], section: str) -> str:
     return f"unknown key; {hint}expected one of {', '.join(choices)} in {where}"
 
 
-def _check_workload(workload: dict[str, Any], pool: dict[str, Any], report: Callable[[str, str], None]) -> None:
-    has_n, has_args = "n_tasks" in workload, "args" in workload
-    if has_n and has_args:
+def _check_workload(workload: dict[str, Any], raw: dict[str, Any], pool: dict[str, Any],
+                    report: Callable[[str, str], None]) -> None:
+    if "n_tasks" in raw and "args" in raw:
         report("workload.args", "give n_tasks or args, not both")
-    elif not has_n and not has_args and "function" in workload:
+    elif "n_tasks" not in raw and "args" not in raw and "function" in raw:
         report("workload.n_tasks", "missing; expected n_tasks (an integer >= 0) or args (an array)")
-    if has_n and not has_args:
+    if "n_tasks" in workload and "args" not in workload:
         workload["args"] = list(range(workload["n_tasks"]))
+    known = "args" in workload  # else the count is unknown: no range checks against it
     workload.setdefault("args", [])
-    workload["n_tasks"] = len(workload["args"])
+    workload["n_tasks"] = len(workload["args"]) if known else None
     workload.setdefault("kwargs", {})
     if "chunk_size" in workload and workload["mode"] in APPLY_MODES:
         report("workload.chunk_size", f"only for map modes; mode is {workload['mode']!r}")
@@ -215,7 +217,7 @@ def _check_expect(expect: dict[str, Any], workload: dict[str, Any], pool: dict[s
             if not re.match(INDEX_PATTERN, index):
                 report(key, "expected a task index (0, 1, 2, ...) as the key")
                 continue
-            if int(index) >= n_tasks:
+            if n_tasks is not None and int(index) >= n_tasks:
                 report(key, f"task index out of range; the workload has {n_tasks} tasks (0..{n_tasks - 1})")
             matcher = _matcher(key, value, report)
             if matcher is not None:
@@ -231,7 +233,7 @@ def _check_expect(expect: dict[str, Any], workload: dict[str, Any], pool: dict[s
     for key in ("map_aborted", "map_error"):
         if key in expect and is_apply:
             report(f"expect.{key}", f"only for map modes (mode is {mode!r}); use failures or failed")
-    if "values" in expect and len(expect["values"]) != n_tasks:
+    if "values" in expect and n_tasks is not None and len(expect["values"]) != n_tasks:
         report("expect.values", f"expected one value per task ({n_tasks}), got {len(expect['values'])}")
     for low, high in (("min_restarts", "max_restarts"), ("min_injected", "max_injected")):
         if low in expect and high in expect and expect[low] > expect[high]:
