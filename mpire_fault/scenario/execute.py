@@ -122,6 +122,8 @@ def _run_apply(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, bloc
     if blocking:
         def run_all() -> None:
             for index, args, kwargs in tasks:
+                if time.monotonic() > deadline:  # never submit to a pool the scenario is leaving
+                    return
                 try:
                     value = pool.apply(counted, (index, args, kwargs), **call_kwargs)
                 except Exception as exc:
@@ -159,11 +161,16 @@ def _run_map(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, mode: 
     call["returned"] = _bounded(run, deadline) and call.get("returned", False)
 
 
-def execute(scenario: Scenario, deadline: float) -> dict[str, Any]:
-    """Run ``scenario`` now, in this process; every wait ends by ``deadline`` (time.monotonic)."""
+def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = lambda name: None) -> dict[str, Any]:
+    """Run ``scenario`` now, in this process; every wait ends by ``deadline`` (time.monotonic).
+
+    ``phase`` is told where the run is, so a gate that has to kill this
+    process can say where it was stuck.
+    """
     from .. import WorkerPool
     from .workloads import square
 
+    phase("importing the workload function and checking the chaos spec")
     problems = check_imports(scenario)
     if problems:
         return {"status": "invalid", "problems": [{"key": p.key, "message": p.message} for p in problems]}
@@ -184,6 +191,7 @@ def execute(scenario: Scenario, deadline: float) -> dict[str, Any]:
     sampler = MemorySampler()
     sampler.start()
     started = time.monotonic()
+    phase("running the workload")
     try:
         with WorkerPool(**pool_settings) as pool:
             if scenario.is_map:
@@ -203,7 +211,12 @@ def execute(scenario: Scenario, deadline: float) -> dict[str, Any]:
             observed["stats"] = {k: stats.get(k) for k in ("restarts", "tasks_completed", "tasks_failed",
                                                             "tasks_requeued", "deaths")}
             observed["journal"] = [_journal_entry(e) for e in pool.chaos_journal()]
+            phase("running one more apply on the same pool (pool_usable_after)")
             observed["follow_up"] = _follow_up(pool, square, deadline)
+            phase("terminating the pool (leaving its with block)")
+            stopping = time.monotonic()
+        observed["shutdown_seconds"] = time.monotonic() - stopping
+        phase("collecting the marker files")
     finally:
         sampler.stopped.set()
         sampler.join(1.0)
@@ -265,8 +278,14 @@ def main(argv: list[str]) -> int:
     faulthandler.enable()
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the gate asks for stacks before a hard kill
     deadline = time.monotonic() + budget
+
+    def phase(name: str) -> None:
+        with open(out + ".phase", "w") as handle:
+            handle.write(name)
+
+    phase("loading the scenario")
     try:
-        observed = execute(load_scenario(path), deadline)
+        observed = execute(load_scenario(path), deadline, phase)
     except ScenarioInvalid as exc:
         observed = {"status": "invalid", "problems": [{"key": p.key, "message": p.message} for p in exc.problems]}
     except BaseException as exc:  # noqa: BLE001 - anything else is the scenario crashing: report it, with the stack

@@ -135,8 +135,10 @@ def _run_process(scenario: Scenario, python: str, out: str, log_path: str) -> tu
             proc.wait(scenario.timeout)
         except subprocess.TimeoutExpired:
             _dump_stacks_and_kill(proc)
+            where = _read(out + ".phase")
             return "timeout", (f"timed out: the scenario process was still running after {scenario.timeout:g} s "
-                               "(the hard timeout) and was killed with every process it started")
+                               "(the hard timeout) and was killed with every process it started"
+                               + (f"; it was {where}" if where else ""))
     leftovers = _reap_group(proc.pid)
     if proc.returncode != 0:
         return "crashed", f"the scenario process ended with {_exit_text(proc.returncode)}"
@@ -204,6 +206,14 @@ def _exit_text(code: int) -> str:
         except ValueError:
             return f"signal {-code}"
     return f"exit code {code}"
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
 
 
 def _tail(path: str) -> str:

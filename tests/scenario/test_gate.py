@@ -109,6 +109,7 @@ def test_a_scenario_process_that_hangs_is_killed_at_its_timeout(tmp_path):
     assert time.monotonic() - started < 30
     assert result.status == "timeout"
     assert "timed out" in result.reason() and "2 s" in result.reason()
+    assert "it was importing the workload function" in result.reason()
     assert "hangs_on_import.py" in result.detail  # the faulthandler stack dump shows where it hung
 
 
