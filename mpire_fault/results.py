@@ -194,6 +194,14 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
                 values = waiting.pop(next_index)
                 next_index += len(values)
                 yield from values
+    except BaseException as exc:
+        # Ctrl-C (or any error) in the caller's thread aborts the call like a
+        # death does: its running items are stopped now, not awaited. Only
+        # closing the iterator early (GeneratorExit) lets them finish.
+        if not job.done and not isinstance(exc, GeneratorExit):
+            job.done = True
+            supervisor.send("abort", job, True)
+        raise
     finally:
         if not job.done:
             supervisor.send("abort", job, False)
