@@ -5,6 +5,7 @@ import itertools
 import os
 import signal
 import threading
+import time
 
 import pytest
 
@@ -260,3 +261,42 @@ def test_worker_lifespan_with_a_death(start_method, markers):
         assert "item 7 " in info.value.task and info.value.exitcode == 0
         assert max(runs(markers).values()) == 1
         assert pool.map(tasks.square, range(5), worker_lifespan=1) == [0, 1, 4, 9, 16]
+
+
+@pytest.mark.parametrize("mode", ["map", "imap"])
+def test_ctrl_c_during_a_map_stops_it_promptly(start_method, markers, mode):
+    """KeyboardInterrupt in the caller aborts the call: running items are killed, not awaited (as MPIRE does)."""
+    import _thread
+
+    items = [(markers, i, None, 30) for i in range(4)]
+    with WorkerPool(2, start_method=start_method) as pool:
+        timer = threading.Timer(0.5, _thread.interrupt_main)
+        began = time.monotonic()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                timer.start()
+                if mode == "map":
+                    pool.map(tasks.work, items, chunk_size=1)
+                else:
+                    for _ in pool.imap(tasks.work, items, chunk_size=1):
+                        pass
+        finally:
+            timer.cancel()
+        assert time.monotonic() - began < 10, "the interrupted call waited for its 30 s items"
+        assert max(runs(markers).values(), default=1) == 1
+        assert pool.map(tasks.square, range(3)) == [0, 1, 4]
+
+
+def test_input_generator_raising_aborts_the_map(start_method, markers):
+    def items():
+        for i in range(100):
+            if i == 3:
+                raise LookupError("the input broke")
+            yield (markers, i, None, 30 if i < 2 else 0)
+
+    with WorkerPool(2, start_method=start_method) as pool:
+        began = time.monotonic()
+        with pytest.raises(LookupError, match="the input broke"):
+            pool.map(tasks.work, items(), chunk_size=1)
+        assert time.monotonic() - began < 10
+        assert pool.map(tasks.square, range(3)) == [0, 1, 4]
