@@ -58,7 +58,12 @@ class Settlement:
             return
         self.stats["restarts"] += 1
         if was_ready:
-            slot.restart_at = time.monotonic()
+            # A worker that keeps dying idle soon after start-up (a time bomb
+            # left by worker_init, say) is replaced with growing delays, not
+            # in a tight respawn loop; answering a task resets the count.
+            if head is None and not planned and reason is None:
+                slot.idle_deaths += 1
+            slot.restart_at = time.monotonic() + self.settings.backoff.delay(slot.idle_deaths)
             return
         # Died during start-up: count it against the restart budget.
         if reason == "init-timeout":

@@ -60,6 +60,7 @@ class WorkerSlot:
         self.exit_reported = False
         self.init_error: BaseException | None = None
         self.failures = 0  # start-up failures in a row
+        self.idle_deaths = 0  # deaths in a row of a ready worker that owned no task (restart backoff)
         self.restart_at: float | None = None
         self.rss = 0
         self.ps: Any = None

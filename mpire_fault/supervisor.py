@@ -378,6 +378,7 @@ class Supervisor(Settlement, Watchdog, threading.Thread):
             if task.task_id != msg[1]:
                 raise SupervisorError(f"worker {slot.worker_id} answered task {msg[1]} but its ledger head is {task.task_id}")
             self.record_duration(slot, task)
+            slot.idle_deaths = 0
             if kind == DONE:
                 self.stats["tasks_completed"] += 1
                 if not task.job.done:
