@@ -304,6 +304,11 @@ class _InitHook:
             return
         if self.action == "raise":
             raise BoundaryError("worker_init failed on purpose")
+        if self.action == "timebomb":  # init succeeds, the worker dies idle a moment later
+            import threading
+
+            threading.Timer(0.02, os._exit, (1,)).start()
+            return
         if self.action == "flaky":  # the first worker_init in the whole pool fails, later ones work
             try:
                 fd = os.open(os.path.join(self.directory, "flaky-flag"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)

@@ -102,3 +102,22 @@ def test_worker_init_timeout(start_method, markers):
         assert time.monotonic() - began < 20
         assert isinstance(info.value.__cause__, TimeoutError)
         _assert_no_respawn_loop(markers)
+
+
+def test_worker_dying_right_after_start_up_is_not_respawned_in_a_tight_loop(start_method, markers):
+    """worker_init succeeds but leaves a time bomb: each worker dies idle ~20 ms after it is ready.
+
+    Replacing it is right, but not ~100 times a second for as long as the
+    pool lives (multiprocessing.Pool's respawn loop): restarts of workers
+    that die without answering a task back off.
+    """
+    init = tasks.init_marker(markers, "timebomb")
+    with WorkerPool(N_JOBS, start_method=start_method) as pool:
+        result = pool.apply_async(tasks.quick, (5,), worker_init=init)
+        try:
+            assert result.get(timeout=30) == 5
+        except WorkerDiedError:
+            pass  # the bomb went off while the task ran: a death of that task, also fine
+        time.sleep(1.5)
+        calls = init_calls(markers)
+        assert calls < 40, f"{calls} worker starts in 1.5 s: a respawn loop"
