@@ -1,0 +1,211 @@
+"""``Chaos``: a parsed spec, a seed, and the state every process of a run shares.
+
+Decisions are a pure function of (seed, rule, term, task index, attempt,
+visit number), computed with our own hash: never ``random``, which
+Hypothesis reseeds per example and forked workers inherit. The only state
+shared between processes is what the grammar demands: the ``COUNT`` budgets
+(a term fires N times in the whole run, across workers and restarts) and
+the visit counters of sites that have no task (init, idle, exit). Both live
+in one small JSON file under an ``flock``, in a directory the object names,
+so they work across fork, spawn, forkserver and foreign pools alike.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from typing import Any, Iterator, Mapping
+
+from . import journal as journal_file
+from .actions import perform
+from .journal import JournalEntry
+from .spec import Rule, Spec, Term, parse_spec
+
+_TASKLESS_SITES = ("init", "idle", "exit")
+
+
+def _fresh_seed() -> int:
+    return int.from_bytes(os.urandom(4), "big")
+
+
+def parse_seed(value: Any, name: str = "seed") -> int:
+    """A seed is a non-negative integer; anything else is a clear ValueError."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isdigit():
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        return int(text)
+    if isinstance(value, int) and value >= 0:
+        return value
+    raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+
+
+class Chaos:
+    """Seeded, reproducible fault injection at the pool's named sites."""
+
+    def __init__(self, spec: str | Spec, seed: int | None = None, state_dir: str | None = None) -> None:
+        self._parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
+        self.spec = str(self._parsed)
+        self.seed = _fresh_seed() if seed is None else parse_seed(seed)
+        shared = state_dir or os.environ.get("MP_CHAOS_STATE")
+        self._owns_state = not shared
+        self.state_dir = shared or tempfile.mkdtemp(prefix="mp-chaos-")
+        os.makedirs(self.state_dir, exist_ok=True)
+        self.extra_journal = os.environ.get("MP_CHAOS_JOURNAL") or None
+        self._index()
+
+    @classmethod
+    def from_spec(cls, spec: "str | Chaos", seed: int | None = None) -> "Chaos":
+        return spec if isinstance(spec, Chaos) else cls(spec, seed)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Chaos | None":
+        """Chaos from ``MP_CHAOS`` (and ``MP_CHAOS_SEED``), or None when unset or empty."""
+        environ = os.environ if environ is None else environ
+        spec = environ.get("MP_CHAOS", "").strip()
+        if not spec:
+            return None
+        seed = environ.get("MP_CHAOS_SEED", "").strip()
+        return cls(spec, parse_seed(seed, "MP_CHAOS_SEED") if seed else None)
+
+    def _index(self) -> None:
+        self._by_site: dict[str, list[tuple[int, Rule]]] = {}
+        for index, rule in enumerate(self._parsed.rules):
+            self._by_site.setdefault(rule.site, []).append((index, rule))
+        self._visits: dict[tuple, int] = {}
+
+    # Crossing to spawn/forkserver workers: the text, the seed and the paths.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"spec": self.spec, "seed": self.seed, "state_dir": self.state_dir, "extra_journal": self.extra_journal}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._parsed = parse_spec(state["spec"])
+        self.spec, self.seed = state["spec"], state["seed"]
+        self.state_dir, self.extra_journal = state["state_dir"], state["extra_journal"]
+        self._owns_state = False
+        self._index()
+
+    def __repr__(self) -> str:
+        return f"Chaos({self.spec!r}, seed={self.seed})"
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self._parsed.rules
+
+    # ------------------------------------------------------------------ deciding
+    def visit(self, site: str, *, worker_id: int | None = None, task_index: int | None = None,
+              attempt: int = 0) -> None:
+        """Called in a worker at a named site; performs the fault the spec says, if any."""
+        rules = self._by_site.get(site)
+        if not rules:
+            return
+        for index, rule in rules:
+            if not rule.matches(worker_id, task_index, attempt):
+                continue
+            term = self._decide(index, rule, site, worker_id, task_index, attempt)
+            if term is None or term.action == "off":
+                continue
+            action = term.action + (f"({term.arg_text})" if term.arg_text is not None else "")
+            entry = JournalEntry(time.time(), site, action, worker_id, os.getpid(), task_index, attempt,
+                                 self.seed, str(rule))
+            journal_file.append(self.journal_path, entry)
+            if self.extra_journal:
+                journal_file.append(self.extra_journal, entry)
+            perform(term.action, term.arg, site)
+            return
+
+    def _decide(self, index: int, rule: Rule, site: str, worker_id, task_index, attempt) -> Term | None:
+        counted = any(term.count is not None for term in rule.terms)
+        if site in _TASKLESS_SITES or counted:
+            with self._shared_state() as state:
+                if site in _TASKLESS_SITES:
+                    key = f"visit:{index}:{site}:{worker_id}"
+                    visit = state.get(key, 0)
+                    state[key] = visit + 1
+                else:
+                    visit = self._local_visit(index, site, task_index, attempt)
+                return self._pick(index, rule, task_index, attempt, visit, state)
+        visit = self._local_visit(index, site, task_index, attempt)
+        return self._pick(index, rule, task_index, attempt, visit, None)
+
+    def _local_visit(self, index: int, site: str, task_index, attempt) -> int:
+        key = (index, site, task_index, attempt)
+        visit = self._visits.get(key, 0)
+        self._visits[key] = visit + 1
+        return visit
+
+    def _pick(self, index: int, rule: Rule, task_index, attempt, visit: int, state: dict | None) -> Term | None:
+        for position, term in enumerate(rule.terms):
+            key = f"budget:{index}:{position}"
+            if term.count is not None and state is not None and state.get(key, 0) >= term.count:
+                continue  # spent: the next term after '->' applies
+            if term.percent < 100 and self.chance(index, position, task_index, attempt, visit) >= term.percent / 100:
+                return None
+            if term.count is not None and state is not None:
+                state[key] = state.get(key, 0) + 1
+            return term
+        return None
+
+    def chance(self, rule: int, term: int, task_index, attempt: int, visit: int) -> float:
+        """A number in [0, 1) that depends on nothing but its arguments and the seed."""
+        key = f"{self.seed}:{rule}:{term}:{task_index}:{attempt}:{visit}".encode()
+        return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
+
+    @contextlib.contextmanager
+    def _shared_state(self) -> Iterator[dict]:
+        lock_path = os.path.join(self.state_dir, "state.lock")
+        state_path = os.path.join(self.state_dir, "state.json")
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                try:
+                    with open(state_path, encoding="utf-8") as handle:
+                        state = json.load(handle)
+                except (FileNotFoundError, ValueError):
+                    state = {}
+                yield state
+                temporary = f"{state_path}.{os.getpid()}"
+                with open(temporary, "w", encoding="utf-8") as handle:
+                    json.dump(state, handle)
+                os.replace(temporary, state_path)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    # ------------------------------------------------------------------ journal
+    @property
+    def journal_path(self) -> str:
+        return os.path.join(self.state_dir, "journal.jsonl")
+
+    def journal(self) -> list[JournalEntry]:
+        """Every fault injected so far, by any process sharing this object's state."""
+        return journal_file.read(self.journal_path)
+
+    def write_jsonl(self, path: str) -> None:
+        journal_file.write_jsonl(path, self.journal())
+
+    def close(self) -> None:
+        """Remove the shared state this object created (a no-op for shared or inherited state)."""
+        if self._owns_state:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            self._owns_state = False
+
+
+def resolve(chaos: "None | str | Chaos", seed: int | None = None) -> Chaos | None:
+    """The pool's ``chaos=`` argument as a ``Chaos``; ``None`` falls back to ``MP_CHAOS``."""
+    if chaos is None:
+        found = Chaos.from_env()
+        if found is not None and seed is not None:
+            found = Chaos(found.spec, seed)
+        return found
+    if isinstance(chaos, Chaos):
+        return chaos
+    if isinstance(chaos, str):
+        return Chaos(chaos, seed)
+    raise TypeError(f"chaos must be a spec string, a Chaos object or None, got {type(chaos).__name__}")
