@@ -111,6 +111,8 @@ class WorkerPool:
         self._max_task_retries = max_task_retries
         self._backoff = restart_backoff
         self._chaos = self._resolve_chaos(chaos, chaos_seed)
+        if self._chaos is not None and self._chaos is not chaos:
+            weakref.finalize(self, self._chaos.close)  # the state directory is ours to remove
         self._serializer = Serializer(use_dill)
         self._apply_counter = itertools.count()
         self._callbacks = CallbackRunner()

@@ -74,6 +74,28 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
+def _release_forkserver() -> None:
+    """Drop our copy of the forkserver's "alive" pipe.
+
+    Every process the forkserver starts inherits that pipe, and the server
+    exits only when every copy is closed. A busy forkserver worker would so
+    keep its own parent, the server, alive after the main process died, and
+    PR_SET_PDEATHSIG (which watches the server) would never fire. A pool
+    created inside the worker starts a forkserver of its own.
+    """
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is None:
+        return
+    server._forkserver_alive_fd = None
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
 def _call(func: Callable, preamble: tuple, item: Any) -> Any:
     # MPIRE's convention: a dict is keyword arguments, any other iterable
     # (but str/bytes/ndarray) is unpacked, anything else is one argument.
@@ -131,15 +153,15 @@ class _Worker:
             self.insights[self.insight_base + field] += seconds
 
     def run(self) -> None:
-        self.visit("init")
-        if self.worker_init is not None:
-            began = time.perf_counter()
-            try:
+        began = time.perf_counter()
+        try:  # an exception injected at 'init' is a worker_init failure like any other
+            self.visit("init")
+            if self.worker_init is not None:
                 self.worker_init(*self.preamble)
-            except Exception as exc:
-                self.send(INIT_FAILED, dump_exception(exc, self.serializer))
-                return
-            self.record(INIT_TIME, time.perf_counter() - began)
+        except Exception as exc:
+            self.send(INIT_FAILED, dump_exception(exc, self.serializer))
+            return
+        self.record(INIT_TIME, time.perf_counter() - began)
         self.send(READY, os.getpid())
         handled = 0
         timed = self.insights is not None
@@ -174,8 +196,8 @@ class _Worker:
 
     def run_task(self, task_id: int, job_id: int, first_index: int, attempt: int, payload: bytes) -> None:
         self.mark(task_id, first_index, UNPICKLING)
-        self.visit("args.unpickle", first_index, attempt)
         try:
+            self.visit("args.unpickle", first_index, attempt)
             func, kind, items = self.serializer.loads(payload)
         except Exception as exc:
             self.send(FAILED, task_id, 0, dump_exception(exc, self.serializer), TASK_ARGS)
@@ -188,21 +210,21 @@ class _Worker:
                 return
             index = first_index + offset
             self.mark(task_id, index, RUNNING)
-            self.visit("task.start", index, attempt)
             try:
+                self.visit("task.start", index, attempt)
                 if kind == "apply":
                     args, kwargs = item
                     result = func(*self.preamble, *args, **kwargs)
                 else:
                     result = _call(func, self.preamble, item)
+                self.visit("task.end", index, attempt)
             except Exception as exc:
                 self.send(FAILED, task_id, offset, dump_exception(exc, self.serializer), None)
                 return
-            self.visit("task.end", index, attempt)
             results.append(result)
         self.mark(task_id, first_index, PICKLING)
-        self.visit("result.pickle", first_index, attempt)
         try:
+            self.visit("result.pickle", first_index, attempt)
             data = self.serializer.dumps(results)
         except Exception as exc:
             self.send(FAILED, task_id, 0, dump_exception(exc, self.serializer), RESULT)
@@ -210,16 +232,16 @@ class _Worker:
         self.send(DONE, task_id, data)
 
     def stop(self, announce: bool = True) -> None:
-        self.visit("exit")
         value = None
-        if self.worker_exit is not None:
-            began = time.perf_counter()
-            try:
+        began = time.perf_counter()
+        try:
+            self.visit("exit")
+            if self.worker_exit is not None:
                 value = self.worker_exit(*self.preamble)
-            except Exception as exc:
-                self.send(EXIT_FAILED, dump_exception(exc, self.serializer))
-                return
-            self.record(EXIT_TIME, time.perf_counter() - began)
+        except Exception as exc:
+            self.send(EXIT_FAILED, dump_exception(exc, self.serializer))
+            return
+        self.record(EXIT_TIME, time.perf_counter() - began)
         try:
             data = self.serializer.dumps(value)
         except Exception as exc:
@@ -231,6 +253,7 @@ class _Worker:
 def worker_main(cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, cancelled, insights) -> None:
     """Entry point of every worker process (fork, spawn and forkserver)."""
     _die_with_parent()
+    _release_forkserver()
     # Ctrl-C goes to the whole process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for fd in cfg.close_fds:  # fork: the parent's ends of other workers' pipes
