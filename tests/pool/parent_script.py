@@ -17,12 +17,21 @@ from mpire_fault import WorkerPool  # noqa: E402
 from pool import tasks  # noqa: E402
 
 if __name__ == "__main__":
-    start_method, n_busy = sys.argv[1], int(sys.argv[2])
+    # argv: start method, then "busy" (one of three workers in a long task,
+    # two idle) or "init" (all three still inside a slow worker_init).
+    start_method, state = sys.argv[1], sys.argv[2]
     pool = WorkerPool(3, start_method=start_method)
-    busy = [pool.apply_async(tasks.sleep_then, (60,)) for _ in range(n_busy)]
     deadline = time.monotonic() + 30
-    while pool.statistics()["live_workers"] < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.2)  # let the busy tasks begin
-    print(json.dumps(sorted(pool.statistics()["worker_pids"].values())), flush=True)
+    if state == "busy":
+        busy = pool.apply_async(tasks.sleep_then, (60,))
+        while pool.statistics()["live_workers"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # let the busy task begin
+        pids = sorted(pool.statistics()["worker_pids"].values())
+    else:
+        busy = pool.apply_async(tasks.square, (2,), worker_init=tasks.init_marker(sys.argv[3], "hang"))
+        while tasks.init_calls(sys.argv[3]) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pids = sorted(int(name.split(".")[1]) for name in os.listdir(sys.argv[3]) if name.endswith(".init"))
+    print(json.dumps(pids), flush=True)
     time.sleep(60)

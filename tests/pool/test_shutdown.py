@@ -33,15 +33,15 @@ def _read_line(proc: subprocess.Popen, timeout: float) -> str:
     return box[0]
 
 
-@pytest.mark.parametrize("n_busy", [1])
-def test_parent_sigkill_leaves_no_orphans(start_method, n_busy):
-    proc = subprocess.Popen([sys.executable, SCRIPT, start_method, str(n_busy)],
+def _parent_sigkill(start_method: str, state: str, directory: str) -> None:
+    proc = subprocess.Popen([sys.executable, SCRIPT, start_method, state, directory],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         pids = json.loads(_read_line(proc, 60))
         assert len(pids) == 3
-        for pid in pids:  # really the script's workers, and alive
-            assert psutil.Process(pid).ppid() == proc.pid
+        for pid in pids:  # really the script's workers (forkserver: the server's children), and alive
+            assert not pid_gone(pid)
+            assert proc.pid in [p.pid for p in psutil.Process(pid).parents()]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         assert proc.returncode == -signal.SIGKILL
@@ -53,6 +53,16 @@ def test_parent_sigkill_leaves_no_orphans(start_method, n_busy):
             proc.wait(10)
         proc.stdout.close()
         proc.stderr.close()
+
+
+@pytest.mark.parametrize("state", ["busy", "init"])
+def test_parent_sigkill_leaves_no_orphans(start_method, state, markers):
+    """SIGKILL the parent of a pool whose workers are busy and idle, or all inside worker_init."""
+    _parent_sigkill(start_method, state, markers)
+
+
+def test_parent_sigkill_leaves_no_orphans_forkserver(markers):
+    _parent_sigkill("forkserver", "busy", markers)
 
 
 def test_terminate_with_busy_workers_fails_pending_results(start_method):
