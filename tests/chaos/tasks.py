@@ -1,0 +1,13 @@
+"""Importable task functions for chaos tests (spawn workers import them)."""
+import os
+import time
+
+
+def square(x):
+    return x * x
+
+
+def marked(directory, x):
+    with open(os.path.join(directory, f"{x}.{os.getpid()}.{time.monotonic_ns()}"), "w"):
+        pass
+    return x * x
