@@ -246,6 +246,8 @@ def kill_pid_from_file(path: str, delay: float = 0.0, limit: float = 10.0):
         time.sleep(0.001)
     with open(path) as fh:
         victim = int(fh.read())
+    if victim == os.getpid():  # the victim already finished, here: nobody to kill
+        return None
     if delay:
         time.sleep(delay)
     os.kill(victim, signal.SIGKILL)

@@ -243,5 +243,8 @@ def test_worker_killed_around_sending_a_big_result(start_method, markers, delay)
                 assert exc.pid == victim_pid and exc.exitcode == -9
             else:
                 assert len(value) == size and value[:1] == value[-1:] == b"\x07"
-            wait_recovered(pool)
+            # The kill may have hit the victim after it answered (an idle death): wait
+            # until the pool has replaced it, so the next round starts with two workers.
+            tasks.wait_until(lambda: victim_pid not in wait_recovered(pool)["worker_pids"].values(),
+                             what="the victim's replacement")
         assert pool.apply(tasks.square, (3,)) == 9
