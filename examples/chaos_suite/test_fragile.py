@@ -1,0 +1,9 @@
+"""A suite that assumes every task succeeds: chaos shows it is not ready for a worker dying."""
+from mpire_fault import WorkerPool
+
+from tasks import square
+
+
+def test_map_assumes_no_worker_ever_dies():
+    with WorkerPool(n_jobs=2) as pool:
+        assert pool.map(square, range(40), chunk_size=1) == [x * x for x in range(40)]

@@ -1,0 +1,292 @@
+"""``pytest --mp-chaos``: chaos for every mpire_fault WorkerPool created while tests run.
+
+How chaos reaches the pools: around each test the plugin sets ``MP_CHAOS``,
+``MP_CHAOS_SEED`` (the run seed mixed with a crc32 of the test id, so a test
+gets the same faults whatever else runs), ``MP_CHAOS_STATE`` and
+``MP_CHAOS_JOURNAL`` (one file per test in the run directory). Every
+``WorkerPool(chaos=None)`` reads them, including pools in subprocesses the
+test starts. The journal files are the single source for the fixture, the
+terminal summary and the JSON report, also under pytest-xdist, where the
+controller picks the seed and hands it and the run directory to the workers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import tempfile
+import zlib
+from collections import Counter
+from typing import Any, Iterator
+
+import pytest
+
+from .journal_view import ChaosJournal, read_entries
+
+DEFAULT_SPEC = "task.start=5%sigkill;task.start=5%exit(1)"
+_USE_DEFAULT = "\0default"
+_ENV = ("MP_CHAOS", "MP_CHAOS_SEED", "MP_CHAOS_STATE", "MP_CHAOS_JOURNAL")
+_STATE = pytest.StashKey["RunState"]()
+_SPEC = pytest.StashKey[str]()
+
+
+class RunState:
+    """What one pytest process knows about the chaos run."""
+
+    def __init__(self, spec: str | None, seed: int, run_dir: str, owns_dir: bool, report: str | None) -> None:
+        self.spec = spec
+        self.seed = seed
+        self.run_dir = run_dir
+        self.owns_dir = owns_dir
+        self.report = report
+        self.outcomes: dict[str, str] = {}
+
+    def test_seed(self, nodeid: str) -> int:
+        return (self.seed + zlib.crc32(nodeid.encode())) % 2**32
+
+    def journal_path(self, nodeid: str) -> str:
+        return os.path.join(self.run_dir, f"{zlib.crc32(nodeid.encode()):08x}.jsonl")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mp-chaos", "chaos for mpire_fault worker pools")
+    group.addoption("--mp-chaos", dest="mp_chaos", nargs="?", const=_USE_DEFAULT, default=None, metavar="SPEC",
+                    help=f"inject faults into every WorkerPool; without SPEC the default mix {DEFAULT_SPEC!r}")
+    group.addoption("--mp-chaos-seed", dest="mp_chaos_seed", default=None, metavar="N",
+                    help="seed of the chaos decisions (default: random, printed in the header)")
+    group.addoption("--mp-chaos-report", dest="mp_chaos_report", default=None, metavar="PATH",
+                    help="write the journal of injected faults and per-test outcomes as JSON")
+    parser.addini("mp_chaos", "chaos spec for every WorkerPool ('default' for the default mix)", default="")
+    parser.addini("mp_chaos_seed", "seed of the chaos decisions", default="")
+    parser.addini("mp_chaos_report", "path of the JSON chaos report", default="")
+
+
+def _looks_like_a_path(value: str) -> bool:
+    return "=" not in value and (os.path.exists(value) or value.endswith(".py") or "/" in value or "::" in value)
+
+
+def _resolve_spec(config: pytest.Config) -> str | None:
+    value = config.getoption("mp_chaos")
+    if value is None:
+        value = config.getini("mp_chaos").strip() or None
+    if value is None:
+        return None
+    if value in (_USE_DEFAULT, "default", "true", "1"):
+        return DEFAULT_SPEC
+    if _looks_like_a_path(value):
+        raise pytest.UsageError(
+            f"--mp-chaos took {value!r} as its fault spec, but that looks like a test path. "
+            f"Write --mp-chaos=SPEC (with '='), or put --mp-chaos after the test paths."
+        )
+    return value
+
+
+def _resolve_seed(config: pytest.Config) -> int:
+    from mpire_fault.chaos import parse_seed
+
+    worker_input = getattr(config, "workerinput", None)
+    if worker_input and "mp_chaos_seed" in worker_input:
+        return worker_input["mp_chaos_seed"]
+    raw = config.getoption("mp_chaos_seed") or config.getini("mp_chaos_seed").strip() or None
+    if raw is None:
+        return int.from_bytes(os.urandom(4), "big")
+    try:
+        return parse_seed(raw, "--mp-chaos-seed")
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "mp_chaos(spec): run this test with chaos SPEC injected into every mpire_fault WorkerPool, "
+        "with or without --mp-chaos",
+    )
+    spec = _resolve_spec(config)
+    if spec is not None:
+        from mpire_fault.chaos import parse_spec
+        from mpire_fault.errors import ChaosSpecError
+
+        try:
+            spec = str(parse_spec(spec))
+        except ChaosSpecError as exc:
+            raise pytest.UsageError(f"--mp-chaos: {exc}") from None
+    seed = _resolve_seed(config)
+    worker_input = getattr(config, "workerinput", None)
+    if worker_input and "mp_chaos_run_dir" in worker_input:
+        run_dir, owns = worker_input["mp_chaos_run_dir"], False
+    else:
+        run_dir, owns = tempfile.mkdtemp(prefix="mp-chaos-run-"), True
+    report = config.getoption("mp_chaos_report") or config.getini("mp_chaos_report").strip() or None
+    state = RunState(spec, seed, run_dir, owns, report)
+    config.stash[_STATE] = state
+    config.pluginmanager.register(_OutcomeRecorder(state), "mp_chaos_outcomes")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist controller: every worker gets the same seed and the same run directory."""
+    state = node.config.stash[_STATE]
+    node.workerinput["mp_chaos_seed"] = state.seed
+    node.workerinput["mp_chaos_run_dir"] = state.run_dir
+
+
+def _test_spec(item: pytest.Item, state: RunState) -> str | None:
+    marker = item.get_closest_marker("mp_chaos")
+    if marker is None:
+        return state.spec
+    value = marker.args[0] if marker.args else marker.kwargs.get("spec", DEFAULT_SPEC)
+    from mpire_fault.chaos import parse_spec
+    from mpire_fault.errors import ChaosSpecError
+
+    try:
+        return str(parse_spec(value))
+    except ChaosSpecError as exc:
+        raise pytest.UsageError(f"@pytest.mark.mp_chaos on {item.nodeid}: {exc}") from None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Iterator[None]:
+    state = item.config.stash[_STATE]
+    spec = _test_spec(item, state)
+    if spec is None:
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in _ENV}
+    state_dir = os.path.join(state.run_dir, f"state-{zlib.crc32(item.nodeid.encode()):08x}")
+    os.makedirs(state_dir, exist_ok=True)
+    os.environ.update(
+        MP_CHAOS=spec,
+        MP_CHAOS_SEED=str(state.test_seed(item.nodeid)),
+        MP_CHAOS_STATE=state_dir,
+        MP_CHAOS_JOURNAL=state.journal_path(item.nodeid),
+    )
+    item.stash[_SPEC] = spec
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and item.stash.get(_SPEC, None) is not None:
+        entries = read_entries(item.config.stash[_STATE].journal_path(item.nodeid))
+        if entries:
+            lines = [f"{e.site}={e.action} (task {e.task_index}, worker {e.worker_id}, pid {e.pid})" for e in entries]
+            report.sections.append(("mp-chaos: faults injected in this test", "\n".join(lines)))
+
+
+class _OutcomeRecorder:
+    """Per-test outcomes, also those xdist workers send to the controller."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or report.failed or (report.when == "setup" and report.skipped):
+            self.state.outcomes[report.nodeid] = report.outcome
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash.get(_STATE, None)
+    if state is None or state.spec is None:
+        return []
+    return [f"mp-chaos: spec={state.spec!r} seed={state.seed} (rerun with --mp-chaos-seed={state.seed})"]
+
+
+@pytest.fixture
+def mp_chaos(request: pytest.FixtureRequest) -> ChaosJournal:
+    """The faults injected into worker pools during the current test (read live)."""
+    state = request.config.stash[_STATE]
+    spec = request.node.stash.get(_SPEC, None)
+    return ChaosJournal(state.journal_path(request.node.nodeid), spec, state.test_seed(request.node.nodeid))
+
+
+@pytest.fixture
+def chaos_pool(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh two-worker WorkerPool under this test's chaos (terminated afterwards)."""
+    from mpire_fault import WorkerPool
+
+    pool = WorkerPool(n_jobs=2)
+    try:
+        yield pool
+    finally:
+        pool.terminate()
+
+
+def _collect(state: RunState) -> tuple[list[dict], dict[str, str]]:
+    by_file = {os.path.basename(state.journal_path(nodeid)): nodeid for nodeid in state.outcomes}
+    entries = []
+    for name in sorted(os.listdir(state.run_dir)) if os.path.isdir(state.run_dir) else []:
+        if name.endswith(".jsonl"):
+            nodeid = by_file.get(name, "?")
+            for entry in read_entries(os.path.join(state.run_dir, name)):
+                entries.append(dict(entry.to_dict(), nodeid=nodeid))
+    entries.sort(key=lambda e: e["time"])
+    return entries, dict(state.outcomes)
+
+
+def _reproduce(config: pytest.Config, state: RunState) -> str:
+    args, skip = [], False
+    for arg in config.invocation_params.args:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--mp-chaos-seed", "--mp-chaos-report"):
+            skip = True
+            continue
+        if arg.startswith(("--mp-chaos-seed=", "--mp-chaos-report=", "--mp-chaos")):
+            continue
+        args.append(arg)
+    args += [f"--mp-chaos={state.spec}", f"--mp-chaos-seed={state.seed}"]
+    return "pytest " + " ".join(shlex.quote(a) for a in args)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None or getattr(config, "workerinput", None) is not None:
+        return
+    entries, outcomes = _collect(state)
+    if state.spec is None and not entries:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("mp-chaos")
+    write(f"spec: {state.spec}   seed: {state.seed}")
+    kinds = Counter((e["site"], e["action"]) for e in entries)
+    write(f"faults injected: {len(entries)}")
+    for (site, action), count in sorted(kinds.items()):
+        write(f"  {count:5d}  {site}={action}")
+    seen = Counter(e["nodeid"] for e in entries)
+    for nodeid, count in sorted(seen.items()):
+        write(f"  {outcomes.get(nodeid, '?').upper():8} {nodeid}: {count} fault(s)")
+    if state.spec is not None:
+        write(f"reproduce: {_reproduce(config, state)}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None or getattr(config, "workerinput", None) is not None:
+        return
+    if state.report:
+        entries, outcomes = _collect(state)
+        faults = Counter(e["nodeid"] for e in entries)
+        data = {
+            "spec": state.spec,
+            "seed": state.seed,
+            "reproduce": _reproduce(config, state) if state.spec else None,
+            "journal": entries,
+            "tests": [{"nodeid": n, "outcome": o, "faults": faults.get(n, 0)} for n, o in sorted(outcomes.items())],
+        }
+        with open(state.report, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+    if state.owns_dir:
+        shutil.rmtree(state.run_dir, ignore_errors=True)
