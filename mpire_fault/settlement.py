@@ -38,7 +38,9 @@ class Settlement:
         slot.ledger.clear()
         head = ledger.pop(0) if ledger and began_id == ledger[0].task_id and phase != IDLE else None
         planned = (slot.stopping and slot.exit_reported) or (slot.retiring and head is None)
-        if not planned or head is not None:
+        # Workers we stopped ourselves because their map call was aborted are
+        # replacements, not deaths: the death that aborted the call is recorded.
+        if (not planned or head is not None) and slot.kill_reason != "abort":
             self.stats["deaths"].append(
                 {"worker_id": slot.worker_id, "pid": slot.pid, "exitcode": exitcode, "oom": oom,
                  "reason": slot.kill_reason, "task": head.job.describe(head, item) if head else None}
