@@ -178,7 +178,8 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
                     progress.set_description(f"failed: {type(event[1]).__name__}", refresh=True)
                 raise event[1]
             _, first, n_items, data = event
-            outstanding -= 1
+            if not ordered:
+                outstanding -= 1
             try:
                 values = loads(data)
             except BaseException as exc:
@@ -189,10 +190,14 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
             if not ordered:
                 yield from values
                 continue
+            # A chunk waiting here for an earlier, slower one still counts as
+            # outstanding: otherwise the input would be pulled (and results
+            # buffered) without bound behind a slow item.
             waiting[first] = values
             while next_index in waiting:
                 values = waiting.pop(next_index)
                 next_index += len(values)
+                outstanding -= 1
                 yield from values
     except BaseException as exc:
         # Ctrl-C (or any error) in the caller's thread aborts the call like a
