@@ -161,6 +161,26 @@ def test_infinite_generator_with_imap(start_method):
         assert pool.map(tasks.square, range(3)) == [0, 1, 4]
 
 
+def test_ordered_imap_does_not_read_ahead_behind_a_slow_item(start_method):
+    """Regression: results of later items waiting for a slow first one must not let the input run ahead.
+
+    imap keeps order, so results after a slow item wait in a buffer; those
+    count as active until they are yielded, or an infinite input would be
+    pulled (and its results buffered) without bound.
+    """
+    source = Pulled()
+
+    def items():
+        for i in source:
+            yield (1.0 if i == 0 else 0.0, i)
+
+    with WorkerPool(2, start_method=start_method) as pool:
+        results = pool.imap(tasks.sleep_then, items(), chunk_size=1)
+        assert list(itertools.islice(results, 3)) == [0, 1, 2]
+        results.close()
+        assert source.count < 30, f"the input was pulled {source.count} times while item 0 ran"
+
+
 def test_generator_is_pulled_lazily(start_method):
     source = Pulled(limit=2000)
     with WorkerPool(2, start_method=start_method) as pool:
