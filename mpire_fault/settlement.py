@@ -27,7 +27,7 @@ class Settlement:
         # Not ready from here on: a caller woken by this death must not see
         # the dead pid among statistics()' live workers.
         was_ready, slot.ready = slot.ready, False
-        slot.process.join(1.0)
+        slot.reap(1.0)
         exitcode = slot.process.exitcode
         base = slot.worker_id * PROGRESS_FIELDS
         began_id, item, phase = self.progress[base], int(self.progress[base + 1]), self.progress[base + 2]

@@ -41,6 +41,14 @@ def frame(payload: bytes) -> bytes:
     return _BIG_HEADER.pack(-1, len(payload)) + payload
 
 
+def _pidfd(pid: int) -> int | None:
+    """A file descriptor readable once ``pid`` has ended (Linux 5.3+), or None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
 class WorkerSlot:
     def __init__(self, worker_id: int) -> None:
         self.worker_id = worker_id
@@ -49,6 +57,7 @@ class WorkerSlot:
         self.task_fd: int | None = None
         self.result_conn: Connection | None = None
         self.sentinel: int | None = None
+        self.pidfd: int | None = None
         self.ledger: deque[Task] = deque()
         self.outbuf: deque[memoryview] = deque()
         self.ready = False
@@ -78,6 +87,8 @@ class WorkerSlot:
             fds.append(self.task_fd)
         if self.result_conn is not None and not self.result_conn.closed:
             fds.append(self.result_conn.fileno())
+        if self.pidfd is not None:
+            fds.append(self.pidfd)
         return fds
 
     def start(self, ctx, cfg: WorkerConfig, user: Any, progress, cancelled, insights, daemon: bool) -> None:
@@ -117,7 +128,12 @@ class WorkerSlot:
         self.task_fd = write_fd
         self.result_conn = result_reader
         self.result_open = True
-        self.sentinel = process.sentinel
+        # multiprocessing's sentinel is a pipe that reads EOF only once every
+        # copy of its write end is closed: a grandchild the task forked (and
+        # left running) holds one, and the worker's death would go unseen
+        # for as long as it lives. A pidfd is readable when the process ends.
+        self.pidfd = _pidfd(process.pid)
+        self.sentinel = self.pidfd if self.pidfd is not None else process.sentinel
         self.ready = False
         self.started_at = time.monotonic()
         self.stopping = False
@@ -162,6 +178,17 @@ class WorkerSlot:
         except ProcessLookupError:
             pass
 
+    def reap(self, timeout: float) -> None:
+        """Wait (bounded) until the process has ended and its exit code is known.
+
+        Not ``process.join``: that waits on the sentinel pipe, which a
+        grandchild left behind by a task may hold open long after the worker
+        itself died.
+        """
+        deadline = time.monotonic() + timeout
+        while self.process.exitcode is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+
     def close(self) -> None:
         """Release the parent's ends after the process has ended."""
         if self.task_fd is not None:
@@ -176,6 +203,12 @@ class WorkerSlot:
                 self.process.close()
             except ValueError:
                 pass
+        if self.pidfd is not None:
+            try:
+                os.close(self.pidfd)
+            except OSError:
+                pass
+            self.pidfd = None
         self.process = None
         self.task_fd = None
         self.result_conn = None

@@ -239,7 +239,7 @@ class Supervisor(Settlement, Watchdog, threading.Thread):
                 slot.kill(reason)
         for slot in self.slots:
             if slot.alive:
-                slot.process.join(5.0)
+                slot.reap(5.0)
                 self.release(slot)
 
     def release(self, slot: WorkerSlot) -> None:
