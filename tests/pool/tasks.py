@@ -263,6 +263,20 @@ def pid_then_big_result(path: str, size: int):
     return b"\x07" * size
 
 
+def fork_grandchild_then(path: str, action: str, seconds: float = 20.0):
+    """Fork a grandchild that outlives us (it holds copies of every fd we have), then ``_die(action)``."""
+    pid = os.fork()
+    if pid == 0:  # the grandchild: keep the inherited fds open for a while
+        try:
+            time.sleep(seconds)
+        finally:
+            os._exit(0)
+    with open(f"{path}.tmp", "w") as fh:
+        fh.write(str(pid))
+    os.replace(f"{path}.tmp", path)
+    _die(action)
+
+
 def victim_or_killer(pid_file: str, which: int):
     """Item 0 announces its pid and sleeps; item 1 kills it."""
     return write_pid_and_sleep(pid_file, 30) if which == 0 else kill_pid_from_file(pid_file)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -123,6 +124,35 @@ def test_map_aborts_when_one_item_kills_a_sibling(start_method, markers):
             list(pool.imap_unordered(tasks.victim_or_killer, [(pid_file, 0), (pid_file, 1)], chunk_size=1))
         assert info.value.exitcode == -9 and "item 0 " in info.value.task
         assert pool.map(tasks.square, range(3)) == [0, 1, 4]
+
+
+@pytest.mark.parametrize("action", ["sigkill", "os_exit3"])
+def test_death_is_seen_while_a_grandchild_holds_the_workers_fds(start_method, markers, action):
+    """A task forks a long-lived grandchild, then its worker dies.
+
+    The grandchild holds copies of the worker's pipes, including the write
+    end of multiprocessing's process sentinel: death detection must not
+    depend on those closing (nor must terminate()).
+    """
+    pid_file = os.path.join(markers, "grandchild.pid")
+    try:
+        with WorkerPool(2, start_method=start_method) as pool:
+            began = time.monotonic()
+            with pytest.raises(WorkerDiedError) as info:
+                pool.apply_async(tasks.fork_grandchild_then, (pid_file, action)).get(timeout=10)
+            assert time.monotonic() - began < 5, "the death was seen only after the grandchild exited"
+            assert info.value.exitcode == (-9 if action == "sigkill" else 3)
+            wait_recovered(pool)
+            assert pool.map(tasks.square, range(3)) == [0, 1, 4]
+            began = time.monotonic()
+        assert time.monotonic() - began < 5, "terminate() waited for the grandchild"
+    finally:
+        if os.path.exists(pid_file):
+            with open(pid_file) as fh:
+                try:
+                    os.kill(int(fh.read()), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
 MiB = 2**20
