@@ -158,7 +158,6 @@ def test_death_is_seen_while_a_grandchild_holds_the_workers_fds(start_method, ma
 MiB = 2**20
 
 
-@pytest.mark.slow
 def test_memory_limit_kills_and_reports_oom(start_method):
     with WorkerPool(2, start_method=start_method, max_worker_memory=150 * MiB) as pool:
         hog = pool.apply_async(tasks.grow_memory, (300,))
