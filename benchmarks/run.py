@@ -1,0 +1,129 @@
+"""Side-by-side benchmarks: mpire_fault against mpire, multiprocessing.Pool, ProcessPoolExecutor and loky.
+
+    python benchmarks/run.py [--quick] [--only a,b,...] [--out benchmarks/RESULTS.md] [--json PATH]
+
+Every (benchmark, pool) pair runs in a fresh child process with a timeout, so
+a pool that hangs (multiprocessing.Pool loses a task whose worker died) is
+reported as "hangs" instead of stopping the run, and peak memory is that
+child's own. Timings are the best of --repeat runs. Ratios are peer time
+divided by ours: 1.0 or more means we are at least as fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from peers import BENCHMARKS, PEERS  # noqa: E402
+
+GOALS = {
+    "a": ("ratio", 1.0), "b": ("ratio", 1.0), "c": ("ratio", 1.0),
+    "d": ("ms", 20.0), "e": ("ms", 100.0), "f": ("mib", 200.0),
+}
+
+
+def run_child(bench: str, peer: str, quick: bool, timeout: float) -> dict:
+    cmd = [sys.executable, os.path.join(HERE, "peers.py"), bench, peer] + (["--quick"] if quick else [])
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"status": "hangs", "value": None}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {"status": "error", "value": None, "detail": (done.stderr or done.stdout)[-300:]}
+    return json.loads(lines[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--only", default="a,b,c,d,e,f", help="comma-separated benchmarks")
+    parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated pools")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    benches = [b for b in args.only.split(",") if b]
+    peers = [p for p in args.peers.split(",") if p]
+    unknown = [b for b in benches if b not in BENCHMARKS] + [p for p in peers if p not in PEERS]
+    if unknown:
+        parser.error(f"unknown benchmark or pool: {', '.join(unknown)}")
+    results: dict[str, dict[str, dict]] = {}
+    for bench in benches:
+        results[bench] = {}
+        for peer in peers:
+            runs = [run_child(bench, peer, args.quick, 120.0) for _ in range(1 if bench in "def" else args.repeat)]
+            ok = [r for r in runs if r["status"] == "ok"]
+            best = min(ok, key=lambda r: r["value"]) if ok else runs[0]
+            results[bench][peer] = best
+            shown = f"{best['value']:.4g} {BENCHMARKS[bench][1]}" if best["status"] == "ok" else best["status"]
+            print(f"{bench} {BENCHMARKS[bench][0]:<46} {peer:<20} {shown}", flush=True)
+    table = render(results, args.quick)
+    with open(args.out, "w", encoding="utf-8") as handle:
+        handle.write(table)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=2)
+    print(table)
+    return 0
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def render(results: dict, quick: bool) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M')} with `python benchmarks/run.py{' --quick' if quick else ''}`: "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average at the end "
+        f"{os.getloadavg()[0]:.2f}; mpire_fault {_version('mpire_fault')}, mpire {_version('mpire')}, "
+        f"loky {_version('loky')}. Two workers everywhere, start method fork.",
+        "",
+        "Ratio = peer / mpire_fault for times (above 1.0: we are faster).",
+        "",
+    ]
+    for bench, per_peer in results.items():
+        title, unit = BENCHMARKS[bench]
+        ours = per_peer.get("mpire_fault", {})
+        lines += [f"## ({bench}) {title}", "", f"| pool | {unit} | ratio |", "| --- | --- | --- |"]
+        for peer, result in per_peer.items():
+            value = f"{result['value']:.4g}" if result["status"] == "ok" else result["status"]
+            ratio = ""
+            if result["status"] == "ok" and ours.get("status") == "ok" and ours["value"] and peer != "mpire_fault":
+                ratio = f"{result['value'] / ours['value']:.2f}"
+            lines.append(f"| {peer} | {value} | {ratio} |")
+        lines += ["", verdict(bench, per_peer), ""]
+    return "\n".join(lines)
+
+
+def verdict(bench: str, per_peer: dict) -> str:
+    kind, target = GOALS[bench]
+    ours = per_peer.get("mpire_fault", {})
+    if ours.get("status") != "ok":
+        return f"Goal: not measured (mpire_fault: {ours.get('status')})."
+    if kind == "ratio":
+        peers = [r["value"] for p, r in per_peer.items() if p != "mpire_fault" and r["status"] == "ok"]
+        if not peers:
+            return "Goal: no peer finished."
+        ratio = min(peers) / ours["value"]
+        state = "met" if ratio >= target else f"missed by {100 * (1 - ratio):.0f}%"
+        return f"Goal: ratio >= 1.0 against the fastest peer; measured {ratio:.2f} ({state})."
+    state = "met" if ours["value"] < target else f"missed by {ours['value'] - target:.1f}"
+    return f"Goal: under {target:g} {kind}; measured {ours['value']:.2f} ({state})."
+
+
+if __name__ == "__main__":
+    sys.exit(main())
