@@ -242,17 +242,28 @@ def _settled_statistics(pool: Any, wait: float = 1.0) -> dict[str, Any]:
         time.sleep(0.01)
 
 
-def _follow_up(pool: Any, square: Callable[..., Any], deadline: float) -> dict[str, Any]:
-    """One more apply on the same pool: is it still usable?"""
-    result = pool.apply_async(square, (FOLLOW_UP,))
-    result.wait(max(0.01, min(15.0, deadline - time.monotonic())))
-    if not result.ready():
-        return {"ok": False, "error": "no answer before the deadline"}
-    try:
-        value = result.get(0)
-    except Exception as exc:
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    return {"ok": value == FOLLOW_UP * FOLLOW_UP, "error": None if value == FOLLOW_UP ** 2 else f"returned {value!r}"}
+def _follow_up(pool: Any, square: Callable[..., Any], deadline: float, attempts: int = 5) -> dict[str, Any]:
+    """More applies on the same pool until one answers right: is it still usable?
+
+    The pool is still under the scenario's chaos, which may strike the
+    follow-up too; each attempt is a new task (a new chaos decision), so a
+    usable pool answers within a few attempts and a broken one never does.
+    """
+    errors = []
+    for _ in range(attempts):
+        result = pool.apply_async(square, (FOLLOW_UP,))
+        result.wait(max(0.01, min(15.0, deadline - time.monotonic())))
+        if not result.ready():
+            return {"ok": False, "error": "no answer before the deadline"}
+        try:
+            value = result.get(0)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            continue
+        if value == FOLLOW_UP * FOLLOW_UP:
+            return {"ok": True, "error": None, "attempts": len(errors) + 1}
+        return {"ok": False, "error": f"returned {value!r}"}
+    return {"ok": False, "error": f"{attempts} attempts failed; last: {errors[-1]}"}
 
 
 def _journal_entry(entry: Any) -> dict[str, Any]:
