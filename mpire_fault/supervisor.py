@@ -316,7 +316,8 @@ class Supervisor(Settlement, Watchdog, threading.Thread):
     def hand(self, slot: WorkerSlot, task: Task) -> None:
         task.handed_at = time.monotonic()
         slot.ledger.append(task)
-        msg = (TASK, task.task_id, task.job.job_id, task.first_index, task.attempt, task.payload)
+        timed = task.job.task_timeout is not None
+        msg = (TASK, task.task_id, task.job.job_id, task.first_index, task.attempt, task.payload, timed)
         slot.queue_bytes(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
         self.flush(slot)
 

@@ -96,18 +96,33 @@ def _release_forkserver() -> None:
         pass
 
 
-def _call(func: Callable, preamble: tuple, item: Any) -> Any:
+_STYLES: dict[type, int] = {}  # argument style per item type: decided once per type, not per item
+_ONE, _UNPACK, _KEYWORDS = 0, 1, 2
+
+
+def _style(kind: type) -> int:
     # MPIRE's convention: a dict is keyword arguments, any other iterable
     # (but str/bytes/ndarray) is unpacked, anything else is one argument.
-    if isinstance(item, dict):
-        return func(*preamble, **item)
-    if isinstance(item, Iterable) and not isinstance(item, (str, bytes, bytearray)) and not _is_ndarray(item):
+    style = _STYLES.get(kind)
+    if style is None:
+        if issubclass(kind, dict):
+            style = _KEYWORDS
+        elif (issubclass(kind, Iterable) and not issubclass(kind, (str, bytes, bytearray))
+              and not (kind.__name__ == "ndarray" and kind.__module__ == "numpy")):
+            style = _UNPACK
+        else:
+            style = _ONE
+        _STYLES[kind] = style
+    return style
+
+
+def _call(func: Callable, preamble: tuple, item: Any) -> Any:
+    style = _style(type(item))
+    if style == _ONE:
+        return func(*preamble, item)
+    if style == _UNPACK:
         return func(*preamble, *item)
-    return func(*preamble, item)
-
-
-def _is_ndarray(obj: Any) -> bool:
-    return type(obj).__name__ == "ndarray" and type(obj).__module__ == "numpy"
+    return func(*preamble, **item)
 
 
 class _Worker:
@@ -194,7 +209,8 @@ class _Worker:
                 self.stop(announce=False)
                 return
 
-    def run_task(self, task_id: int, job_id: int, first_index: int, attempt: int, payload: bytes) -> None:
+    def run_task(self, task_id: int, job_id: int, first_index: int, attempt: int, payload: bytes,
+                 timed: bool = True) -> None:
         self.mark(task_id, first_index, UNPICKLING)
         try:
             self.visit("args.unpickle", first_index, attempt)
@@ -202,26 +218,42 @@ class _Worker:
         except Exception as exc:
             self.send(FAILED, task_id, 0, dump_exception(exc, self.serializer), TASK_ARGS)
             return
-        results = []
         cancelled, slot = self.cancelled, job_id % CANCEL_SLOTS
-        for offset, item in enumerate(items):
-            if cancelled[slot] == job_id:
-                self.send(SKIPPED, task_id)
-                return
-            index = first_index + offset
-            self.mark(task_id, index, RUNNING)
-            try:
-                self.visit("task.start", index, attempt)
+        # The hot loop: per item one read of the cancel table and one store
+        # of the item index into the progress slot (plus its start time only
+        # when a task_timeout needs it); the chaos sites cost one check when off.
+        progress, item_at, time_at = self.progress, self.base + 1, self.base + 3
+        chaos, preamble, monotonic = self.chaos, self.preamble, time.monotonic
+        results: list[Any] = []
+        append = results.append
+        self.mark(task_id, first_index, RUNNING)
+        index = first_index
+        try:
+            for item in items:
+                if cancelled[slot] == job_id:
+                    self.send(SKIPPED, task_id)
+                    return
+                progress[item_at] = index
+                if timed:
+                    progress[time_at] = monotonic()
+                if chaos is not None:
+                    self.visit("task.start", index, attempt)
                 if kind == "apply":
                     args, kwargs = item
-                    result = func(*self.preamble, *args, **kwargs)
+                    append(func(*preamble, *args, **kwargs))
+                elif preamble:
+                    append(_call(func, preamble, item))
                 else:
-                    result = _call(func, self.preamble, item)
-                self.visit("task.end", index, attempt)
-            except Exception as exc:
-                self.send(FAILED, task_id, offset, dump_exception(exc, self.serializer), None)
-                return
-            results.append(result)
+                    style = _STYLES.get(type(item))
+                    if style is None:
+                        style = _style(type(item))
+                    append(func(item) if style == _ONE else func(*item) if style == _UNPACK else func(**item))
+                if chaos is not None:
+                    self.visit("task.end", index, attempt)
+                index += 1
+        except Exception as exc:
+            self.send(FAILED, task_id, index - first_index, dump_exception(exc, self.serializer), None)
+            return
         self.mark(task_id, first_index, PICKLING)
         try:
             self.visit("result.pickle", first_index, attempt)
