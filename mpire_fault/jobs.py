@@ -81,15 +81,9 @@ class ApplyJob(Job):
         return f"apply task #{self.index} ({self.func_name})"
 
     def on_result(self, task: Task, data: bytes) -> None:
-        from .serialization import RESULT, with_boundary
-
+        # Unpickled later by the caller or the callback thread, never here in the supervisor.
         self.done = True
-        try:
-            value = self.loads(data)[0]
-        except BaseException as exc:  # even SystemExit: it belongs to this task's caller
-            self.result._resolve(error=with_boundary(exc, RESULT))
-            return
-        self.result._resolve(value=value)
+        self.result._resolve_pickled(data, lambda raw: self.loads(raw)[0])
 
     def on_error(self, task: Task | None, exc: BaseException) -> None:
         self.done = True

@@ -66,6 +66,49 @@ class AsyncResult(Generic[T]):
         self._error_callback = error_callback
         self._runner = runner
         self._supervisor_gone = supervisor_gone
+        self._pickled: tuple[bytes, Callable[[bytes], Any]] | None = None
+        self._load_lock = threading.Lock()
+
+    def _resolve_pickled(self, data: bytes, loads: Callable[[bytes], Any]) -> bool:
+        """Resolve with a value still pickled, so the supervisor never runs user code to rebuild it.
+
+        A slow (or blocking) reconstructor would otherwise stall the loop that
+        notices deaths. The value is unpickled once: by the callback thread if
+        there is a callback, else by the first caller that asks for it.
+        """
+        with self._lock:
+            if self._resolved:
+                return False
+            self._resolved = True
+            self._pickled = (data, loads)
+        if (self._callback is None and self._error_callback is None) or self._runner is None:
+            self._event.set()
+        else:
+            self._runner.submit(self._load_then_hook)
+        return True
+
+    def _load(self) -> None:
+        with self._load_lock:
+            if self._pickled is None:
+                return
+            data, loads = self._pickled
+            try:
+                self._value = loads(data)
+            except KeyboardInterrupt:
+                raise  # Ctrl-C while the caller waits: not this task's outcome
+            except BaseException as exc:  # even SystemExit: it belongs to this task's caller
+                self._error = with_boundary(exc, RESULT)
+            self._pickled = None
+
+    def _load_then_hook(self) -> None:
+        try:
+            self._load()
+        finally:
+            hook = self._callback if self._error is None else self._error_callback
+            if hook is None:
+                self._event.set()
+            else:
+                self._run_hook(hook, self._value if self._error is None else self._error)
 
     def _resolve(self, value: Any = None, error: BaseException | None = None) -> bool:
         with self._lock:
@@ -94,6 +137,7 @@ class AsyncResult(Generic[T]):
     def successful(self) -> bool:
         if not self.ready():
             raise ValueError("the result is not ready yet")
+        self._load()
         return self._error is None
 
     def wait(self, timeout: float | None = None) -> None:
@@ -111,6 +155,7 @@ class AsyncResult(Generic[T]):
         self.wait(timeout)
         if not self._event.is_set():
             raise TimeoutError(f"the result was not ready within {timeout} seconds")
+        self._load()
         if self._error is not None:
             raise self._error
         return self._value
