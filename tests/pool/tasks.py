@@ -120,6 +120,25 @@ class ParentResultBomb:
         return (_explode_in_parent, (self.action, self.i))
 
 
+def _slow_to_load(seconds: float, value):
+    time.sleep(seconds)
+    return value
+
+
+class SlowToLoad:
+    """A result whose unpickling (in the parent) takes ``seconds``."""
+
+    def __init__(self, seconds: float, value) -> None:
+        self.seconds, self.value = seconds, value
+
+    def __reduce__(self):
+        return (_slow_to_load, (self.seconds, self.value))
+
+
+def return_slow_to_load(seconds: float, value):
+    return SlowToLoad(seconds, value)
+
+
 class ParentArgsBomb:
     """Refuses to be pickled in the parent (raising ``BoundaryError`` or ``SystemExit``)."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 import traceback
 
 import pytest
@@ -154,6 +155,30 @@ def test_parent_unpickling_error_of_result(start_method, markers, action, error)
         assert pool.statistics()["deaths"] == []
         assert pool.apply(tasks.square, (8,)) == 64
         assert pool.map(tasks.square, range(3)) == [0, 1, 4]
+
+
+@pytest.mark.parametrize("with_callback", [False, True])
+def test_slow_result_unpickling_does_not_stall_the_pool(start_method, markers, with_callback):
+    """User code that runs while a result is unpickled in the parent must not hold up the supervisor.
+
+    One result takes 3 s to unpickle; meanwhile another worker dies. Its
+    WorkerDiedError must arrive as promptly as without the slow result.
+    """
+    seen: list = []
+    with WorkerPool(2, start_method=start_method) as pool_:
+        pool_.apply(tasks.square, (1,))
+        wait_recovered(pool_)
+        slow = pool_.apply_async(tasks.return_slow_to_load, (3.0, "slow"),
+                                 callback=seen.append if with_callback else None)
+        tasks.wait_until(lambda: pool_.statistics()["tasks_completed"] >= 2, what="the slow result to arrive")
+        began = time.monotonic()
+        doomed = pool_.apply_async(tasks.work, (markers, 0, "sigkill"))
+        with pytest.raises(WorkerDiedError):
+            doomed.get(timeout=30)
+        assert time.monotonic() - began < 2.0, "the death was noticed only after the slow unpickling"
+        assert slow.get(timeout=30) == "slow"
+        if with_callback:
+            assert seen == ["slow"]
 
 
 def test_use_dill_carries_lambdas_and_closures(start_method):
