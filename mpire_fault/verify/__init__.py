@@ -1,0 +1,11 @@
+"""The verification kit: Hypothesis state machines that grade any pool against API.md §4.
+
+    from mpire_fault.verify import PoolMachine, machine_for, ADAPTERS
+    TestOurPool = machine_for(ADAPTERS["mpire_fault"]).TestCase    # in a pytest file
+"""
+from .adapters import ADAPTERS, Adapter, Hang, available
+from .conformance import Verdict, check, grade, markdown, table
+from .machines import GUARANTEES, PoolMachine, machine_for
+
+__all__ = ["ADAPTERS", "GUARANTEES", "Adapter", "Hang", "PoolMachine", "Verdict", "available", "check", "grade",
+           "machine_for", "markdown", "table"]
