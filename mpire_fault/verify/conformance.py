@@ -36,6 +36,7 @@ def check(pool: str, guarantee: str, examples: int, steps: int = 8, shrink: bool
         with with_reporter(lines.append):
             run_state_machine_as_test(machine, settings=config)
     except AssertionError as exc:
+        lines += getattr(exc, "__notes__", [])  # Hypothesis attaches the shrunk steps as notes
         return Verdict(pool, guarantee, "fail", str(exc).splitlines()[0][:300], _steps(lines),
                        time.monotonic() - started)
     except Exception as exc:  # the pool itself blew up in a way the machine did not expect
@@ -50,8 +51,10 @@ def check(pool: str, guarantee: str, examples: int, steps: int = 8, shrink: bool
 
 def _steps(lines: list[str]) -> str:
     """The falsifying sequence Hypothesis printed, without its boilerplate."""
+    invariants = ("state.nothing_ran_twice()", "state.promises_hold()")
     keep = [line for line in "\n".join(lines).splitlines()
-            if line.strip() and not line.startswith(("Trying example", "Falsifying example"))]
+            if line.strip() and not line.startswith(("Trying example", "Falsifying example"))
+            and line.strip() not in invariants]
     return "\n".join(keep[-25:])
 
 
