@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import psutil
 
+from mpire_fault.verify.adapters import worker_processes
+
 PEERS = ("mpire_fault", "mpire", "multiprocessing", "concurrent.futures", "loky")
 BENCHMARKS = {
     "a": ("map of 100 000 trivial tasks", "s"),
@@ -108,18 +110,7 @@ class Pool:
         return handle.get(timeout) if hasattr(handle, "get") else handle.result(timeout)
 
     def pids(self) -> set[int]:
-        """Worker processes: our children, less the helpers pools keep (forkserver, resource trackers)."""
-        found = set()
-        for child in psutil.Process().children(recursive=True):
-            try:
-                if child.status() == psutil.STATUS_ZOMBIE:
-                    continue
-                command = " ".join(child.cmdline())
-            except psutil.Error:
-                continue
-            if "forkserver" not in command and "tracker" not in command:
-                found.add(child.pid)
-        return found
+        return worker_processes()
 
     def close(self) -> None:
         if self.name in ("concurrent.futures", "loky"):

@@ -20,7 +20,8 @@ class Hang(Exception):
     """A call on the pool did not answer within its bound."""
 
 
-def _children() -> set[int]:
+def worker_processes() -> set[int]:
+    """Live child processes of this one, less the helpers pools keep (forkserver, resource trackers)."""
     found = set()
     for child in psutil.Process().children(recursive=True):
         try:
@@ -41,7 +42,7 @@ class Adapter:
     death_error = "an exception"
 
     def __init__(self) -> None:
-        self.before = _children()
+        self.before = worker_processes()
         self.pool = self.start()
 
     def start(self) -> Any:
@@ -76,7 +77,7 @@ class Adapter:
         raise NotImplementedError
 
     def worker_pids(self) -> list[int]:
-        return sorted(_children() - self.before)
+        return sorted(worker_processes() - self.before)
 
     def shutdown(self) -> None:
         self.pool.terminate()
@@ -87,7 +88,7 @@ class Adapter:
         done.start()
         done.join(5)
         left = []
-        for pid in sorted(_children() - self.before):
+        for pid in sorted(worker_processes() - self.before):
             left.append(pid)
             try:
                 os.kill(pid, signal.SIGKILL)
