@@ -227,19 +227,26 @@ def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = 
     return observed
 
 
-def _settled_statistics(pool: Any, wait: float = 1.0) -> dict[str, Any]:
-    """``statistics()`` once every recorded death has been counted as a restart (or ``wait`` passed).
+def _settled_statistics(pool: Any, wait: float = 2.0) -> dict[str, Any]:
+    """``statistics()`` once the pool has settled (or ``wait`` passed).
 
-    The supervisor hands a dead worker's task its error before it counts the
-    restart, so a snapshot taken the moment the last result arrives can be a
-    restart short.
+    Settled: every recorded death counted as a restart, every slot live
+    again (or all stopped), and nothing changed for 50 ms. The supervisor hands a dead
+    worker's task its error before it counts the restart, and a worker that
+    dies at start-up while the workload runs on its sibling may not have
+    been noticed yet when the last result arrives.
     """
     deadline = time.monotonic() + wait
+    previous = None
     while True:
         stats = pool.statistics()
-        if stats.get("restarts", 0) >= len(stats.get("deaths", [])) or time.monotonic() > deadline:
+        snapshot = (stats.get("restarts", 0), len(stats.get("deaths", [])), stats.get("live_workers"))
+        # live 0: a map call without keep_alive stopped its workers, which settles every death first
+        settled = snapshot[0] >= snapshot[1] and stats.get("live_workers") in (0, stats.get("n_jobs"))
+        if (settled and snapshot == previous) or time.monotonic() > deadline:
             return stats
-        time.sleep(0.01)
+        previous = snapshot
+        time.sleep(0.05)
 
 
 def _follow_up(pool: Any, square: Callable[..., Any], deadline: float, attempts: int = 5) -> dict[str, Any]:
