@@ -15,7 +15,7 @@ import tempfile
 import time
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from .adapters import Adapter, Hang, MpireFaultAdapter
 from .tasks import executions, work
@@ -70,6 +70,21 @@ class PoolMachine(RuleBasedStateMachine):
         return index
 
     # ------------------------------------------------------------------ rules
+    @initialize()
+    def start_with_the_fault_under_test(self) -> None:
+        """Every example opens with the situation its guarantee is about; random steps follow."""
+        if self.guarantee in ("map-abort", "map-reuse"):
+            self.map_with_a_death(2, 1, "sigkill")
+            self.map_that_works(1)
+        elif self.guarantee == "idle-kill":
+            self.kill_an_idle_worker()
+            self.submit("ok", 0.0)
+            self.wait_for_results()
+        elif self.guarantee in ("apply-isolation", "apply-death-error", "exactly-once"):
+            self.submit("sigkill", 0.0)
+            self.submit("ok", 0.02)
+            self.wait_for_results()
+
     @rule(kind=st.sampled_from(["ok", "ok", "raise", "exit", "sigkill"]), nap=st.sampled_from([0.0, 0.02]))
     def submit(self, kind: str, nap: float) -> None:
         if self.hung:
@@ -122,6 +137,10 @@ class PoolMachine(RuleBasedStateMachine):
         if self.hung:
             return
         pids = self.adapter.worker_pids()
+        if not pids:  # pools that start workers lazily: give them work first
+            self.submit("ok", 0.0)
+            self.wait_for_results()
+            pids = [] if self.hung else self.adapter.worker_pids()
         if pids:
             try:
                 os.kill(pids[0], signal.SIGKILL)
