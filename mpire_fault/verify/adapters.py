@@ -11,6 +11,7 @@ import importlib.util
 import os
 import signal
 import threading
+import time
 from typing import Any, Callable
 
 import psutil
@@ -87,6 +88,9 @@ class Adapter:
         done = threading.Thread(target=self._quiet_shutdown, daemon=True)
         done.start()
         done.join(5)
+        deadline = time.monotonic() + 3.0  # pools that shut down asynchronously get a moment to reap
+        while worker_processes() - self.before and time.monotonic() < deadline:
+            time.sleep(0.05)
         left = []
         for pid in sorted(worker_processes() - self.before):
             left.append(pid)

@@ -5,6 +5,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.errors import Flaky
 from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
@@ -42,6 +43,10 @@ def check(pool: str, guarantee: str, examples: int, steps: int = 8, shrink: bool
     except Exception as exc:  # the pool itself blew up in a way the machine did not expect
         if machines.HANGS:
             return Verdict(pool, guarantee, "hang", machines.HANGS[0], "", time.monotonic() - started)
+        if isinstance(exc, Flaky):  # broken on some runs only: still broken
+            first = next(iter(getattr(exc, "exceptions", ())), exc)
+            return Verdict(pool, guarantee, "fail", f"fails intermittently: {str(first).splitlines()[0][:250]}",
+                           _steps(lines), time.monotonic() - started)
         return Verdict(pool, guarantee, "error", f"{type(exc).__name__}: {exc}"[:300], _steps(lines),
                        time.monotonic() - started)
     if machines.HANGS:
