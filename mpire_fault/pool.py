@@ -355,6 +355,7 @@ class WorkerPool:
         if self._supervisor is not None:
             _stop_supervisor(self._supervisor)
         self._callbacks.drain(5.0)
+        self._callbacks.stop()
 
     def __enter__(self) -> "WorkerPool":
         return self

@@ -47,9 +47,18 @@ class CallbackRunner:
 
     def drain(self, timeout: float = 10.0) -> None:
         """Wait (bounded) until every callback submitted so far has run."""
+        if self._thread is None or not self._thread.is_alive():
+            return  # nothing was ever submitted, or the thread already ended
         done = threading.Event()
         self.submit(done.set)
         done.wait(timeout)
+
+    def stop(self) -> None:
+        """End the thread once what is queued has run; a later submit starts a new one."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                self._queue.put(None)
+            self._thread = None
 
 
 class AsyncResult(Generic[T]):
