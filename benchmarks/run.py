@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -32,13 +33,23 @@ GOALS = {
 
 def run_child(bench: str, peer: str, quick: bool, timeout: float) -> dict:
     cmd = [sys.executable, os.path.join(HERE, "peers.py"), bench, peer] + (["--quick"] if quick else [])
+    # A session of its own: on a timeout the whole group goes, the pool's workers included
+    # (multiprocessing's workers outlive a killed parent).
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        stdout, stderr = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
         return {"status": "hangs", "value": None}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        return {"status": "error", "value": None, "detail": (done.stderr or done.stdout)[-300:]}
+    finally:
+        try:
+            os.killpg(child.pid, signal.SIGKILL)  # leftovers of a child that did finish
+        except ProcessLookupError:
+            pass
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if child.returncode != 0 or not lines:
+        return {"status": "error", "value": None, "detail": (stderr or stdout)[-300:]}
     return json.loads(lines[-1])
 
 
