@@ -206,7 +206,7 @@ class _Worker:
             handled += 1
             if self.cfg.worker_lifespan is not None and handled >= self.cfg.worker_lifespan:
                 self.send(LIFESPAN, handled)
-                self.stop(announce=False)
+                self.stop()
                 return
 
     def run_task(self, task_id: int, job_id: int, first_index: int, attempt: int, payload: bytes,
@@ -266,7 +266,7 @@ class _Worker:
             return
         self.send(DONE, task_id, data)
 
-    def stop(self, announce: bool = True) -> None:
+    def stop(self) -> None:
         value = None
         began = time.perf_counter()
         try:
