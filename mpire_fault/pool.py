@@ -10,9 +10,10 @@ import weakref
 from typing import Any, Callable, Iterable, Iterator, Sized
 
 from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerSession, next_task_id
-from .results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, iterate_map
+from .results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, iterate_map, maybe_concatenate
 from .serialization import TASK_ARGS, Serializer, with_boundary
-from .supervisor import PREFETCH, PoolSettings, RestartBackoff, Supervisor
+from .settlement import RestartBackoff
+from .supervisor import PREFETCH, PoolSettings, Supervisor
 from .insights import format_insights, gather_insights
 from .worker import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS
 
@@ -307,7 +308,7 @@ class WorkerPool:
                                  worker_lifespan, progress_bar, worker_init, worker_exit, task_timeout,
                                  worker_init_timeout, worker_exit_timeout, progress_bar_options,
                                  progress_bar_style))
-        return _maybe_concatenate(results) if concatenate_numpy_output else results
+        return maybe_concatenate(results) if concatenate_numpy_output else results
 
     def map_unordered(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
                       max_tasks_active: int | None = None, chunk_size: int | None = None,
@@ -391,14 +392,3 @@ class WorkerPool:
     def chaos_journal(self) -> list[Any]:
         """Faults the chaos layer injected into this pool's workers so far."""
         return self._chaos.journal() if self._chaos is not None else []
-
-
-def _maybe_concatenate(results: list[Any]) -> Any:
-    if results and type(results[0]).__name__ == "ndarray" and type(results[0]).__module__ == "numpy":
-        import numpy
-
-        try:
-            return numpy.concatenate(results)
-        except ValueError:
-            return results
-    return results

@@ -278,3 +278,15 @@ def _next_event(job: MapJob, supervisor) -> tuple:
                     return job.events.get(timeout=1.0)
                 except queue.Empty:
                     return ("error", SupervisorError("the pool's supervisor ended while this map was running"))
+
+
+def maybe_concatenate(results: list[Any]) -> Any:
+    """MPIRE's concatenate_numpy_output: one array when every result is a numpy array."""
+    if results and type(results[0]).__name__ == "ndarray" and type(results[0]).__module__ == "numpy":
+        import numpy
+
+        try:
+            return numpy.concatenate(results)
+        except ValueError:
+            return results
+    return results

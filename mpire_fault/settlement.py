@@ -10,12 +10,27 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass
 
 from .errors import Death, TaskTimeoutError, WorkerDiedError, WorkerExitError, WorkerInitError
 from .jobs import Barrier, Job, Task
 from .slots import WorkerSlot
 from .watchdog import DEFAULT_EXIT_GRACE
 from .worker import CANCEL_SLOTS, IDLE, PHASE_NAMES, PROGRESS_FIELDS
+
+
+@dataclass(frozen=True, slots=True)
+class RestartBackoff:
+    """The restart budget: start-up failures in a row before a call fails, and the delays between."""
+
+    max_failures: int = 3
+    initial_delay: float = 0.05
+    max_delay: float = 2.0
+
+    def delay(self, failures: int) -> float:
+        if failures <= 1:
+            return 0.0
+        return min(self.max_delay, self.initial_delay * 2 ** (failures - 2))
 
 
 class Settlement:

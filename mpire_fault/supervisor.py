@@ -34,7 +34,7 @@ from typing import Any
 from .errors import PoolTerminatedError, SupervisorError, WorkerExitError, WorkerInitError
 from .jobs import Barrier, Task, WorkerSession
 from .serialization import Serializer, load_exception, with_boundary
-from .settlement import Settlement
+from .settlement import RestartBackoff, Settlement
 from .slots import WorkerSlot
 from .watchdog import DEFAULT_EXIT_GRACE, Watchdog
 from .worker import DONE, EXIT_FAILED, EXITED, FAILED, INIT_FAILED, LIFESPAN, READY, SKIPPED, STOP, TASK, WorkerConfig
@@ -47,20 +47,6 @@ PREFETCH = 2  # tasks handed to a worker at once: one running, one waiting in it
 # another worker idles (head-of-line blocking), and a queued message cannot
 # be taken back from a pipe without risking it running twice.
 PREFETCH_BELOW = 0.005
-
-
-@dataclass(frozen=True, slots=True)
-class RestartBackoff:
-    """The restart budget: start-up failures in a row before a call fails, and the delays between."""
-
-    max_failures: int = 3
-    initial_delay: float = 0.05
-    max_delay: float = 2.0
-
-    def delay(self, failures: int) -> float:
-        if failures <= 1:
-            return 0.0
-        return min(self.max_delay, self.initial_delay * 2 ** (failures - 2))
 
 
 @dataclass(frozen=True, slots=True)
