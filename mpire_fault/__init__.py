@@ -12,7 +12,7 @@ from .errors import (
 )
 from .pool import WorkerPool
 from .results import AsyncResult
-from .settlement import RestartBackoff
+from .state import RestartBackoff
 
 __version__ = "0.1.0"
 

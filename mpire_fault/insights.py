@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .worker import EXIT_TIME, INIT_TIME, INSIGHT_FIELDS, MAX_TASK_TIME, N_TASKS, WAIT_TIME, WORK_TIME
+from .protocol import EXIT_TIME, INIT_TIME, INSIGHT_FIELDS, MAX_TASK_TIME, N_TASKS, WAIT_TIME, WORK_TIME
 
 _PHASES = ("start_up", "init", "waiting", "working", "exit")
 

@@ -12,10 +12,10 @@ from typing import Any, Callable, Iterable, Iterator, Sized
 from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerSession, next_task_id
 from .results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, iterate_map, maybe_concatenate
 from .serialization import TASK_ARGS, Serializer, with_boundary
-from .settlement import RestartBackoff
-from .supervisor import PREFETCH, PoolSettings, Supervisor
+from .state import PoolSettings, RestartBackoff, SharedArrays
+from .supervisor import PREFETCH, Supervisor
 from .insights import format_insights, gather_insights
-from .worker import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS
+from .protocol import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS
 
 _START_METHODS = ("fork", "spawn", "forkserver")
 _live_supervisors: "weakref.WeakSet[Supervisor]" = weakref.WeakSet()
@@ -166,7 +166,7 @@ class WorkerPool:
             progress = self._ctx.RawArray("d", self.n_jobs * PROGRESS_FIELDS)
             cancelled = self._ctx.RawArray("q", CANCEL_SLOTS)
             insights = self._ctx.RawArray("d", self.n_jobs * INSIGHT_FIELDS)
-            supervisor = Supervisor(self._settings(), progress, cancelled, insights)
+            supervisor = Supervisor(self._settings(), SharedArrays(progress, cancelled, insights))
             supervisor.start()
             _live_supervisors.add(supervisor)
             weakref.finalize(self, _stop_supervisor, supervisor)

@@ -17,7 +17,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .jobs import Task
-from .worker import PROGRESS_FIELDS, WorkerConfig, worker_main
+from .protocol import IDLE, ITEM, PHASE, PROGRESS_FIELDS, TASK_ID
+from .worker import WorkerConfig, worker_main
 
 _HEADER = struct.Struct("!i")
 _BIG_HEADER = struct.Struct("!iQ")
@@ -106,9 +107,9 @@ class WorkerSlot:
         result_reader, result_writer = ctx.Pipe(duplex=False)
         task_reader = Connection(read_fd, writable=False)
         base = self.worker_id * PROGRESS_FIELDS
-        progress[base] = -1.0
-        progress[base + 1] = -1.0
-        progress[base + 2] = 0.0
+        progress[base + TASK_ID] = -1.0
+        progress[base + ITEM] = -1.0
+        progress[base + PHASE] = IDLE
         process = ctx.Process(
             target=worker_main,
             args=(cfg, user, task_reader, result_writer, progress, cancelled, insights),

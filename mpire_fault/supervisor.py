@@ -28,18 +28,21 @@ import selectors
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .errors import PoolTerminatedError, SupervisorError, WorkerExitError, WorkerInitError
-from .jobs import Barrier, Task, WorkerSession
+from .jobs import Barrier, Task
+from .protocol import (DONE, EXIT_FAILED, EXITED, FAILED, INIT_FAILED, READY, RETIRING, RUN_TASK, SKIPPED, STOP)
 from .serialization import Serializer, load_exception, with_boundary
-from .settlement import RestartBackoff, Settlement
+from .settlement import Settlement
 from .slots import WorkerSlot
+from .state import PoolSettings, PoolState, SharedArrays
 from .watchdog import DEFAULT_EXIT_GRACE, Watchdog
-from .worker import DONE, EXIT_FAILED, EXITED, FAILED, INIT_FAILED, LIFESPAN, READY, SKIPPED, STOP, TASK, WorkerConfig
+from .worker import WorkerConfig
 
 log = logging.getLogger("mpire_fault")
+
+__all__ = ["PREFETCH", "PoolSettings", "Supervisor"]
 
 PREFETCH = 2  # tasks handed to a worker at once: one running, one waiting in its pipe
 # A second task waits behind the first only when tasks of that function are
@@ -49,52 +52,47 @@ PREFETCH = 2  # tasks handed to a worker at once: one running, one waiting in it
 PREFETCH_BELOW = 0.005
 
 
-@dataclass(frozen=True, slots=True)
-class PoolSettings:
-    n_jobs: int
-    ctx: Any
-    daemon: bool
-    use_dill: bool
-    pass_worker_id: bool
-    use_worker_state: bool
-    shared_objects: Any
-    has_shared_objects: bool
-    cpu_ids: tuple[tuple[int, ...] | None, ...]
-    max_worker_memory: int | None
-    max_task_retries: int
-    backoff: RestartBackoff
-    chaos: Any
-    enable_insights: bool = False
-    order_tasks: bool = False
+class Supervisor(threading.Thread):
+    """The parent's loop: reads its inbox, starts workers, dispatches, and reacts to what the selector saw."""
 
-
-class Supervisor(Settlement, Watchdog, threading.Thread):
-    def __init__(self, settings: PoolSettings, progress, cancelled, insights) -> None:
+    def __init__(self, settings: PoolSettings, shared: SharedArrays) -> None:
         super().__init__(name="mpire_fault-supervisor", daemon=True)
-        self.settings = settings
+        self.state = PoolState(settings, shared, [WorkerSlot(i) for i in range(settings.n_jobs)],
+                               start_up_time=[0.0] * settings.n_jobs)
+        self.settlement = Settlement(self.state)
+        self.watchdog = Watchdog(self.state)
         self.serializer = Serializer(settings.use_dill)
-        self.progress = progress
-        self.cancelled = cancelled
-        self.insights = insights
-        self.start_up_time = [0.0] * settings.n_jobs  # process start -> ready, summed per slot
         self.order_seq = 0
-        self.durations: dict[str, float] = {}
-        self.slots = [WorkerSlot(i) for i in range(settings.n_jobs)]
-        self.pending: deque[Task | Barrier] = deque()
         self.inbox: deque[tuple] = deque()
-        self.session: WorkerSession | None = None
-        self.active = False
-        self.blocked = False  # the restart budget ran out: no respawn until new work arrives
-        self.finishing = False
         self.finished = threading.Event()
         self.crash: BaseException | None = None
-        self.stats = {"restarts": 0, "tasks_completed": 0, "tasks_failed": 0, "tasks_requeued": 0, "deaths": []}
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
-        self._next_memory_poll = 0.0
+        self._answers: dict[int, Callable[..., None]] = {
+            READY: self.on_ready, INIT_FAILED: self.on_init_failed, DONE: self.on_done, FAILED: self.on_failed,
+            SKIPPED: self.on_skipped, EXITED: self.on_exited, EXIT_FAILED: self.on_exit_failed,
+            RETIRING: self.on_retiring,
+        }
+
+    # what the pool reads
+    @property
+    def slots(self) -> list[WorkerSlot]:
+        return self.state.slots
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return self.state.stats
+
+    @property
+    def insights(self) -> Any:
+        return self.state.shared.insights
+
+    @property
+    def start_up_time(self) -> list[float]:
+        return self.state.start_up_time
 
     # ------------------------------------------------------------------ callers
     def send(self, *command: Any) -> None:
@@ -114,20 +112,21 @@ class Supervisor(Settlement, Watchdog, threading.Thread):
 
     # ------------------------------------------------------------------ loop
     def run(self) -> None:
+        state = self.state
         try:
             while True:
                 self.read_inbox()
-                if self.finishing and not any(s.alive for s in self.slots) and not self.pending:
+                if state.finishing and not any(s.alive for s in state.slots) and not state.pending:
                     break
                 self.start_wanted_workers()
                 self.dispatch()
-                for key, _ in self.selector.select(self.next_timeout()):
+                for key, _ in self.selector.select(self.watchdog.next_timeout()):
                     self.handle(*key.data)
-                self.check_clocks()
+                self.watchdog.check_clocks()
         except BaseException as exc:  # our bug: fail every caller instead of leaving it waiting
             log.exception("mpire_fault supervisor crashed")
             self.crash = exc
-            self.fail_everything(SupervisorError(f"the pool's supervisor crashed: {exc!r}"), cause=exc)
+            self.settlement.fail_everything(SupervisorError(f"the pool's supervisor crashed: {exc!r}"), cause=exc)
         finally:
             self.kill_all("shutdown")
             self.finished.set()
@@ -153,9 +152,10 @@ class Supervisor(Settlement, Watchdog, threading.Thread):
             self.flush(slot)
 
     def read_inbox(self) -> None:
+        state = self.state
         while self.inbox:
             command, *args = self.inbox.popleft()
-            if self.finishing and command in ("submit", "barrier"):
+            if state.finishing and command in ("submit", "barrier"):
                 # Raced with terminate(): answer at once rather than keep work nobody will run.
                 if command == "barrier":
                     args[0].event.set()
@@ -164,36 +164,37 @@ class Supervisor(Settlement, Watchdog, threading.Thread):
                         task.job.on_error(task, PoolTerminatedError("the pool was terminated before this task ran"))
                 continue
             if command == "submit":
-                if self.blocked:
-                    self.blocked = False
-                    for slot in self.slots:
+                if state.blocked:
+                    state.blocked = False
+                    for slot in state.slots:
                         slot.failures = 0
-                self.pending.extend(args[0])
+                state.pending.extend(args[0])
             elif command == "barrier":
-                self.pending.append(args[0])
+                state.pending.append(args[0])
             elif command == "abort":
-                self.abort(*args)
+                self.settlement.abort(*args)
             elif command == "terminate":
-                self.finishing = True
+                state.finishing = True
                 self.kill_all("terminate")
-                self.fail_everything(PoolTerminatedError("the pool was terminated while this task was pending"))
+                self.settlement.fail_everything(PoolTerminatedError("the pool was terminated while this task was pending"))
             elif command == "kill":  # test hook: kill a worker the way the outside world would
-                self.slots[args[0]].kill("external")
+                state.slots[args[0]].kill("external")
 
     # ------------------------------------------------------------------ workers
     def start_wanted_workers(self) -> None:
-        if not self.active or self.blocked or self.finishing:
+        state = self.state
+        if not state.active or state.blocked or state.finishing:
             return
         now = time.monotonic()
-        for slot in self.slots:
+        for slot in state.slots:
             if slot.alive or (slot.restart_at is not None and slot.restart_at > now):
                 continue
             self.spawn(slot)
 
     def spawn(self, slot: WorkerSlot) -> None:
-        s, session = self.settings, self.session
+        s, session, shared = self.state.settings, self.state.session, self.state.shared
         close_fds = [self._wake_r, self._wake_w, self.selector.fileno()]
-        for other in self.slots:
+        for other in self.state.slots:
             close_fds.extend(other.parent_fds())
         cfg = WorkerConfig(
             worker_id=slot.worker_id,
@@ -212,18 +213,24 @@ class Supervisor(Settlement, Watchdog, threading.Thread):
             try:
                 user = self.serializer.dumps(user)
             except Exception as exc:
-                self.fail_pending(WorkerInitError(f"worker_init, worker_exit or shared_objects cannot be pickled: {exc!r}"), exc)
-                self.blocked = True
+                error = WorkerInitError(f"worker_init, worker_exit or shared_objects cannot be pickled: {exc!r}")
+                self.settlement.give_up(error, exc)
                 return
-        slot.start(s.ctx, cfg, user, self.progress, self.cancelled, self.insights, s.daemon)
+        slot.start(s.ctx, cfg, user, shared.progress, shared.cancelled, shared.insights, s.daemon)
         self.selector.register(slot.result_conn.fileno(), selectors.EVENT_READ, ("result", slot))
         self.selector.register(slot.sentinel, selectors.EVENT_READ, ("sentinel", slot))
 
+    def on_exit(self, slot: WorkerSlot) -> None:
+        """A worker process ended: read what it said last, settle its ledger, let go of its pipes."""
+        self.read_results(slot)
+        self.settlement.worker_ended(slot)
+        self.release(slot)
+
     def kill_all(self, reason: str) -> None:
-        for slot in self.slots:
+        for slot in self.state.slots:
             if slot.alive:
                 slot.kill(reason)
-        for slot in self.slots:
+        for slot in self.state.slots:
             if slot.alive:
                 slot.reap(5.0)
                 self.release(slot)
@@ -244,36 +251,38 @@ class Supervisor(Settlement, Watchdog, threading.Thread):
 
     # ------------------------------------------------------------------ sending
     def dispatch(self) -> None:
-        while self.pending and not self.finishing or (self.pending and isinstance(self.pending[0], Barrier)):
-            head = self.pending[0]
+        state = self.state
+        while state.pending and not state.finishing or state.front_barrier() is not None:
+            head = state.pending[0]
             if isinstance(head, Barrier):
                 if not self.run_barrier(head):
                     return
                 continue
             if head.job.done:
-                self.pending.popleft()
+                state.pending.popleft()
                 continue
-            if not self.active:
-                if any(s.alive for s in self.slots):
+            if not state.active:
+                if any(s.alive for s in state.slots):
                     return  # an earlier graceful stop is still finishing
-                self.session, self.active = head.job.session, True
+                state.session, state.active = head.job.session, True
                 self.start_wanted_workers()
-            elif head.job.session != self.session:
-                self.pending.appendleft(Barrier(implicit=True))
+            elif head.job.session != state.session:
+                state.pending.appendleft(Barrier(implicit=True))
                 continue
             slot = self.pick_slot()
             if slot is None:
                 return
-            self.pending.popleft()
+            state.pending.popleft()
             self.order_seq += 1
             self.hand(slot, head)
 
     def pick_slot(self) -> WorkerSlot | None:
-        if self.settings.order_tasks:  # MPIRE's order_tasks: chunk k goes to worker k % n_jobs
-            slot = self.slots[self.order_seq % len(self.slots)]
+        slots = self.state.slots
+        if self.state.settings.order_tasks:  # MPIRE's order_tasks: chunk k goes to worker k % n_jobs
+            slot = slots[self.order_seq % len(slots)]
             return slot if self.takes_work(slot) and self.has_room(slot) else None
         best = None
-        for slot in self.slots:
+        for slot in slots:
             if self.takes_work(slot) and self.has_room(slot):
                 if best is None or len(slot.ledger) < len(best.ledger):
                     best = slot
@@ -284,16 +293,16 @@ class Supervisor(Settlement, Watchdog, threading.Thread):
             return True
         if len(slot.ledger) >= PREFETCH:
             return False
-        return self.durations.get(slot.ledger[-1].job.func_name, 1.0) < PREFETCH_BELOW
+        return self.state.durations.get(slot.ledger[-1].job.func_name, 1.0) < PREFETCH_BELOW
 
     def record_duration(self, slot: WorkerSlot, task: Task) -> None:
         """Keep a moving average of task durations per function (for ``has_room``)."""
         now = time.monotonic()
         spent = now - max(task.handed_at, slot.last_answer)
         slot.last_answer = now
-        name = task.job.func_name
-        previous = self.durations.get(name)
-        self.durations[name] = spent if previous is None else 0.8 * previous + 0.2 * spent
+        name, durations = task.job.func_name, self.state.durations
+        previous = durations.get(name)
+        durations[name] = spent if previous is None else 0.8 * previous + 0.2 * spent
 
     @staticmethod
     def takes_work(slot: WorkerSlot) -> bool:
@@ -303,7 +312,7 @@ class Supervisor(Settlement, Watchdog, threading.Thread):
         task.handed_at = time.monotonic()
         slot.ledger.append(task)
         timed = task.job.task_timeout is not None
-        msg = (TASK, task.task_id, task.job.job_id, task.first_index, task.attempt, task.payload, timed)
+        msg = (RUN_TASK, task.task_id, task.job.job_id, task.first_index, task.attempt, task.payload, timed)
         slot.queue_bytes(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
         self.flush(slot)
 
@@ -320,22 +329,23 @@ class Supervisor(Settlement, Watchdog, threading.Thread):
 
     def run_barrier(self, barrier: Barrier) -> bool:
         """Advance a graceful stop; True once it is complete and popped."""
-        if any(s.ledger for s in self.slots):
+        state = self.state
+        if any(s.ledger for s in state.slots):
             return False
         if not barrier.started:
             barrier.started = True
-            self.active = False
-            grace = (self.session.worker_exit_timeout if self.session else None) or DEFAULT_EXIT_GRACE
-            for slot in self.slots:
+            state.active = False
+            grace = (state.session.worker_exit_timeout if state.session else None) or DEFAULT_EXIT_GRACE
+            for slot in state.slots:
                 slot.restart_at = None
                 if slot.alive:
                     slot.stopping = True
                     slot.stop_deadline = time.monotonic() + grace
                     slot.queue_bytes(pickle.dumps((STOP,)))
                     self.flush(slot)
-        if any(s.alive for s in self.slots):
+        if any(s.alive for s in state.slots):
             return False
-        self.pending.popleft()
+        state.pending.popleft()
         barrier.event.set()
         return True
 
@@ -344,55 +354,67 @@ class Supervisor(Settlement, Watchdog, threading.Thread):
         conn = slot.result_conn
         while slot.result_open and conn.poll(0):
             try:
-                msg = pickle.loads(conn.recv_bytes())
+                kind, *fields = pickle.loads(conn.recv_bytes())
             except (EOFError, OSError):
                 # EOF, or the worker died halfway through a message: its sentinel settles it.
                 self.selector.unregister(conn.fileno())
                 slot.result_open = False
                 return
-            self.on_message(slot, msg)
+            self._answers[kind](slot, *fields)
 
-    def on_message(self, slot: WorkerSlot, msg: tuple) -> None:
-        kind = msg[0]
-        if kind == READY:
-            slot.ready = True
-            slot.failures = 0
-            self.start_up_time[slot.worker_id] += time.monotonic() - slot.started_at
-        elif kind == INIT_FAILED:
-            slot.init_error = load_exception(msg[1], self.serializer)
-        elif kind in (DONE, FAILED, SKIPPED):
-            task = slot.ledger.popleft()
-            if task.task_id != msg[1]:
-                raise SupervisorError(f"worker {slot.worker_id} answered task {msg[1]} but its ledger head is {task.task_id}")
-            self.record_duration(slot, task)
-            slot.idle_deaths = 0
-            if kind == DONE:
-                self.stats["tasks_completed"] += 1
-                if not task.job.done:
-                    task.job.on_result(task, msg[2])
-            elif kind == FAILED:
-                _, _, offset, data, boundary = msg
-                try:
-                    exc = load_exception(data, self.serializer)
-                except BaseException as problem:
-                    exc = with_boundary(problem, "result")
-                if boundary:
-                    with_boundary(exc, boundary)
-                self.fail_task(task, exc)
-        elif kind == EXITED:
-            slot.exit_reported = True
-            barrier = self.pending[0] if self.pending and isinstance(self.pending[0], Barrier) else None
-            if barrier is not None and not barrier.implicit:
-                try:
-                    barrier.exit_results.append(self.serializer.loads(msg[1]))
-                except BaseException as exc:
-                    barrier.errors.append(with_boundary(exc, "result"))
-        elif kind == EXIT_FAILED:
-            slot.exit_reported = True
-            exc = load_exception(msg[1], self.serializer)
-            if self.pending and isinstance(self.pending[0], Barrier):
-                error = WorkerExitError(f"worker_exit failed on worker {slot.worker_id}: {exc!r}")
-                error.__cause__ = exc
-                self.pending[0].errors.append(error)
-        elif kind == LIFESPAN:
-            slot.retiring = True
+    def on_ready(self, slot: WorkerSlot, pid: int) -> None:
+        slot.ready = True
+        slot.failures = 0
+        self.state.start_up_time[slot.worker_id] += time.monotonic() - slot.started_at
+
+    def on_init_failed(self, slot: WorkerSlot, error: bytes) -> None:
+        slot.init_error = load_exception(error, self.serializer)
+
+    def answered(self, slot: WorkerSlot, task_id: int) -> Task:
+        """Pop the ledger head the worker just answered for."""
+        task = slot.ledger.popleft()
+        if task.task_id != task_id:
+            raise SupervisorError(f"worker {slot.worker_id} answered task {task_id} but its ledger head is {task.task_id}")
+        self.record_duration(slot, task)
+        slot.idle_deaths = 0
+        return task
+
+    def on_done(self, slot: WorkerSlot, task_id: int, data: bytes) -> None:
+        task = self.answered(slot, task_id)
+        self.state.stats["tasks_completed"] += 1
+        if not task.job.done:
+            task.job.on_result(task, data)
+
+    def on_failed(self, slot: WorkerSlot, task_id: int, offset: int, error: bytes, boundary: str | None) -> None:
+        task = self.answered(slot, task_id)
+        try:
+            exc = load_exception(error, self.serializer)
+        except BaseException as problem:
+            exc = with_boundary(problem, "result")
+        if boundary:
+            with_boundary(exc, boundary)
+        self.settlement.fail_task(task, exc)
+
+    def on_skipped(self, slot: WorkerSlot, task_id: int) -> None:
+        self.answered(slot, task_id)
+
+    def on_exited(self, slot: WorkerSlot, data: bytes) -> None:
+        slot.exit_reported = True
+        barrier = self.state.front_barrier()
+        if barrier is not None and not barrier.implicit:
+            try:
+                barrier.exit_results.append(self.serializer.loads(data))
+            except BaseException as exc:
+                barrier.errors.append(with_boundary(exc, "result"))
+
+    def on_exit_failed(self, slot: WorkerSlot, error: bytes) -> None:
+        slot.exit_reported = True
+        exc = load_exception(error, self.serializer)
+        barrier = self.state.front_barrier()
+        if barrier is not None:
+            failure = WorkerExitError(f"worker_exit failed on worker {slot.worker_id}: {exc!r}")
+            failure.__cause__ = exc
+            barrier.errors.append(failure)
+
+    def on_retiring(self, slot: WorkerSlot, handled: int) -> None:
+        slot.retiring = True

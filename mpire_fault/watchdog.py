@@ -7,35 +7,40 @@ from __future__ import annotations
 
 import time
 
-from .worker import IDLE, PROGRESS_FIELDS
+from .protocol import IDLE, PHASE, PHASE_START, PROGRESS_FIELDS, TASK_ID
+from .state import PoolState
 
 MEMORY_POLL = 0.05
 DEFAULT_EXIT_GRACE = 30.0  # worker_exit's bound when the call sets no worker_exit_timeout
 
 
 class Watchdog:
-    """Mixin of ``Supervisor``: everything that is checked against time."""
+    """Everything that is checked against time, on the shared ``PoolState``."""
+
+    def __init__(self, state: PoolState) -> None:
+        self.state = state
+        self.next_memory_poll = 0.0
 
     def next_timeout(self) -> float:
-        now = time.monotonic()
+        state, now = self.state, time.monotonic()
         deadlines = [now + 1.0]
-        for slot in self.slots:
+        for slot in state.slots:
             if slot.restart_at is not None:
                 deadlines.append(slot.restart_at)
             if slot.stop_deadline is not None:
                 deadlines.append(slot.stop_deadline)
-            if slot.alive and not slot.ready and self.session and self.session.worker_init_timeout:
-                deadlines.append(slot.started_at + self.session.worker_init_timeout)
+            if slot.alive and not slot.ready and state.session and state.session.worker_init_timeout:
+                deadlines.append(slot.started_at + state.session.worker_init_timeout)
             if slot.alive and slot.ledger and slot.ledger[0].job.task_timeout:
                 deadlines.append(now + min(0.05, slot.ledger[0].job.task_timeout))
-        if self.settings.max_worker_memory:
-            deadlines.append(self._next_memory_poll)
+        if state.settings.max_worker_memory:
+            deadlines.append(self.next_memory_poll)
         return max(0.0, min(deadlines) - now)
 
     def check_clocks(self) -> None:
-        now = time.monotonic()
-        session = self.session
-        for slot in self.slots:
+        state, now = self.state, time.monotonic()
+        session, progress = state.session, state.shared.progress
+        for slot in state.slots:
             if not slot.alive:
                 continue
             if slot.stop_deadline is not None and now > slot.stop_deadline:
@@ -46,18 +51,18 @@ class Watchdog:
             if slot.ledger and slot.ledger[0].job.task_timeout:
                 base = slot.worker_id * PROGRESS_FIELDS
                 head = slot.ledger[0]
-                if self.progress[base] == head.task_id and self.progress[base + 2] != IDLE:
-                    if now - self.progress[base + 3] > head.job.task_timeout:
+                if progress[base + TASK_ID] == head.task_id and progress[base + PHASE] != IDLE:
+                    if now - progress[base + PHASE_START] > head.job.task_timeout:
                         slot.kill("timeout")
-        limit = self.settings.max_worker_memory
-        if limit and now >= self._next_memory_poll:
-            self._next_memory_poll = now + MEMORY_POLL
+        limit = state.settings.max_worker_memory
+        if limit and now >= self.next_memory_poll:
+            self.next_memory_poll = now + MEMORY_POLL
             self.poll_memory(limit)
 
     def poll_memory(self, limit: int) -> None:
         import psutil
 
-        for slot in self.slots:
+        for slot in self.state.slots:
             if not slot.alive or slot.kill_reason:
                 continue
             try:

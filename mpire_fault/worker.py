@@ -23,20 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .protocol import (CANCEL_SLOTS, DONE, EXIT_FAILED, EXIT_TIME, EXITED, FAILED, IDLE, INIT_FAILED, INIT_TIME,
+                       INSIGHT_FIELDS, ITEM, MAX_TASK_TIME, N_TASKS, PHASE, PHASE_START, PICKLING, PROGRESS_FIELDS, READY,
+                       RETIRING, RUNNING, SKIPPED, STOP, TASK_ID, UNPICKLING, WAIT_TIME, WORK_TIME)
 from .serialization import RESULT, TASK_ARGS, Serializer, dump_exception
-
-# Messages from parent to worker.
-TASK, STOP = 1, 2
-# Messages from worker to parent.
-READY, INIT_FAILED, DONE, FAILED, SKIPPED, EXITED, EXIT_FAILED, LIFESPAN = range(1, 9)
-# Phases written to the progress array.
-IDLE, UNPICKLING, RUNNING, PICKLING = 0.0, 1.0, 2.0, 3.0
-PHASE_NAMES = {IDLE: "idle", UNPICKLING: "unpickling its arguments", RUNNING: "running", PICKLING: "pickling its result"}
-PROGRESS_FIELDS = 4  # task id, item index, phase, phase start (time.monotonic, shared clock on Linux)
-CANCEL_SLOTS = 4096
-# Insights, accumulated per slot across restarts (seconds, except the count).
-INIT_TIME, WAIT_TIME, WORK_TIME, EXIT_TIME, N_TASKS, MAX_TASK_TIME = range(6)
-INSIGHT_FIELDS = 6
 
 PR_SET_PDEATHSIG = 1
 
@@ -154,10 +144,10 @@ class _Worker:
 
     def mark(self, task_id: float, index: float, phase: float) -> None:
         p, b = self.progress, self.base
-        p[b] = task_id
-        p[b + 1] = index
-        p[b + 2] = phase
-        p[b + 3] = time.monotonic()
+        p[b + TASK_ID] = task_id
+        p[b + ITEM] = index
+        p[b + PHASE] = phase
+        p[b + PHASE_START] = time.monotonic()
 
     def visit(self, site: str, task_index: int | None = None, attempt: int = 0) -> None:
         if self.chaos is not None:
@@ -188,14 +178,14 @@ class _Worker:
                 data = self.task_conn.recv_bytes()
             except (EOFError, OSError):
                 os._exit(0)  # the parent is gone: nobody is left to run worker_exit for
-            msg = pickle.loads(data)
-            if msg[0] == STOP:
+            kind, *fields = pickle.loads(data)
+            if kind == STOP:
                 self.stop()
                 return
             if timed:
                 working = time.perf_counter()
                 self.record(WAIT_TIME, working - began)
-            self.run_task(*msg[1:])
+            self.run_task(*fields)
             self.mark(-1, -1, IDLE)
             if timed:
                 spent = time.perf_counter() - working
@@ -205,7 +195,7 @@ class _Worker:
                 self.insights[base] = max(self.insights[base], spent)
             handled += 1
             if self.cfg.worker_lifespan is not None and handled >= self.cfg.worker_lifespan:
-                self.send(LIFESPAN, handled)
+                self.send(RETIRING, handled)
                 self.stop()
                 return
 
@@ -222,7 +212,7 @@ class _Worker:
         # The hot loop: per item one read of the cancel table and one store
         # of the item index into the progress slot (plus its start time only
         # when a task_timeout needs it); the chaos sites cost one check when off.
-        progress, item_at, time_at = self.progress, self.base + 1, self.base + 3
+        progress, item_at, time_at = self.progress, self.base + ITEM, self.base + PHASE_START
         chaos, preamble, monotonic = self.chaos, self.preamble, time.monotonic
         results: list[Any] = []
         append = results.append

@@ -1,0 +1,84 @@
+"""The one state record the supervisor shares with its collaborators.
+
+The supervisor thread owns it; the collaborators that settle deaths
+(``Settlement``) and watch the clocks (``Watchdog``) are handed the same
+record instead of reaching into each other, so what each one reads and
+changes is visible in one place. Nothing here is touched by other threads:
+callers talk to the supervisor through its inbox only.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from .jobs import Barrier, Task, WorkerSession
+from .slots import WorkerSlot
+
+
+@dataclass(frozen=True, slots=True)
+class RestartBackoff:
+    """The restart budget: start-up failures in a row before a call fails, and the delays between."""
+
+    max_failures: int = 3
+    initial_delay: float = 0.05
+    max_delay: float = 2.0
+
+    def delay(self, failures: int) -> float:
+        if failures <= 1:
+            return 0.0
+        return min(self.max_delay, self.initial_delay * 2 ** (failures - 2))
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """What a pool was created with; fixed for the supervisor's life."""
+
+    n_jobs: int
+    ctx: Any
+    daemon: bool
+    use_dill: bool
+    pass_worker_id: bool
+    use_worker_state: bool
+    shared_objects: Any
+    has_shared_objects: bool
+    cpu_ids: tuple[tuple[int, ...] | None, ...]
+    max_worker_memory: int | None
+    max_task_retries: int
+    backoff: RestartBackoff
+    chaos: Any
+    enable_insights: bool = False
+    order_tasks: bool = False
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SharedArrays:
+    """The arrays shared with every worker (layout in ``protocol``)."""
+
+    progress: Any
+    cancelled: Any
+    insights: Any
+
+
+def _new_stats() -> dict[str, Any]:
+    return {"restarts": 0, "tasks_completed": 0, "tasks_failed": 0, "tasks_requeued": 0, "deaths": []}
+
+
+@dataclass(slots=True, eq=False)
+class PoolState:
+    settings: PoolSettings
+    shared: SharedArrays
+    slots: list[WorkerSlot]
+    pending: deque[Task | Barrier] = field(default_factory=deque)
+    session: WorkerSession | None = None  # the hooks the live workers were started with
+    active: bool = False  # workers are wanted (a call is running or the pool is kept alive)
+    blocked: bool = False  # the restart budget ran out: no respawn until new work arrives
+    finishing: bool = False  # terminate() or shutdown: nothing new starts
+    stats: dict[str, Any] = field(default_factory=_new_stats)
+    durations: dict[str, float] = field(default_factory=dict)  # moving average per function name
+    start_up_time: list[float] = field(default_factory=list)  # process start -> ready, summed per slot
+
+    def front_barrier(self) -> Barrier | None:
+        """The graceful stop at the head of the queue, if one is running."""
+        head = self.pending[0] if self.pending else None
+        return head if isinstance(head, Barrier) else None
