@@ -96,25 +96,83 @@ def _rebuild_worker_died(*args) -> WorkerDiedError:
 
 
 class TaskTimeoutError(TimeoutError):
-    """``task_timeout`` passed; the worker running the task was killed and replaced."""
+    """``task_timeout`` passed.
 
-    def __init__(self, timeout: float, worker_id: int | None = None, task: str | None = None) -> None:
+    First it is raised inside the task (its ``finally`` blocks run and the
+    worker lives on); ``killed`` says the task did not return within the grace
+    period after that, so its worker was killed and replaced.
+    """
+
+    def __init__(self, timeout: float | None, worker_id: int | None = None, task: str | None = None,
+                 killed: bool = True) -> None:
         self.timeout = timeout
         self.worker_id = worker_id
         self.task = task
+        self.killed = killed
         where = f" on worker {worker_id}" if worker_id is not None else ""
-        super().__init__(f"{task or 'task'} exceeded task_timeout={timeout}s{where}; the worker was killed and replaced")
+        what = ("it did not stop when interrupted, so the worker was killed and replaced" if killed
+                else "it was interrupted and the worker lives on")
+        super().__init__(f"{task or 'task'} exceeded task_timeout={timeout}s{where}; {what}")
 
     def __reduce__(self):
-        return (TaskTimeoutError, (self.timeout, self.worker_id, self.task))
+        return (TaskTimeoutError, (self.timeout, self.worker_id, self.task, self.killed))
 
 
 class WorkerInitError(RuntimeError):
-    """``worker_init`` raised, crashed or timed out repeatedly; the original is ``__cause__``."""
+    """``worker_init`` raised, crashed or timed out repeatedly; the original is ``__cause__``.
+
+    Raised as ``also_as(WorkerInitError, type(cause))``, so MPIRE code that
+    catches the hook's own exception type (or ``TimeoutError``) still does.
+    """
 
 
 class WorkerExitError(RuntimeError):
-    """``worker_exit`` raised, crashed or timed out."""
+    """``worker_exit`` raised, crashed or timed out; raised like ``WorkerInitError``."""
+
+
+_HYBRIDS: dict[tuple[type, type], type] = {}
+
+
+def also_as(cls: type[BaseException], other: type[BaseException]) -> type[BaseException]:
+    """``cls``, made also a subclass of ``other`` so that ``except other`` catches it.
+
+    MPIRE hands a hook's own exception to the caller; we keep our class (and
+    its fields) but must not break ``except ValueError:`` in MPIRE code.
+    Falls back to ``cls`` when Python cannot combine the two (layout clash).
+    """
+    if issubclass(cls, other) or not issubclass(other, Exception):
+        return cls
+    key = (cls, other)
+    hybrid = _HYBRIDS.get(key)
+    if hybrid is None:
+        try:
+            hybrid = type(cls.__name__, (cls, other), {
+                "__module__": cls.__module__,
+                "__qualname__": cls.__qualname__,
+                "__init__": cls.__init__,
+                "__str__": cls.__str__,
+                "__reduce__": _reduce_hybrid,
+            })
+        except TypeError:
+            hybrid = cls
+        _HYBRIDS[key] = hybrid
+    return hybrid
+
+
+def _reduce_hybrid(self: BaseException):
+    base, other = type(self).__mro__[1], type(self).__bases__[1]
+    return (_rebuild_hybrid, (base, other, self.args))
+
+
+def _rebuild_hybrid(base: type[BaseException], other: type[BaseException], args: tuple) -> BaseException:
+    return also_as(base, other)(*args)
+
+
+def hook_error(cls: type[BaseException], message: str, cause: BaseException | None) -> BaseException:
+    """A ``WorkerInitError``/``WorkerExitError`` that is also an instance of ``cause``'s type."""
+    error = also_as(cls, type(cause))(message) if cause is not None else cls(message)
+    error.__cause__ = cause
+    return error
 
 
 class PoolTerminatedError(RuntimeError):

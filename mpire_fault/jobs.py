@@ -41,6 +41,7 @@ class Task:
     first_index: int
     n_items: int
     payload: bytes
+    ordinal: int = 0  # the task's place in its call (order_tasks: task k goes to worker k % n_jobs)
     attempt: int = 0
     deaths: list[Death] = field(default_factory=list)
     handed_at: float = 0.0

@@ -3,21 +3,30 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import math
 import multiprocessing
 import os
 import threading
+import warnings
 import weakref
 from typing import Any, Callable, Iterable, Iterator, Sized
 
+from .errors import ChaosSpecError
 from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerSession, next_task_id
-from .results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, iterate_map, maybe_concatenate
+from .progress import check_style
+from .progress import progress_bar as make_progress_bar
+from .results import (AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, chunk_ndarray, is_ndarray,
+                      iterate_map, maybe_concatenate)
 from .serialization import TASK_ARGS, Serializer, with_boundary
 from .state import PoolSettings, RestartBackoff, SharedArrays
 from .supervisor import PREFETCH, Supervisor
+from .threads import ReferenceSerializer, ThreadingContext
+from .watchdog import DEFAULT_TIMEOUT_GRACE
 from .insights import format_insights, gather_insights
 from .protocol import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS
 
-_START_METHODS = ("fork", "spawn", "forkserver")
+_START_METHODS = ("fork", "spawn", "forkserver", "threading")
+MAX_N_JOBS = 65536  # far above what one machine runs; beyond it n_jobs is a mistake, not a wish
 _live_supervisors: "weakref.WeakSet[Supervisor]" = weakref.WeakSet()
 
 
@@ -51,8 +60,12 @@ def _positive_int(name: str, value: Any, allow_none: bool = True) -> None:
 def _positive_number(name: str, value: Any) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value <= 0:
         raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
+
+
+def _chunk_rows(items: list) -> int:
+    return len(items[0])
 
 
 def _func_name(func: Callable) -> str:
@@ -81,13 +94,20 @@ class WorkerPool:
         restart_backoff: RestartBackoff | int | None = None,
         chaos: Any = None,
         chaos_seed: int | None = None,
+        timeout_grace: float = DEFAULT_TIMEOUT_GRACE,
     ) -> None:
         if n_jobs is None:
             n_jobs = os.cpu_count() or 1
         _positive_int("n_jobs", n_jobs, allow_none=False)
+        if n_jobs > MAX_N_JOBS:
+            raise ValueError(f"n_jobs must be at most {MAX_N_JOBS}, got {n_jobs!r}")
         if start_method not in _START_METHODS:
             raise ValueError(f"start_method must be one of {', '.join(_START_METHODS)}, got {start_method!r}")
         _positive_int("max_worker_memory", max_worker_memory)
+        if max_worker_memory is not None and start_method == "threading":
+            raise ValueError("max_worker_memory needs worker processes; threads share the parent's memory "
+                             "(start_method='threading')")
+        _positive_number("timeout_grace", timeout_grace)
         if isinstance(max_task_retries, bool) or not isinstance(max_task_retries, int) or max_task_retries < 0:
             raise ValueError(f"max_task_retries must be a non-negative integer, got {max_task_retries!r}")
         if restart_backoff is None:
@@ -98,7 +118,9 @@ class WorkerPool:
         elif not isinstance(restart_backoff, RestartBackoff):
             raise ValueError(f"restart_backoff must be a RestartBackoff, a positive int or None, got {restart_backoff!r}")
         self.n_jobs = n_jobs
-        self._ctx = multiprocessing.get_context(start_method)
+        self._start_method = start_method
+        self._ctx: Any = ThreadingContext if start_method == "threading" else multiprocessing.get_context(start_method)
+        self._timeout_grace = float(timeout_grace)
         self._daemon = daemon
         self._cpu_ids = self._normalize_cpu_ids(cpu_ids, n_jobs)
         self._shared_objects = shared_objects
@@ -111,11 +133,12 @@ class WorkerPool:
         self._max_worker_memory = max_worker_memory
         self._max_task_retries = max_task_retries
         self._backoff = restart_backoff
-        self._chaos = self._resolve_chaos(chaos, chaos_seed)
+        self._chaos = self._resolve_chaos(chaos, chaos_seed, start_method)
         if self._chaos is not None and self._chaos is not chaos:
             weakref.finalize(self, self._chaos.close)  # the state directory is ours to remove
-        self._serializer = Serializer(use_dill)
+        self._serializer: Any = ReferenceSerializer() if start_method == "threading" else Serializer(use_dill)
         self._apply_counter = itertools.count()
+        self._apply_ordinal = itertools.count()
         self._callbacks = CallbackRunner()
         self._supervisor: Supervisor | None = None
         self._start_lock = threading.Lock()  # callers in several threads must share one supervisor
@@ -137,23 +160,47 @@ class WorkerPool:
         return tuple(entries * n_jobs if len(entries) == 1 else entries)
 
     @staticmethod
-    def _resolve_chaos(chaos: Any, seed: int | None) -> Any:
+    def _resolve_chaos(chaos: Any, seed: int | None, start_method: str) -> Any:
         try:
             from .chaos import resolve
         except ImportError:  # the chaos layer is optional at import time
             if chaos is not None:
                 raise
             return None
-        return resolve(chaos, seed)
+        resolved = resolve(chaos, seed)
+        if resolved is None or start_method != "threading":
+            return resolved
+        from .chaos.actions import KILLS_PROCESS
+        from .chaos.spec import parse_spec
+
+        for rule in parse_spec(resolved.spec).rules:
+            for term in rule.terms:
+                if term.action not in KILLS_PROCESS:
+                    continue
+                if chaos is None:  # from MP_CHAOS (pytest --mp-chaos): this pool cannot take it
+                    warnings.warn(f"chaos {resolved.spec!r} kills processes; a pool with start_method='threading' "
+                                  "runs without it", RuntimeWarning, stacklevel=4)
+                    return None
+                raise ChaosSpecError(
+                    f"{term.action!r} ends a process, and start_method='threading' workers are threads of this "
+                    "process; use raise, sleep or hang", resolved.spec, max(0, resolved.spec.find(term.action)))
+        return resolved
+
+    @property
+    def ctx(self) -> Any:
+        """The multiprocessing context of the workers (MPIRE's ``pool.ctx``): ``ctx.Event()``, ``ctx.Value()``..."""
+        return self._ctx
 
     def _settings(self) -> PoolSettings:
+        threading_mode = self._start_method == "threading"
         return PoolSettings(
             n_jobs=self.n_jobs, ctx=self._ctx, daemon=self._daemon, use_dill=self._use_dill,
             pass_worker_id=self._pass_worker_id, use_worker_state=self._use_worker_state,
             shared_objects=self._shared_objects, has_shared_objects=self._shared_objects is not None,
             cpu_ids=self._cpu_ids, max_worker_memory=self._max_worker_memory,
             max_task_retries=self._max_task_retries, backoff=self._backoff, chaos=self._chaos,
-            enable_insights=self.enable_insights, order_tasks=self.order_tasks,
+            enable_insights=self.enable_insights, order_tasks=self.order_tasks, start_method=self._start_method,
+            timeout_grace=self._timeout_grace, serializer=self._serializer if threading_mode else None,
         )
 
     def _running_supervisor(self) -> Supervisor:
@@ -163,9 +210,10 @@ class WorkerPool:
     def _start_supervisor(self) -> Supervisor:
         supervisor = self._supervisor
         if supervisor is None or supervisor.finished.is_set():
-            progress = self._ctx.RawArray("d", self.n_jobs * PROGRESS_FIELDS)
-            cancelled = self._ctx.RawArray("q", CANCEL_SLOTS)
-            insights = self._ctx.RawArray("d", self.n_jobs * INSIGHT_FIELDS)
+            ctx = self._ctx if self._start_method != "threading" else multiprocessing
+            progress = ctx.RawArray("d", self.n_jobs * PROGRESS_FIELDS)
+            cancelled = ctx.RawArray("q", CANCEL_SLOTS)
+            insights = ctx.RawArray("d", self.n_jobs * INSIGHT_FIELDS)
             supervisor = Supervisor(self._settings(), SharedArrays(progress, cancelled, insights))
             supervisor.start()
             _live_supervisors.add(supervisor)
@@ -223,7 +271,7 @@ class WorkerPool:
         except BaseException as exc:  # even SystemExit from a __reduce__: it belongs to this task
             job.on_error(None, with_boundary(exc, TASK_ARGS))
             return result
-        supervisor.send("submit", [Task(next_task_id(), job, index, 1, payload)])
+        supervisor.send("submit", [Task(next_task_id(), job, index, 1, payload, next(self._apply_ordinal))])
         return result
 
     def apply(self, func: Callable, args: Any = (), kwargs: dict | None = None,
@@ -253,31 +301,39 @@ class WorkerPool:
         for name, value in (("task_timeout", task_timeout), ("worker_init_timeout", worker_init_timeout),
                             ("worker_exit_timeout", worker_exit_timeout)):
             _positive_number(name, value)
-        size = choose_chunk_size(iterable_of_args, self.n_jobs, chunk_size, n_splits, iterable_len)
+        check_style(progress_bar_style)
+        rows: Callable[[list], int] = len
+        if is_ndarray(iterable_of_args):  # MPIRE: slices along axis 0, each chunk passed whole
+            array = iterable_of_args if iterable_len is None else iterable_of_args[:iterable_len]
+            size = choose_chunk_size(array, self.n_jobs, chunk_size, n_splits, None)
+            chunks = chunk_ndarray(array, self.n_jobs, chunk_size, n_splits)
+            total: int | None = len(array)
+            rows = _chunk_rows
+        else:
+            size = choose_chunk_size(iterable_of_args, self.n_jobs, chunk_size, n_splits, iterable_len)
+            chunks = chunk_iterable(iterable_of_args, size, iterable_len)
+            total = iterable_len if iterable_len is not None else (
+                len(iterable_of_args) if isinstance(iterable_of_args, Sized) else None)
         max_chunks = self.n_jobs * (PREFETCH + 2)
         if max_tasks_active is not None:
             max_chunks = max(1, max_tasks_active // size)
         supervisor = self._running_supervisor()
         session = WorkerSession(worker_init, worker_exit, worker_lifespan, worker_init_timeout, worker_exit_timeout)
         job = MapJob(session, _func_name(func), task_timeout)
-        bar = None
-        if progress_bar:
-            from tqdm.auto import tqdm
-
-            total = iterable_len if iterable_len is not None else (
-                len(iterable_of_args) if isinstance(iterable_of_args, Sized) else None)
-            bar = tqdm(total=total, **(progress_bar_options or {}))
-        results = iterate_map(supervisor, job, func, chunk_iterable(iterable_of_args, size, iterable_len),
-                              _ordered, max_chunks, self._serializer.dumps, self._serializer.loads, bar)
+        bar = make_progress_bar(progress_bar_style, total, progress_bar_options) if progress_bar else None
+        results = iterate_map(supervisor, job, func, chunks, _ordered, max_chunks, self._serializer.dumps,
+                              self._serializer.loads, bar, rows)
         return self._finish_after(results)
 
     def _finish_after(self, results: Iterator[Any]) -> Iterator[Any]:
         try:
             yield from results
         except BaseException:
+            self._apply_ordinal = itertools.count()
             if not self._keep_alive:
                 self._graceful_stop()
             raise
+        self._apply_ordinal = itertools.count()  # as MPIRE: order_tasks places apply tasks from worker 0 again
         if not self._keep_alive:
             errors = self._graceful_stop()
             if errors:  # worker_exit raised or timed out: MPIRE reports that from the call
@@ -337,7 +393,7 @@ class WorkerPool:
         return barrier.errors
 
     def get_exit_results(self) -> list[Any]:
-        """The return values of ``worker_exit`` from the last graceful stop."""
+        """The return values of ``worker_exit`` from the last graceful stop (empty without a ``worker_exit``)."""
         return list(self._exit_results)
 
     def stop_and_join(self, keep_alive: bool = False) -> None:

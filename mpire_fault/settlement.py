@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from .errors import Death, TaskTimeoutError, WorkerDiedError, WorkerExitError, WorkerInitError
+from .errors import Death, TaskTimeoutError, WorkerDiedError, WorkerExitError, WorkerInitError, hook_error
 from .jobs import Barrier, Job, Task
 from .protocol import CANCEL_SLOTS, IDLE, ITEM, PHASE, PHASE_NAMES, PROGRESS_FIELDS, TASK_ID
 from .slots import WorkerSlot
@@ -56,9 +56,8 @@ class Settlement:
         barrier = state.front_barrier()
         if slot.stopping and slot.kill_reason == "exit-timeout" and barrier is not None:
             grace = (state.session and state.session.worker_exit_timeout) or DEFAULT_EXIT_GRACE
-            barrier.errors.append(
-                WorkerExitError(f"worker_exit on worker {slot.worker_id} exceeded worker_exit_timeout={grace}s; killed")
-            )
+            message = f"worker_exit on worker {slot.worker_id} exceeded worker_exit_timeout={grace}s; killed"
+            barrier.errors.append(hook_error(WorkerExitError, message, TimeoutError(message)))
         if slot.stopping or state.finishing:
             return
         state.stats["restarts"] += 1
@@ -85,11 +84,8 @@ class Settlement:
         slot.failures += 1
         budget = state.settings.backoff
         if slot.failures >= budget.max_failures:
-            error = WorkerInitError(
-                f"worker {slot.worker_id} failed to start {slot.failures} times in a row; "
-                f"last failure: {init_error!r}"
-            )
-            self.give_up(error, init_error)
+            message = f"worker {slot.worker_id} failed to start {slot.failures} times in a row; last failure: {init_error!r}"
+            self.give_up(hook_error(WorkerInitError, message, init_error), init_error)
             return
         slot.restart_at = time.monotonic() + budget.delay(slot.failures)
 
@@ -106,7 +102,7 @@ class Settlement:
         if job.done:
             return
         if slot.kill_reason == "timeout":
-            self.fail_task(task, TaskTimeoutError(job.task_timeout, slot.worker_id, job.describe(task, item)))
+            self.fail_task(task, TaskTimeoutError(job.task_timeout, slot.worker_id, job.describe(task, item), killed=True))
             return
         task.deaths.append(Death(slot.worker_id, slot.pid, exitcode, oom, PHASE_NAMES.get(phase)))
         if job.kind == "apply" and task.attempt < self.state.settings.max_task_retries:

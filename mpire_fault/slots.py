@@ -13,11 +13,12 @@ import struct
 import threading
 import time
 from collections import deque
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
 from .jobs import Task
-from .protocol import IDLE, ITEM, PHASE, PROGRESS_FIELDS, TASK_ID
+from .protocol import IDLE, ITEM, PHASE, PROGRESS_FIELDS, TARGET_ITEM, TARGET_TASK, TASK_ID
+from .threads import WorkerThread
 from .worker import WorkerConfig, worker_main
 
 _HEADER = struct.Struct("!i")
@@ -77,6 +78,8 @@ class WorkerSlot:
         self.write_registered = False
         self.result_open = False
         self.last_answer = 0.0
+        self.interrupted: tuple[float, float] | None = None  # the soft timeout's target, once sent
+        self.hard_deadline: float | None = None  # kill if the interrupted target still runs then
 
     @property
     def alive(self) -> bool:
@@ -92,7 +95,8 @@ class WorkerSlot:
             fds.append(self.pidfd)
         return fds
 
-    def start(self, ctx, cfg: WorkerConfig, user: Any, progress, cancelled, insights, daemon: bool) -> None:
+    def start(self, ctx, cfg: WorkerConfig, user: Any, shared_objects: Any, progress, cancelled, insights,
+              daemon: bool) -> None:
         # The worker's ends of its pipes (and of its sentinel) exist in the
         # parent only until process.start() returns. A fork by another
         # pool's supervisor in that window would copy them into a foreign
@@ -100,27 +104,37 @@ class WorkerSlot:
         # for as long as that worker lives: the pool would hang. So every
         # pool in the process starts its workers one at a time.
         with _START_LOCK:
-            self._start(ctx, cfg, user, progress, cancelled, insights, daemon)
+            self._start(ctx, cfg, user, shared_objects, progress, cancelled, insights, daemon)
 
-    def _start(self, ctx, cfg: WorkerConfig, user: Any, progress, cancelled, insights, daemon: bool) -> None:
+    def _start(self, ctx, cfg: WorkerConfig, user: Any, shared_objects: Any, progress, cancelled, insights,
+               daemon: bool) -> None:
         read_fd, write_fd = os.pipe()
-        result_reader, result_writer = ctx.Pipe(duplex=False)
+        result_reader, result_writer = Pipe(duplex=False)
         task_reader = Connection(read_fd, writable=False)
         base = self.worker_id * PROGRESS_FIELDS
         progress[base + TASK_ID] = -1.0
         progress[base + ITEM] = -1.0
         progress[base + PHASE] = IDLE
-        process = ctx.Process(
+        progress[base + TARGET_TASK] = -1.0
+        launch = WorkerThread if cfg.in_thread else ctx.Process
+        process = launch(
             target=worker_main,
-            args=(cfg, user, task_reader, result_writer, progress, cancelled, insights),
+            args=(cfg, user, task_reader, result_writer, progress, cancelled, insights, shared_objects),
             name=f"mpire_fault-worker-{self.worker_id}",
             daemon=daemon,
         )
         try:
             process.start()
-        finally:
+        except BaseException:
+            os.close(write_fd)
+            result_reader.close()
+            task_reader.close()
+            result_writer.close()
+            raise
+        if not cfg.in_thread:
             # The child holds its own copies now; closing ours is what lets
-            # either side see EOF when the other one dies.
+            # either side see EOF when the other one dies. (A thread shares
+            # them: it closes its ends itself when it ends.)
             task_reader.close()
             result_writer.close()
         os.set_blocking(write_fd, False)
@@ -133,7 +147,7 @@ class WorkerSlot:
         # copy of its write end is closed: a grandchild the task forked (and
         # left running) holds one, and the worker's death would go unseen
         # for as long as it lives. A pidfd is readable when the process ends.
-        self.pidfd = _pidfd(process.pid)
+        self.pidfd = None if cfg.in_thread else _pidfd(process.pid)
         self.sentinel = self.pidfd if self.pidfd is not None else process.sentinel
         self.ready = False
         self.started_at = time.monotonic()
@@ -146,6 +160,8 @@ class WorkerSlot:
         self.restart_at = None
         self.rss = 0
         self.ps = None
+        self.interrupted = None
+        self.hard_deadline = None
         self.outbuf.clear()
 
     def queue_bytes(self, payload: bytes) -> None:
@@ -170,12 +186,30 @@ class WorkerSlot:
         return True
 
     def kill(self, reason: str) -> None:
-        if self.pid is None:
+        if self.process is None:
             return
         if self.kill_reason is None:
             self.kill_reason = reason
+        if isinstance(self.process, WorkerThread):
+            self.process.kill()
+            return
         try:
             os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def interrupt(self, progress, target_task: float, target_item: float, grace: float) -> None:
+        """The soft timeout: aim it at (task, item) or a hook, then signal; kill if it still runs after ``grace``."""
+        base = self.worker_id * PROGRESS_FIELDS
+        progress[base + TARGET_TASK] = target_task
+        progress[base + TARGET_ITEM] = target_item
+        self.interrupted = (target_task, target_item)
+        self.hard_deadline = time.monotonic() + grace
+        if isinstance(self.process, WorkerThread):
+            self.process.interrupt()
+            return
+        try:
+            os.kill(self.pid, signal.SIGUSR1)
         except ProcessLookupError:
             pass
 
@@ -187,7 +221,9 @@ class WorkerSlot:
         itself died.
         """
         deadline = time.monotonic() + timeout
-        while self.process.exitcode is None and time.monotonic() < deadline:
+        while self.process.exitcode is None and not getattr(self.process, "abandoned", False):
+            if time.monotonic() >= deadline:
+                return
             time.sleep(0.005)
 
     def close(self) -> None:

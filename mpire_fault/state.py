@@ -49,6 +49,9 @@ class PoolSettings:
     chaos: Any
     enable_insights: bool = False
     order_tasks: bool = False
+    start_method: str = "fork"
+    timeout_grace: float = 5.0  # seconds between a soft timeout and the kill
+    serializer: Any = None  # threading: the ReferenceSerializer shared with the worker threads
 
 
 @dataclass(frozen=True, slots=True, eq=False)

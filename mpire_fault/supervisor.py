@@ -30,7 +30,7 @@ import time
 from collections import deque
 from typing import Any, Callable
 
-from .errors import PoolTerminatedError, SupervisorError, WorkerExitError, WorkerInitError
+from .errors import PoolTerminatedError, SupervisorError, TaskTimeoutError, WorkerExitError, WorkerInitError, hook_error
 from .jobs import Barrier, Task
 from .protocol import (DONE, EXIT_FAILED, EXITED, FAILED, INIT_FAILED, READY, RETIRING, RUN_TASK, SKIPPED, STOP)
 from .serialization import Serializer, load_exception, with_boundary
@@ -38,7 +38,7 @@ from .settlement import Settlement
 from .slots import WorkerSlot
 from .state import PoolSettings, PoolState, SharedArrays
 from .watchdog import DEFAULT_EXIT_GRACE, Watchdog
-from .worker import WorkerConfig
+from .worker import PickledObjects, WorkerConfig
 
 log = logging.getLogger("mpire_fault")
 
@@ -61,8 +61,7 @@ class Supervisor(threading.Thread):
                                start_up_time=[0.0] * settings.n_jobs)
         self.settlement = Settlement(self.state)
         self.watchdog = Watchdog(self.state)
-        self.serializer = Serializer(settings.use_dill)
-        self.order_seq = 0
+        self.serializer = settings.serializer or Serializer(settings.use_dill)
         self.inbox: deque[tuple] = deque()
         self.finished = threading.Event()
         self.crash: BaseException | None = None
@@ -206,17 +205,29 @@ class Supervisor(threading.Thread):
             cpu_ids=s.cpu_ids[slot.worker_id],
             chaos=s.chaos,
             insights=s.enable_insights,
-            close_fds=tuple(close_fds) if s.ctx.get_start_method() == "fork" else (),
+            close_fds=tuple(close_fds) if s.start_method == "fork" else (),
+            in_thread=s.start_method == "threading",
+            serializer=s.serializer,
         )
-        user = (session.worker_init, session.worker_exit, s.shared_objects)
-        if s.ctx.get_start_method() != "fork":
+        user: Any = (session.worker_init, session.worker_exit)
+        shared_objects = s.shared_objects
+        if s.start_method in ("spawn", "forkserver"):
             try:
                 user = self.serializer.dumps(user)
+                if s.use_dill and shared_objects is not None:
+                    shared_objects = PickledObjects(self.serializer.dumps(shared_objects))
             except Exception as exc:
-                error = WorkerInitError(f"worker_init, worker_exit or shared_objects cannot be pickled: {exc!r}")
-                self.settlement.give_up(error, exc)
+                self.settlement.give_up(hook_error(
+                    WorkerInitError, f"worker_init, worker_exit or shared_objects cannot be pickled: {exc!r}", exc), exc)
                 return
-        slot.start(s.ctx, cfg, user, shared.progress, shared.cancelled, shared.insights, s.daemon)
+        try:
+            slot.start(s.ctx, cfg, user, shared_objects, shared.progress, shared.cancelled, shared.insights, s.daemon)
+        except Exception as exc:
+            # The workers cannot be started at all (a daemonic process may not
+            # have children; shared objects that cannot be pickled): the caller
+            # gets that error itself, and the pool stays closable.
+            self.settlement.give_up(exc, exc.__cause__)
+            return
         self.selector.register(slot.result_conn.fileno(), selectors.EVENT_READ, ("result", slot))
         self.selector.register(slot.sentinel, selectors.EVENT_READ, ("sentinel", slot))
 
@@ -269,17 +280,16 @@ class Supervisor(threading.Thread):
             elif head.job.session != state.session:
                 state.pending.appendleft(Barrier(implicit=True))
                 continue
-            slot = self.pick_slot()
+            slot = self.pick_slot(head)
             if slot is None:
                 return
             state.pending.popleft()
-            self.order_seq += 1
             self.hand(slot, head)
 
-    def pick_slot(self) -> WorkerSlot | None:
+    def pick_slot(self, task: Task) -> WorkerSlot | None:
         slots = self.state.slots
-        if self.state.settings.order_tasks:  # MPIRE's order_tasks: chunk k goes to worker k % n_jobs
-            slot = slots[self.order_seq % len(slots)]
+        if self.state.settings.order_tasks:  # MPIRE's order_tasks: task k of a call goes to worker k % n_jobs
+            slot = slots[task.ordinal % len(slots)]
             return slot if self.takes_work(slot) and self.has_room(slot) else None
         best = None
         for slot in slots:
@@ -377,6 +387,7 @@ class Supervisor(threading.Thread):
             raise SupervisorError(f"worker {slot.worker_id} answered task {task_id} but its ledger head is {task.task_id}")
         self.record_duration(slot, task)
         slot.idle_deaths = 0
+        slot.interrupted = slot.hard_deadline = None  # a soft timeout, if any, has done its work
         return task
 
     def on_done(self, slot: WorkerSlot, task_id: int, data: bytes) -> None:
@@ -393,6 +404,11 @@ class Supervisor(threading.Thread):
             exc = with_boundary(problem, "result")
         if boundary:
             with_boundary(exc, boundary)
+        elif isinstance(exc, TaskTimeoutError):  # our soft timeout, raised inside the task
+            remote = exc
+            exc = TaskTimeoutError(task.job.task_timeout, slot.worker_id,
+                                   task.job.describe(task, task.first_index + offset), killed=False)
+            exc.__cause__ = remote.__cause__
         self.settlement.fail_task(task, exc)
 
     def on_skipped(self, slot: WorkerSlot, task_id: int) -> None:
@@ -400,8 +416,9 @@ class Supervisor(threading.Thread):
 
     def on_exited(self, slot: WorkerSlot, data: bytes) -> None:
         slot.exit_reported = True
-        barrier = self.state.front_barrier()
-        if barrier is not None and not barrier.implicit:
+        barrier, session = self.state.front_barrier(), self.state.session
+        # MPIRE's get_exit_results() holds worker_exit's values only: none without a worker_exit.
+        if barrier is not None and not barrier.implicit and session is not None and session.worker_exit is not None:
             try:
                 barrier.exit_results.append(self.serializer.loads(data))
             except BaseException as exc:
@@ -412,9 +429,7 @@ class Supervisor(threading.Thread):
         exc = load_exception(error, self.serializer)
         barrier = self.state.front_barrier()
         if barrier is not None:
-            failure = WorkerExitError(f"worker_exit failed on worker {slot.worker_id}: {exc!r}")
-            failure.__cause__ = exc
-            barrier.errors.append(failure)
+            barrier.errors.append(hook_error(WorkerExitError, f"worker_exit failed on worker {slot.worker_id}: {exc!r}", exc))
 
     def on_retiring(self, slot: WorkerSlot, handled: int) -> None:
         slot.retiring = True

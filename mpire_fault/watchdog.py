@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import time
 
-from .protocol import IDLE, PHASE, PHASE_START, PROGRESS_FIELDS, TASK_ID
+from .protocol import (EXIT_TARGET, EXITING, INIT_TARGET, INITIALIZING, ITEM, PHASE, PHASE_START, PROGRESS_FIELDS,
+                       RUNNING, TASK_ID)
+from .slots import WorkerSlot
 from .state import PoolState
 
 MEMORY_POLL = 0.05
 DEFAULT_EXIT_GRACE = 30.0  # worker_exit's bound when the call sets no worker_exit_timeout
+DEFAULT_TIMEOUT_GRACE = 5.0  # after a soft timeout, how long the code may take to stop before the kill
+START_UP_ALLOWANCE = 30.0  # a worker that has not reached worker_init by then is stuck starting
 
 
 class Watchdog:
@@ -29,8 +33,10 @@ class Watchdog:
                 deadlines.append(slot.restart_at)
             if slot.stop_deadline is not None:
                 deadlines.append(slot.stop_deadline)
+            if slot.hard_deadline is not None:
+                deadlines.append(slot.hard_deadline)
             if slot.alive and not slot.ready and state.session and state.session.worker_init_timeout:
-                deadlines.append(slot.started_at + state.session.worker_init_timeout)
+                deadlines.append(now + min(0.05, state.session.worker_init_timeout))
             if slot.alive and slot.ledger and slot.ledger[0].job.task_timeout:
                 deadlines.append(now + min(0.05, slot.ledger[0].job.task_timeout))
         if state.settings.max_worker_memory:
@@ -39,25 +45,71 @@ class Watchdog:
 
     def check_clocks(self) -> None:
         state, now = self.state, time.monotonic()
-        session, progress = state.session, state.shared.progress
         for slot in state.slots:
-            if not slot.alive:
+            if not slot.alive or slot.kill_reason:
                 continue
-            if slot.stop_deadline is not None and now > slot.stop_deadline:
-                slot.kill("exit-timeout")
-            if not slot.ready and session and session.worker_init_timeout:
-                if now - slot.started_at > session.worker_init_timeout:
-                    slot.kill("init-timeout")
-            if slot.ledger and slot.ledger[0].job.task_timeout:
-                base = slot.worker_id * PROGRESS_FIELDS
-                head = slot.ledger[0]
-                if progress[base + TASK_ID] == head.task_id and progress[base + PHASE] != IDLE:
-                    if now - progress[base + PHASE_START] > head.job.task_timeout:
-                        slot.kill("timeout")
+            base = slot.worker_id * PROGRESS_FIELDS
+            if slot.stop_deadline is not None:
+                self.check_stop(slot, base, now)
+            elif not slot.ready:
+                self.check_init(slot, base, now)
+            elif slot.ledger and slot.ledger[0].job.task_timeout:
+                self.check_task(slot, base, now)
         limit = state.settings.max_worker_memory
         if limit and now >= self.next_memory_poll:
             self.next_memory_poll = now + MEMORY_POLL
             self.poll_memory(limit)
+
+    # Each limit is enforced in two steps, as billiard does with its soft and
+    # hard time limits: first an exception raised inside the overrunning code
+    # (its finally blocks run, shared locks and Conditions stay balanced, the
+    # worker lives on); then, if it still runs after the grace period (stuck
+    # in C code, or it swallowed the exception), the kill.
+    def check_task(self, slot: WorkerSlot, base: int, now: float) -> None:
+        head, progress = slot.ledger[0], self.state.shared.progress
+        if progress[base + TASK_ID] != head.task_id:
+            return  # not begun yet
+        grace = self.state.settings.timeout_grace
+        if progress[base + PHASE] != RUNNING:
+            # Loading the arguments (which imports the function's module) and
+            # pickling the result are not the task's time, but they must end:
+            # a stuck __setstate__ gets the timeout plus the grace period, then the kill.
+            if now - progress[base + PHASE_START] > head.job.task_timeout + grace:
+                slot.kill("timeout")
+            return
+        target = (float(head.task_id), progress[base + ITEM])
+        if slot.interrupted == target:
+            if now > slot.hard_deadline:
+                slot.kill("timeout")
+        elif now - progress[base + PHASE_START] > head.job.task_timeout:
+            slot.interrupt(progress, *target, grace)
+
+    def check_init(self, slot: WorkerSlot, base: int, now: float) -> None:
+        session, progress = self.state.session, self.state.shared.progress
+        timeout = session.worker_init_timeout if session else None
+        if not timeout:
+            return
+        grace = self.state.settings.timeout_grace
+        if slot.interrupted is not None:
+            if now > slot.hard_deadline:
+                slot.kill("init-timeout")
+        elif progress[base + PHASE] == INITIALIZING:
+            # Timed from worker_init's start: booting an interpreter (spawn) is not init's time.
+            if now - progress[base + PHASE_START] > timeout:
+                slot.interrupt(progress, INIT_TARGET, -1.0, grace)
+        elif now - slot.started_at > timeout + grace + START_UP_ALLOWANCE:
+            slot.kill("init-timeout")  # never even reached worker_init
+
+    def check_stop(self, slot: WorkerSlot, base: int, now: float) -> None:
+        progress = self.state.shared.progress
+        if slot.interrupted is not None:
+            if now > slot.hard_deadline:
+                slot.kill("exit-timeout")
+        elif now > slot.stop_deadline:
+            if progress[base + PHASE] == EXITING:
+                slot.interrupt(progress, EXIT_TARGET, -1.0, self.state.settings.timeout_grace)
+            elif now > slot.stop_deadline + self.state.settings.timeout_grace:
+                slot.kill("exit-timeout")
 
     def poll_memory(self, limit: int) -> None:
         import psutil

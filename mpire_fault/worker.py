@@ -23,9 +23,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .protocol import (CANCEL_SLOTS, DONE, EXIT_FAILED, EXIT_TIME, EXITED, FAILED, IDLE, INIT_FAILED, INIT_TIME,
+from .protocol import (CANCEL_SLOTS, DONE, EXIT_FAILED, EXIT_TIME, EXITED, FAILED, IDLE, EXIT_TARGET, EXITING, INIT_FAILED,
+                       INIT_TARGET, INIT_TIME, INITIALIZING,
                        INSIGHT_FIELDS, ITEM, MAX_TASK_TIME, N_TASKS, PHASE, PHASE_START, PICKLING, PROGRESS_FIELDS, READY,
-                       RETIRING, RUNNING, SKIPPED, STOP, TASK_ID, UNPICKLING, WAIT_TIME, WORK_TIME)
+                       RETIRING, RUNNING, SKIPPED, STOP, TARGET_ITEM, TARGET_TASK, TASK_ID, UNPICKLING, WAIT_TIME, WORK_TIME)
+from .errors import TaskTimeoutError
 from .serialization import RESULT, TASK_ARGS, Serializer, dump_exception
 
 PR_SET_PDEATHSIG = 1
@@ -45,6 +47,20 @@ class WorkerConfig:
     chaos: Any
     close_fds: tuple[int, ...]
     insights: bool = False
+    in_thread: bool = False  # start_method="threading": a thread of the parent, not a process
+    serializer: Any = None  # the parent's own, for threads (see threads.py); None: pickle or dill by use_dill
+
+
+@dataclass(frozen=True, slots=True)
+class PickledObjects:
+    """Shared objects pickled with dill in the parent (``use_dill=True`` with spawn or forkserver).
+
+    Without dill, shared objects travel as a plain argument of the process,
+    so multiprocessing pickles them while it starts the process: the one
+    moment it lets Locks, Events, Values and Conditions through.
+    """
+
+    data: bytes
 
 
 def _die_with_parent() -> None:
@@ -116,12 +132,15 @@ def _call(func: Callable, preamble: tuple, item: Any) -> Any:
 
 
 class _Worker:
-    def __init__(self, cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, cancelled, insights) -> None:
+    def __init__(self, cfg: WorkerConfig, user: Any, shared_objects: Any, task_conn, result_conn, progress,
+                 cancelled, insights) -> None:
         self.cfg = cfg
-        self.serializer = Serializer(cfg.use_dill)
+        self.serializer = cfg.serializer or Serializer(cfg.use_dill)
         if isinstance(user, bytes):
             user = self.serializer.loads(user)
-        self.worker_init, self.worker_exit, shared_objects = user
+        self.worker_init, self.worker_exit = user
+        if isinstance(shared_objects, PickledObjects):
+            shared_objects = self.serializer.loads(shared_objects.data)
         self.task_conn = task_conn
         self.result_conn = result_conn
         self.progress = progress
@@ -157,13 +176,33 @@ class _Worker:
         if self.insights is not None:
             self.insights[self.insight_base + field] += seconds
 
+    def on_interrupt(self, signum: int = 0, frame: Any = None) -> None:
+        """The parent's soft timeout (SIGUSR1): raise inside whatever it is aimed at, if that still runs.
+
+        The parent writes its target (a task id and item, or a hook) into our
+        progress slot before it signals; a signal that arrives after the
+        target finished finds another phase or item there and does nothing,
+        so it can never strike the next task.
+        """
+        p, b = self.progress, self.base
+        phase, target = p[b + PHASE], p[b + TARGET_TASK]
+        if phase == RUNNING and target == p[b + TASK_ID] and p[b + TARGET_ITEM] == p[b + ITEM]:
+            raise TaskTimeoutError(None, self.cfg.worker_id, killed=False)
+        if phase == INITIALIZING and target == INIT_TARGET:
+            raise TimeoutError(f"worker_init on worker {self.cfg.worker_id} exceeded worker_init_timeout")
+        if phase == EXITING and target == EXIT_TARGET:
+            raise TimeoutError(f"worker_exit on worker {self.cfg.worker_id} exceeded worker_exit_timeout")
+
     def run(self) -> None:
         began = time.perf_counter()
         try:  # an exception injected at 'init' is a worker_init failure like any other
             self.visit("init")
             if self.worker_init is not None:
+                self.mark(-1, -1, INITIALIZING)
                 self.worker_init(*self.preamble)
+                self.mark(-1, -1, IDLE)
         except Exception as exc:
+            self.mark(-1, -1, IDLE)
             self.send(INIT_FAILED, dump_exception(exc, self.serializer))
             return
         self.record(INIT_TIME, time.perf_counter() - began)
@@ -177,6 +216,8 @@ class _Worker:
             try:
                 data = self.task_conn.recv_bytes()
             except (EOFError, OSError):
+                if self.cfg.in_thread:
+                    return
                 os._exit(0)  # the parent is gone: nobody is left to run worker_exit for
             kind, *fields = pickle.loads(data)
             if kind == STOP:
@@ -212,7 +253,10 @@ class _Worker:
         # The hot loop: per item one read of the cancel table and one store
         # of the item index into the progress slot (plus its start time only
         # when a task_timeout needs it); the chaos sites cost one check when off.
+        # The task clock starts here, after the arguments (and the function's
+        # module) were loaded: importing numpy is not the task's time.
         progress, item_at, time_at = self.progress, self.base + ITEM, self.base + PHASE_START
+        phase_at = self.base + PHASE
         chaos, preamble, monotonic = self.chaos, self.preamble, time.monotonic
         results: list[Any] = []
         append = results.append
@@ -222,6 +266,7 @@ class _Worker:
         try:
             for item in items:
                 if cancelled[slot] == job_id:
+                    progress[phase_at] = PICKLING
                     self.send(SKIPPED, task_id)
                     return
                 progress[item_at] = index
@@ -244,7 +289,11 @@ class _Worker:
                 if chaos is not None:
                     self.visit("task.end", index, attempt)
                 index += 1
+            # Still inside the try: a soft timeout aimed at the last item that
+            # lands now is that item's error, not a crash of the worker.
+            progress[phase_at] = PICKLING
         except Exception as exc:
+            progress[phase_at] = PICKLING
             self.send(FAILED, task_id, index - first_index, dump_exception(exc, self.serializer), None)
             return
         self.mark(task_id, first_index, PICKLING)
@@ -262,8 +311,11 @@ class _Worker:
         try:
             self.visit("exit")
             if self.worker_exit is not None:
+                self.mark(-1, -1, EXITING)
                 value = self.worker_exit(*self.preamble)
+            self.mark(-1, -1, IDLE)
         except Exception as exc:
+            self.mark(-1, -1, IDLE)
             self.send(EXIT_FAILED, dump_exception(exc, self.serializer))
             return
         self.record(EXIT_TIME, time.perf_counter() - began)
@@ -275,27 +327,36 @@ class _Worker:
         self.send(EXITED, data)
 
 
-def worker_main(cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, cancelled, insights) -> None:
-    """Entry point of every worker process (fork, spawn and forkserver)."""
-    _die_with_parent()
-    _release_forkserver()
-    # Ctrl-C goes to the whole process group; the parent decides what stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for fd in cfg.close_fds:  # fork: the parent's ends of other workers' pipes
-        try:
-            os.close(fd)
-        except OSError:
+def worker_main(cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, cancelled, insights,
+                shared_objects: Any = None) -> None:
+    """Entry point of every worker: a process (fork, spawn, forkserver) or a thread (threading)."""
+    if not cfg.in_thread:
+        # Ctrl-C goes to the whole process group; the parent decides what
+        # stops. Ignored first, so a worker still starting prints no traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _die_with_parent()
+        _release_forkserver()
+        for fd in cfg.close_fds:  # fork: the parent's ends of other workers' pipes
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:  # a crash should leave a Python stack on stderr; sys.stderr may be a capture object without fileno
+            faulthandler.enable(file=sys.__stderr__ or sys.stderr, all_threads=False)
+        except (AttributeError, ValueError, OSError):
             pass
-    try:  # a crash should leave a Python stack on stderr; sys.stderr may be a capture object without fileno
-        faulthandler.enable(file=sys.__stderr__ or sys.stderr, all_threads=False)
-    except (AttributeError, ValueError, OSError):
-        pass
-    if cfg.cpu_ids:
-        os.sched_setaffinity(0, cfg.cpu_ids)
+        if cfg.cpu_ids:
+            os.sched_setaffinity(0, cfg.cpu_ids)
     try:
-        worker = _Worker(cfg, user, task_conn, result_conn, progress, cancelled, insights)
+        worker = _Worker(cfg, user, shared_objects, task_conn, result_conn, progress, cancelled, insights)
     except Exception as exc:  # shared objects / hooks failed to unpickle: an init failure
         result_conn.send_bytes(pickle.dumps((INIT_FAILED, dump_exception(exc, Serializer(cfg.use_dill)))))
         return
-    worker.run()
-    result_conn.close()
+    if not cfg.in_thread:
+        signal.signal(signal.SIGUSR1, worker.on_interrupt)
+    try:
+        worker.run()
+    finally:
+        result_conn.close()
+        if cfg.in_thread:
+            task_conn.close()

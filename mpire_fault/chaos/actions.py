@@ -65,3 +65,8 @@ def _grow(size: int) -> None:
         time.sleep(0.01)
     del hoard
     raise MemoryError(f"chaos oom grew to its cap of {4 * size} bytes without being stopped")
+
+
+# Actions that end the process they run in; a worker thread (start_method="threading")
+# shares its process with the pool, so these are refused there.
+KILLS_PROCESS = frozenset({"exit", "os_exit", "sigkill", "sigsegv", "sigterm", "oom"})
