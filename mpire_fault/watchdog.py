@@ -16,6 +16,7 @@ MEMORY_POLL = 0.05
 DEFAULT_EXIT_GRACE = 30.0  # worker_exit's bound when the call sets no worker_exit_timeout
 DEFAULT_TIMEOUT_GRACE = 5.0  # after a soft timeout, how long the code may take to stop before the kill
 START_UP_ALLOWANCE = 30.0  # a worker that has not reached worker_init by then is stuck starting
+_INIT, _EXIT = (INIT_TARGET, -1.0), (EXIT_TARGET, -1.0)  # soft-timeout targets of the hooks
 
 
 class Watchdog:
@@ -49,9 +50,9 @@ class Watchdog:
             if not slot.alive or slot.kill_reason:
                 continue
             base = slot.worker_id * PROGRESS_FIELDS
-            if slot.stop_deadline is not None:
+            if slot.stop_deadline is not None:  # being stopped, possibly while still in worker_init
                 self.check_stop(slot, base, now)
-            elif not slot.ready:
+            if not slot.ready:
                 self.check_init(slot, base, now)
             elif slot.ledger and slot.ledger[0].job.task_timeout:
                 self.check_task(slot, base, now)
@@ -90,24 +91,24 @@ class Watchdog:
         if not timeout:
             return
         grace = self.state.settings.timeout_grace
-        if slot.interrupted is not None:
+        if slot.interrupted == _INIT:
             if now > slot.hard_deadline:
                 slot.kill("init-timeout")
         elif progress[base + PHASE] == INITIALIZING:
             # Timed from worker_init's start: booting an interpreter (spawn) is not init's time.
             if now - progress[base + PHASE_START] > timeout:
-                slot.interrupt(progress, INIT_TARGET, -1.0, grace)
-        elif now - slot.started_at > timeout + grace + START_UP_ALLOWANCE:
+                slot.interrupt(progress, *_INIT, grace)
+        elif slot.interrupted is None and now - slot.started_at > timeout + grace + START_UP_ALLOWANCE:
             slot.kill("init-timeout")  # never even reached worker_init
 
     def check_stop(self, slot: WorkerSlot, base: int, now: float) -> None:
         progress = self.state.shared.progress
-        if slot.interrupted is not None:
+        if slot.interrupted == _EXIT:
             if now > slot.hard_deadline:
                 slot.kill("exit-timeout")
-        elif now > slot.stop_deadline:
+        elif now > slot.stop_deadline and slot.kill_reason is None:
             if progress[base + PHASE] == EXITING:
-                slot.interrupt(progress, EXIT_TARGET, -1.0, self.state.settings.timeout_grace)
+                slot.interrupt(progress, *_EXIT, self.state.settings.timeout_grace)
             elif now > slot.stop_deadline + self.state.settings.timeout_grace:
                 slot.kill("exit-timeout")
 

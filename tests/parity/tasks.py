@@ -49,3 +49,132 @@ def make_array(n):
     import numpy
 
     return numpy.arange(n)
+
+
+# ---------------------------------------------------------------- drop-in suite
+def ident_state(worker_id, shared, worker_state, x):
+    worker_state["n"] = worker_state.get("n", 0) + 1
+    return worker_id, id(shared), worker_state["n"], x * 2
+
+
+def shared_identity(shared, _x):
+    return id(shared)
+
+
+def raise_value_error():
+    raise ValueError("hook says no")
+
+
+def spin(seconds):
+    """Busy Python code: a soft interrupt lands within a bytecode, in a process or a thread."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
+
+
+def spin_init():
+    spin(30)
+
+
+def spin_exit():
+    spin(30)
+    return "unreachable"
+
+
+def interrupted_task(marker_dir, seconds):
+    """Overruns its timeout; its finally block leaves a marker, proving it was interrupted, not killed."""
+    try:
+        spin(seconds)
+    finally:
+        with open(os.path.join(marker_dir, f"finally-{os.getpid()}-{time.monotonic_ns()}"), "w"):
+            pass
+    return "finished"
+
+
+def pid_and_thread(_x=None):
+    import threading
+
+    return os.getpid(), threading.get_ident()
+
+
+def wait_on_event(event, timeout):
+    return event.wait(timeout)
+
+
+def exit_value(worker_id):
+    return ("bye", worker_id)
+
+
+def tag_init(tag_dir, tag):
+    """worker_init that records which tag ran in which worker (process and thread)."""
+    import threading
+
+    global _TAG
+    _TAG = tag
+    with open(os.path.join(tag_dir, f"{tag}-{os.getpid()}-{threading.get_ident()}"), "w"):
+        pass
+
+
+def read_tag(_x):
+    import threading
+
+    time.sleep(0.01)
+    return _TAG, os.getpid(), threading.get_ident()
+
+
+_TAG = None
+
+
+def worker_of(worker_id, _x):
+    return worker_id
+
+
+def chunk_shape(chunk):
+    return chunk.shape
+
+
+def double(x):
+    return x * 2
+
+
+def use_sync(shared, i):
+    event, lock, value, array = shared
+    with lock:
+        value.value += 1
+    array[i % len(array)] = i
+    return event.is_set()
+
+
+def proxy_put(shared, i):
+    shared[i] = i * i
+    return i
+
+
+def exit_now(code):
+    import sys
+
+    sys.exit(code)
+
+
+def maybe_nested_pool(_x):
+    from mpire_fault import WorkerPool
+
+    with WorkerPool(2) as pool:
+        return pool.map(square, [1, 2])
+
+
+def stubborn(seconds):
+    """Swallows the soft timeout and goes on: only the kill after the grace period ends it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            spin(0.05)
+        except TimeoutError:
+            pass
+    return "outlasted"
+
+
+def mark_life(directory):
+    """worker_init that leaves one marker per worker life (threads reuse idents, so names are unique)."""
+    with open(os.path.join(directory, f"life-{time.monotonic_ns()}-{os.getpid()}"), "w"):
+        pass
