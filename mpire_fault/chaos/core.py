@@ -50,10 +50,13 @@ def parse_seed(value: Any, name: str = "seed") -> int:
 class Chaos:
     """Seeded, reproducible fault injection at the pool's named sites."""
 
-    def __init__(self, spec: str | Spec, seed: int | None = None, state_dir: str | None = None) -> None:
+    def __init__(self, spec: str | Spec, seed: int | None = None, state_dir: str | None = None,
+                 memory_limit: int | None = None) -> None:
         self._parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
         self.spec = str(self._parsed)
         self.seed = _fresh_seed() if seed is None else parse_seed(seed)
+        # The pool's max_worker_memory, when known: oom() never grows past it.
+        self.memory_limit = _memory_limit(memory_limit)
         shared = state_dir or os.environ.get("MP_CHAOS_STATE")
         self._owns_state = not shared
         self.state_dir = shared or tempfile.mkdtemp(prefix="mp-chaos-")
@@ -62,8 +65,8 @@ class Chaos:
         self._index()
 
     @classmethod
-    def from_spec(cls, spec: "str | Chaos", seed: int | None = None) -> "Chaos":
-        return spec if isinstance(spec, Chaos) else cls(spec, seed)
+    def from_spec(cls, spec: "str | Chaos", seed: int | None = None, memory_limit: int | None = None) -> "Chaos":
+        return spec if isinstance(spec, Chaos) else cls(spec, seed, memory_limit=memory_limit)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Chaos | None":
@@ -83,12 +86,14 @@ class Chaos:
 
     # Crossing to spawn/forkserver workers: the text, the seed and the paths.
     def __getstate__(self) -> dict[str, Any]:
-        return {"spec": self.spec, "seed": self.seed, "state_dir": self.state_dir, "extra_journal": self.extra_journal}
+        return {"spec": self.spec, "seed": self.seed, "state_dir": self.state_dir, "extra_journal": self.extra_journal,
+                "memory_limit": self.memory_limit}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._parsed = parse_spec(state["spec"])
         self.spec, self.seed = state["spec"], state["seed"]
         self.state_dir, self.extra_journal = state["state_dir"], state["extra_journal"]
+        self.memory_limit = state.get("memory_limit")
         self._owns_state = False
         self._index()
 
@@ -118,7 +123,7 @@ class Chaos:
             journal_file.append(self.journal_path, entry)
             if self.extra_journal:
                 journal_file.append(self.extra_journal, entry)
-            perform(term.action, term.arg, site)
+            perform(term.action, term.arg, site, self.memory_limit)
             return
 
     def _decide(self, index: int, rule: Rule, site: str, worker_id, task_index, attempt) -> Term | None:
@@ -197,15 +202,33 @@ class Chaos:
             self._owns_state = False
 
 
-def resolve(chaos: "None | str | Chaos", seed: int | None = None) -> Chaos | None:
-    """The pool's ``chaos=`` argument as a ``Chaos``; ``None`` falls back to ``MP_CHAOS``."""
+def _memory_limit(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"memory_limit must be a number of bytes > 0 or None, got {value!r}")
+    return value
+
+
+def resolve(chaos: "None | str | Chaos", seed: int | None = None, memory_limit: int | None = None) -> Chaos | None:
+    """The pool's ``chaos=`` argument as a ``Chaos``; ``None`` falls back to ``MP_CHAOS``.
+
+    ``memory_limit`` is the pool's ``max_worker_memory``: the ``oom`` action
+    never grows past it. A ``Chaos`` object passed in takes the lower of its
+    own limit and this one.
+    """
+    memory_limit = _memory_limit(memory_limit)
     if chaos is None:
         found = Chaos.from_env()
-        if found is not None and seed is not None:
-            found = Chaos(found.spec, seed)
+        if found is not None and (seed is not None or memory_limit is not None):
+            spent = found
+            found = Chaos(found.spec, found.seed if seed is None else seed, memory_limit=memory_limit)
+            spent.close()
         return found
     if isinstance(chaos, Chaos):
+        if memory_limit is not None:
+            chaos.memory_limit = min(chaos.memory_limit or memory_limit, memory_limit)
         return chaos
     if isinstance(chaos, str):
-        return Chaos(chaos, seed)
+        return Chaos(chaos, seed, memory_limit=memory_limit)
     raise TypeError(f"chaos must be a spec string, a Chaos object or None, got {type(chaos).__name__}")
