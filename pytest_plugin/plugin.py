@@ -15,7 +15,6 @@ import json
 import os
 import shlex
 import shutil
-import tempfile
 import zlib
 from collections import Counter
 from typing import Any, Iterator
@@ -118,7 +117,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker_input and "mp_chaos_run_dir" in worker_input:
         run_dir, owns = worker_input["mp_chaos_run_dir"], False
     else:
-        run_dir, owns = tempfile.mkdtemp(prefix="mp-chaos-run-"), True
+        from mpire_fault.chaos.rundir import make_run_dir
+
+        run_dir, owns = make_run_dir("mp-chaos-run-"), True  # swept by a later run if this one is killed
     report = config.getoption("mp_chaos_report") or config.getini("mp_chaos_report").strip() or None
     state = RunState(spec, seed, run_dir, owns, report)
     config.stash[_STATE] = state

@@ -8,6 +8,8 @@ shared between processes is what the grammar demands: the ``COUNT`` budgets
 the visit counters of sites that have no task (init, idle, exit). Both live
 in one small JSON file under an ``flock``, in a directory the object names,
 so they work across fork, spawn, forkserver and foreign pools alike.
+That directory records its owner, so one left behind by a killed process
+is swept away by the next run (``rundir.py``).
 """
 from __future__ import annotations
 
@@ -17,13 +19,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from typing import Any, Iterator, Mapping
 
 from . import journal as journal_file
 from .actions import perform
 from .journal import JournalEntry
+from .rundir import make_run_dir
 from .spec import Rule, Spec, Term, parse_spec
 
 _TASKLESS_SITES = ("init", "idle", "exit")
@@ -59,7 +61,7 @@ class Chaos:
         self.memory_limit = _memory_limit(memory_limit)
         shared = state_dir or os.environ.get("MP_CHAOS_STATE")
         self._owns_state = not shared
-        self.state_dir = shared or tempfile.mkdtemp(prefix="mp-chaos-")
+        self.state_dir = shared or make_run_dir()
         os.makedirs(self.state_dir, exist_ok=True)
         self.extra_journal = os.environ.get("MP_CHAOS_JOURNAL") or None
         self._index()
