@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import time
+import weakref
 from typing import Any, Iterator, Mapping
 
 from . import journal as journal_file
@@ -62,6 +63,10 @@ class Chaos:
         shared = state_dir or os.environ.get("MP_CHAOS_STATE")
         self._owns_state = not shared
         self.state_dir = shared or make_run_dir()
+        # Forgotten without close(): removed when garbage-collected or at exit, by this process only
+        # (a forked child inherits the finalizer, not the directory).
+        self._cleanup = weakref.finalize(self, _remove_own_dir, self.state_dir, os.getpid()) if self._owns_state \
+            else None
         os.makedirs(self.state_dir, exist_ok=True)
         self.extra_journal = os.environ.get("MP_CHAOS_JOURNAL") or None
         self._index()
@@ -97,6 +102,7 @@ class Chaos:
         self.state_dir, self.extra_journal = state["state_dir"], state["extra_journal"]
         self.memory_limit = state.get("memory_limit")
         self._owns_state = False
+        self._cleanup = None
         self._index()
 
     def __repr__(self) -> str:
@@ -200,8 +206,14 @@ class Chaos:
     def close(self) -> None:
         """Remove the shared state this object created (a no-op for shared or inherited state)."""
         if self._owns_state:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
             self._owns_state = False
+            if self._cleanup is not None:
+                self._cleanup()
+
+
+def _remove_own_dir(path: str, owner: int) -> None:
+    if os.getpid() == owner:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _memory_limit(value: Any) -> int | None:

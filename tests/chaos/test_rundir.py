@@ -115,3 +115,20 @@ def test_the_directory_of_a_sigkilled_parent_is_swept_at_the_next_start(tmp_path
     assert done.returncode == 0, done.stderr
     assert not os.path.exists(state_dir), "the stale directory was not swept"
     assert not [name for name in os.listdir(tmp_path) if name.startswith("mp-chaos-")]  # and the new one closed
+
+
+def test_a_chaos_object_dropped_without_close_removes_its_directory_but_not_in_a_forked_child():
+    import gc
+
+    chaos = Chaos("idle=off", seed=1)
+    path = chaos.state_dir
+    pid = os.fork()
+    if pid == 0:  # the child inherits the object and its finalizer: dropping it here must not touch the folder
+        del chaos
+        gc.collect()
+        os._exit(0 if os.path.isdir(path) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0 and os.path.isdir(path)
+    del chaos
+    gc.collect()
+    assert not os.path.exists(path)
