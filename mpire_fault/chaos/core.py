@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 import weakref
@@ -36,18 +37,27 @@ def _fresh_seed() -> int:
     return int.from_bytes(os.urandom(4), "big")
 
 
+MAX_SEED = 2**64 - 1
+_SEED_TEXT = re.compile(r"\+?0*([0-9]{1,20})", re.ASCII)
+
+
 def parse_seed(value: Any, name: str = "seed") -> int:
-    """A seed is a non-negative integer; anything else is a clear ValueError."""
+    """A seed is an integer from 0 to 2**64-1; anything else is a clear ValueError naming ``name``.
+
+    Text is ASCII digits with an optional "+" (``int()`` would also take other
+    scripts' digits such as "²" or "٣", and any number of them).
+    """
+    problem = f"{name} must be a non-negative integer (at most {MAX_SEED}), got {value!r}"
     if isinstance(value, bool):
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        raise ValueError(problem)
     if isinstance(value, str):
-        text = value.strip()
-        if not text.isdigit():
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        return int(text)
-    if isinstance(value, int) and value >= 0:
+        match = _SEED_TEXT.fullmatch(value.strip())
+        if not match:
+            raise ValueError(problem if len(value) <= 60 else problem.replace(repr(value), f"{len(value)} characters"))
+        value = int(match.group(1))
+    if isinstance(value, int) and 0 <= value <= MAX_SEED:
         return value
-    raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    raise ValueError(problem)
 
 
 class Chaos:
