@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .schema import (APPLY_MODES, INDEX_PATTERN, MATCHER, MATCHER_FIELDS, MAX_DEPTH, MAX_INT, SECTIONS, Field, fields,
+from .schema import (APPLY_MODES, MATCHER, MATCHER_FIELDS, MAX_DEPTH, MAX_INT, SECTIONS, Field, fields,
                      parse_size, shown, type_name)
 
 
@@ -109,7 +109,7 @@ _LONG_NUMBER = re.compile(r"[0-9][0-9_]{4000,}")
 
 def _parse_toml(path: str, raw: bytes) -> dict[str, Any]:
     def invalid(message: str, text: str, line: int | None) -> ScenarioInvalid:
-        return ScenarioInvalid([Problem(path, _key_at(text, line), message)])
+        return ScenarioInvalid([Problem(path, _printable(_key_at(text, line)), message)])
 
     try:
         text = raw.decode("utf-8")
@@ -232,13 +232,22 @@ def _check_values(path: str, data: dict[str, Any]) -> list[Problem]:
         if len(problems) >= 20:
             break
     unique = {(p.key, p.message): p for p in problems}  # one line per key, however many items repeat it
-    return sorted(unique.values(), key=lambda p: p.key or "")
+    return sorted((Problem(p.path, _printable(p.key), p.message) for p in unique.values()), key=lambda p: p.key or "")
+
+
+def _printable(key: str | None) -> str | None:
+    """A key as it can be shown in a terminal or a report: control characters escaped, long keys cut."""
+    if key is None:
+        return None
+    if not key.isprintable():
+        key = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in key)
+    return key if len(key) <= 200 else key[:100] + "..." + key[-60:]
 
 
 def build_scenario(path: str, data: dict[str, Any]) -> Scenario:
     """Validate parsed TOML ``data`` and fill in the defaults."""
     problems: list[Problem] = []
-    report = lambda key, message: problems.append(Problem(path, key, message))  # noqa: E731
+    report = lambda key, message: problems.append(Problem(path, _printable(key), message))  # noqa: E731
     sections = {name for name in SECTIONS if name}
     top = {k: v for k, v in data.items() if k not in sections}
     values: dict[str, dict[str, Any]] = {"": _check_table("", top, report)}

@@ -174,7 +174,7 @@ def spec_texts(draw) -> str:
     return ";".join(rules) + draw(st.sampled_from(["", ";", " ; "]))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec_texts())
 def test_every_valid_spec_prints_to_text_that_parses_back_the_same(text):
     parsed = parse_spec(text)
@@ -223,7 +223,7 @@ def mutated_specs(draw) -> str:
     return text
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=60) | mutated_specs())
 def test_any_text_is_either_a_spec_or_a_spec_error(text):
     _check_only_spec_errors(text)

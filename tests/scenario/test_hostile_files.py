@@ -160,3 +160,11 @@ def test_the_gate_exits_2_on_any_invalid_file_and_never_prints_a_traceback(tmp_p
     assert code == 2
     assert "INVALID" in out.getvalue() and str(path) in out.getvalue()
     assert "Traceback" not in out.getvalue() + err.getvalue() and "CRASH" not in out.getvalue()
+
+
+def test_control_characters_in_a_key_are_escaped_in_the_problem(tmp_path):
+    path = _write(tmp_path, ('"\\u0001\\u001b[31m" = 1\n' + GOOD).encode())
+    with pytest.raises(ScenarioInvalid) as info:
+        load_scenario(path)
+    (problem,) = info.value.problems
+    assert problem.key == "\\x01\\x1b[31m" and "unknown key" in problem.message
