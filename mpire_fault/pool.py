@@ -133,7 +133,7 @@ class WorkerPool:
         self._max_worker_memory = max_worker_memory
         self._max_task_retries = max_task_retries
         self._backoff = restart_backoff
-        self._chaos = self._resolve_chaos(chaos, chaos_seed, start_method)
+        self._chaos = self._resolve_chaos(chaos, chaos_seed, start_method, max_worker_memory)
         if self._chaos is not None and self._chaos is not chaos:
             weakref.finalize(self, self._chaos.close)  # the state directory is ours to remove
         self._serializer: Any = ReferenceSerializer() if start_method == "threading" else Serializer(use_dill)
@@ -160,14 +160,14 @@ class WorkerPool:
         return tuple(entries * n_jobs if len(entries) == 1 else entries)
 
     @staticmethod
-    def _resolve_chaos(chaos: Any, seed: int | None, start_method: str) -> Any:
+    def _resolve_chaos(chaos: Any, seed: int | None, start_method: str, memory_limit: int | None) -> Any:
         try:
             from .chaos import resolve
         except ImportError:  # the chaos layer is optional at import time
             if chaos is not None:
                 raise
             return None
-        resolved = resolve(chaos, seed)
+        resolved = resolve(chaos, seed, memory_limit=memory_limit)
         if resolved is None or start_method != "threading":
             return resolved
         from .chaos.actions import KILLS_PROCESS

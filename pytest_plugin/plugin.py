@@ -15,7 +15,7 @@ import json
 import os
 import shlex
 import shutil
-import tempfile
+import sys
 import zlib
 from collections import Counter
 from typing import Any, Iterator
@@ -88,13 +88,41 @@ def _resolve_seed(config: pytest.Config) -> int:
     worker_input = getattr(config, "workerinput", None)
     if worker_input and "mp_chaos_seed" in worker_input:
         return worker_input["mp_chaos_seed"]
-    raw = config.getoption("mp_chaos_seed") or config.getini("mp_chaos_seed").strip() or None
+    raw, name = config.getoption("mp_chaos_seed"), "--mp-chaos-seed"
+    if raw is None:
+        raw, name = config.getini("mp_chaos_seed").strip() or None, "mp_chaos_seed (ini)"
     if raw is None:
         return int.from_bytes(os.urandom(4), "big")
     try:
-        return parse_seed(raw, "--mp-chaos-seed")
+        return parse_seed(raw, name)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def _resolve_report(config: pytest.Config) -> str | None:
+    """The report path, absolute, checked now: a bad one is a usage error before anything runs."""
+    raw, name = config.getoption("mp_chaos_report"), "--mp-chaos-report"
+    if raw is None:
+        raw, name = config.getini("mp_chaos_report").strip() or None, "mp_chaos_report (ini)"
+    if raw is None:
+        return None
+    path = os.path.join(str(config.invocation_params.dir), os.path.expanduser(raw))  # tests may chdir
+    problem = None
+    if not raw.strip() or raw.endswith(os.sep):
+        problem = "expected a file name"
+    elif os.path.isdir(path):
+        problem = "is a directory; expected a file name"
+    elif os.path.exists(path) and not os.access(path, os.W_OK):
+        problem = "exists and is not writable"
+    else:
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            problem = f"its directory {folder} does not exist"
+        elif not os.access(folder, os.W_OK | os.X_OK):
+            problem = f"its directory {folder} is not writable"
+    if problem:
+        raise pytest.UsageError(f"{name}={raw}: {problem}")
+    return os.path.abspath(path)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -114,12 +142,14 @@ def pytest_configure(config: pytest.Config) -> None:
         except ChaosSpecError as exc:
             raise pytest.UsageError(f"--mp-chaos: {exc}") from None
     seed = _resolve_seed(config)
+    report = _resolve_report(config)  # every check before the run directory is made: a usage error leaves nothing
     worker_input = getattr(config, "workerinput", None)
     if worker_input and "mp_chaos_run_dir" in worker_input:
         run_dir, owns = worker_input["mp_chaos_run_dir"], False
     else:
-        run_dir, owns = tempfile.mkdtemp(prefix="mp-chaos-run-"), True
-    report = config.getoption("mp_chaos_report") or config.getini("mp_chaos_report").strip() or None
+        from mpire_fault.chaos.rundir import make_run_dir
+
+        run_dir, owns = make_run_dir("mp-chaos-run-"), True  # swept by a later run if this one is killed
     state = RunState(spec, seed, run_dir, owns, report)
     config.stash[_STATE] = state
     config.pluginmanager.register(_OutcomeRecorder(state), "mp_chaos_outcomes")
@@ -236,18 +266,29 @@ def _collect(state: RunState) -> tuple[list[dict], dict[str, str]]:
 
 
 def _reproduce(config: pytest.Config, state: RunState) -> str:
-    args, skip = [], False
-    for arg in config.invocation_params.args:
-        if skip:
-            skip = False
-            continue
+    """The command line of this run with the chaos options replaced by the spec and seed it used."""
+    given = list(config.invocation_params.args)
+    args, index = [], 0
+    while index < len(given):
+        arg = given[index]
+        index += 1
+        if arg == "--":
+            args += given[index - 1:]
+            break
         if arg in ("--mp-chaos-seed", "--mp-chaos-report"):
-            skip = True
-            continue
-        if arg.startswith(("--mp-chaos-seed=", "--mp-chaos-report=", "--mp-chaos")):
-            continue
-        args.append(arg)
-    args += [f"--mp-chaos={state.spec}", f"--mp-chaos-seed={state.seed}"]
+            index += 1  # and its value
+        elif arg == "--mp-chaos":
+            # nargs="?": the next word was taken as SPEC when it is not an option (it is then the spec in use)
+            if index < len(given) and not given[index].startswith("-") and given[index] == config.option.mp_chaos:
+                index += 1
+        elif not arg.startswith(("--mp-chaos=", "--mp-chaos-seed=", "--mp-chaos-report=")):
+            args.append(arg)
+    chaos = [f"--mp-chaos={state.spec}", f"--mp-chaos-seed={state.seed}"]
+    if "--" in args:
+        at = args.index("--")
+        args[at:at] = chaos
+    else:
+        args += chaos
     return "pytest " + " ".join(shlex.quote(a) for a in args)
 
 
@@ -286,7 +327,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             "journal": entries,
             "tests": [{"nodeid": n, "outcome": o, "faults": faults.get(n, 0)} for n, o in sorted(outcomes.items())],
         }
-        with open(state.report, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
+        try:
+            with open(state.report, "w", encoding="utf-8") as handle:
+                json.dump(data, handle, indent=2)
+        except OSError as exc:  # checked at the start; the folder may have gone since: say so, no INTERNALERROR
+            sys.stderr.write(f"mp-chaos: cannot write the report {state.report}: {exc.strerror or exc}\n")
     if state.owns_dir:
         shutil.rmtree(state.run_dir, ignore_errors=True)

@@ -12,8 +12,12 @@ _STEP = 16 * 2**20  # oom grows by this much at a time
 _PAGE = 4096
 
 
-def perform(action: str, arg: Any, where: str) -> None:
-    """Carry out ``action`` here and now (most of them never return)."""
+def perform(action: str, arg: Any, where: str, memory_limit: int | None = None) -> None:
+    """Carry out ``action`` here and now (most of them never return).
+
+    ``memory_limit`` is the pool's ``max_worker_memory``, when known: ``oom``
+    never grows past it (the pool's watchdog is meant to end the worker there).
+    """
     if action == "exit":
         sys.exit(1 if arg is None else arg)
     elif action == "os_exit":
@@ -26,7 +30,7 @@ def perform(action: str, arg: Any, where: str) -> None:
         time.sleep(5)  # the signal is delivered on the way out of kill(); this is only a fence
         os._exit(128 + signum)
     elif action == "oom":
-        _grow(arg)
+        _grow(arg, memory_limit)
     elif action == "raise":
         raise getattr(builtins, arg)(f"injected by mpire_fault chaos at {where}")
     elif action == "hang":
@@ -45,26 +49,50 @@ def _touched(size: int) -> bytearray:
     return block
 
 
-def _grow(size: int) -> None:
-    """Allocate ``size`` bytes of real memory, then keep growing to 4x, then give up.
+def oom_cap(size: int, memory_limit: int | None = None) -> int:
+    """The most ``oom(size)`` may hold: ``size``x4, the pool's limit, half of the memory available now.
+
+    The last bound is read when the fault strikes, so a fault meant for one
+    worker can never push the machine into its OOM killer, whatever the
+    spec says and whether or not the pool has a limit.
+    """
+    cap = 4 * size
+    if memory_limit:
+        cap = min(cap, memory_limit)
+    try:
+        import psutil
+
+        cap = min(cap, int(psutil.virtual_memory().available) // 2)
+    except Exception:  # no psutil or no /proc: the other bounds still hold
+        pass
+    return max(cap, 0)
+
+
+def _grow(size: int, memory_limit: int | None = None) -> None:
+    """Allocate ``size`` bytes of real memory, then keep growing to the cap, then give up.
 
     The growth after ``size`` is slow enough (a step every 10 ms) for a
-    memory watchdog polling every 50 ms to catch it; the 4x cap means the
-    fault can never take the host down, even with no limit set.
+    memory watchdog polling every 50 ms to catch it. The cap (``oom_cap``)
+    means the fault can never take the host down, even with no limit set;
+    when the pool's own limit is the cap, the memory is held a moment at
+    the limit so the pool's watchdog sees it.
     """
+    cap = oom_cap(size, memory_limit)
     hoard = []
     held = 0
-    while held < size:
-        step = min(_STEP, size - held)
+    while held < min(size, cap):
+        step = min(_STEP, min(size, cap) - held)
         hoard.append(_touched(step))
         held += step
-    while held < 4 * size:
-        step = min(_STEP, 4 * size - held)
+    while held < cap:
+        step = min(_STEP, cap - held)
         hoard.append(_touched(step))
         held += step
         time.sleep(0.01)
+    if memory_limit and cap >= memory_limit:
+        time.sleep(1.0)
     del hoard
-    raise MemoryError(f"chaos oom grew to its cap of {4 * size} bytes without being stopped")
+    raise MemoryError(f"chaos oom grew to its cap of {cap} bytes without being stopped")
 
 
 # Actions that end the process they run in; a worker thread (start_method="threading")

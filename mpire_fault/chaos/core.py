@@ -8,6 +8,8 @@ shared between processes is what the grammar demands: the ``COUNT`` budgets
 the visit counters of sites that have no task (init, idle, exit). Both live
 in one small JSON file under an ``flock``, in a directory the object names,
 so they work across fork, spawn, forkserver and foreign pools alike.
+That directory records its owner, so one left behind by a killed process
+is swept away by the next run (``rundir.py``).
 """
 from __future__ import annotations
 
@@ -16,14 +18,16 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
-import tempfile
 import time
+import weakref
 from typing import Any, Iterator, Mapping
 
 from . import journal as journal_file
 from .actions import perform
 from .journal import JournalEntry
+from .rundir import make_run_dir
 from .spec import Rule, Spec, Term, parse_spec
 
 _TASKLESS_SITES = ("init", "idle", "exit")
@@ -33,37 +37,53 @@ def _fresh_seed() -> int:
     return int.from_bytes(os.urandom(4), "big")
 
 
+MAX_SEED = 2**64 - 1
+_SEED_TEXT = re.compile(r"\+?0*([0-9]{1,20})", re.ASCII)
+
+
 def parse_seed(value: Any, name: str = "seed") -> int:
-    """A seed is a non-negative integer; anything else is a clear ValueError."""
+    """A seed is an integer from 0 to 2**64-1; anything else is a clear ValueError naming ``name``.
+
+    Text is ASCII digits with an optional "+" (``int()`` would also take other
+    scripts' digits such as "²" or "٣", and any number of them).
+    """
+    problem = f"{name} must be a non-negative integer (at most {MAX_SEED}), got {value!r}"
     if isinstance(value, bool):
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        raise ValueError(problem)
     if isinstance(value, str):
-        text = value.strip()
-        if not text.isdigit():
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        return int(text)
-    if isinstance(value, int) and value >= 0:
+        match = _SEED_TEXT.fullmatch(value.strip())
+        if not match:
+            raise ValueError(problem if len(value) <= 60 else problem.replace(repr(value), f"{len(value)} characters"))
+        value = int(match.group(1))
+    if isinstance(value, int) and 0 <= value <= MAX_SEED:
         return value
-    raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    raise ValueError(problem)
 
 
 class Chaos:
     """Seeded, reproducible fault injection at the pool's named sites."""
 
-    def __init__(self, spec: str | Spec, seed: int | None = None, state_dir: str | None = None) -> None:
+    def __init__(self, spec: str | Spec, seed: int | None = None, state_dir: str | None = None,
+                 memory_limit: int | None = None) -> None:
         self._parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
         self.spec = str(self._parsed)
         self.seed = _fresh_seed() if seed is None else parse_seed(seed)
+        # The pool's max_worker_memory, when known: oom() never grows past it.
+        self.memory_limit = _memory_limit(memory_limit)
         shared = state_dir or os.environ.get("MP_CHAOS_STATE")
         self._owns_state = not shared
-        self.state_dir = shared or tempfile.mkdtemp(prefix="mp-chaos-")
+        self.state_dir = shared or make_run_dir()
+        # Forgotten without close(): removed when garbage-collected or at exit, by this process only
+        # (a forked child inherits the finalizer, not the directory).
+        self._cleanup = weakref.finalize(self, _remove_own_dir, self.state_dir, os.getpid()) if self._owns_state \
+            else None
         os.makedirs(self.state_dir, exist_ok=True)
         self.extra_journal = os.environ.get("MP_CHAOS_JOURNAL") or None
         self._index()
 
     @classmethod
-    def from_spec(cls, spec: "str | Chaos", seed: int | None = None) -> "Chaos":
-        return spec if isinstance(spec, Chaos) else cls(spec, seed)
+    def from_spec(cls, spec: "str | Chaos", seed: int | None = None, memory_limit: int | None = None) -> "Chaos":
+        return spec if isinstance(spec, Chaos) else cls(spec, seed, memory_limit=memory_limit)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Chaos | None":
@@ -83,13 +103,16 @@ class Chaos:
 
     # Crossing to spawn/forkserver workers: the text, the seed and the paths.
     def __getstate__(self) -> dict[str, Any]:
-        return {"spec": self.spec, "seed": self.seed, "state_dir": self.state_dir, "extra_journal": self.extra_journal}
+        return {"spec": self.spec, "seed": self.seed, "state_dir": self.state_dir, "extra_journal": self.extra_journal,
+                "memory_limit": self.memory_limit}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._parsed = parse_spec(state["spec"])
         self.spec, self.seed = state["spec"], state["seed"]
         self.state_dir, self.extra_journal = state["state_dir"], state["extra_journal"]
+        self.memory_limit = state.get("memory_limit")
         self._owns_state = False
+        self._cleanup = None
         self._index()
 
     def __repr__(self) -> str:
@@ -118,7 +141,7 @@ class Chaos:
             journal_file.append(self.journal_path, entry)
             if self.extra_journal:
                 journal_file.append(self.extra_journal, entry)
-            perform(term.action, term.arg, site)
+            perform(term.action, term.arg, site, self.memory_limit)
             return
 
     def _decide(self, index: int, rule: Rule, site: str, worker_id, task_index, attempt) -> Term | None:
@@ -193,19 +216,43 @@ class Chaos:
     def close(self) -> None:
         """Remove the shared state this object created (a no-op for shared or inherited state)."""
         if self._owns_state:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
             self._owns_state = False
+            if self._cleanup is not None:
+                self._cleanup()
 
 
-def resolve(chaos: "None | str | Chaos", seed: int | None = None) -> Chaos | None:
-    """The pool's ``chaos=`` argument as a ``Chaos``; ``None`` falls back to ``MP_CHAOS``."""
+def _remove_own_dir(path: str, owner: int) -> None:
+    if os.getpid() == owner:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _memory_limit(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"memory_limit must be a number of bytes > 0 or None, got {value!r}")
+    return value
+
+
+def resolve(chaos: "None | str | Chaos", seed: int | None = None, memory_limit: int | None = None) -> Chaos | None:
+    """The pool's ``chaos=`` argument as a ``Chaos``; ``None`` falls back to ``MP_CHAOS``.
+
+    ``memory_limit`` is the pool's ``max_worker_memory``: the ``oom`` action
+    never grows past it. A ``Chaos`` object passed in takes the lower of its
+    own limit and this one.
+    """
+    memory_limit = _memory_limit(memory_limit)
     if chaos is None:
         found = Chaos.from_env()
-        if found is not None and seed is not None:
-            found = Chaos(found.spec, seed)
+        if found is not None and (seed is not None or memory_limit is not None):
+            spent = found
+            found = Chaos(found.spec, found.seed if seed is None else seed, memory_limit=memory_limit)
+            spent.close()
         return found
     if isinstance(chaos, Chaos):
+        if memory_limit is not None:
+            chaos.memory_limit = min(chaos.memory_limit or memory_limit, memory_limit)
         return chaos
     if isinstance(chaos, str):
-        return Chaos(chaos, seed)
+        return Chaos(chaos, seed, memory_limit=memory_limit)
     raise TypeError(f"chaos must be a spec string, a Chaos object or None, got {type(chaos).__name__}")

@@ -12,7 +12,9 @@ text, which parses back to the same records.
 from __future__ import annotations
 
 import builtins
+import math
 import re
+from decimal import Decimal
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,10 +36,18 @@ ACTIONS: dict[str, tuple[str | None, bool]] = {
     "off": (None, False),
 }
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)\Z")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
-_INT = re.compile(r"-?\d+")
+# Numbers are ASCII digits only: int() and float() would also take other
+# scripts' digits, which then print differently from how they were written.
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)\Z", re.ASCII)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*", re.ASCII)
+_INT = re.compile(r"-?\d+", re.ASCII)
+# Bounds that keep every value a plain machine number: counts and selectors
+# fit in 63 bits, exit codes are what an exit status can carry, and a sleep
+# or hang stays within what time.sleep() accepts.
+MAX_WHOLE = 2**63 - 1
+MAX_SECONDS = 10**9
+_MAX_DIGITS = 30  # more significant digits than any bound above: refused before int()/float() see them
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,18 +97,44 @@ class Spec:
 
 
 def _fmt_number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+    """A float in the grammar's own notation: digits and at most one point, never an exponent.
+
+    ``repr`` gives the shortest text that reads back as the same float, but
+    may use an exponent (``1e-05``), which the grammar has no place for;
+    the same digits written out in full read back just as exactly.
+    """
+    value = float(value)
+    if value.is_integer():
+        return str(int(value))
+    return format(Decimal(repr(value)), "f")
+
+
+def _too_long(digits: str) -> bool:
+    """More significant digits than any value the grammar accepts (checked before int() sees them)."""
+    return len(digits.split(".")[0].lstrip("0")) > _MAX_DIGITS
 
 
 def parse_size(text: str) -> int:
     """``300MiB`` -> bytes; raises ValueError for anything else."""
     match = _SIZE.match(text.strip())
     if not match or match.group(2).lower() not in _UNITS:
-        raise ValueError(f"bad size {text!r}: use a number with B, KB, KiB, MB, MiB, GB or GiB")
-    size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+        raise ValueError(f"bad size {_short(text)!r}: use a number with B, KB, KiB, MB, MiB, GB or GiB")
+    if _too_long(match.group(1)):
+        raise ValueError(f"bad size {_short(text)!r}: far more bytes than any machine has")
+    size = int(Decimal(match.group(1)) * _UNITS[match.group(2).lower()])
     if size <= 0:
-        raise ValueError(f"bad size {text!r}: it must be more than zero bytes")
+        raise ValueError(f"bad size {_short(text)!r}: it must be more than zero bytes")
     return size
+
+
+def total_memory() -> int | None:
+    """This machine's physical memory in bytes (None when it cannot be read)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except Exception:  # no psutil, or no /proc: the run-time caps still hold
+        return None
 
 
 def builtin_exception(name: str) -> type[BaseException]:
@@ -186,11 +222,18 @@ class _Parser:
         if name not in SELECTORS:
             raise self.fail(f"unknown selector {name!r}; selectors are worker=N, task=N, attempt=N", start)
         self.expect("=", f"'=' after {name}")
+        self.skip()
         value_at = self.pos
         value = self.match(_INT)
-        if value is None or int(value) < 0:
+        if value is None or value.startswith("-"):
             raise self.fail(f"{name}= takes a non-negative integer", value_at)
-        return name, int(value)
+        return name, self.whole(value, value_at, f"{name}=")
+
+    def whole(self, digits: str, at: int, what: str) -> int:
+        """Non-negative ``digits`` as an int of at most MAX_WHOLE, or a positioned error."""
+        if _too_long(digits) or int(digits) > MAX_WHOLE:
+            raise self.fail(f"{what} must be a whole number from 0 to {MAX_WHOLE}, got {_short(digits)}", at)
+        return int(digits)
 
     def term(self) -> Term:
         self.skip()
@@ -201,7 +244,7 @@ class _Parser:
             self.pos += 1
             percent = float(number)
             if not 0 < percent <= 100:
-                raise self.fail(f"percentage {number}% must be above 0 and at most 100", start)
+                raise self.fail(f"percentage {_short(number)}% must be above 0 and at most 100", start)
             count_at = self.pos
             number = self.match(_NUMBER)
         else:
@@ -210,8 +253,8 @@ class _Parser:
             if not self.peek("*"):
                 raise self.fail(f"a number before an action is 'N%' (chance) or 'N*' (count), not {number!r}", count_at)
             self.pos += 1
-            if "." in number or int(number) < 1:
-                raise self.fail(f"count {number}* must be a whole number of at least 1", count_at)
+            if "." in number or _too_long(number) or not 1 <= int(number) <= MAX_WHOLE:
+                raise self.fail(f"count {_short(number)}* must be a whole number from 1 to {MAX_WHOLE}", count_at)
             count = int(number)
         action_at = self.pos
         action = self.match(_NAME)
@@ -238,18 +281,33 @@ class _Parser:
     def argument(self, action: str, kind: str, text: str, at: int) -> Any:
         try:
             if kind == "int":
-                if not re.fullmatch(r"-?\d+", text):
-                    raise ValueError(f"{action}() takes an integer exit code, got {text!r}")
+                if not _INT.fullmatch(text):
+                    raise ValueError(f"{action}() takes an integer exit code, got {_short(text)!r}")
+                if _too_long(text.lstrip("-")) or not 0 <= int(text) <= 255:
+                    raise ValueError(f"{action}() takes an exit code from 0 to 255, got {_short(text)}")
                 return int(text)
             if kind == "seconds":
                 if not _NUMBER.fullmatch(text):
-                    raise ValueError(f"{action}() takes a number of seconds, got {text!r}")
-                return float(text)
+                    raise ValueError(f"{action}() takes a number of seconds, got {_short(text)!r}")
+                seconds = float(text)
+                if not (math.isfinite(seconds) and seconds <= MAX_SECONDS):
+                    raise ValueError(f"{action}() takes at most {MAX_SECONDS} seconds, got {_short(text)}")
+                return seconds
             if kind == "size":
-                return parse_size(text)
+                size = parse_size(text)
+                total = total_memory()
+                if total is not None and size > total:
+                    raise ValueError(f"oom({_short(text)}) asks for {size} bytes, more than this machine's "
+                                     f"{total} bytes of memory; give a size below that")
+                return size
             return builtin_exception(text).__name__
         except ValueError as exc:
             raise self.fail(str(exc), at) from None
+
+
+def _short(text: str, keep: int = 40) -> str:
+    """``text`` cut down for a message (the full spec is quoted in the error anyway)."""
+    return text if len(text) <= keep else f"{text[:keep // 2]}...{text[-keep // 2:]} ({len(text)} characters)"
 
 
 _EXAMPLES = {"oom": "oom(300MiB)", "raise": "raise(ValueError)", "sleep": "sleep(0.5)"}

@@ -2,8 +2,8 @@
 
 Runs every scenario (files, or folders searched for ``*.toml``) in a process
 of its own with a hard timeout, shows progress, prints a table, writes the
-reports, and exits 0 only when every scenario passed (1 otherwise, 2 for bad
-command-line input).
+reports, and exits 0 only when every scenario passed, 2 for bad input (the
+command line, or a scenario file that is malformed: INVALID), 1 otherwise.
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def _writable(path: str) -> str | None:
 
 
 def main(namespace: argparse.Namespace) -> int:
-    """Run the gate; 0 when every scenario passed, 1 when any did not, 2 for bad input."""
+    """Run the gate; 0 when every scenario passed, 2 for bad input (any scenario INVALID), 1 when any other failed."""
     try:
         paths = discover(namespace.paths)
     except FileNotFoundError as exc:
@@ -90,4 +90,6 @@ def main(namespace: argparse.Namespace) -> int:
     if namespace.json:
         write_json(results, namespace.json, seconds)
     sys.stdout.flush()
+    if any(r.status == "invalid" for r in results):
+        return EXIT_USAGE  # the input is wrong: the other scenarios ran, but the gate did not run what was asked
     return EXIT_PASSED if results and all(r.passed for r in results) else EXIT_FAILED

@@ -183,8 +183,14 @@ def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = 
     call_kwargs: dict[str, Any] = {"task_timeout": task_timeout}
     if scenario.workload.get("worker_init"):
         call_kwargs["worker_init"] = resolve_function(scenario.workload["worker_init"])
+    chaos = None
     if scenario.chaos is not None:
-        pool_settings.update(chaos=scenario.chaos["spec"], chaos_seed=scenario.chaos["seed"])
+        from ..chaos import Chaos
+
+        # Made here rather than by the pool so oom() knows the pool's memory limit and never grows past it.
+        chaos = Chaos(scenario.chaos["spec"], scenario.chaos["seed"],
+                      memory_limit=pool_settings.get("max_worker_memory"))
+        pool_settings["chaos"] = chaos
     mode = scenario.workload["mode"]
     tasks = task_arguments(scenario)
     observed: dict[str, Any] = {"status": "ran", "mode": mode, "n_tasks": len(tasks)}
@@ -224,6 +230,8 @@ def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = 
         observed["peak_rss"] = max(sampler.peak, children_peak)
         observed["executions"] = _count_markers(markers)
         shutil.rmtree(markers, ignore_errors=True)
+        if chaos is not None:
+            chaos.close()
     return observed
 
 

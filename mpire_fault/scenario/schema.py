@@ -9,8 +9,11 @@ shipped file with ``json_schema()``.
 from __future__ import annotations
 
 import json
+import math
 import re
+import reprlib
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Callable
 
 MODES = ("apply_async", "apply", "map", "imap", "imap_unordered", "map_unordered")
@@ -23,15 +26,39 @@ SIZE_PATTERN = r"^([0-9]+(\.[0-9]+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$"
 FUNC_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 INDEX_PATTERN = r"^(0|[1-9][0-9]*)$"
 
+# Bounds the validator holds every number to (the JSON Schema does not
+# repeat them). TOML integers are 64-bit; seconds are finite and at most a
+# week; the pool and the workload stay at sizes one machine can run.
+MAX_INT = 2**63 - 1
+MAX_SECONDS = 7 * 24 * 3600.0
+MAX_JOBS = 512
+MAX_TASKS = 100_000
+MAX_DEPTH = 32  # arrays and tables inside each other
+
 
 def parse_size(value: int | str) -> int:
     """``300MiB`` -> 314572800; an int is a number of bytes."""
     if isinstance(value, int):
         return value
-    match = re.match(SIZE_PATTERN, value.strip())
-    if not match:
-        raise ValueError(f"not a size: {value!r}")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(3) or ""])
+    match = re.match(SIZE_PATTERN, value.strip(), re.ASCII)
+    if not match or len(match.group(1).split(".")[0].lstrip("0")) > 30:
+        raise ValueError(f"not a size: {shown(value)}")
+    return int(Decimal(match.group(1)) * _SIZE_UNITS[match.group(3) or ""])
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlevel = 3
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut short: a long string, a huge number or a deep array stays one readable line."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    try:
+        return _REPR.repr(value)
+    except (ValueError, RecursionError):
+        return f"a {type_name(value)}"
 
 
 def type_name(value: Any) -> str:
@@ -61,13 +88,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def integer(minimum: int = 0) -> Kind:
-    return Kind(f"an integer >= {minimum}", lambda v: _is_int(v) and v >= minimum,
+def integer(minimum: int = 0, maximum: int = MAX_INT) -> Kind:
+    expected = f"an integer >= {minimum}" if maximum == MAX_INT else f"an integer from {minimum} to {maximum}"
+    return Kind(expected, lambda v: _is_int(v) and minimum <= v <= maximum,
                 {"type": "integer", "minimum": minimum})
 
 
 def seconds() -> Kind:
-    return Kind("a number of seconds > 0", lambda v: _is_number(v) and v > 0,
+    return Kind(f"a number of seconds > 0 and <= {MAX_SECONDS:g} (not inf or nan)",
+                lambda v: _is_number(v) and math.isfinite(v) and 0 < v <= MAX_SECONDS,
                 {"type": "number", "exclusiveMinimum": 0})
 
 
@@ -93,8 +122,13 @@ def function_ref() -> Kind:
 def size() -> Kind:
     def ok(v: Any) -> bool:
         if _is_int(v):
-            return v > 0
-        return isinstance(v, str) and re.match(SIZE_PATTERN, v.strip()) is not None and parse_size(v) > 0
+            return 0 < v <= MAX_INT
+        if not isinstance(v, str) or re.match(SIZE_PATTERN, v.strip(), re.ASCII) is None:
+            return False
+        try:
+            return 0 < parse_size(v) <= MAX_INT
+        except ValueError:
+            return False
     return Kind('a size: bytes as an integer > 0 or a string like "300MiB" (B, KB, MB, GB, KiB, MiB, GiB)', ok,
                 {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": SIZE_PATTERN}]})
 
@@ -155,7 +189,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
               "past it the scenario is killed and reported as timed out", 30.0),
     ),
     "pool": (
-        Field("n_jobs", integer(1), "worker processes", 2),
+        Field("n_jobs", integer(1, MAX_JOBS), "worker processes", 2),
         Field("start_method", choice(START_METHODS), "how workers are started", "fork"),
         Field("max_worker_memory", size(), "RSS limit per worker; above it the worker is killed (an OOM death)"),
         Field("max_task_retries", integer(0), "apply only: reruns of a task that killed its worker", 0),
@@ -168,8 +202,10 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("function", function_ref(), 'the task function, "module:function", importable by the workers',
               required=True),
         Field("mode", choice(MODES), "the pool method that runs the tasks", "apply_async"),
-        Field("n_tasks", integer(0), "run the function on 0, 1, ..., n_tasks-1 (give n_tasks or args)"),
-        Field("args", array(), "one entry per task: an array (positional arguments), a table (keyword "
+        Field("n_tasks", integer(0, MAX_TASKS), "run the function on 0, 1, ..., n_tasks-1 (give n_tasks or args)"),
+        Field("args", Kind(f"an array of at most {MAX_TASKS} entries",
+                           lambda v: isinstance(v, list) and len(v) <= MAX_TASKS, {"type": "array"}),
+              "one entry per task: an array (positional arguments), a table (keyword "
               "arguments) or a single value (give n_tasks or args)"),
         Field("kwargs", table(), "keyword arguments added to every task"),
         Field("chunk_size", integer(1), "map modes: items per chunk"),

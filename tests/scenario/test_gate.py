@@ -134,11 +134,11 @@ def test_malformed_scenarios_are_reported_and_the_others_still_run(tmp_path):
                                                          "mpire_fault.scenario.workloads:no_such_function"))
     junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
     proc = gate(str(folder), "--junit", str(junit), "--json", str(report))
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.returncode == 2, proc.stdout + proc.stderr  # malformed input: the usage-error status
     statuses = {s["name"]: s for s in json.loads(report.read_text())["scenarios"]}
     assert statuses["a_good"]["status"] == "passed"
     for name, key, words in (("b_unknown_key", "workload.chunksize", "did you mean 'chunk_size'"),
-                             ("c_wrong_type", "workload.n_tasks", "expected an integer >= 0, got string 'ten'"),
+                             ("c_wrong_type", "workload.n_tasks", "expected an integer from 0 to 100000, got string 'ten'"),
                              ("d_unimportable", "workload.function", "no_such_function")):
         scenario = statuses[name]
         assert scenario["status"] == "invalid"
