@@ -64,6 +64,15 @@ def _positive_number(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
 
 
+def _flatten(chunks: Iterator[list]) -> Iterator[Any]:
+    """imap's results item by item, as a generator (callers may ``close()`` it, as MPIRE's)."""
+    try:
+        for values in chunks:
+            yield from values
+    finally:
+        chunks.close()
+
+
 def _chunk_rows(items: list) -> int:
     return len(items[0])
 
@@ -290,9 +299,20 @@ class WorkerPool:
              worker_lifespan: int | None = None, progress_bar: bool = False, worker_init: Callable | None = None,
              worker_exit: Callable | None = None, task_timeout: float | None = None,
              worker_init_timeout: float | None = None, worker_exit_timeout: float | None = None,
-             progress_bar_options: dict | None = None, progress_bar_style: str | None = None,
-             _ordered: bool = True) -> Iterator[Any]:
+             progress_bar_options: dict | None = None, progress_bar_style: str | None = None) -> Iterator[Any]:
         """Results in input order, as they become available; a death aborts the whole call."""
+        return _flatten(self._chunks(
+            func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits, worker_lifespan,
+            progress_bar, worker_init, worker_exit, task_timeout, worker_init_timeout, worker_exit_timeout,
+            progress_bar_options, progress_bar_style, ordered=True))
+
+    def _chunks(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None,
+                max_tasks_active: int | None, chunk_size: int | None, n_splits: int | None,
+                worker_lifespan: int | None, progress_bar: bool, worker_init: Callable | None,
+                worker_exit: Callable | None, task_timeout: float | None, worker_init_timeout: float | None,
+                worker_exit_timeout: float | None, progress_bar_options: dict | None,
+                progress_bar_style: str | None, ordered: bool) -> Iterator[list]:
+        """The map family's engine: the results of one chunk at a time."""
         if isinstance(iterable_of_args, int) and not isinstance(iterable_of_args, bool):
             iterable_of_args = range(iterable_of_args)  # MPIRE accepts an int as range(n)
         for name, value in (("iterable_len", iterable_len), ("max_tasks_active", max_tasks_active),
@@ -321,11 +341,11 @@ class WorkerPool:
         session = WorkerSession(worker_init, worker_exit, worker_lifespan, worker_init_timeout, worker_exit_timeout)
         job = MapJob(session, _func_name(func), task_timeout)
         bar = make_progress_bar(progress_bar_style, total, progress_bar_options) if progress_bar else None
-        results = iterate_map(supervisor, job, func, chunks, _ordered, max_chunks, self._serializer.dumps,
+        results = iterate_map(supervisor, job, func, chunks, ordered, max_chunks, self._serializer.dumps,
                               self._serializer.loads, bar, rows)
         return self._finish_after(results)
 
-    def _finish_after(self, results: Iterator[Any]) -> Iterator[Any]:
+    def _finish_after(self, results: Iterator[list]) -> Iterator[list]:
         try:
             yield from results
         except BaseException:
@@ -347,10 +367,10 @@ class WorkerPool:
                        worker_exit_timeout: float | None = None, progress_bar_options: dict | None = None,
                        progress_bar_style: str | None = None) -> Iterator[Any]:
         """Results as they come, in any order; a death aborts the whole call."""
-        return self.imap(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits,
-                         worker_lifespan, progress_bar, worker_init, worker_exit, task_timeout,
-                         worker_init_timeout, worker_exit_timeout, progress_bar_options, progress_bar_style,
-                         _ordered=False)
+        return _flatten(self._chunks(
+            func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits, worker_lifespan,
+            progress_bar, worker_init, worker_exit, task_timeout, worker_init_timeout, worker_exit_timeout,
+            progress_bar_options, progress_bar_style, ordered=False))
 
     def map(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
             max_tasks_active: int | None = None, chunk_size: int | None = None, n_splits: int | None = None,
@@ -360,10 +380,12 @@ class WorkerPool:
             worker_exit_timeout: float | None = None, progress_bar_options: dict | None = None,
             progress_bar_style: str | None = None) -> Any:
         """``list(imap(...))``: results in input order (numpy outputs concatenated, as MPIRE does)."""
-        results = list(self.imap(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits,
-                                 worker_lifespan, progress_bar, worker_init, worker_exit, task_timeout,
-                                 worker_init_timeout, worker_exit_timeout, progress_bar_options,
-                                 progress_bar_style))
+        results: list[Any] = []
+        for values in self._chunks(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits,
+                                   worker_lifespan, progress_bar, worker_init, worker_exit, task_timeout,
+                                   worker_init_timeout, worker_exit_timeout, progress_bar_options,
+                                   progress_bar_style, ordered=True):
+            results.extend(values)
         return maybe_concatenate(results) if concatenate_numpy_output else results
 
     def map_unordered(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
@@ -374,10 +396,13 @@ class WorkerPool:
                       worker_exit_timeout: float | None = None, progress_bar_options: dict | None = None,
                       progress_bar_style: str | None = None) -> list[Any]:
         """``list(imap_unordered(...))``."""
-        return list(self.imap_unordered(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size,
-                                        n_splits, worker_lifespan, progress_bar, worker_init, worker_exit,
-                                        task_timeout, worker_init_timeout, worker_exit_timeout,
-                                        progress_bar_options, progress_bar_style))
+        results: list[Any] = []
+        for values in self._chunks(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits,
+                                   worker_lifespan, progress_bar, worker_init, worker_exit, task_timeout,
+                                   worker_init_timeout, worker_exit_timeout, progress_bar_options,
+                                   progress_bar_style, ordered=False):
+            results.extend(values)
+        return results
 
     # ------------------------------------------------------------------ lifecycle
     def _graceful_stop(self) -> list[BaseException]:

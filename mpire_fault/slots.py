@@ -8,6 +8,7 @@ that died, must never stop the supervisor), so outgoing bytes wait in
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import struct
 import threading
@@ -24,6 +25,8 @@ from .worker import WorkerConfig, worker_main
 _HEADER = struct.Struct("!i")
 _BIG_HEADER = struct.Struct("!iQ")
 _START_LOCK = threading.Lock()
+_READ_SIZE = 1 << 20
+_COALESCE = 1 << 16  # small frames queued together are joined into one write
 
 
 def _reset_start_lock() -> None:
@@ -31,6 +34,8 @@ def _reset_start_lock() -> None:
     # a pool created inside that worker needs a fresh one.
     global _START_LOCK
     _START_LOCK = threading.Lock()
+_READ_SIZE = 1 << 20
+_COALESCE = 1 << 16  # small frames queued together are joined into one write
 
 
 os.register_at_fork(after_in_child=_reset_start_lock)
@@ -62,6 +67,7 @@ class WorkerSlot:
         self.pidfd: int | None = None
         self.ledger: deque[Task] = deque()
         self.outbuf: deque[memoryview] = deque()
+        self.inbuf = bytearray()  # answers read from the result pipe, up to an incomplete frame
         self.ready = False
         self.started_at = 0.0
         self.stopping = False
@@ -143,6 +149,8 @@ class WorkerSlot:
         self.task_fd = write_fd
         self.result_conn = result_reader
         self.result_open = True
+        os.set_blocking(result_reader.fileno(), False)
+        self.inbuf.clear()
         # multiprocessing's sentinel is a pipe that reads EOF only once every
         # copy of its write end is closed: a grandchild the task forked (and
         # left running) holds one, and the worker's death would go unseen
@@ -164,8 +172,48 @@ class WorkerSlot:
         self.hard_deadline = None
         self.outbuf.clear()
 
+    def read_answers(self) -> tuple[list[tuple], bool]:
+        """Drain the result pipe without blocking: the complete answers, and whether it reached EOF.
+
+        One read takes every answer waiting (several tasks' results arrive in
+        one system call), and no selector is built per message as
+        ``Connection.poll`` would. Frames are ``Connection.send_bytes``' own.
+        """
+        fd, eof = self.result_conn.fileno(), False
+        while True:
+            try:
+                chunk = os.read(fd, _READ_SIZE)
+            except BlockingIOError:
+                break
+            except OSError:
+                eof = True
+                break
+            if not chunk:
+                eof = True
+                break
+            self.inbuf += chunk
+            if len(chunk) < _READ_SIZE:
+                break  # the pipe is (very likely) empty: spare the system call that would say so
+        answers, pos, buf = [], 0, self.inbuf
+        with memoryview(buf) as view:
+            while len(buf) - pos >= 4:
+                size, head = _HEADER.unpack_from(buf, pos)[0], 4
+                if size == -1:
+                    if len(buf) - pos < 12:
+                        break
+                    size, head = _BIG_HEADER.unpack_from(buf, pos)[1], 12
+                if len(buf) - pos - head < size:
+                    break
+                answers.append(pickle.loads(view[pos + head:pos + head + size]))
+                pos += head + size
+        del buf[:pos]
+        return answers, eof
+
     def queue_bytes(self, payload: bytes) -> None:
-        self.outbuf.append(memoryview(frame(payload)))
+        if self.outbuf and len(payload) < _COALESCE and len(self.outbuf[-1]) < _COALESCE:
+            self.outbuf[-1] = memoryview(bytes(self.outbuf[-1]) + frame(payload))  # small frames: one write
+        else:
+            self.outbuf.append(memoryview(frame(payload)))
 
     def flush(self) -> bool:
         """Write what the pipe takes now; True when everything went out."""
@@ -250,6 +298,7 @@ class WorkerSlot:
         self.task_fd = None
         self.result_conn = None
         self.result_open = False
+        self.inbuf.clear()
         self.sentinel = None
         self.ready = False
         self.outbuf.clear()

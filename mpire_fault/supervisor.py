@@ -66,6 +66,8 @@ class Supervisor(threading.Thread):
         self.finished = threading.Event()
         self.crash: BaseException | None = None
         self._wake_r, self._wake_w = os.pipe()
+        self._wake_sent = False
+        self._unflushed: set[WorkerSlot] = set()  # slots handed tasks in this pass, written once at its end
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self.selector = selectors.DefaultSelector()
@@ -95,8 +97,16 @@ class Supervisor(threading.Thread):
 
     # ------------------------------------------------------------------ callers
     def send(self, *command: Any) -> None:
-        """Hand a command to the loop from any thread."""
+        """Hand a command to the loop from any thread.
+
+        One wake-up byte covers every command sent until the loop drains it:
+        the loop clears ``_wake_sent`` before it reads the inbox again, and a
+        caller appends before it looks at the flag, so nothing waits unseen.
+        """
         self.inbox.append(command)
+        if self._wake_sent:
+            return
+        self._wake_sent = True
         try:
             os.write(self._wake_w, b"x")
         except (BlockingIOError, OSError):
@@ -143,6 +153,7 @@ class Supervisor(threading.Thread):
                     pass
             except BlockingIOError:
                 pass
+            self._wake_sent = False  # read_inbox runs before the loop sleeps again
         elif what == "result":
             self.read_results(slot)
         elif what == "sentinel":
@@ -262,6 +273,13 @@ class Supervisor(threading.Thread):
 
     # ------------------------------------------------------------------ sending
     def dispatch(self) -> None:
+        """Hand pending tasks to workers; each worker's new tasks go out in one write."""
+        self._dispatch()
+        for slot in self._unflushed:
+            self.flush(slot)
+        self._unflushed.clear()
+
+    def _dispatch(self) -> None:
         state = self.state
         while state.pending and not state.finishing or state.front_barrier() is not None:
             head = state.pending[0]
@@ -324,7 +342,7 @@ class Supervisor(threading.Thread):
         timed = task.job.task_timeout is not None
         msg = (RUN_TASK, task.task_id, task.job.job_id, task.first_index, task.attempt, task.payload, timed)
         slot.queue_bytes(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
-        self.flush(slot)
+        self._unflushed.add(slot)
 
     def flush(self, slot: WorkerSlot) -> None:
         if slot.task_fd is None:
@@ -361,15 +379,14 @@ class Supervisor(threading.Thread):
 
     # ------------------------------------------------------------------ receiving
     def read_results(self, slot: WorkerSlot) -> None:
-        conn = slot.result_conn
-        while slot.result_open and conn.poll(0):
-            try:
-                kind, *fields = pickle.loads(conn.recv_bytes())
-            except (EOFError, OSError):
-                # EOF, or the worker died halfway through a message: its sentinel settles it.
-                self.selector.unregister(conn.fileno())
-                slot.result_open = False
-                return
+        if not slot.result_open:
+            return
+        answers, eof = slot.read_answers()
+        if eof:
+            # The worker is gone (a half-written last answer is dropped): its sentinel settles it.
+            self.selector.unregister(slot.result_conn.fileno())
+            slot.result_open = False
+        for kind, *fields in answers:
             self._answers[kind](slot, *fields)
 
     def on_ready(self, slot: WorkerSlot, pid: int) -> None:

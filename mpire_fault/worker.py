@@ -20,6 +20,8 @@ import signal
 import sys
 import time
 from collections.abc import Iterable
+from itertools import count, repeat, starmap
+from operator import itemgetter
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -122,6 +124,21 @@ def _style(kind: type) -> int:
     return style
 
 
+def _uniform_style(items: list) -> int | None:
+    """The argument style shared by every item, or None for a mix (or keyword items)."""
+    kinds = set(map(type, items))
+    if len(kinds) != 1:
+        return None
+    style = _style(kinds.pop())
+    return style if style != _KEYWORDS else None
+
+
+_FIRST = itemgetter(0)
+_SKIPPED = object()  # run_batches / run_items: the call was aborted before this chunk finished
+_BATCH_SECONDS = 0.001
+_MAX_BATCH = 4096
+
+
 def _call(func: Callable, preamble: tuple, item: Any) -> Any:
     style = _style(type(item))
     if style == _ONE:
@@ -144,6 +161,7 @@ class _Worker:
         self.task_conn = task_conn
         self.result_conn = result_conn
         self.progress = progress
+        self.progress_view = memoryview(progress).cast("B").cast("d")  # stores from C code (run_batches)
         self.base = cfg.worker_id * PROGRESS_FIELDS
         self.cancelled = cancelled
         self.insights = insights if cfg.insights else None
@@ -210,7 +228,7 @@ class _Worker:
         handled = 0
         timed = self.insights is not None
         while True:
-            if not self.task_conn.poll(0):
+            if self.chaos is not None and not self.task_conn.poll(0):
                 self.visit("idle")
             began = time.perf_counter() if timed else 0.0
             try:
@@ -249,36 +267,89 @@ class _Worker:
         except Exception as exc:
             self.send(FAILED, task_id, 0, dump_exception(exc, self.serializer), TASK_ARGS)
             return
-        cancelled, slot = self.cancelled, job_id % CANCEL_SLOTS
-        # The hot loop: per item one read of the cancel table and one store
-        # of the item index into the progress slot (plus its start time only
-        # when a task_timeout needs it); the chaos sites cost one check when off.
         # The task clock starts here, after the arguments (and the function's
         # module) were loaded: importing numpy is not the task's time.
+        self.mark(task_id, first_index, RUNNING)
+        results: list[Any] = []
+        if self.chaos is None and kind != "apply" and not self.preamble and not timed:
+            style = _uniform_style(items)
+            if style is not None:
+                done = self.run_batches(func, items, first_index, job_id, style, results)
+            else:
+                done = self.run_items(func, kind, items, first_index, job_id, attempt, timed, results)
+        else:
+            done = self.run_items(func, kind, items, first_index, job_id, attempt, timed, results)
+        if done is _SKIPPED:
+            self.send(SKIPPED, task_id)
+            return
+        if done is not None:  # the exception of item first_index + len(results)
+            self.send(FAILED, task_id, len(results), dump_exception(done, self.serializer), None)
+            return
+        self.mark(task_id, first_index, PICKLING)
+        try:
+            self.visit("result.pickle", first_index, attempt)
+            data = self.serializer.dumps(results)
+        except Exception as exc:
+            self.send(FAILED, task_id, 0, dump_exception(exc, self.serializer), RESULT)
+            return
+        self.send(DONE, task_id, data)
+
+    def run_batches(self, func: Callable, items: list, first_index: int, job_id: int, style: int,
+                    results: list) -> Any:
+        """A plain map chunk (no chaos, timeout or preamble) at the speed of C.
+
+        Each batch runs as ``results.extend(map(func, ...))`` with no Python
+        frame per item; the item index still reaches the progress slot before
+        each item starts (a C-level store threaded through ``zip``), so a
+        death names its exact item. Between batches the cancel table is read;
+        a batch doubles only while it takes under ``_BATCH_SECONDS`` (and
+        shrinks after a slow one), so no item of an aborted call starts more
+        than about two batch-times (2 ms of uniform work) after the abort.
+        Returns None when done, ``_SKIPPED`` when the call was aborted, or
+        the exception of item ``first_index + len(results)``.
+        """
+        call: Callable = map if style == _ONE else starmap
+        view, item_at, phase_at = self.progress_view, self.base + ITEM, self.base + PHASE
+        cancelled, slot, monotonic = self.cancelled, job_id % CANCEL_SLOTS, time.monotonic
+        pos, size, n = 0, 1, len(items)
+        try:
+            while pos < n:
+                if cancelled[slot] == job_id:
+                    view[phase_at] = PICKLING
+                    return _SKIPPED
+                began = monotonic()
+                stores = map(view.__setitem__, repeat(item_at), count(float(first_index + pos)))
+                results.extend(call(func, map(_FIRST, zip(items[pos:pos + size], stores))))
+                pos += size
+                spent = monotonic() - began
+                if spent < _BATCH_SECONDS:
+                    size = min(size * 2, _MAX_BATCH)
+                elif spent > 4 * _BATCH_SECONDS:
+                    size = max(1, size // 4)
+            # Still inside the try: see run_items.
+            view[phase_at] = PICKLING
+        except Exception as exc:
+            view[phase_at] = PICKLING
+            return exc
+        return None
+
+    def run_items(self, func: Callable, kind: str, items: list, first_index: int, job_id: int, attempt: int,
+                  timed: bool, results: list) -> Any:
+        """Item by item, with the chaos sites, the preamble and per-item start times; returns as run_batches."""
+        cancelled, slot = self.cancelled, job_id % CANCEL_SLOTS
         progress, item_at, time_at = self.progress, self.base + ITEM, self.base + PHASE_START
         phase_at = self.base + PHASE
         chaos, preamble, monotonic = self.chaos, self.preamble, time.monotonic
-        results: list[Any] = []
         append = results.append
-        self.mark(task_id, first_index, RUNNING)
         index = first_index
-        plain = chaos is None and kind != "apply" and not preamble  # chaos off costs nothing per item
         try:
             for item in items:
                 if cancelled[slot] == job_id:
                     progress[phase_at] = PICKLING
-                    self.send(SKIPPED, task_id)
-                    return
+                    return _SKIPPED
                 progress[item_at] = index
                 if timed:
                     progress[time_at] = monotonic()
-                if plain:  # the common case, kept free of every check it can do without
-                    style = _STYLES.get(type(item))
-                    if style is None:
-                        style = _style(type(item))
-                    append(func(item) if style == _ONE else func(*item) if style == _UNPACK else func(**item))
-                    index += 1
-                    continue
                 if chaos is not None:
                     self.visit("task.start", index, attempt)
                 if kind == "apply":
@@ -294,16 +365,8 @@ class _Worker:
             progress[phase_at] = PICKLING
         except Exception as exc:
             progress[phase_at] = PICKLING
-            self.send(FAILED, task_id, index - first_index, dump_exception(exc, self.serializer), None)
-            return
-        self.mark(task_id, first_index, PICKLING)
-        try:
-            self.visit("result.pickle", first_index, attempt)
-            data = self.serializer.dumps(results)
-        except Exception as exc:
-            self.send(FAILED, task_id, 0, dump_exception(exc, self.serializer), RESULT)
-            return
-        self.send(DONE, task_id, data)
+            return exc
+        return None
 
     def stop(self) -> None:
         value = None
