@@ -82,7 +82,24 @@ def _func_name(func: Callable) -> str:
 
 
 class WorkerPool:
-    """A process pool with MPIRE's API that keeps its promises when workers die (see API.md)."""
+    """A process pool with MPIRE's API that keeps its promises when workers die (see API.md).
+
+    ``backend="dask"`` runs the same API on a ``distributed`` cluster:
+    ``address=None`` starts a ``LocalCluster`` of ``n_jobs`` single-threaded
+    worker processes owned by the pool; a scheduler address or a
+    ``distributed.Client`` uses an existing cluster and never shuts it down.
+    """
+
+    def __new__(cls, *args: Any, backend: str = "local", address: Any = None, **kwargs: Any) -> Any:
+        if backend == "dask":
+            from .dask_backend import DaskPool
+
+            return DaskPool(*args, address=address, **kwargs)
+        if backend != "local":
+            raise ValueError(f"backend must be 'local' or 'dask', got {backend!r}")
+        if address is not None:
+            raise ValueError("address= names a Dask scheduler: it needs backend='dask'")
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -104,6 +121,8 @@ class WorkerPool:
         chaos: Any = None,
         chaos_seed: int | None = None,
         timeout_grace: float = DEFAULT_TIMEOUT_GRACE,
+        backend: str = "local",
+        address: Any = None,
     ) -> None:
         if n_jobs is None:
             n_jobs = os.cpu_count() or 1
@@ -170,6 +189,8 @@ class WorkerPool:
 
     @staticmethod
     def _resolve_chaos(chaos: Any, seed: int | None, start_method: str, memory_limit: int | None) -> Any:
+        if chaos is None and not os.environ.get("MP_CHAOS", "").strip():
+            return None  # the chaos layer is not even imported when nothing asks for it
         try:
             from .chaos import resolve
         except ImportError:  # the chaos layer is optional at import time

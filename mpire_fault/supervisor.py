@@ -38,7 +38,7 @@ from .settlement import Settlement
 from .slots import WorkerSlot
 from .state import PoolSettings, PoolState, SharedArrays
 from .watchdog import DEFAULT_EXIT_GRACE, Watchdog
-from .worker import PickledObjects, WorkerConfig
+from .worker import PickledObjects, WorkerConfig, preload
 
 log = logging.getLogger("mpire_fault")
 
@@ -60,6 +60,7 @@ class Supervisor(threading.Thread):
         self.state = PoolState(settings, shared, [WorkerSlot(i) for i in range(settings.n_jobs)],
                                start_up_time=[0.0] * settings.n_jobs)
         self.settlement = Settlement(self.state)
+        preload()
         self.watchdog = Watchdog(self.state)
         self.serializer = settings.serializer or Serializer(settings.use_dill)
         self.inbox: deque[tuple] = deque()
@@ -195,17 +196,20 @@ class Supervisor(threading.Thread):
         state = self.state
         if not state.active or state.blocked or state.finishing:
             return
-        now = time.monotonic()
+        now, close_fds = time.monotonic(), None
         for slot in state.slots:
             if slot.alive or (slot.restart_at is not None and slot.restart_at > now):
                 continue
-            self.spawn(slot)
+            if close_fds is None:  # gathered once per pass, then grown by each new worker: not n^2
+                close_fds = [self._wake_r, self._wake_w, self.selector.fileno()]
+                for other in state.slots:
+                    close_fds.extend(other.parent_fds())
+            self.spawn(slot, close_fds)
+            close_fds.extend(slot.parent_fds())
 
-    def spawn(self, slot: WorkerSlot) -> None:
+    def spawn(self, slot: WorkerSlot, close_fds: list[int]) -> None:
+        """Start the process (or thread) of ``slot``; ``close_fds`` are the parent's fds a forked child must close."""
         s, session, shared = self.state.settings, self.state.session, self.state.shared
-        close_fds = [self._wake_r, self._wake_w, self.selector.fileno()]
-        for other in self.state.slots:
-            close_fds.extend(other.parent_fds())
         cfg = WorkerConfig(
             worker_id=slot.worker_id,
             use_dill=s.use_dill,
@@ -312,6 +316,8 @@ class Supervisor(threading.Thread):
         best = None
         for slot in slots:
             if self.takes_work(slot) and self.has_room(slot):
+                if not slot.ledger:
+                    return slot  # an idle worker: nobody can be better
                 if best is None or len(slot.ledger) < len(best.ledger):
                     best = slot
         return best

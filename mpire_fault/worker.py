@@ -13,7 +13,10 @@ no further item of an aborted map starts.
 """
 from __future__ import annotations
 
+import ctypes
 import faulthandler
+import functools
+import multiprocessing.forkserver
 import os
 import pickle
 import signal
@@ -65,6 +68,21 @@ class PickledObjects:
     data: bytes
 
 
+@functools.cache
+def _libc() -> Any:
+    # Loaded once in the parent (WorkerPool does it) so that forked workers
+    # inherit it instead of each paying for the lookup while they start.
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def preload() -> None:
+    """Do in the parent, once, what every forked worker would otherwise do while it starts."""
+    try:
+        _libc()
+    except OSError:
+        pass
+
+
 def _die_with_parent() -> None:
     """Ask Linux to SIGKILL us when the parent dies (even by SIGKILL).
 
@@ -72,10 +90,7 @@ def _die_with_parent() -> None:
     sees EOF on its task pipe and leaves.
     """
     try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: rely on the pipe
         return
     if os.getppid() == 1:  # the parent died before prctl took effect
@@ -91,8 +106,7 @@ def _release_forkserver() -> None:
     PR_SET_PDEATHSIG (which watches the server) would never fire. A pool
     created inside the worker starts a forkserver of its own.
     """
-    from multiprocessing import forkserver
-
+    forkserver = multiprocessing.forkserver
     server = getattr(forkserver, "_forkserver", None)
     fd = getattr(server, "_forkserver_alive_fd", None)
     if fd is None:

@@ -430,3 +430,25 @@ def pid_gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+def die_on(x, doomed):
+    """Trivial (microseconds) except item ``doomed``, which SIGKILLs its worker: fast items run in batches."""
+    if x == doomed:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def stamped_spin(shared, i, seconds):
+    """Record when item i started (into a shared array), then spin for ``seconds``."""
+    shared[i] = time.monotonic()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
+    return i
+
+
+def raise_on(x, doomed):
+    if x == doomed:
+        raise ValueError(f"item {x} refuses")
+    return x
