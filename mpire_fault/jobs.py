@@ -58,6 +58,7 @@ class Job:
         self.func_name = func_name
         self.task_timeout = task_timeout
         self.done = False
+        self.chaos_call = 0  # see protocol.RUN_TASK
 
     def describe(self, task: Task, index: int | None = None) -> str:
         raise NotImplementedError

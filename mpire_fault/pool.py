@@ -49,6 +49,17 @@ def _stop_supervisor(supervisor: Supervisor, timeout: float = 10.0) -> None:
 
 atexit.register(_shutdown_all)
 
+# Pools made with the same chaos (spec and seed) in this process, counted, so
+# two pools in one test roll different dice, and a test rerun alone (the
+# plugin gives each test a seed of its own) rolls the same ones again.
+_chaos_scopes: dict[tuple[str, int], Iterator[int]] = {}
+
+
+def _chaos_scope(chaos: Any) -> int:
+    if chaos is None:
+        return 0
+    return next(_chaos_scopes.setdefault((chaos.spec, chaos.seed), itertools.count()))
+
 
 def _positive_int(name: str, value: Any, allow_none: bool = True) -> None:
     if value is None and allow_none:
@@ -165,6 +176,8 @@ class WorkerPool:
         if self._chaos is not None and self._chaos is not chaos:
             weakref.finalize(self, self._chaos.close)  # the state directory is ours to remove
         self._serializer: Any = ReferenceSerializer() if start_method == "threading" else Serializer(use_dill)
+        self._chaos_scope = _chaos_scope(self._chaos) << 32
+        self._map_calls = itertools.count(1)
         self._apply_counter = itertools.count()
         self._apply_ordinal = itertools.count()
         self._callbacks = CallbackRunner()
@@ -296,6 +309,7 @@ class WorkerPool:
         result: AsyncResult = AsyncResult(callback, error_callback, self._callbacks, supervisor.finished.is_set)
         index = next(self._apply_counter)
         job = ApplyJob(session, _func_name(func), task_timeout, index, result, self._serializer.loads)
+        job.chaos_call = self._chaos_scope
         try:
             payload = self._serializer.dumps((func, "apply", [(args, kwargs or {})]))
         except BaseException as exc:  # even SystemExit from a __reduce__: it belongs to this task
@@ -361,6 +375,7 @@ class WorkerPool:
         supervisor = self._running_supervisor()
         session = WorkerSession(worker_init, worker_exit, worker_lifespan, worker_init_timeout, worker_exit_timeout)
         job = MapJob(session, _func_name(func), task_timeout)
+        job.chaos_call = self._chaos_scope | next(self._map_calls)
         bar = make_progress_bar(progress_bar_style, total, progress_bar_options) if progress_bar else None
         results = iterate_map(supervisor, job, func, chunks, ordered, max_chunks, self._serializer.dumps,
                               self._serializer.loads, bar, rows)

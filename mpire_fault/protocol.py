@@ -19,7 +19,9 @@ Beside the pipes, each worker shares two arrays with the parent:
 from __future__ import annotations
 
 # ---------------------------------------------------------------- parent -> worker
-RUN_TASK = 1  # (RUN_TASK, task_id, job_id, first_index, attempt, payload, timed)
+RUN_TASK = 1  # (RUN_TASK, task_id, job_id, first_index, attempt, payload, timed, chaos_call)
+# chaos_call tells the chaos layer which call of which pool a task belongs to
+# (pool ordinal << 32 | map-call ordinal), so every call rolls its own dice.
 STOP = 2  # (STOP,): run worker_exit, report it, and end
 
 # ---------------------------------------------------------------- worker -> parent

@@ -145,7 +145,10 @@ class Settlement:
         for slot in state.slots:
             if slot.alive and slot.ledger and slot.ledger[0].job is job:
                 base = slot.worker_id * PROGRESS_FIELDS
-                if progress[base + TASK_ID] == slot.ledger[0].task_id and progress[base + PHASE] != IDLE:
+                running = progress[base + TASK_ID] == slot.ledger[0].task_id and progress[base + PHASE] != IDLE
+                # A worker that already died on its own is a death of its own
+                # (recorded), not one of ours: only kill the living.
+                if running and slot.process.exitcode is None:
                     slot.kill("abort")
 
     def fail_pending(self, exc: BaseException, cause: BaseException | None) -> None:

@@ -32,7 +32,8 @@ from typing import Any, Callable
 
 from .errors import PoolTerminatedError, SupervisorError, TaskTimeoutError, WorkerExitError, WorkerInitError, hook_error
 from .jobs import Barrier, Task
-from .protocol import (DONE, EXIT_FAILED, EXITED, FAILED, INIT_FAILED, READY, RETIRING, RUN_TASK, SKIPPED, STOP)
+from .protocol import (DONE, EXIT_FAILED, EXITED, FAILED, INIT_FAILED, PHASE_START, PROGRESS_FIELDS, READY, RETIRING,
+                       RUN_TASK, SKIPPED, STOP)
 from .serialization import Serializer, load_exception, with_boundary
 from .settlement import Settlement
 from .slots import WorkerSlot
@@ -130,8 +131,18 @@ class Supervisor(threading.Thread):
                     break
                 self.start_wanted_workers()
                 self.dispatch()
+                ended = []
                 for key, _ in self.selector.select(self.watchdog.next_timeout()):
-                    self.handle(*key.data)
+                    what, slot = key.data
+                    if what == "sentinel":
+                        ended.append(slot)
+                    else:
+                        self.handle(what, slot)
+                # Deaths seen together are settled in the order their items
+                # began, so a map aborted by two deaths names the first one.
+                progress = state.shared.progress
+                for slot in sorted(ended, key=lambda s: progress[s.worker_id * PROGRESS_FIELDS + PHASE_START]):
+                    self.on_exit(slot)
                 self.watchdog.check_clocks()
         except BaseException as exc:  # our bug: fail every caller instead of leaving it waiting
             log.exception("mpire_fault supervisor crashed")
@@ -346,7 +357,8 @@ class Supervisor(threading.Thread):
         task.handed_at = time.monotonic()
         slot.ledger.append(task)
         timed = task.job.task_timeout is not None
-        msg = (RUN_TASK, task.task_id, task.job.job_id, task.first_index, task.attempt, task.payload, timed)
+        msg = (RUN_TASK, task.task_id, task.job.job_id, task.first_index, task.attempt, task.payload, timed,
+               task.job.chaos_call)
         slot.queue_bytes(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
         self._unflushed.add(slot)
 

@@ -200,9 +200,9 @@ class _Worker:
         p[b + PHASE] = phase
         p[b + PHASE_START] = time.monotonic()
 
-    def visit(self, site: str, task_index: int | None = None, attempt: int = 0) -> None:
+    def visit(self, site: str, task_index: int | None = None, attempt: int = 0, call: int = 0) -> None:
         if self.chaos is not None:
-            self.chaos.visit(site, worker_id=self.cfg.worker_id, task_index=task_index, attempt=attempt)
+            self.chaos.visit(site, worker_id=self.cfg.worker_id, task_index=task_index, attempt=attempt, call=call)
 
     def record(self, field: int, seconds: float) -> None:
         if self.insights is not None:
@@ -273,10 +273,10 @@ class _Worker:
                 return
 
     def run_task(self, task_id: int, job_id: int, first_index: int, attempt: int, payload: bytes,
-                 timed: bool = True) -> None:
+                 timed: bool = True, call: int = 0) -> None:
         self.mark(task_id, first_index, UNPICKLING)
         try:
-            self.visit("args.unpickle", first_index, attempt)
+            self.visit("args.unpickle", first_index, attempt, call)
             func, kind, items = self.serializer.loads(payload)
         except Exception as exc:
             self.send(FAILED, task_id, 0, dump_exception(exc, self.serializer), TASK_ARGS)
@@ -290,9 +290,9 @@ class _Worker:
             if style is not None:
                 done = self.run_batches(func, items, first_index, job_id, style, results)
             else:
-                done = self.run_items(func, kind, items, first_index, job_id, attempt, timed, results)
+                done = self.run_items(func, kind, items, first_index, job_id, attempt, timed, results, call)
         else:
-            done = self.run_items(func, kind, items, first_index, job_id, attempt, timed, results)
+            done = self.run_items(func, kind, items, first_index, job_id, attempt, timed, results, call)
         if done is _SKIPPED:
             self.send(SKIPPED, task_id)
             return
@@ -301,7 +301,7 @@ class _Worker:
             return
         self.mark(task_id, first_index, PICKLING)
         try:
-            self.visit("result.pickle", first_index, attempt)
+            self.visit("result.pickle", first_index, attempt, call)
             data = self.serializer.dumps(results)
         except Exception as exc:
             self.send(FAILED, task_id, 0, dump_exception(exc, self.serializer), RESULT)
@@ -348,7 +348,7 @@ class _Worker:
         return None
 
     def run_items(self, func: Callable, kind: str, items: list, first_index: int, job_id: int, attempt: int,
-                  timed: bool, results: list) -> Any:
+                  timed: bool, results: list, call: int = 0) -> Any:
         """Item by item, with the chaos sites, the preamble and per-item start times; returns as run_batches."""
         cancelled, slot = self.cancelled, job_id % CANCEL_SLOTS
         progress, item_at, time_at = self.progress, self.base + ITEM, self.base + PHASE_START
@@ -356,6 +356,7 @@ class _Worker:
         chaos, preamble, monotonic = self.chaos, self.preamble, time.monotonic
         append = results.append
         index = first_index
+        timed = timed or chaos is not None  # item start times also order deaths seen together (supervisor.run)
         try:
             for item in items:
                 if cancelled[slot] == job_id:
@@ -365,14 +366,14 @@ class _Worker:
                 if timed:
                     progress[time_at] = monotonic()
                 if chaos is not None:
-                    self.visit("task.start", index, attempt)
+                    self.visit("task.start", index, attempt, call)
                 if kind == "apply":
                     args, kwargs = item
                     append(func(*preamble, *args, **kwargs))
                 else:
                     append(_call(func, preamble, item))
                 if chaos is not None:
-                    self.visit("task.end", index, attempt)
+                    self.visit("task.end", index, attempt, call)
                 index += 1
             # Still inside the try: a soft timeout aimed at the last item that
             # lands now is that item's error, not a crash of the worker.

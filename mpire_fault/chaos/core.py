@@ -124,15 +124,20 @@ class Chaos:
 
     # ------------------------------------------------------------------ deciding
     def visit(self, site: str, *, worker_id: int | None = None, task_index: int | None = None,
-              attempt: int = 0) -> None:
-        """Called in a worker at a named site; performs the fault the spec says, if any."""
+              attempt: int = 0, call: int = 0) -> None:
+        """Called in a worker at a named site; performs the fault the spec says, if any.
+
+        ``call`` names the pool and the call a task belongs to (0 for foreign
+        pools and for the first pool's apply tasks): without it every map
+        call would roll the same dice for its item ``task_index``.
+        """
         rules = self._by_site.get(site)
         if not rules:
             return
         for index, rule in rules:
             if not rule.matches(worker_id, task_index, attempt):
                 continue
-            term = self._decide(index, rule, site, worker_id, task_index, attempt)
+            term = self._decide(index, rule, site, worker_id, task_index, attempt, call)
             if term is None or term.action == "off":
                 continue
             action = term.action + (f"({term.arg_text})" if term.arg_text is not None else "")
@@ -144,7 +149,7 @@ class Chaos:
             perform(term.action, term.arg, site, self.memory_limit)
             return
 
-    def _decide(self, index: int, rule: Rule, site: str, worker_id, task_index, attempt) -> Term | None:
+    def _decide(self, index: int, rule: Rule, site: str, worker_id, task_index, attempt, call: int = 0) -> Term | None:
         counted = any(term.count is not None for term in rule.terms)
         if site in _TASKLESS_SITES or counted:
             with self._shared_state() as state:
@@ -153,32 +158,34 @@ class Chaos:
                     visit = state.get(key, 0)
                     state[key] = visit + 1
                 else:
-                    visit = self._local_visit(index, site, task_index, attempt)
-                return self._pick(index, rule, task_index, attempt, visit, state)
-        visit = self._local_visit(index, site, task_index, attempt)
-        return self._pick(index, rule, task_index, attempt, visit, None)
+                    visit = self._local_visit(index, site, task_index, attempt, call)
+                return self._pick(index, rule, task_index, attempt, visit, state, call)
+        visit = self._local_visit(index, site, task_index, attempt, call)
+        return self._pick(index, rule, task_index, attempt, visit, None, call)
 
-    def _local_visit(self, index: int, site: str, task_index, attempt) -> int:
-        key = (index, site, task_index, attempt)
+    def _local_visit(self, index: int, site: str, task_index, attempt, call: int = 0) -> int:
+        key = (index, site, task_index, attempt, call)
         visit = self._visits.get(key, 0)
         self._visits[key] = visit + 1
         return visit
 
-    def _pick(self, index: int, rule: Rule, task_index, attempt, visit: int, state: dict | None) -> Term | None:
+    def _pick(self, index: int, rule: Rule, task_index, attempt, visit: int, state: dict | None,
+              call: int = 0) -> Term | None:
         for position, term in enumerate(rule.terms):
             key = f"budget:{index}:{position}"
             if term.count is not None and state is not None and state.get(key, 0) >= term.count:
                 continue  # spent: the next term after '->' applies
-            if term.percent < 100 and self.chance(index, position, task_index, attempt, visit) >= term.percent / 100:
+            if term.percent < 100 and self.chance(index, position, task_index, attempt, visit, call) >= term.percent / 100:
                 return None
             if term.count is not None and state is not None:
                 state[key] = state.get(key, 0) + 1
             return term
         return None
 
-    def chance(self, rule: int, term: int, task_index, attempt: int, visit: int) -> float:
+    def chance(self, rule: int, term: int, task_index, attempt: int, visit: int, call: int = 0) -> float:
         """A number in [0, 1) that depends on nothing but its arguments and the seed."""
-        key = f"{self.seed}:{rule}:{term}:{task_index}:{attempt}:{visit}".encode()
+        key = f"{self.seed}:{rule}:{term}:{task_index}:{attempt}:{visit}" + (f":{call}" if call else "")
+        key = key.encode()
         return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
 
     @contextlib.contextmanager

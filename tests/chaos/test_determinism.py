@@ -22,31 +22,77 @@ from .tasks import square
 SPEC = "task.start=30%raise(ValueError);task.end=20%raise(KeyError)"
 
 
-def fired(start_method: str, seed: int) -> list[tuple]:
+def fired(start_method: str, seed: int) -> tuple[int, list[tuple]]:
+    """The journal of a pool, and that pool's chaos scope (its ordinal among pools with this spec and seed)."""
     with WorkerPool(2, start_method=start_method, chaos=SPEC, chaos_seed=seed) as pool:
         results = [pool.apply_async(square, (i,)) for i in range(30)]
         for result in results:
             result.wait(30)
-        return sorted((e.site, e.action, e.task_index, e.attempt, e.seed, e.rule) for e in pool.chaos_journal())
+        journal = sorted((e.site, e.action, e.task_index, e.attempt, e.seed, e.rule) for e in pool.chaos_journal())
+        return pool._chaos_scope, journal
 
 
-def expected(seed: int) -> list[tuple]:
+def expected(seed: int, scope: int = 0) -> list[tuple]:
     chaos = Chaos(SPEC, seed)
     out = []
     for task in range(30):
-        if chaos.chance(0, 0, task, 0, 0) < 0.30:
+        if chaos.chance(0, 0, task, 0, 0, scope) < 0.30:
             out.append(("task.start", "raise(ValueError)", task, 0, seed, "task.start=30%raise(ValueError)"))
-        elif chaos.chance(1, 0, task, 0, 0) < 0.20:
+        elif chaos.chance(1, 0, task, 0, 0, scope) < 0.20:
             out.append(("task.end", "raise(KeyError)", task, 0, seed, "task.end=20%raise(KeyError)"))
     return sorted(out)
 
 
 def test_same_seed_same_journal_in_fork_spawn_and_forkserver():
-    want = expected(7)
-    assert 3 < len(want) < 20  # the spec does fire, and not everywhere
-    for start_method in ("fork", "spawn", "forkserver"):
-        assert fired(start_method, 7) == want, start_method
-    assert fired("fork", 7) == want  # and across runs
+    assert 3 < len(expected(7)) < 20  # the spec does fire, and not everywhere
+    seen = []
+    for start_method in ("fork", "spawn", "forkserver", "fork"):
+        scope, journal = fired(start_method, 7)
+        assert journal == expected(7, scope), start_method
+        seen.append(journal)
+    # Each pool of a process rolls its own dice (issue 14: "every call rolls the same dice" was a bug)...
+    assert seen[0] != seen[1]
+
+
+def test_a_program_run_twice_injects_the_same_faults():
+    """...and the whole program, run again, injects exactly the same faults."""
+    script = textwrap.dedent("""
+        import json
+        from mpire_fault import WorkerPool
+        from tests.chaos.tasks import square
+
+        if __name__ == "__main__":
+            out = []
+            for _ in range(2):
+                with WorkerPool(2, chaos=%r, chaos_seed=7) as pool:
+                    for r in [pool.apply_async(square, (i,)) for i in range(20)]:
+                        r.wait(30)
+                    out.append(sorted((e.site, e.task_index) for e in pool.chaos_journal()))
+            print(json.dumps(out))
+    """ % SPEC)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=root)
+            for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-2000:]
+    outputs = [json.loads(run.stdout.strip().splitlines()[-1]) for run in runs]
+    assert outputs[0] == outputs[1]
+    assert outputs[0][0] != outputs[0][1]  # the two pools of one run did not repeat each other
+
+
+def test_every_map_call_rolls_its_own_dice():
+    """task.start=30% on a 13-item map used to strike the same items in every call."""
+    with WorkerPool(2, chaos="task.start=30%raise(ValueError)", chaos_seed=3) as pool:
+        struck, seen = [], 0
+        for _ in range(6):
+            try:
+                pool.map(square, range(13), chunk_size=1)
+            except ValueError:
+                pass
+            journal = pool.chaos_journal()
+            struck.append(frozenset(e.task_index for e in journal[seen:]))
+            seen = len(journal)
+    assert len(set(struck)) > 1
 
 
 def test_another_seed_gives_other_faults():
