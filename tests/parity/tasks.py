@@ -178,3 +178,17 @@ def mark_life(directory):
     """worker_init that leaves one marker per worker life (threads reuse idents, so names are unique)."""
     with open(os.path.join(directory, f"life-{time.monotonic_ns()}-{os.getpid()}"), "w"):
         pass
+
+
+def sleep_then(seconds, value):
+    time.sleep(seconds)
+    return value
+
+
+def state_counter(worker_state, x):
+    worker_state["seen"] = worker_state.get("seen", 0) + 1
+    return x * 10
+
+
+def shared_lookup(shared, key):
+    return shared[key]
