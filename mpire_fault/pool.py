@@ -84,6 +84,9 @@ def _flatten(chunks: Iterator[list]) -> Iterator[Any]:
         chunks.close()
 
 
+_PLAIN_SESSION = WorkerSession()
+
+
 def _chunk_rows(items: list) -> int:
     return len(items[0])
 
@@ -247,6 +250,9 @@ class WorkerPool:
         )
 
     def _running_supervisor(self) -> Supervisor:
+        supervisor = self._supervisor
+        if supervisor is not None and not supervisor.finished.is_set():
+            return supervisor  # no lock on the hot path: it only guards starting one
         with self._start_lock:
             return self._start_supervisor()
 
@@ -299,13 +305,17 @@ class WorkerPool:
                     task_timeout: float | None = None, worker_init_timeout: float | None = None,
                     worker_exit_timeout: float | None = None) -> AsyncResult:
         """Run ``func(*args, **kwargs)`` in a worker; a death fails this task only."""
-        for name, value in (("task_timeout", task_timeout), ("worker_init_timeout", worker_init_timeout),
-                            ("worker_exit_timeout", worker_exit_timeout)):
-            _positive_number(name, value)
+        if worker_init is None and worker_exit is None and worker_init_timeout is None and worker_exit_timeout is None:
+            session = _PLAIN_SESSION  # the common case: no record to build per call
+        else:
+            _positive_number("worker_init_timeout", worker_init_timeout)
+            _positive_number("worker_exit_timeout", worker_exit_timeout)
+            session = WorkerSession(worker_init, worker_exit, None, worker_init_timeout, worker_exit_timeout)
+        if task_timeout is not None:
+            _positive_number("task_timeout", task_timeout)
         if not isinstance(args, tuple):
             args = (args,) if not isinstance(args, list) else tuple(args)
         supervisor = self._running_supervisor()
-        session = WorkerSession(worker_init, worker_exit, None, worker_init_timeout, worker_exit_timeout)
         result: AsyncResult = AsyncResult(callback, error_callback, self._callbacks, supervisor.finished.is_set)
         index = next(self._apply_counter)
         job = ApplyJob(session, _func_name(func), task_timeout, index, result, self._serializer.loads)
