@@ -104,7 +104,7 @@ class DaskPool:
     def _connect(self) -> None:
         if self.address is None:
             n = self.n_jobs or os.cpu_count() or 1
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                    silence_logs=logging.CRITICAL, memory_limit=self._max_worker_memory or "auto")
             client, owns_client = Client(cluster, set_as_default=False), True
             self._cluster = cluster

@@ -74,7 +74,7 @@ def dask_client():
     """A Client on a 2-worker LocalCluster shared by one test module, shut down fully at its end."""
     before = _children()
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.CRITICAL)
+                                       dashboard_address=":0", silence_logs=logging.CRITICAL)
     client = distributed.Client(cluster, set_as_default=False)
     _OWNED.append(cluster)
     try:

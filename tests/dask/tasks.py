@@ -66,6 +66,10 @@ def with_worker_id(worker_id: int, x: int) -> tuple[int, int]:
     return worker_id, x
 
 
+def die_with_id(worker_id: int) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def init_state(worker_state: dict) -> None:
     worker_state["pid"] = os.getpid()
     worker_state["count"] = 0
