@@ -10,6 +10,7 @@ when it closes the cluster, that every process it started is gone.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import psutil
@@ -18,6 +19,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 _OWNED: list = []  # LocalClusters of module fixtures that are still running
+OWNED_GROUPS: set[int] = set()  # process groups of CLI-started clusters that module fixtures still run
 
 
 def _owned_worker_pids() -> set[int]:
@@ -27,10 +29,16 @@ def _owned_worker_pids() -> set[int]:
             pid = getattr(getattr(nanny, "process", None), "pid", None)
             if pid:
                 pids.add(pid)
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if os.getpgid(child.pid) in OWNED_GROUPS:
+                pids.add(child.pid)
+        except (OSError, psutil.Error):
+            pass
     return pids
 
 
-def _children() -> set[int]:
+def children() -> set[int]:
     out = set()
     for child in psutil.Process().children(recursive=True):
         try:
@@ -45,11 +53,11 @@ def _children() -> set[int]:
     return out
 
 
-def _wait_for_no_children(allowed: set[int] | callable, timeout: float) -> list[int]:
+def wait_for_no_children(allowed: set[int] | callable, timeout: float) -> list[int]:
     deadline = time.monotonic() + timeout
     while True:
         extra = allowed() if callable(allowed) else allowed
-        left = sorted(_children() - extra)
+        left = sorted(children() - extra)
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.05)
@@ -58,9 +66,9 @@ def _wait_for_no_children(allowed: set[int] | callable, timeout: float) -> list[
 @pytest.fixture(autouse=True)
 def no_orphans():
     """The suite-wide check, minus the workers of a module's own (still open) cluster."""
-    before = _children()
+    before = children()
     yield
-    left = _wait_for_no_children(lambda: before | _owned_worker_pids(), 5.0)
+    left = wait_for_no_children(lambda: before | _owned_worker_pids(), 5.0)
     for pid in left:
         try:
             psutil.Process(pid).kill()
@@ -72,7 +80,7 @@ def no_orphans():
 @pytest.fixture(scope="module")
 def dask_client():
     """A Client on a 2-worker LocalCluster shared by one test module, shut down fully at its end."""
-    before = _children()
+    before = children()
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        dashboard_address=":0", silence_logs=logging.CRITICAL)
     client = distributed.Client(cluster, set_as_default=False)
@@ -83,7 +91,7 @@ def dask_client():
         _OWNED.remove(cluster)
         client.close()
         cluster.close()
-        left = _wait_for_no_children(before, 15.0)
+        left = wait_for_no_children(before, 15.0)
         assert not left, f"the module's LocalCluster left processes behind: {left}"
 
 
