@@ -15,15 +15,14 @@ import uuid
 import weakref
 from typing import Any, Callable, Iterable, Iterator, Sized
 
-from concurrent.futures import CancelledError
+from distributed import Client, LocalCluster
 
-from distributed import Client, LocalCluster, as_completed
-from distributed.scheduler import KilledWorker
-
-from ..errors import Death, PoolTerminatedError, WorkerDiedError, WorkerExitError
+from ..errors import PoolTerminatedError, WorkerExitError
 from ..results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, maybe_concatenate
-from ..serialization import RESULT, TASK_ARGS, load_exception, with_boundary
-from .ledger import DeadWorker, ExitReporter, Ledger, death_of, ledger_report
+from ..serialization import TASK_ARGS, load_exception, with_boundary
+from .ledger import ExitReporter, Ledger, ledger_report
+from .mapping import iterate_map
+from .outcomes import outcome
 from .remote import Pickler, Session, TaskSpec, abort_call, finish_session, run_task
 
 log = logging.getLogger("mpire_fault.dask")
@@ -174,47 +173,8 @@ class DaskPool:
                 log.debug("unregistering session %s failed", name, exc_info=True)
         return errors
 
-    # ------------------------------------------------------------------ outcomes
     def _outcome(self, future: Any, description: str) -> list[Any]:
-        """The values of a finished task, or raise the error our contract names for it."""
-        if future.status == "cancelled":
-            raise PoolTerminatedError(f"{description} was cancelled (the pool was terminated)")
-        try:
-            kind, data = future.result()
-        except KilledWorker as exc:
-            raise self._death_error(exc, description)
-        except CancelledError:
-            raise PoolTerminatedError(f"{description} was cancelled (the pool was terminated)") from None
-        except BaseException as exc:
-            raise self._restored(exc)
-        if kind == "ok":
-            try:
-                return self._pickler.loads(data)
-            except BaseException as exc:
-                raise with_boundary(exc, RESULT)
-        if kind == "aborted":
-            raise PoolTerminatedError(f"{description} was stopped: its call was aborted")
-        raise self._restored(load_exception(data, self._pickler))
-
-    @staticmethod
-    def _restored(exc: BaseException) -> BaseException:
-        cause = exc.__dict__.pop("mpire_fault_cause", None)
-        if cause is not None:
-            exc.__cause__ = cause
-        return exc
-
-    def _death_error(self, killed: KilledWorker, description: str) -> WorkerDiedError:
-        deaths = getattr(killed, "mpire_fault_deaths", None)
-        if deaths is None:  # Dask's own KilledWorker: its allowed-failures ran out first
-            address = getattr(killed.last_worker, "address", str(killed.last_worker))
-            info = self._client.run_on_scheduler(death_of, address) if self._client is not None else {}
-            deaths = [DeadWorker(address, info.get("worker_id", -1), info.get("pid"), info.get("exitcode"))]
-        last = deaths[-1]
-        error = WorkerDiedError(last.worker_id, last.pid, last.exitcode, task=description,
-                                deaths=[Death(d.worker_id, d.pid, d.exitcode) for d in deaths],
-                                detail=f"Dask worker {last.address}")
-        error.__cause__ = killed
-        return error
+        return outcome(future, description, self._pickler, self._client)
 
     # ------------------------------------------------------------------ apply
     def apply_async(self, func: Callable, args: Any = (), kwargs: dict | None = None,
@@ -307,77 +267,8 @@ class DaskPool:
                 len(iterable_of_args) if isinstance(iterable_of_args, Sized) else None)
             bar = tqdm(total=total, **(progress_bar_options or {}))
         chunks = chunk_iterable(iterable_of_args, size, iterable_len)
-        return self._iterate(client, call_id, func, chunks, _ordered, max_chunks, task_timeout,
-                             (worker_init, worker_exit), bar)
-
-    def _iterate(self, client: Client, call_id: str, func: Callable, chunks: Iterator[tuple[int, list]],
-                 ordered: bool, max_chunks: int, task_timeout: float | None, hooks: tuple, bar: Any) -> Iterator[Any]:
-        name = _func_name(func)
-        live: dict[Any, tuple[int, int]] = {}
-        waiting: dict[int, list] = {}
-        next_index, exhausted, failed = 0, False, True
-        session = self._open_session(f"{call_id}-session", *hooks)
-        pending = as_completed(loop=client.loop)
-        try:
-            while True:
-                while not exhausted and len(live) + len(waiting) < max_chunks:
-                    try:
-                        first, items = next(chunks)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                    try:
-                        payload = self._pickler.dumps((func, items))
-                    except BaseException as exc:
-                        raise with_boundary(exc, TASK_ARGS)
-                    key = f"{call_id}-{first}"
-                    description = f"map items {first}..{first + len(items) - 1} ({name})"
-                    spec = self._spec(call_id, key, description, session, task_timeout, 0, is_map=True)
-                    future = client.submit(run_task, spec, payload, self._shared(), key=key, pure=False, retries=0)
-                    live[future] = (first, len(items))
-                    pending.add(future)
-                if not live:
-                    break
-                future = next(pending)
-                first, n_items = live.pop(future)
-                try:
-                    values = self._outcome(future, f"map items {first}..{first + n_items - 1} ({name})")
-                except BaseException as exc:
-                    if bar is not None:
-                        bar.colour = "red"
-                        bar.set_description(f"failed: {type(exc).__name__}", refresh=True)
-                    raise
-                finally:
-                    future.release()
-                if bar is not None:
-                    bar.update(n_items)
-                if not ordered:
-                    self._counts["tasks_completed"] += n_items
-                    yield from values
-                    continue
-                waiting[first] = values
-                while next_index in waiting:
-                    values = waiting.pop(next_index)
-                    next_index += len(values)
-                    self._counts["tasks_completed"] += len(values)
-                    yield from values
-            failed = False
-        finally:
-            if live:  # aborted (an error, or the caller stopped iterating): nothing of this call may go on
-                self._counts["tasks_failed"] += 1 if failed else 0
-                client.cancel(list(live), force=True)
-                try:
-                    client.run(abort_call, call_id, on_error="ignore")
-                except Exception:
-                    log.debug("aborting %s on the workers failed", call_id, exc_info=True)
-                for future in live:
-                    future.release()
-            pending.clear()
-            if bar is not None:
-                bar.close()
-            errors = self._close_session(session)
-        if errors and not failed:
-            raise errors[0]
+        return iterate_map(self, client, call_id, func, chunks, _ordered, max_chunks, task_timeout,
+                           (worker_init, worker_exit), bar)
 
     def imap_unordered(self, func: Callable, iterable_of_args: Iterable | int, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Results as they come, in any order; a death aborts the whole call."""
