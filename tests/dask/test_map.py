@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("distributed")
 
-import tasks  # noqa: E402  (tests/dask is not a package: a package named "dask" would shadow the real one)
+import dask_tasks as tasks  # noqa: E402  (tests/dask is not a package: a package named "dask" would shadow the real one)
 
 from mpire_fault import TaskTimeoutError, WorkerDiedError  # noqa: E402
 from mpire_fault.dask_backend import DaskPool  # noqa: E402

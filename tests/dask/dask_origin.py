@@ -5,7 +5,7 @@ from distributed.scheduler import KilledWorker
 
 from mpire_fault import WorkerDiedError
 
-import tasks
+import dask_tasks as tasks
 
 BEHAVIOUR = {2: "exit", 5: "raise", 7: "sigkill"}
 
