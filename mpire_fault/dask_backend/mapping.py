@@ -44,7 +44,7 @@ def iterate_map(pool: "DaskPool", client: Any, call_id: str, func: Callable, chu
                     raise with_boundary(exc, TASK_ARGS)
                 key = f"{call_id}-{first}"
                 description = f"map items {first}..{first + len(items) - 1} ({name})"
-                spec = pool._spec(call_id, key, description, session, task_timeout, 0, is_map=True)
+                spec = pool._spec(call_id, key, description, session, task_timeout, 0, is_map=True, first_index=first)
                 future = client.submit(run_task, spec, payload, pool._shared(), key=key, pure=False, retries=0)
                 live[future] = (first, len(items))
                 pending.add(future)

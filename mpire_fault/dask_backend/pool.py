@@ -20,6 +20,9 @@ from distributed import Client, LocalCluster
 from ..errors import PoolTerminatedError, WorkerExitError
 from ..results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, maybe_concatenate
 from ..serialization import TASK_ARGS, load_exception, with_boundary
+from ..chaos import JournalEntry
+from ..chaos import journal as journal_file
+from .chaos import ChaosStore, chaos_snapshot, register_chaos, resolve_chaos
 from .ledger import ExitReporter, Ledger, ledger_report
 from .mapping import iterate_map
 from .outcomes import outcome
@@ -64,8 +67,6 @@ class DaskPool:
         _check_positive("max_worker_memory", max_worker_memory)
         if isinstance(max_task_retries, bool) or not isinstance(max_task_retries, int) or max_task_retries < 0:
             raise ValueError(f"max_task_retries must be a non-negative integer, got {max_task_retries!r}")
-        if chaos is not None:
-            raise ValueError("chaos is not supported by the dask backend yet")
         if address is not None and not isinstance(address, (str, Client)):
             raise ValueError(f"address must be None, a scheduler address or a distributed.Client, got {address!r}")
         self.n_jobs = n_jobs
@@ -90,6 +91,12 @@ class DaskPool:
         self._exit_results: list[Any] = []
         self._counts = {"tasks_completed": 0, "tasks_failed": 0}
         self._finalizer: Any = None
+        self._apply_counter = itertools.count()
+        self._chaos, self._local_chaos = resolve_chaos(chaos, chaos_seed)
+        self._chaos_kept: tuple[dict, list[dict]] = ({}, [])  # what a closed cluster held of the chaos run
+        self._mirrored = 0  # journal entries already copied to MP_CHAOS_JOURNAL
+        if self._local_chaos is not None and self._local_chaos is not chaos:
+            weakref.finalize(self, self._local_chaos.close)  # its (unused) state directory is ours to remove
 
     # ------------------------------------------------------------------ cluster
     @property
@@ -113,6 +120,10 @@ class DaskPool:
             client, owns_client = Client(self.address, set_as_default=False), True
         try:
             client.register_plugin(Ledger())
+            if self._chaos is not None:
+                client.register_plugin(ChaosStore())
+                client.run_on_scheduler(register_chaos, self._chaos.key, self._chaos.spec, self._chaos.seed,
+                                        *self._chaos_kept)
             if client.scheduler_info().get("workers"):
                 client.register_plugin(ExitReporter())
         except BaseException:
@@ -134,19 +145,24 @@ class DaskPool:
         return future
 
     def _spec(self, call_id: str, key: str, description: str, session: str | None, task_timeout: float | None,
-              retries: int, is_map: bool) -> TaskSpec:
+              retries: int, is_map: bool, first_index: int = 0) -> TaskSpec:
         return TaskSpec(self._pool_id, call_id, key, description, session, self._pass_worker_id,
                         self._use_worker_state, self._shared_objects is not None, task_timeout, retries,
-                        self._use_dill, is_map)
+                        self._use_dill, is_map, first_index, self._chaos)
+
+    def _needs_session(self, worker_init: Callable | None, worker_exit: Callable | None) -> bool:
+        """Hooks, or chaos at ``init``/``exit``: those sites are visited by a call's session."""
+        chaos_hooks = self._chaos is not None and bool(self._chaos.sites() & {"init", "exit"})
+        return worker_init is not None or worker_exit is not None or chaos_hooks
 
     def _open_session(self, name: str, worker_init: Callable | None, worker_exit: Callable | None) -> str | None:
-        if worker_init is None and worker_exit is None:
+        if not self._needs_session(worker_init, worker_exit):
             return None
         try:
             hooks = self._pickler.dumps((worker_init, worker_exit))
         except Exception as exc:
             raise with_boundary(exc, TASK_ARGS)
-        self.client.register_plugin(Session(name, hooks, self._use_dill), name=name)
+        self.client.register_plugin(Session(name, hooks, self._use_dill, self._chaos), name=name)
         return name
 
     def _close_session(self, name: str | None) -> list[BaseException]:
@@ -157,8 +173,8 @@ class DaskPool:
         try:
             answers = self._client.run(finish_session, name, on_error="return")
             for answer in answers.values():
-                if isinstance(answer, BaseException):
-                    errors.append(WorkerExitError(f"worker_exit could not run: {answer!r}"))
+                if isinstance(answer, BaseException):  # the worker died at exit: as locally, that fails nothing
+                    log.debug("worker_exit of %s could not answer: %r", name, answer)
                 elif answer is not None and answer[0] == "ok":
                     self._exit_results.append(self._pickler.loads(answer[1]))
                 elif answer is not None:
@@ -189,11 +205,11 @@ class DaskPool:
             args = tuple(args) if isinstance(args, list) else (args,)
         client = self.client
         result: AsyncResult = AsyncResult(callback, error_callback, self._callbacks)
-        index = next(self._counter)
+        index = next(self._apply_counter)
         description = f"apply task {index} ({_func_name(func)})"
         with self._lock:
             session = None
-            if worker_init is not None or worker_exit is not None:
+            if self._needs_session(worker_init, worker_exit):
                 hooks = (id(worker_init), id(worker_exit))
                 session = self._apply_sessions.get(hooks)
                 if session is None:
@@ -206,7 +222,7 @@ class DaskPool:
             return result
         key = f"{self._pool_id}-apply-{index}"
         spec = self._spec(f"{self._pool_id}-apply", key, description, session, task_timeout,
-                          self._max_task_retries, is_map=False)
+                          self._max_task_retries, is_map=False, first_index=index)
         future = client.submit(run_task, spec, payload, self._shared(), key=key, pure=False, retries=0)
         with self._lock:
             self._pending[key] = (future, result)
@@ -311,6 +327,7 @@ class DaskPool:
 
     def terminate(self) -> None:
         """Cancel everything now; pending results fail with PoolTerminatedError; close an owned cluster."""
+        self._keep_chaos(drop=True)
         with self._lock:
             pending, self._pending = dict(self._pending), {}
             sessions, self._apply_sessions = list(self._apply_sessions.values()), {}
@@ -356,3 +373,26 @@ class DaskPool:
                      worker_pids={report["slots"].get(address, -1): pid for address, pid in pids.items()},
                      deaths=report["deaths"], restarts=len(report["deaths"]))
         return stats
+
+    # ------------------------------------------------------------------ chaos
+    def _keep_chaos(self, drop: bool = False) -> None:
+        """Copy the chaos run's state and journal from the scheduler (it may close, or be shared)."""
+        client = self._client
+        if self._chaos is None or client is None:
+            return
+        try:
+            self._chaos_kept = client.run_on_scheduler(chaos_snapshot, self._chaos.key, drop)
+        except Exception:
+            log.debug("reading the chaos journal from the scheduler failed", exc_info=True)
+            return
+        extra = getattr(self._local_chaos, "extra_journal", None)
+        entries = self._chaos_kept[1]
+        if extra:  # the pytest plugin's per-test journal file (MP_CHAOS_JOURNAL), on this machine
+            for data in entries[self._mirrored:]:
+                journal_file.append(extra, JournalEntry.from_dict(data))
+        self._mirrored = len(entries)
+
+    def chaos_journal(self) -> list[JournalEntry]:
+        """Faults the chaos layer injected into this pool's Dask workers so far (kept by the scheduler)."""
+        self._keep_chaos()
+        return [JournalEntry.from_dict(data) for data in self._chaos_kept[1]]

@@ -28,6 +28,7 @@ from distributed.utils import sync
 
 from ..errors import TaskTimeoutError, WorkerDiedError, WorkerInitError
 from ..serialization import RESULT, TASK_ARGS, dump_exception, with_boundary
+from .chaos import DaskChaos, for_worker
 from .ledger import DeadWorker
 
 TIMEOUT_GRACE = 2.0
@@ -73,6 +74,8 @@ class TaskSpec:
     retries: int
     use_dill: bool
     is_map: bool
+    first_index: int = 0  # the task index chaos selects on: the apply's number, or the chunk's first item
+    chaos: DaskChaos | None = None
 
 
 class CallAborted(BaseException):
@@ -208,14 +211,16 @@ def run_task(spec: TaskSpec, payload: bytes, shared: Any = None) -> tuple[str, A
         if answer["why"] == "done":
             return tuple(answer["outcome"])  # type: ignore[return-value]
         _refuse(spec, answer)
-    outcome = _run_claimed(spec, payload, shared, worker, session, init_now, answer["worker_id"])
+    chaos = for_worker(spec.chaos, worker)
+    outcome = _run_claimed(spec, payload, shared, worker, session, init_now, answer["worker_id"], chaos,
+                           answer.get("attempt", 0))
     kept = outcome if outcome[1] is None or len(outcome[1]) <= KEEP_RESULT_BYTES else None
     _ledger(worker, "mpire_fault_done", key=spec.key, outcome=kept)
     return outcome
 
 
 def _run_claimed(spec: TaskSpec, payload: bytes, shared: Any, worker: Any, session: "Session | None",
-                 init_now: bool, worker_id: int) -> tuple[str, Any]:
+                 init_now: bool, worker_id: int, chaos: DaskChaos | None, attempt: int) -> tuple[str, Any]:
     pickler = Pickler(spec.use_dill)
     preamble: list[Any] = []
     if spec.pass_worker_id:
@@ -226,28 +231,36 @@ def _run_claimed(spec: TaskSpec, payload: bytes, shared: Any, worker: Any, sessi
         preamble.append(_worker_state.setdefault(spec.pool_id, {}))
     try:
         if session is not None:
-            session.ensure_started(tuple(preamble))
+            session.ensure_started(tuple(preamble), worker_id)
             if init_now:
                 _ledger(worker, "mpire_fault_phase", key=spec.key, phase="task")
             session.check()
         try:
+            if chaos is not None:
+                chaos.visit("args.unpickle", worker_id=worker_id, task_index=spec.first_index, attempt=attempt)
             func, items = pickler.loads(payload)
         except Exception as exc:
             return "err", dump_exception(with_boundary(exc, TASK_ARGS), pickler)
         results = []
         try:
             with _Guard(spec, worker):
-                for item in items:
+                for index, item in enumerate(items, spec.first_index):
                     if spec.call_id in _aborted or spec.pool_id in _aborted:
                         raise CallAborted()
+                    if chaos is not None:
+                        chaos.visit("task.start", worker_id=worker_id, task_index=index, attempt=attempt)
                     if spec.is_map:
                         results.append(call_item(func, tuple(preamble), item))
                     else:
                         args, kwargs = item
                         results.append(func(*preamble, *args, **kwargs))
+                    if chaos is not None:
+                        chaos.visit("task.end", worker_id=worker_id, task_index=index, attempt=attempt)
         except _InTaskTimeout:
             raise TaskTimeoutError(spec.task_timeout or 0.0, worker_id, spec.description) from None
         try:
+            if chaos is not None:
+                chaos.visit("result.pickle", worker_id=worker_id, task_index=spec.first_index, attempt=attempt)
             return "ok", pickler.dumps(results)
         except Exception as exc:
             return "err", dump_exception(with_boundary(exc, RESULT), pickler)
@@ -274,12 +287,15 @@ class Session(WorkerPlugin):
 
     idempotent = False
 
-    def __init__(self, name: str, hooks: bytes, use_dill: bool) -> None:
+    def __init__(self, name: str, hooks: bytes, use_dill: bool, chaos: DaskChaos | None = None) -> None:
         self.name = name
         self.hooks = hooks
         self.use_dill = use_dill
+        self.chaos = chaos if chaos is not None and chaos.sites() & {"init", "exit"} else None
 
     def setup(self, worker: Any) -> None:
+        self._chaos = for_worker(self.chaos, worker)
+        self._worker_id: int | None = None
         self._lock = threading.Lock()
         self._init, self._exit = Pickler(self.use_dill).loads(self.hooks)
         self._started = False
@@ -288,18 +304,21 @@ class Session(WorkerPlugin):
         self._exited = False
 
     def needs_init(self) -> bool:
-        return not self._started and self._init is not None
+        return not self._started and (self._init is not None or self._chaos is not None)
 
-    def ensure_started(self, preamble: tuple) -> None:
+    def ensure_started(self, preamble: tuple, worker_id: int | None = None) -> None:
+        """Chaos's ``init`` site, then ``worker_init``: once per worker process and session."""
         with self._lock:
             if self._started:
                 return
             self._started = True
             self._preamble = preamble
-            if self._init is None:
-                return
+            self._worker_id = worker_id
             try:
-                self._init(*preamble)
+                if self._chaos is not None:
+                    self._chaos.visit("init", worker_id=worker_id)
+                if self._init is not None:
+                    self._init(*preamble)
             except Exception as exc:
                 self._error = dump_exception(exc, Pickler(self.use_dill))
 
@@ -311,13 +330,17 @@ class Session(WorkerPlugin):
             raise error
 
     def finish(self) -> tuple[str, Any] | None:
-        """Run worker_exit once, if this worker ran any task of the session."""
+        """Chaos's ``exit`` site, then worker_exit: once, if this worker ran any task of the session."""
         with self._lock:
-            if not self._started or self._exited or self._exit is None or self._error is not None:
+            if not self._started or self._exited or self._error is not None:
                 return None
             self._exited = True
             pickler = Pickler(self.use_dill)
             try:
+                if self._chaos is not None:
+                    self._chaos.visit("exit", worker_id=self._worker_id)
+                if self._exit is None:
+                    return None
                 return "ok", pickler.dumps(self._exit(*self._preamble))
             except SystemExit as exc:
                 _die(exc)
