@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from distributed import as_completed
 
 from ..serialization import TASK_ARGS, with_boundary
-from .remote import abort_call, run_task
+from .remote import abort_call, run_on_live, run_task
 
 if TYPE_CHECKING:
     from .pool import DaskPool
@@ -79,7 +79,7 @@ def iterate_map(pool: "DaskPool", client: Any, call_id: str, func: Callable, chu
             pool._counts["tasks_failed"] += 1 if failed else 0
             client.cancel(list(live), force=True)
             try:
-                client.run(abort_call, call_id, on_error="ignore")
+                run_on_live(client, abort_call, call_id)
             except Exception:
                 log.debug("aborting %s on the workers failed", call_id, exc_info=True)
             for future in live:

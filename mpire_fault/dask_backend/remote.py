@@ -144,6 +144,20 @@ class _Guard:
             timer.cancel()
 
 
+def live_workers(dask_scheduler: Any = None) -> list[str]:
+    """``Client.run_on_scheduler`` target: the workers the scheduler has now (not the client's cached list)."""
+    return list(dask_scheduler.workers)
+
+
+def run_on_live(client: Any, function: Callable, *args: Any) -> dict:
+    """``Client.run`` on the live workers only: a dead worker's address would be retried until Dask's
+    30 s connect timeout, stalling an abort or a session's close behind a death."""
+    workers = client.run_on_scheduler(live_workers)
+    if not workers:
+        return {}
+    return client.run(function, *args, workers=workers, on_error="return")
+
+
 def abort_call(call_id: str, dask_worker: Any = None) -> int:
     """Run on every worker by ``Client.run`` when a call aborts (or a pool id, when it terminates)."""
     hit = 0
