@@ -141,27 +141,43 @@ class Chaos:
             if term is None or term.action == "off":
                 continue
             action = term.action + (f"({term.arg_text})" if term.arg_text is not None else "")
-            entry = JournalEntry(time.time(), site, action, worker_id, os.getpid(), task_index, attempt,
-                                 self.seed, str(rule))
-            journal_file.append(self.journal_path, entry)
-            if self.extra_journal:
-                journal_file.append(self.extra_journal, entry)
+            self._record(JournalEntry(time.time(), site, action, worker_id, os.getpid(), task_index, attempt,
+                                      self.seed, str(rule)))
             perform(term.action, term.arg, site, self.memory_limit)
             return
 
-    def _decide(self, index: int, rule: Rule, site: str, worker_id, task_index, attempt, call: int = 0) -> Term | None:
+    def _record(self, entry: JournalEntry) -> None:
+        """Journal ``entry`` before the fault strikes (a hook: the Dask backend keeps it on the scheduler)."""
+        journal_file.append(self.journal_path, entry)
+        if self.extra_journal:
+            journal_file.append(self.extra_journal, entry)
+
+    def _decide(self, index: int, rule: Rule, site: str, worker_id, task_index, attempt,
+                call: int = 0) -> Term | None:
         counted = any(term.count is not None for term in rule.terms)
+        visit = None if site in _TASKLESS_SITES else self._local_visit(index, site, task_index, attempt, call)
         if site in _TASKLESS_SITES or counted:
-            with self._shared_state() as state:
-                if site in _TASKLESS_SITES:
-                    key = f"visit:{index}:{site}:{worker_id}"
-                    visit = state.get(key, 0)
-                    state[key] = visit + 1
-                else:
-                    visit = self._local_visit(index, site, task_index, attempt, call)
-                return self._pick(index, rule, task_index, attempt, visit, state, call)
-        visit = self._local_visit(index, site, task_index, attempt, call)
+            return self._decide_shared(index, site, worker_id, task_index, attempt, visit, call)
         return self._pick(index, rule, task_index, attempt, visit, None, call)
+
+    def _decide_shared(self, index: int, site: str, worker_id, task_index, attempt, visit: int | None,
+                       call: int = 0) -> Term | None:
+        """A decision that needs the run's shared state (a hook: the Dask backend asks its scheduler)."""
+        with self._shared_state() as state:
+            return self.decide_with_state(state, index, site, worker_id, task_index, attempt, visit, call)
+
+    def decide_with_state(self, state: dict, index: int, site: str, worker_id, task_index, attempt,
+                          visit: int | None, call: int = 0) -> Term | None:
+        """The term rule ``index`` fires, given the shared ``state`` (budgets, visits of taskless sites).
+
+        ``visit`` is the caller's own count for sites with a task; None for a
+        taskless site, whose visits are counted per worker in ``state``.
+        """
+        if visit is None:
+            key = f"visit:{index}:{site}:{worker_id}"
+            visit = state.get(key, 0)
+            state[key] = visit + 1
+        return self._pick(index, self._parsed.rules[index], task_index, attempt, visit, state, call)
 
     def _local_visit(self, index: int, site: str, task_index, attempt, call: int = 0) -> int:
         key = (index, site, task_index, attempt, call)

@@ -179,6 +179,9 @@ def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = 
     markers = tempfile.mkdtemp(prefix="mpire-fault-scenario-")
     counted = Counted(resolve_function(scenario.workload["function"]), markers)
     pool_settings = dict(scenario.pool)
+    pool_class: Any = WorkerPool
+    if pool_settings.pop("backend", "local") == "dask":
+        from ..dask_backend import DaskPool as pool_class
     task_timeout = pool_settings.pop("task_timeout", None)
     call_kwargs: dict[str, Any] = {"task_timeout": task_timeout}
     if scenario.workload.get("worker_init"):
@@ -199,7 +202,7 @@ def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = 
     started = time.monotonic()
     phase("running the workload")
     try:
-        with WorkerPool(**pool_settings) as pool:
+        with pool_class(**pool_settings) as pool:
             if scenario.is_map:
                 outcomes: list[dict] = []
                 call: dict[str, Any] = {}

@@ -197,6 +197,8 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("task_timeout", seconds(), "seconds per task (per item for maps) before TaskTimeoutError"),
         Field("use_dill", boolean(), "serialize with dill", False),
         Field("keep_alive", boolean(), "keep workers between map calls", False),
+        Field("backend", choice(("local", "dask")), 'where workers run: "local" processes, or "dask" (a '
+              "LocalCluster of n_jobs single-thread workers owned by the pool; needs distributed); default local"),
     ),
     "workload": (
         Field("function", function_ref(), 'the task function, "module:function", importable by the workers',

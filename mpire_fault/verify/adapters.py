@@ -235,6 +235,61 @@ class PebbleAdapter(Adapter):
         self.pool.join(5)
 
 
+class DaskAdapter(Adapter):
+    """Plain ``distributed``: ``Client.submit``/``map`` on a LocalCluster with Dask's defaults (nannies,
+    ``allowed-failures``); a death surfaces as ``KilledWorker`` once Dask gives up rerunning the task."""
+
+    name = "dask"
+
+    def start(self) -> Any:
+        import logging
+
+        from distributed import Client, LocalCluster
+
+        self.cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                    silence_logs=logging.CRITICAL)
+        return Client(self.cluster, set_as_default=False)
+
+    def submit(self, fn, args):
+        return self.pool.submit(fn, *args, pure=False)
+
+    def get(self, handle, timeout):
+        from distributed import TimeoutError as DaskTimeout
+
+        try:
+            return handle.result(timeout)
+        except (DaskTimeout, concurrent.futures.TimeoutError, TimeoutError):
+            raise Hang(f"no answer within {timeout} s") from None
+
+    def run_map(self, fn, items):
+        return self.pool.gather(self.pool.map(fn, *zip(*items), pure=False))
+
+    def worker_pids(self) -> list[int]:
+        try:
+            return sorted(self.pool.run(os.getpid, on_error="ignore").values())
+        except Exception:
+            return []
+
+    def shutdown(self) -> None:
+        try:
+            self.pool.close(timeout=3)
+        finally:
+            self.cluster.close(timeout=3)
+
+
+class MpireFaultDaskAdapter(MpireFaultAdapter):
+    """Our ``DaskPool`` on a LocalCluster it owns (two workers, one thread each)."""
+
+    name = "mpire_fault-dask"
+
+    def start(self) -> Any:
+        from mpire_fault.dask_backend import DaskPool
+
+        pool = DaskPool(2)
+        pool.client  # start the cluster now, not inside the first bounded call
+        return pool
+
+
 ADAPTERS: dict[str, type[Adapter]] = {
     "mpire_fault": MpireFaultAdapter,
     "multiprocessing": MultiprocessingAdapter,
@@ -242,8 +297,10 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "loky": LokyAdapter,
     "mpire": MpireAdapter,
     "pebble": PebbleAdapter,
+    "dask": DaskAdapter,
+    "mpire_fault-dask": MpireFaultDaskAdapter,
 }
-_MODULES = {"loky": "loky", "mpire": "mpire", "pebble": "pebble"}
+_MODULES = {"loky": "loky", "mpire": "mpire", "pebble": "pebble", "dask": "distributed", "mpire_fault-dask": "distributed"}
 
 
 def available() -> list[str]:

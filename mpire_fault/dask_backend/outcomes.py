@@ -1,0 +1,63 @@
+"""What a finished Dask future means under our contract: values, or the error the contract names.
+
+Deaths arrive as ``KilledWorker``: raised by the ledger's refusal of a
+rerun (it carries every death of the task) or by Dask itself when its own
+``allowed-failures`` ran out (then the ledger is asked what it knows of the
+worker). Either way the caller gets ``WorkerDiedError`` with the
+``KilledWorker`` as its ``__cause__``.
+"""
+from __future__ import annotations
+
+from concurrent.futures import CancelledError
+from typing import Any
+
+from distributed.scheduler import KilledWorker
+
+from ..errors import Death, PoolTerminatedError, WorkerDiedError
+from ..serialization import RESULT, load_exception, with_boundary
+from .ledger import DeadWorker, death_of
+from .remote import Pickler
+
+
+def outcome(future: Any, description: str, pickler: Pickler, client: Any) -> list[Any]:
+    """The values of a finished task (a list: one per item), or raise its error."""
+    if future.status == "cancelled":
+        raise PoolTerminatedError(f"{description} was cancelled (the pool was terminated)")
+    try:
+        kind, data = future.result()
+    except KilledWorker as exc:
+        raise death_error(exc, description, client)
+    except CancelledError:
+        raise PoolTerminatedError(f"{description} was cancelled (the pool was terminated)") from None
+    except BaseException as exc:
+        raise restored(exc)
+    if kind == "ok":
+        try:
+            return pickler.loads(data)
+        except BaseException as exc:
+            raise with_boundary(exc, RESULT)
+    if kind == "aborted":
+        raise PoolTerminatedError(f"{description} was stopped: its call was aborted")
+    raise restored(load_exception(data, pickler))
+
+
+def restored(exc: BaseException) -> BaseException:
+    """Put back the ``__cause__`` a worker attached before pickling (pickle drops it)."""
+    cause = exc.__dict__.pop("mpire_fault_cause", None)
+    if cause is not None:
+        exc.__cause__ = cause
+    return exc
+
+
+def death_error(killed: KilledWorker, description: str, client: Any) -> WorkerDiedError:
+    deaths = getattr(killed, "mpire_fault_deaths", None)
+    if deaths is None:  # Dask's own KilledWorker: its allowed-failures ran out first
+        address = getattr(killed.last_worker, "address", str(killed.last_worker))
+        info = client.run_on_scheduler(death_of, address) if client is not None else {}
+        deaths = [DeadWorker(address, info.get("worker_id", -1), info.get("pid"), info.get("exitcode"))]
+    last = deaths[-1]
+    error = WorkerDiedError(last.worker_id, last.pid, last.exitcode, task=description,
+                            deaths=[Death(d.worker_id, d.pid, d.exitcode) for d in deaths],
+                            detail=f"Dask worker {last.address}")
+    error.__cause__ = killed
+    return error

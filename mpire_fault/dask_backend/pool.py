@@ -1,0 +1,415 @@
+"""DaskPool: WorkerPool's API and guarantees on a Dask cluster.
+
+Dask already restarts dead workers (the nanny), reschedules what they held
+and cancels futures; this class adds only what our contract needs on top:
+the ledger that keeps a task from running twice, the translation of Dask's
+outcomes into our errors, and MPIRE's calling conventions.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import uuid
+import weakref
+from typing import Any, Callable, Iterable, Iterator, Sized
+
+from distributed import Client, LocalCluster
+
+from ..errors import PoolTerminatedError, WorkerExitError
+from ..results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, maybe_concatenate
+from ..serialization import TASK_ARGS, load_exception, with_boundary
+from ..chaos import JournalEntry
+from ..chaos import journal as journal_file
+from .chaos import ChaosStore, chaos_snapshot, register_chaos, resolve_chaos
+from .ledger import ExitReporter, Ledger, ledger_report
+from .mapping import iterate_map
+from .outcomes import outcome
+from .remote import Pickler, Session, TaskSpec, abort_call, finish_session, run_on_live, run_task
+
+log = logging.getLogger("mpire_fault.dask")
+
+
+def _func_name(func: Callable) -> str:
+    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+
+
+def _check_positive(name: str, value: Any, number: bool = False) -> None:
+    kinds = (int, float) if number else (int,)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, kinds) or value <= 0):
+        raise ValueError(f"{name} must be a positive {'number' if number else 'integer'} or None, got {value!r}")
+
+
+def _close_cluster(client: Client | None, cluster: LocalCluster | None, close_client: bool) -> None:
+    try:
+        if client is not None and close_client:
+            client.close(timeout=10)
+    except Exception:  # closing is best effort; the cluster below is what owns processes
+        log.debug("closing the Dask client failed", exc_info=True)
+    if cluster is not None:
+        try:
+            cluster.close(timeout=20)
+        except Exception:
+            log.debug("closing the LocalCluster failed", exc_info=True)
+
+
+def _fast_worker_starts() -> None:
+    """Owned clusters start (and restart) workers from a forkserver that preloaded distributed.
+
+    Dask's default, spawn, takes seconds per worker; a worker that a task
+    killed is then back in a fraction of a second, as in the local pool.
+    Only Dask's default is replaced: a method set in Dask's configuration
+    (file or environment) is kept. The setting is process-wide, as Dask's
+    configuration is.
+    """
+    import dask
+
+    key = "distributed.worker.multiprocessing-method"
+    if dask.config.get(key) == "spawn" and not os.environ.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD"):
+        dask.config.set({key: "forkserver"})
+
+
+class DaskPool:
+    """WorkerPool's API on a Dask cluster (``address=None``: a LocalCluster owned by the pool)."""
+
+    def __init__(self, n_jobs: int | None = None, daemon: bool = True, cpu_ids: list | None = None,
+                 shared_objects: Any = None, pass_worker_id: bool = False, use_worker_state: bool = False,
+                 start_method: str = "fork", keep_alive: bool = False, use_dill: bool = False,
+                 enable_insights: bool = False, order_tasks: bool = False, *, max_worker_memory: int | None = None,
+                 max_task_retries: int = 0, restart_backoff: Any = None, chaos: Any = None,
+                 chaos_seed: int | None = None, address: "str | Client | None" = None) -> None:
+        _check_positive("n_jobs", n_jobs)
+        _check_positive("max_worker_memory", max_worker_memory)
+        if isinstance(max_task_retries, bool) or not isinstance(max_task_retries, int) or max_task_retries < 0:
+            raise ValueError(f"max_task_retries must be a non-negative integer, got {max_task_retries!r}")
+        if address is not None and not isinstance(address, (str, Client)):
+            raise ValueError(f"address must be None, a scheduler address or a distributed.Client, got {address!r}")
+        self.n_jobs = n_jobs
+        self.address = address
+        self._shared_objects = shared_objects
+        self._pass_worker_id = pass_worker_id
+        self._use_worker_state = use_worker_state
+        self._keep_alive = keep_alive
+        self._use_dill = use_dill
+        self._max_worker_memory = max_worker_memory
+        self._max_task_retries = max_task_retries
+        self._pickler = Pickler(use_dill)
+        self._callbacks = CallbackRunner()
+        self._lock = threading.RLock()
+        self._client: Client | None = None
+        self._cluster: LocalCluster | None = None
+        self._shared_future: Any = None
+        self._pool_id = f"mpire-fault-{uuid.uuid4().hex[:12]}"
+        self._counter = itertools.count()
+        self._pending: dict[str, tuple[Any, AsyncResult]] = {}
+        self._apply_sessions: dict[tuple[int, int], str] = {}
+        self._exit_results: list[Any] = []
+        self._counts = {"tasks_completed": 0, "tasks_failed": 0}
+        self._finalizer: Any = None
+        self._apply_counter = itertools.count()
+        self._chaos, self._local_chaos = resolve_chaos(chaos, chaos_seed)
+        self._chaos_kept: tuple[dict, list[dict]] = ({}, [])  # what a closed cluster held of the chaos run
+        self._mirrored = 0  # journal entries already copied to MP_CHAOS_JOURNAL
+        if self._local_chaos is not None and self._local_chaos is not chaos:
+            weakref.finalize(self, self._local_chaos.close)  # its (unused) state directory is ours to remove
+
+    # ------------------------------------------------------------------ cluster
+    @property
+    def client(self) -> Client:
+        """The ``distributed.Client`` the pool submits through (connecting, or starting its cluster, on first use)."""
+        with self._lock:
+            if self._client is None:
+                self._connect()
+            return self._client  # type: ignore[return-value]
+
+    def _connect(self) -> None:
+        if self.address is None:
+            n = self.n_jobs or os.cpu_count() or 1
+            _fast_worker_starts()
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                   silence_logs=logging.CRITICAL, memory_limit=self._max_worker_memory or "auto")
+            client, owns_client = Client(cluster, set_as_default=False), True
+            self._cluster = cluster
+        elif isinstance(self.address, Client):
+            client, owns_client = self.address, False
+        else:
+            client, owns_client = Client(self.address, set_as_default=False), True
+        try:
+            client.register_plugin(Ledger())
+            if self._chaos is not None:
+                client.register_plugin(ChaosStore())
+                client.run_on_scheduler(register_chaos, self._chaos.key, self._chaos.spec, self._chaos.seed,
+                                        *self._chaos_kept)
+            if client.scheduler_info().get("workers"):
+                client.register_plugin(ExitReporter())
+        except BaseException:
+            _close_cluster(client, self._cluster, owns_client)
+            self._cluster = None
+            raise
+        if self.n_jobs is None:
+            self.n_jobs = max(1, len(client.scheduler_info()["workers"]))
+        self._client = client
+        self._finalizer = weakref.finalize(self, _close_cluster, client, self._cluster, owns_client)
+
+    def _shared(self) -> Any:
+        if self._shared_objects is None:
+            return None
+        future = self._shared_future
+        if future is None or future.status in ("lost", "error", "cancelled"):
+            future = self.client.scatter([self._shared_objects], broadcast=True, hash=False)[0]
+            self._shared_future = future
+        return future
+
+    def _spec(self, call_id: str, key: str, description: str, session: str | None, task_timeout: float | None,
+              retries: int, is_map: bool, first_index: int = 0) -> TaskSpec:
+        return TaskSpec(self._pool_id, call_id, key, description, session, self._pass_worker_id,
+                        self._use_worker_state, self._shared_objects is not None, task_timeout, retries,
+                        self._use_dill, is_map, first_index, self._chaos)
+
+    def _needs_session(self, worker_init: Callable | None, worker_exit: Callable | None) -> bool:
+        """Hooks, or chaos at ``init``/``exit``: those sites are visited by a call's session."""
+        chaos_hooks = self._chaos is not None and bool(self._chaos.sites() & {"init", "exit"})
+        return worker_init is not None or worker_exit is not None or chaos_hooks
+
+    def _open_session(self, name: str, worker_init: Callable | None, worker_exit: Callable | None) -> str | None:
+        if not self._needs_session(worker_init, worker_exit):
+            return None
+        try:
+            hooks = self._pickler.dumps((worker_init, worker_exit))
+        except Exception as exc:
+            raise with_boundary(exc, TASK_ARGS)
+        self.client.register_plugin(Session(name, hooks, self._use_dill, self._chaos), name=name)
+        return name
+
+    def _close_session(self, name: str | None) -> list[BaseException]:
+        """worker_exit on every worker that ran the session; results go to ``get_exit_results``."""
+        if name is None or self._client is None:
+            return []
+        errors: list[BaseException] = []
+        try:
+            answers = run_on_live(self._client, finish_session, name)
+            for answer in answers.values():
+                if isinstance(answer, BaseException):  # the worker died at exit: as locally, that fails nothing
+                    log.debug("worker_exit of %s could not answer: %r", name, answer)
+                elif answer is not None and answer[0] == "ok":
+                    self._exit_results.append(self._pickler.loads(answer[1]))
+                elif answer is not None:
+                    original = load_exception(answer[1], self._pickler)
+                    error = WorkerExitError(f"worker_exit raised {type(original).__name__}: {original}")
+                    error.__cause__ = original
+                    errors.append(error)
+        finally:
+            try:
+                self._client.unregister_worker_plugin(name)
+            except Exception:
+                log.debug("unregistering session %s failed", name, exc_info=True)
+        return errors
+
+    def _outcome(self, future: Any, description: str) -> list[Any]:
+        return outcome(future, description, self._pickler, self._client)
+
+    # ------------------------------------------------------------------ apply
+    def apply_async(self, func: Callable, args: Any = (), kwargs: dict | None = None,
+                    callback: Callable[[Any], Any] | None = None,
+                    error_callback: Callable[[BaseException], Any] | None = None,
+                    worker_init: Callable | None = None, worker_exit: Callable | None = None,
+                    task_timeout: float | None = None, worker_init_timeout: float | None = None,
+                    worker_exit_timeout: float | None = None) -> AsyncResult:
+        """Run ``func(*args, **kwargs)`` on the cluster; a death fails this task only."""
+        _check_positive("task_timeout", task_timeout, number=True)
+        if not isinstance(args, tuple):
+            args = tuple(args) if isinstance(args, list) else (args,)
+        client = self.client
+        result: AsyncResult = AsyncResult(callback, error_callback, self._callbacks)
+        index = next(self._apply_counter)
+        description = f"apply task {index} ({_func_name(func)})"
+        with self._lock:
+            session = None
+            if self._needs_session(worker_init, worker_exit):
+                hooks = (id(worker_init), id(worker_exit))
+                session = self._apply_sessions.get(hooks)
+                if session is None:
+                    session = self._open_session(f"{self._pool_id}-apply-session-{index}", worker_init, worker_exit)
+                    self._apply_sessions[hooks] = session  # type: ignore[assignment]
+        try:
+            payload = self._pickler.dumps((func, [(args, kwargs or {})]))
+        except BaseException as exc:  # even SystemExit from a __reduce__: it belongs to this task
+            result._resolve(error=with_boundary(exc, TASK_ARGS))
+            return result
+        key = f"{self._pool_id}-apply-{index}"
+        spec = self._spec(f"{self._pool_id}-apply", key, description, session, task_timeout,
+                          self._max_task_retries, is_map=False, first_index=index)
+        future = client.submit(run_task, spec, payload, self._shared(), key=key, pure=False, retries=0)
+        with self._lock:
+            self._pending[key] = (future, result)
+        future.add_done_callback(lambda f: self._settle(f, key, description))
+        return result
+
+    def _settle(self, future: Any, key: str, description: str) -> None:
+        with self._lock:
+            entry = self._pending.pop(key, None)
+        if entry is None:
+            return  # terminate() answered it already
+        result = entry[1]
+        try:
+            value = self._outcome(future, description)[0]
+        except BaseException as exc:
+            self._counts["tasks_failed"] += 1
+            result._resolve(error=exc)
+        else:
+            self._counts["tasks_completed"] += 1
+            result._resolve(value)
+        finally:
+            future.release()
+
+    def apply(self, func: Callable, args: Any = (), kwargs: dict | None = None,
+              callback: Callable[[Any], Any] | None = None,
+              error_callback: Callable[[BaseException], Any] | None = None,
+              worker_init: Callable | None = None, worker_exit: Callable | None = None,
+              task_timeout: float | None = None, worker_init_timeout: float | None = None,
+              worker_exit_timeout: float | None = None) -> Any:
+        """Blocking ``apply_async(...).get()``."""
+        return self.apply_async(func, args, kwargs, callback, error_callback, worker_init, worker_exit,
+                                task_timeout, worker_init_timeout, worker_exit_timeout).get()
+
+    # ------------------------------------------------------------------ map family
+    def imap(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
+             max_tasks_active: int | None = None, chunk_size: int | None = None, n_splits: int | None = None,
+             worker_lifespan: int | None = None, progress_bar: bool = False, worker_init: Callable | None = None,
+             worker_exit: Callable | None = None, task_timeout: float | None = None,
+             worker_init_timeout: float | None = None, worker_exit_timeout: float | None = None,
+             progress_bar_options: dict | None = None, progress_bar_style: str | None = None,
+             _ordered: bool = True) -> Iterator[Any]:
+        """Results in input order as they arrive; a death or an exception aborts the whole call."""
+        if isinstance(iterable_of_args, int) and not isinstance(iterable_of_args, bool):
+            iterable_of_args = range(iterable_of_args)
+        for name, value in (("iterable_len", iterable_len), ("max_tasks_active", max_tasks_active),
+                            ("chunk_size", chunk_size), ("n_splits", n_splits), ("worker_lifespan", worker_lifespan)):
+            _check_positive(name, value)
+        _check_positive("task_timeout", task_timeout, number=True)
+        client = self.client
+        size = choose_chunk_size(iterable_of_args, self.n_jobs or 1, chunk_size, n_splits, iterable_len)
+        max_chunks = max(1, max_tasks_active // size) if max_tasks_active else (self.n_jobs or 1) * 3
+        call_id = f"{self._pool_id}-map-{next(self._counter)}"
+        bar = None
+        if progress_bar:
+            from tqdm.auto import tqdm
+
+            total = iterable_len if iterable_len is not None else (
+                len(iterable_of_args) if isinstance(iterable_of_args, Sized) else None)
+            bar = tqdm(total=total, **(progress_bar_options or {}))
+        chunks = chunk_iterable(iterable_of_args, size, iterable_len)
+        return iterate_map(self, client, call_id, func, chunks, _ordered, max_chunks, task_timeout,
+                           (worker_init, worker_exit), bar)
+
+    def imap_unordered(self, func: Callable, iterable_of_args: Iterable | int, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Results as they come, in any order; a death aborts the whole call."""
+        return self.imap(func, iterable_of_args, *args, _ordered=False, **kwargs)
+
+    def map(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
+            max_tasks_active: int | None = None, chunk_size: int | None = None, n_splits: int | None = None,
+            worker_lifespan: int | None = None, progress_bar: bool = False, concatenate_numpy_output: bool = True,
+            **kwargs: Any) -> Any:
+        """``list(imap(...))``: results in input order (numpy outputs concatenated, as MPIRE does)."""
+        results = list(self.imap(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits,
+                                 worker_lifespan, progress_bar, **kwargs))
+        return maybe_concatenate(results) if concatenate_numpy_output else results
+
+    def map_unordered(self, func: Callable, iterable_of_args: Iterable | int, *args: Any, **kwargs: Any) -> list[Any]:
+        """``list(imap_unordered(...))``."""
+        return list(self.imap_unordered(func, iterable_of_args, *args, **kwargs))
+
+    # ------------------------------------------------------------------ lifecycle
+    def get_exit_results(self) -> list[Any]:
+        """The return values of ``worker_exit`` collected so far (map calls and ``stop_and_join``)."""
+        return list(self._exit_results)
+
+    def stop_and_join(self, keep_alive: bool = False) -> None:
+        """Wait for every submitted task, then run the apply calls' ``worker_exit``."""
+        with self._lock:
+            pending = [result for _, result in self._pending.values()]
+        for result in pending:
+            result.wait()
+        with self._lock:
+            sessions, self._apply_sessions = list(self._apply_sessions.values()), {}
+        errors = [error for name in sessions for error in self._close_session(name)]
+        self._callbacks.drain()
+        if errors:
+            raise errors[0]
+
+    def join(self, keep_alive: bool = False) -> None:
+        """Alias of ``stop_and_join``, as in MPIRE."""
+        self.stop_and_join(keep_alive)
+
+    def terminate(self) -> None:
+        """Cancel everything now; pending results fail with PoolTerminatedError; close an owned cluster."""
+        self._keep_chaos(drop=True)
+        with self._lock:
+            pending, self._pending = dict(self._pending), {}
+            sessions, self._apply_sessions = list(self._apply_sessions.values()), {}
+            client, self._client = self._client, None
+            cluster, self._cluster = self._cluster, None
+            finalizer, self._finalizer = self._finalizer, None
+            pool_id, self._pool_id = self._pool_id, f"mpire-fault-{uuid.uuid4().hex[:12]}"
+            self._shared_future = None
+        for future, result in pending.values():
+            result._resolve(error=PoolTerminatedError("the pool was terminated while this task was pending"))
+        if client is not None:
+            try:
+                if pending:
+                    client.cancel([future for future, _ in pending.values()], force=True)
+                if cluster is None:  # someone else's cluster: stop our running tasks, leave the workers be
+                    run_on_live(client, abort_call, pool_id)
+                    for name in sessions:
+                        client.unregister_worker_plugin(name)
+            except Exception:
+                log.debug("cleaning up after terminate failed", exc_info=True)
+        if finalizer is not None:
+            finalizer()  # closes our client, and the cluster if it is ours
+        self._callbacks.drain(5.0)
+        self._callbacks.stop()
+
+    def __enter__(self) -> "DaskPool":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.terminate()
+
+    # ------------------------------------------------------------------ observation
+    def statistics(self) -> dict[str, Any]:
+        """Live workers and their pids by slot, deaths the nannies reported, task counts."""
+        stats: dict[str, Any] = {"backend": "dask", "n_jobs": self.n_jobs, "live_workers": 0, "worker_pids": {},
+                                 "restarts": 0, "deaths": [], "tasks_requeued": 0, **self._counts}
+        client = self._client
+        if client is None:
+            return stats
+        pids = client.run(os.getpid, on_error="ignore")
+        report = client.run_on_scheduler(ledger_report)
+        stats.update(address=client.scheduler.address, live_workers=len(pids),
+                     worker_pids={report["slots"].get(address, -1): pid for address, pid in pids.items()},
+                     deaths=report["deaths"], restarts=len(report["deaths"]))
+        return stats
+
+    # ------------------------------------------------------------------ chaos
+    def _keep_chaos(self, drop: bool = False) -> None:
+        """Copy the chaos run's state and journal from the scheduler (it may close, or be shared)."""
+        client = self._client
+        if self._chaos is None or client is None:
+            return
+        try:
+            self._chaos_kept = client.run_on_scheduler(chaos_snapshot, self._chaos.key, drop)
+        except Exception:
+            log.debug("reading the chaos journal from the scheduler failed", exc_info=True)
+            return
+        extra = getattr(self._local_chaos, "extra_journal", None)
+        entries = self._chaos_kept[1]
+        if extra:  # the pytest plugin's per-test journal file (MP_CHAOS_JOURNAL), on this machine
+            for data in entries[self._mirrored:]:
+                journal_file.append(extra, JournalEntry.from_dict(data))
+        self._mirrored = len(entries)
+
+    def chaos_journal(self) -> list[JournalEntry]:
+        """Faults the chaos layer injected into this pool's Dask workers so far (kept by the scheduler)."""
+        self._keep_chaos()
+        return [JournalEntry.from_dict(data) for data in self._chaos_kept[1]]

@@ -1,0 +1,373 @@
+"""The worker side of the Dask backend: the function every task runs inside, and the session plugin.
+
+``run_task`` claims the task's key in the ledger before anything else, so a
+rerun after a death is refused instead of running the user's function a
+second time. It then runs ``worker_init`` if this worker has not yet done so
+for the call, unpickles the arguments, runs the function under the task's
+deadline and pickles the result. Everything that crosses the boundary is
+pickled by us, so a failure there carries the ``task-args``/``result`` note
+as it does in the local pool.
+"""
+from __future__ import annotations
+
+import collections
+import ctypes
+import os
+import pickle
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import cloudpickle
+from distributed import get_worker
+from distributed.diagnostics.plugin import WorkerPlugin
+from distributed.scheduler import KilledWorker
+from distributed.utils import sync
+
+from ..errors import TaskTimeoutError, WorkerDiedError, WorkerInitError
+from ..serialization import RESULT, TASK_ARGS, dump_exception, with_boundary
+from .chaos import DaskChaos, for_worker
+from .ledger import DeadWorker
+
+TIMEOUT_GRACE = 2.0
+KEEP_RESULT_BYTES = 1 << 20  # answers up to this size are also kept by the ledger, in case the worker dies  # after task_timeout raised inside the task, how long before its worker is killed
+
+_lock = threading.Lock()
+_running: dict[int, "_Guard"] = {}  # thread ident -> the task it runs
+_aborted: "collections.deque[str]" = collections.deque(maxlen=1000)  # calls aborted by the client
+_worker_state: dict[str, dict] = {}  # pool id -> this process's worker_state
+
+
+class Pickler:
+    """cloudpickle (so lambdas and closures work, as they do under fork) or dill, and their loaders."""
+
+    def __init__(self, use_dill: bool = False) -> None:
+        self.use_dill = use_dill
+        if use_dill:
+            import dill
+
+            self.dumps: Callable[[Any], bytes] = lambda obj: dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            self.loads: Callable[[bytes], Any] = dill.loads
+        else:
+            self.dumps = lambda obj: cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            self.loads = pickle.loads
+
+    def __reduce__(self):
+        return (Pickler, (self.use_dill,))
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task needs to know besides its function and arguments."""
+
+    pool_id: str
+    call_id: str
+    key: str
+    description: str
+    session: str | None
+    pass_worker_id: bool
+    use_worker_state: bool
+    has_shared: bool
+    task_timeout: float | None
+    retries: int
+    use_dill: bool
+    is_map: bool
+    first_index: int = 0  # the task index chaos selects on: the apply's number, or the chunk's first item
+    chaos: DaskChaos | None = None
+
+
+class CallAborted(BaseException):
+    """Raised inside a map item whose call the client aborted."""
+
+
+class _InTaskTimeout(TaskTimeoutError):
+    """Raised asynchronously inside a task that overran; replaced by a full TaskTimeoutError."""
+
+    def __init__(self, timeout: float = 0.0, worker_id: int | None = None, task: str | None = None) -> None:
+        super().__init__(timeout, worker_id, task)
+
+
+def _async_raise(ident: int, exc_type: type[BaseException] | None) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
+                                               ctypes.py_object(exc_type) if exc_type else None)
+
+
+def _ledger(worker: Any, op: str, /, **kwargs: Any) -> Any:
+    return sync(worker.loop, getattr(worker.scheduler, op), **kwargs)
+
+
+class _Guard:
+    """Registers the running task for abort and enforces its task_timeout (raise inside, then kill)."""
+
+    def __init__(self, spec: TaskSpec, worker: Any) -> None:
+        self.spec = spec
+        self.worker = worker
+        self.ident = threading.get_ident()
+        self.timers: list[threading.Timer] = []
+
+    def __enter__(self) -> "_Guard":
+        with _lock:
+            _running[self.ident] = self
+        if self.spec.task_timeout:
+            self._later(self.spec.task_timeout, self._soft)
+        return self
+
+    def _later(self, seconds: float, fn: Callable[[], None]) -> None:
+        timer = threading.Timer(seconds, fn)
+        timer.daemon = True
+        self.timers.append(timer)
+        timer.start()
+
+    def _soft(self) -> None:
+        with _lock:
+            if _running.get(self.ident) is self:
+                _async_raise(self.ident, _InTaskTimeout)
+                self._later(TIMEOUT_GRACE, self._hard)
+
+    def _hard(self) -> None:
+        with _lock:
+            if _running.get(self.ident) is not self:
+                return
+            try:  # so the rerun Dask schedules after the kill is refused as a timeout, not a death
+                _ledger(self.worker, "mpire_fault_phase", key=self.spec.key, phase="timed-out")
+            finally:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def __exit__(self, *exc: Any) -> None:
+        with _lock:
+            if _running.get(self.ident) is self:
+                del _running[self.ident]
+            _async_raise(self.ident, None)  # a timeout or abort that came too late must not leak
+        for timer in self.timers:
+            timer.cancel()
+
+
+def live_workers(dask_scheduler: Any = None) -> list[str]:
+    """``Client.run_on_scheduler`` target: the workers the scheduler has now (not the client's cached list)."""
+    return list(dask_scheduler.workers)
+
+
+def run_on_live(client: Any, function: Callable, *args: Any) -> dict:
+    """``Client.run`` on the live workers only: a dead worker's address would be retried until Dask's
+    30 s connect timeout, stalling an abort or a session's close behind a death."""
+    workers = client.run_on_scheduler(live_workers)
+    if not workers:
+        return {}
+    return client.run(function, *args, workers=workers, on_error="return")
+
+
+def abort_call(call_id: str, dask_worker: Any = None) -> int:
+    """Run on every worker by ``Client.run`` when a call aborts (or a pool id, when it terminates)."""
+    hit = 0
+    with _lock:
+        _aborted.append(call_id)
+        for ident, guard in _running.items():
+            if call_id in (guard.spec.call_id, guard.spec.pool_id):
+                _async_raise(ident, CallAborted)
+                hit += 1
+    return hit
+
+
+def _die(exc: SystemExit) -> None:
+    """``sys.exit`` in a task ends the worker process, as it does in the local pool."""
+    code = exc.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
+def call_item(func: Callable, preamble: tuple, item: Any) -> Any:
+    """A map item as MPIRE passes it: a dict as keywords, another iterable unpacked, anything else whole."""
+    if isinstance(item, dict):
+        return func(*preamble, **item)
+    if isinstance(item, Iterable) and not isinstance(item, (str, bytes, bytearray)) \
+            and type(item).__name__ != "ndarray":
+        return func(*preamble, *item)
+    return func(*preamble, item)
+
+
+def _refuse(spec: TaskSpec, answer: dict) -> None:
+    deaths = [DeadWorker(**d) for d in answer["deaths"]]
+    last = deaths[-1]
+    if answer["why"] == "lost-result":
+        raise WorkerDiedError(last.worker_id, last.pid, last.exitcode, task=spec.description,
+                              detail=f"it had finished, but its result was lost with Dask worker {last.address}")
+    if answer["why"] == "timeout":
+        raise TaskTimeoutError(spec.task_timeout or 0.0, last.worker_id, spec.description)
+    killed = KilledWorker(spec.key, last, spec.retries)
+    killed.mpire_fault_deaths = deaths  # travels with the exception (pickled with its __dict__)
+    if answer["why"] == "init":
+        error = WorkerInitError(f"worker_init ended worker {last.worker_id} (pid {last.pid}, Dask worker "
+                                f"{last.address}) while starting {spec.description}")
+        error.mpire_fault_cause = killed  # __cause__ does not survive pickling; the pool restores it
+        raise error
+    raise killed
+
+
+def run_task(spec: TaskSpec, payload: bytes, shared: Any = None) -> tuple[str, Any]:
+    """The Dask task: claim, init, unpickle, run, pickle. Returns ``(status, pickled)``."""
+    worker = get_worker()
+    session = worker.plugins.get(spec.session) if spec.session else None
+    init_now = session is not None and session.needs_init()
+    answer = _ledger(worker, "mpire_fault_claim", key=spec.key, worker=worker.address, pid=os.getpid(),
+                     retries=spec.retries, phase="init" if init_now else "task")
+    if not answer["run"]:
+        if answer["why"] == "done":
+            return tuple(answer["outcome"])  # type: ignore[return-value]
+        _refuse(spec, answer)
+    chaos = for_worker(spec.chaos, worker)
+    outcome = _run_claimed(spec, payload, shared, worker, session, init_now, answer["worker_id"], chaos,
+                           answer.get("attempt", 0))
+    kept = outcome if outcome[1] is None or len(outcome[1]) <= KEEP_RESULT_BYTES else None
+    _ledger(worker, "mpire_fault_done", key=spec.key, outcome=kept)
+    return outcome
+
+
+def _run_claimed(spec: TaskSpec, payload: bytes, shared: Any, worker: Any, session: "Session | None",
+                 init_now: bool, worker_id: int, chaos: DaskChaos | None, attempt: int) -> tuple[str, Any]:
+    pickler = Pickler(spec.use_dill)
+    preamble: list[Any] = []
+    if spec.pass_worker_id:
+        preamble.append(worker_id)
+    if spec.has_shared:
+        preamble.append(shared)
+    if spec.use_worker_state:
+        preamble.append(_worker_state.setdefault(spec.pool_id, {}))
+    try:
+        if session is not None:
+            session.ensure_started(tuple(preamble), worker_id)
+            if init_now:
+                _ledger(worker, "mpire_fault_phase", key=spec.key, phase="task")
+            session.check()
+        try:
+            if chaos is not None:
+                chaos.visit("args.unpickle", worker_id=worker_id, task_index=spec.first_index, attempt=attempt)
+            func, items = pickler.loads(payload)
+        except Exception as exc:
+            return "err", dump_exception(with_boundary(exc, TASK_ARGS), pickler)
+        results = []
+        try:
+            with _Guard(spec, worker):
+                for index, item in enumerate(items, spec.first_index):
+                    if spec.call_id in _aborted or spec.pool_id in _aborted:
+                        raise CallAborted()
+                    if chaos is not None:
+                        chaos.visit("task.start", worker_id=worker_id, task_index=index, attempt=attempt)
+                    if spec.is_map:
+                        results.append(call_item(func, tuple(preamble), item))
+                    else:
+                        args, kwargs = item
+                        results.append(func(*preamble, *args, **kwargs))
+                    if chaos is not None:
+                        chaos.visit("task.end", worker_id=worker_id, task_index=index, attempt=attempt)
+        except _InTaskTimeout:
+            raise TaskTimeoutError(spec.task_timeout or 0.0, worker_id, spec.description) from None
+        try:
+            if chaos is not None:
+                chaos.visit("result.pickle", worker_id=worker_id, task_index=spec.first_index, attempt=attempt)
+            return "ok", pickler.dumps(results)
+        except Exception as exc:
+            return "err", dump_exception(with_boundary(exc, RESULT), pickler)
+    except CallAborted:
+        return "aborted", None
+    except SystemExit as exc:
+        _die(exc)
+        raise  # not reached
+    except Exception as exc:
+        return "err", dump_exception(exc, pickler)
+
+
+class Session(WorkerPlugin):
+    """The worker_init/worker_exit of one call (or of one pair of apply hooks), per worker process.
+
+    Registered with ``Client.register_plugin`` so every worker process,
+    including one the nanny starts after a death, gets a fresh copy: the
+    hooks then run again in the new process, as in the local pool.
+    ``worker_init`` runs in the task thread before the first task of the
+    session on this worker (so it sees the shared objects and the worker's
+    slot); ``finish`` runs ``worker_exit`` and is called through
+    ``Client.run`` so its return value reaches the pool.
+    """
+
+    idempotent = False
+
+    def __init__(self, name: str, hooks: bytes, use_dill: bool, chaos: DaskChaos | None = None) -> None:
+        self.name = name
+        self.hooks = hooks
+        self.use_dill = use_dill
+        self.chaos = chaos if chaos is not None and chaos.sites() & {"init", "exit"} else None
+
+    def setup(self, worker: Any) -> None:
+        self._chaos = for_worker(self.chaos, worker)
+        self._worker_id: int | None = None
+        self._lock = threading.Lock()
+        self._init, self._exit = Pickler(self.use_dill).loads(self.hooks)
+        self._started = False
+        self._preamble: tuple = ()
+        self._error: bytes | None = None
+        self._exited = False
+
+    def needs_init(self) -> bool:
+        return not self._started and (self._init is not None or self._chaos is not None)
+
+    def ensure_started(self, preamble: tuple, worker_id: int | None = None) -> None:
+        """Chaos's ``init`` site, then ``worker_init``: once per worker process and session."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+            self._preamble = preamble
+            self._worker_id = worker_id
+            try:
+                if self._chaos is not None:
+                    self._chaos.visit("init", worker_id=worker_id)
+                if self._init is not None:
+                    self._init(*preamble)
+            except Exception as exc:
+                self._error = dump_exception(exc, Pickler(self.use_dill))
+
+    def check(self) -> None:
+        if self._error is not None:
+            original, tb = Pickler(self.use_dill).loads(self._error)
+            error = WorkerInitError(f"worker_init raised {type(original).__name__}: {original}")
+            error.mpire_fault_cause = original  # __cause__ does not survive pickling; the pool restores it
+            raise error
+
+    def finish(self) -> tuple[str, Any] | None:
+        """Chaos's ``exit`` site, then worker_exit: once, if this worker ran any task of the session."""
+        with self._lock:
+            if not self._started or self._exited or self._error is not None:
+                return None
+            self._exited = True
+            pickler = Pickler(self.use_dill)
+            try:
+                if self._chaos is not None:
+                    self._chaos.visit("exit", worker_id=self._worker_id)
+                if self._exit is None:
+                    return None
+                return "ok", pickler.dumps(self._exit(*self._preamble))
+            except SystemExit as exc:
+                _die(exc)
+            except Exception as exc:
+                return "err", dump_exception(exc, pickler)
+        return None
+
+
+async def finish_session(name: str, dask_worker: Any = None) -> tuple[str, Any] | None:
+    """``Client.run`` target: worker_exit of session ``name`` on this worker, off the event loop."""
+    import asyncio
+
+    plugin = dask_worker.plugins.get(name)
+    if plugin is None:
+        return None
+    return await asyncio.get_running_loop().run_in_executor(None, plugin.finish)

@@ -1,0 +1,86 @@
+"""apply/apply_async on Dask: a death fails only the task that owned the worker, and only once."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("distributed")
+
+from mpire_fault import PoolTerminatedError, TaskTimeoutError, WorkerDiedError  # noqa: E402
+from mpire_fault.dask_backend import DaskPool  # noqa: E402
+
+from dask_origin import check_origin_case  # noqa: E402
+import dask_tasks as tasks  # noqa: E402  (tests/dask is not a package: a package named "dask" would shadow the real one)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_origin_case(dask_client, markers):
+    """Ten tasks; one sys.exits, one raises, one SIGKILLs its worker: exactly those three fail, each task ran once."""
+    check_origin_case(DaskPool(address=dask_client), markers)
+
+
+def test_retries_rerun_a_killed_task(dask_client, markers):
+    """max_task_retries=1: the task that killed its worker runs once more (and dies again: two deaths)."""
+    pool = DaskPool(address=dask_client, max_task_retries=1)
+    with pytest.raises(WorkerDiedError) as info:
+        pool.apply(tasks.behave, (markers, 0, "sigkill", 0.0))
+    assert tasks.runs(markers, "task0") == 2
+    assert len(info.value.deaths) == 2
+    assert pool.apply(tasks.square, (3,)) == 9
+
+
+def test_callbacks(dask_client, markers):
+    pool = DaskPool(address=dask_client)
+    seen, errors = [], []
+    pool.apply_async(tasks.square, (5,), callback=seen.append)
+    pool.apply_async(tasks.behave, (markers, 1, "raise", 0.0), error_callback=errors.append)
+    pool.stop_and_join()
+    assert seen == [25]
+    assert len(errors) == 1 and isinstance(errors[0], ValueError)
+
+
+def test_timeout_raised_inside_the_task(dask_client, markers):
+    """The timeout is raised inside the task (its finally runs), the worker lives on."""
+    pool = DaskPool(address=dask_client)
+    pool.client  # connect, so statistics() sees the cluster
+    deaths = len(pool.statistics()["deaths"])
+    with pytest.raises(TaskTimeoutError) as info:
+        pool.apply(tasks.spin_forever, (markers,), task_timeout=0.5)
+    assert info.value.timeout == 0.5
+    assert tasks.runs(markers, "finally") == 1
+    assert len(pool.statistics()["deaths"]) == deaths
+    assert pool.apply(tasks.square, (2,)) == 4
+
+
+def test_timeout_kills_a_task_that_cannot_be_interrupted(dask_client):
+    """A task blocked in C is killed after the grace period; the caller still gets TaskTimeoutError."""
+    pool = DaskPool(address=dask_client)
+    with pytest.raises(TaskTimeoutError):
+        pool.apply(tasks.block, (30,), task_timeout=0.5)
+    assert pool.apply(tasks.square, (7,)) == 49
+
+
+def test_unpicklable_arguments_fail_that_task_only(dask_client):
+    pool = DaskPool(address=dask_client)
+    result = pool.apply_async(tasks.square, (_Unpicklable(),))
+    with pytest.raises(TypeError) as info:
+        result.get(10)
+    assert "task-args" in getattr(info.value, "__notes__", [])
+    assert pool.apply(tasks.square, (3,)) == 9
+
+
+class _Unpicklable:
+    def __reduce__(self):
+        raise TypeError("cannot pickle this")
+
+
+def test_terminate_answers_pending_tasks(dask_client):
+    pool = DaskPool(address=dask_client)
+    pending = [pool.apply_async(tasks.block, (5,)) for _ in range(4)]
+    pool.terminate()
+    for result in pending:
+        result.wait(5)
+        assert result.ready()
+        if not result.successful():
+            with pytest.raises(PoolTerminatedError):
+                result.get(0)

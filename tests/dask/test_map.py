@@ -1,0 +1,71 @@
+"""map family on Dask: a death or an exception aborts the call promptly; the next call works."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytest.importorskip("distributed")
+
+import dask_tasks as tasks  # noqa: E402  (tests/dask is not a package: a package named "dask" would shadow the real one)
+
+from mpire_fault import TaskTimeoutError, WorkerDiedError  # noqa: E402
+from mpire_fault.dask_backend import DaskPool  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_map_in_order_and_unordered(dask_client):
+    pool = DaskPool(address=dask_client)
+    assert pool.map(tasks.square, range(50)) == [x * x for x in range(50)]
+    assert sorted(pool.map_unordered(tasks.square, range(50))) == sorted(x * x for x in range(50))
+    assert list(pool.imap(tasks.square, range(7), chunk_size=2)) == [x * x for x in range(7)]
+    assert sorted(pool.imap_unordered(tasks.square, 7)) == sorted(x * x for x in range(7))
+    assert pool.map(tasks.square, [(3,), (4,)]) == [9, 16]
+    assert pool.map(tasks.square, [{"x": 5}]) == [25]
+
+
+def test_death_aborts_the_map_then_the_next_map_works(dask_client, markers):
+    pool = DaskPool(address=dask_client)
+    items = [(markers, i, 4) for i in range(40)]
+    began = time.monotonic()
+    with pytest.raises(WorkerDiedError) as info:
+        pool.map(tasks.map_item, items, chunk_size=1)
+    elapsed = time.monotonic() - began
+    assert elapsed < 8, f"the abort took {elapsed:.1f}s"  # the 40 items alone would take ~6s
+    assert info.value.exitcode == -9
+    assert "map items 4..4" in str(info.value)
+    assert "tcp://127.0.0.1:" in str(info.value)
+    assert tasks.runs(markers, "item4") == 1
+    started = sum(tasks.runs(markers, f"item{i}") for i in range(40))
+    assert started < 40, "the aborted call went on starting items"
+    assert pool.map(tasks.square, range(10)) == [x * x for x in range(10)]
+
+
+def test_exception_aborts_the_map(dask_client, markers):
+    pool = DaskPool(address=dask_client)
+    with pytest.raises(ValueError, match="item 3 raised"):
+        pool.map(tasks.map_item, [(markers, i, -1, 3) for i in range(30)], chunk_size=1)
+    assert pool.map(tasks.square, range(5)) == [0, 1, 4, 9, 16]
+
+
+def test_imap_yields_until_the_death(dask_client, markers):
+    pool = DaskPool(address=dask_client)
+    got = []
+    with pytest.raises(WorkerDiedError):
+        for value in pool.imap(tasks.map_item, [(markers, i, 6) for i in range(20)], chunk_size=1):
+            got.append(value)
+    assert got == list(range(len(got))) and len(got) <= 6
+
+
+def test_map_timeout(dask_client, markers):
+    pool = DaskPool(address=dask_client)
+    with pytest.raises(TaskTimeoutError):
+        pool.map(tasks.spin_forever, [markers] * 3, task_timeout=0.5)
+    assert pool.map(tasks.square, range(3)) == [0, 1, 4]
+
+
+def test_progress_bar(dask_client, capsys):
+    pool = DaskPool(address=dask_client)
+    assert pool.map(tasks.square, range(20), progress_bar=True) == [x * x for x in range(20)]
+    assert "20/20" in capsys.readouterr().err
