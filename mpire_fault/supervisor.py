@@ -36,7 +36,7 @@ from .protocol import (DONE, EXIT_FAILED, EXITED, FAILED, INIT_FAILED, PHASE_STA
                        RUN_TASK, SKIPPED, STOP)
 from .serialization import Serializer, load_exception, with_boundary
 from .settlement import Settlement
-from .shm import sweep, sweep_worker
+from .shm import Shared, sweep, sweep_worker
 from .slots import WorkerSlot
 from .state import PoolSettings, PoolState, SharedArrays
 from .watchdog import DEFAULT_EXIT_GRACE, Watchdog
@@ -431,7 +431,7 @@ class Supervisor(threading.Thread):
 
     def on_done(self, slot: WorkerSlot, task_id: int, data: bytes) -> None:
         task = self.answered(slot, task_id)
-        if type(data) is not bytes:  # in shared memory: map it and unlink its name now, whoever reads it later
+        if type(data) is Shared:  # in shared memory: map it and unlink its name now, whoever reads it later
             data = data.adopt()
         self.state.stats["tasks_completed"] += 1
         if not task.job.done:
