@@ -11,6 +11,7 @@ import warnings
 import weakref
 from typing import Any, Callable, Iterable, Iterator, Sized
 
+from . import shm
 from .errors import ChaosSpecError
 from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerSession, next_task_id
 from .progress import check_style
@@ -178,7 +179,10 @@ class WorkerPool:
         self._chaos = self._resolve_chaos(chaos, chaos_seed, start_method, max_worker_memory)
         if self._chaos is not None and self._chaos is not chaos:
             weakref.finalize(self, self._chaos.close)  # the state directory is ours to remove
-        self._serializer: Any = ReferenceSerializer() if start_method == "threading" else Serializer(use_dill)
+        # Threads pass objects by reference; processes get big arguments through shared memory.
+        self._shm_prefix = None if start_method == "threading" else shm.pool_prefix()
+        self._serializer: Any = ReferenceSerializer() if start_method == "threading" else Serializer(
+            use_dill, shm.Segments.arguments(self._shm_prefix) if self._shm_prefix else None)
         self._chaos_scope = _chaos_scope(self._chaos) << 32
         self._map_calls = itertools.count(1)
         self._apply_counter = itertools.count()
@@ -247,6 +251,7 @@ class WorkerPool:
             max_task_retries=self._max_task_retries, backoff=self._backoff, chaos=self._chaos,
             enable_insights=self.enable_insights, order_tasks=self.order_tasks, start_method=self._start_method,
             timeout_grace=self._timeout_grace, serializer=self._serializer if threading_mode else None,
+            shm_prefix=self._shm_prefix,
         )
 
     def _running_supervisor(self) -> Supervisor:

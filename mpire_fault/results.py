@@ -279,6 +279,7 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
                     supervisor.send("abort", job, True)
                     raise with_boundary(exc, TASK_ARGS)
                 supervisor.send("submit", [Task(next_task_id(), job, first, len(items), payload, ordinal)])
+                payload = None  # the task owns it now (a shared-memory segment must not outlive the task)
                 ordinal += 1
                 outstanding += 1
                 if progress is not None:

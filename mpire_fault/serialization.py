@@ -12,6 +12,7 @@ import pickle
 import traceback
 from typing import Any, Callable
 
+from . import shm
 from .errors import RemoteTraceback
 
 TASK_ARGS = "task-args"
@@ -19,22 +20,49 @@ RESULT = "result"
 
 
 class Serializer:
-    """``dumps``/``loads`` for user payloads, backed by pickle or dill."""
+    """``dumps``/``loads`` for user payloads, backed by pickle or dill.
 
-    __slots__ = ("use_dill", "dumps", "loads")
+    With ``segments``, ``dumps`` puts big buffers in shared memory and may
+    return a ``shm.Shared`` instead of bytes; ``loads`` accepts bytes and
+    every form ``shm`` produces. ``inband_dumps`` always returns bytes.
+    """
 
-    def __init__(self, use_dill: bool = False) -> None:
+    __slots__ = ("use_dill", "segments", "dumps", "loads", "inband_dumps")
+
+    def __init__(self, use_dill: bool = False, segments: shm.Segments | None = None) -> None:
         self.use_dill = use_dill
+        self.segments = segments
+        codec: Any = pickle
         if use_dill:
             import dill
 
-            self.dumps: Callable[[Any], bytes] = lambda obj: dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-            self.loads: Callable[[bytes], Any] = dill.loads
-        else:
-            self.dumps = lambda obj: pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-            self.loads = pickle.loads
+            codec = dill
+        inband_dumps: Callable[[Any], bytes] = lambda obj: codec.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        plain_loads = codec.loads
+
+        def loads(data: Any) -> Any:
+            if type(data) is bytes:
+                return plain_loads(data)
+            return data.load(codec) if isinstance(data, (shm.Shared, shm.Mapped, shm.Inline)) else plain_loads(data)
+
+        self.inband_dumps = inband_dumps
+        self.loads: Callable[[Any], Any] = loads
+        if segments is None:
+            self.dumps: Callable[[Any], Any] = inband_dumps
+            return
+        codec_dumps, out_of_band, threshold = codec.dumps, shm.out_of_band, shm.THRESHOLD
+
+        def dumps(obj: Any) -> Any:
+            buffers: list = []
+            data = codec_dumps(obj, protocol=5, buffer_callback=buffers.append)  # every buffer out of band
+            if buffers or len(data) >= threshold:
+                return out_of_band(obj, data, buffers, codec, segments)
+            return data  # the common case: no buffer at all, small
+
+        self.dumps = dumps
 
     def __reduce__(self):
+        # Segments stay behind: they name (and may own) segments of the process that made them.
         return (Serializer, (self.use_dill,))
 
 
@@ -54,8 +82,9 @@ def dump_exception(exc: BaseException, serializer: Serializer) -> bytes:
     a readable error instead of the result path breaking.
     """
     tb = "".join(traceback.format_exception(exc))
+    dumps = getattr(serializer, "inband_dumps", serializer.dumps)  # the error message itself stays in band
     try:
-        data = serializer.dumps((exc, tb))
+        data = dumps((exc, tb))
         serializer.loads(data)  # an exception that pickles but cannot be rebuilt is just as fatal
         return data
     except Exception as problem:

@@ -52,6 +52,7 @@ class PoolSettings:
     start_method: str = "fork"
     timeout_grace: float = 5.0  # seconds between a soft timeout and the kill
     serializer: Any = None  # threading: the ReferenceSerializer shared with the worker threads
+    shm_prefix: str | None = None  # names of this pool's shared-memory segments (None: none are used)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

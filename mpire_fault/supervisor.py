@@ -36,6 +36,7 @@ from .protocol import (DONE, EXIT_FAILED, EXITED, FAILED, INIT_FAILED, PHASE_STA
                        RUN_TASK, SKIPPED, STOP)
 from .serialization import Serializer, load_exception, with_boundary
 from .settlement import Settlement
+from .shm import Shared, sweep, sweep_worker
 from .slots import WorkerSlot
 from .state import PoolSettings, PoolState, SharedArrays
 from .watchdog import DEFAULT_EXIT_GRACE, Watchdog
@@ -150,6 +151,7 @@ class Supervisor(threading.Thread):
             self.settlement.fail_everything(SupervisorError(f"the pool's supervisor crashed: {exc!r}"), cause=exc)
         finally:
             self.kill_all("shutdown")
+            sweep(state.settings.shm_prefix and state.settings.shm_prefix + "r")  # results nobody read
             self.finished.set()
             self.selector.close()
             for fd in (self._wake_r, self._wake_w):
@@ -234,6 +236,7 @@ class Supervisor(threading.Thread):
             close_fds=tuple(close_fds) if s.start_method == "fork" else (),
             in_thread=s.start_method == "threading",
             serializer=s.serializer,
+            shm_prefix=s.shm_prefix,
         )
         user: Any = (session.worker_init, session.worker_exit)
         shared_objects = s.shared_objects
@@ -260,6 +263,7 @@ class Supervisor(threading.Thread):
     def on_exit(self, slot: WorkerSlot) -> None:
         """A worker process ended: read what it said last, settle its ledger, let go of its pipes."""
         self.read_results(slot)
+        sweep_worker(self.state.settings.shm_prefix, slot.pid)  # results it wrote and never announced
         self.settlement.worker_ended(slot)
         self.release(slot)
 
@@ -427,6 +431,8 @@ class Supervisor(threading.Thread):
 
     def on_done(self, slot: WorkerSlot, task_id: int, data: bytes) -> None:
         task = self.answered(slot, task_id)
+        if type(data) is Shared:  # in shared memory: map it and unlink its name now, whoever reads it later
+            data = data.adopt()
         self.state.stats["tasks_completed"] += 1
         if not task.job.done:
             task.job.on_result(task, data)

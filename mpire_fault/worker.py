@@ -34,6 +34,7 @@ from .protocol import (CANCEL_SLOTS, DONE, EXIT_FAILED, EXIT_TIME, EXITED, FAILE
                        RETIRING, RUNNING, SKIPPED, STOP, TARGET_ITEM, TARGET_TASK, TASK_ID, UNPICKLING, WAIT_TIME, WORK_TIME)
 from .errors import TaskTimeoutError
 from .serialization import RESULT, TASK_ARGS, Serializer, dump_exception
+from .shm import Segments
 
 PR_SET_PDEATHSIG = 1
 
@@ -54,6 +55,7 @@ class WorkerConfig:
     insights: bool = False
     in_thread: bool = False  # start_method="threading": a thread of the parent, not a process
     serializer: Any = None  # the parent's own, for threads (see threads.py); None: pickle or dill by use_dill
+    shm_prefix: str | None = None  # big results go to shared memory under this prefix (see shm.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +168,8 @@ class _Worker:
     def __init__(self, cfg: WorkerConfig, user: Any, shared_objects: Any, task_conn, result_conn, progress,
                  cancelled, insights) -> None:
         self.cfg = cfg
-        self.serializer = cfg.serializer or Serializer(cfg.use_dill)
+        segments = Segments.results(cfg.shm_prefix) if cfg.shm_prefix else None
+        self.serializer = cfg.serializer or Serializer(cfg.use_dill, segments)
         if isinstance(user, bytes):
             user = self.serializer.loads(user)
         self.worker_init, self.worker_exit = user
