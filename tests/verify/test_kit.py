@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -185,3 +186,60 @@ def test_new_guarantees_grade_peers_honestly(pool, guarantee, statuses):
     verdict = check(pool, guarantee, examples=2, shrink=False)
     assert verdict.status in statuses, verdict
 
+
+def _verify(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "mpire_fault", "verify", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_self_test_catches_every_mutant():
+    from mpire_fault.verify.mutants import MUTANTS
+
+    done = _verify("--self-test", timeout=280)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in MUTANTS:
+        assert f"CAUGHT    {name} " in done.stdout, done.stdout
+    assert f"{len(MUTANTS)} of {len(MUTANTS)} mutants caught" in done.stdout
+
+
+@pytest.mark.timeout(90)
+def test_self_test_of_one_mutant_names_the_guarantee_and_the_steps(tmp_path):
+    out = tmp_path / "self.json"
+    done = _verify("--self-test", "--mutant", "wrong-item", "--json", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "CAUGHT    wrong-item" in done.stdout and "by right-item" in done.stdout
+    assert "state.start_with_the_fault_under_test()" in done.stdout
+    [entry] = json.loads(out.read_text())
+    assert entry["caught"] and entry["verdict"]["guarantee"] == "right-item"
+    bad = _verify("--self-test", "--mutant", "nope")
+    assert bad.returncode == 2 and "unknown mutant 'nope'" in bad.stderr
+
+
+def test_a_mutant_patch_is_undone_afterwards():
+    from mpire_fault.results import AsyncResult
+    from mpire_fault.supervisor import Supervisor
+    from mpire_fault.verify.mutants import MUTANTS
+
+    before = (AsyncResult._resolve, Supervisor.requeue, dict(Supervisor.__dict__))
+    for mutant in MUTANTS.values():
+        with mutant.patch():
+            pass
+    assert (AsyncResult._resolve, Supervisor.requeue, dict(Supervisor.__dict__)) == before
+
+
+@pytest.mark.parametrize("option", ["--json", "--markdown"])
+def test_report_paths_are_checked_before_the_run(tmp_path, option):
+    private = tmp_path / "tmp"  # the run's own temp dir: nothing may be left in it
+    private.mkdir()
+    env = {**os.environ, "TMPDIR": str(private)}
+    for path, reason in [(str(tmp_path), "is a directory"), (str(tmp_path / "no" / "v.out"), "does not exist")]:
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "mpire_fault", "verify", "--examples", "50", option, path],
+                              capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 2, done.stderr
+        assert option in done.stderr and reason in done.stderr
+        assert "Traceback" not in done.stderr and done.stdout == ""
+        assert time.monotonic() - started < 20  # refused at once, not after grading
+    assert list(private.iterdir()) == []
