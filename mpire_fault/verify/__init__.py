@@ -5,7 +5,7 @@
 """
 from .adapters import ADAPTERS, Adapter, Hang, available
 from .conformance import Verdict, check, grade, markdown, table
-from .machines import GUARANTEES, PoolMachine, machine_for
+from .machines import GUARANTEES, REQUIRES, PoolHang, PoolMachine, machine_for
 
-__all__ = ["ADAPTERS", "GUARANTEES", "Adapter", "Hang", "PoolMachine", "Verdict", "available", "check", "grade",
-           "machine_for", "markdown", "table"]
+__all__ = ["ADAPTERS", "GUARANTEES", "REQUIRES", "Adapter", "Hang", "PoolHang", "PoolMachine", "Verdict", "available",
+           "check", "grade", "machine_for", "markdown", "table"]

@@ -1,15 +1,17 @@
 """One small interface over each pool's own API, so the same machines grade them all.
 
 Every wait has a bound: a call that does not answer in time raises ``Hang``,
-and ``close()`` tears the pool down by force (terminate, then SIGKILL of any
-child process left), so a pool that hangs is a verdict, never a stuck run.
+and ``close()`` is bounded too (``CLOSE_BOUND`` for the pool's own shutdown,
+however it blocks, then SIGKILL of every worker process still alive), so a
+pool that hangs is a verdict, never a stuck run.
+
+``features`` says what an adapter can express; a guarantee that needs a
+feature the pool lacks is graded "unsupported", never "pass".
 """
 from __future__ import annotations
 
 import concurrent.futures
 import importlib.util
-import os
-import signal
 import threading
 import time
 from typing import Any, Callable
@@ -19,6 +21,15 @@ import psutil
 
 class Hang(Exception):
     """A call on the pool did not answer within its bound."""
+
+
+# What a guarantee may need beyond submit/get/map/terminate:
+#   task_timeout - a per-task timeout on submission
+#   names_item   - a death in a map says which item died
+FEATURES = ("task_timeout", "names_item")
+CLOSE_BOUND = 2.0  # how long the pool's own shutdown may take before we stop waiting for it
+SETTLE_BOUND = 1.0  # after a shutdown that returned: how long workers get to leave on their own before SIGKILL
+REAP_BOUND = 2.0  # how long a SIGKILLed worker may take to be gone (or a zombie)
 
 
 def worker_processes() -> set[int]:
@@ -41,15 +52,19 @@ class Adapter:
 
     name = "?"
     death_error = "an exception"
+    features: frozenset[str] = frozenset()
 
     def __init__(self) -> None:
         self.before = worker_processes()
         self.pool = self.start()
+        self.closed = False
 
     def start(self) -> Any:
         raise NotImplementedError
 
-    def submit(self, fn: Callable, args: tuple) -> Any:
+    def submit(self, fn: Callable, args: tuple, callback: Callable | None = None,
+               error_callback: Callable | None = None, timeout: float | None = None) -> Any:
+        """Submit ``fn(*args)``; ``callback``/``error_callback`` run in this process with the value or the error."""
         raise NotImplementedError
 
     def get(self, handle: Any, timeout: float) -> Any:
@@ -81,43 +96,105 @@ class Adapter:
         return sorted(worker_processes() - self.before)
 
     def shutdown(self) -> None:
+        """The pool's own way to stop now (terminate): pending work is dropped or failed."""
         self.pool.terminate()
 
-    def close(self) -> list[int]:
-        """Tear down; returns the pids that had to be killed by force (left behind)."""
-        done = threading.Thread(target=self._quiet_shutdown, daemon=True)
+    def terminate(self, timeout: float = CLOSE_BOUND) -> bool:
+        """Call ``shutdown`` in a thread of its own; False if it had not returned after ``timeout``."""
+        done = threading.Thread(target=self._quiet_shutdown, name=f"verify-shutdown-{self.name}", daemon=True)
         done.start()
-        done.join(5)
-        deadline = time.monotonic() + 3.0  # pools that shut down asynchronously get a moment to reap
-        while worker_processes() - self.before and time.monotonic() < deadline:
-            time.sleep(0.05)
-        left = []
-        for pid in sorted(worker_processes() - self.before):
-            left.append(pid)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        done.join(timeout)
+        return not done.is_alive()
+
+    def close(self) -> list[int]:
+        """Tear down within a bound; returns the pids that had to be killed by force (left behind).
+
+        A shutdown that blocks is left running in its daemon thread: the
+        workers it should have stopped are killed from here, which is also
+        what usually unblocks it.
+        """
+        if self.closed:
+            return []
+        self.closed = True
+        if self.terminate(CLOSE_BOUND):
+            deadline = time.monotonic() + SETTLE_BOUND  # pools that shut down asynchronously get a moment to reap
+            while worker_processes() - self.before and time.monotonic() < deadline:
+                time.sleep(0.02)
+        left = sorted(worker_processes() - self.before)
+        kill_and_wait(left, REAP_BOUND)
         return left
 
     def _quiet_shutdown(self) -> None:
         try:
             self.shutdown()
-        except Exception:
+        except BaseException:  # noqa: B902 - whatever the pool raises on the way out, the kill follows
             pass
+
+
+def kill_and_wait(pids: list[int], timeout: float) -> None:
+    """SIGKILL these processes and wait (bounded) until each is gone or a zombie.
+
+    Zombies are left for their parent (the pool's own bookkeeping) to reap:
+    reaping them here would leave that bookkeeping waiting for a pid it can
+    no longer collect.
+    """
+    procs = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            proc.kill()
+            procs.append(proc)
+        except psutil.Error:
+            pass
+    deadline = time.monotonic() + timeout
+    while procs and time.monotonic() < deadline:
+        still = []
+        for proc in procs:
+            try:
+                if proc.status() != psutil.STATUS_ZOMBIE:
+                    still.append(proc)
+            except psutil.Error:
+                pass
+        procs = still
+        if procs:
+            time.sleep(0.02)
+
+
+def _route(future, callback: Callable | None, error_callback: Callable | None) -> None:
+    """A done future's outcome to callback or error_callback, the way apply_async hooks get it."""
+    if future.cancelled():
+        if error_callback is not None:
+            error_callback(concurrent.futures.CancelledError())
+        return
+    error = future.exception()
+    if error is None:
+        if callback is not None:
+            callback(future.result())
+    elif error_callback is not None:
+        error_callback(error)
+
+
+def _future_result(future, timeout: float) -> Any:
+    # Done first: a task's own TimeoutError (pebble's timeout) is an answer, not a Hang.
+    concurrent.futures.wait([future], timeout)
+    if not future.done():
+        raise Hang(f"no answer within {timeout} s")
+    return future.result(0)
 
 
 class MpireFaultAdapter(Adapter):
     name = "mpire_fault"
     death_error = "WorkerDiedError"
+    features = frozenset({"task_timeout", "names_item"})
 
     def start(self) -> Any:
         from mpire_fault import WorkerPool
 
         return WorkerPool(2, keep_alive=True)
 
-    def submit(self, fn, args):
-        return self.pool.apply_async(fn, args)
+    def submit(self, fn, args, callback=None, error_callback=None, timeout=None):
+        return self.pool.apply_async(fn, args, callback=callback, error_callback=error_callback,
+                                     task_timeout=timeout)
 
     def get(self, handle, timeout):
         handle.wait(timeout)
@@ -140,16 +217,16 @@ class MultiprocessingAdapter(Adapter):
 
         return multiprocessing.get_context("fork").Pool(2)
 
-    def submit(self, fn, args):
-        return self.pool.apply_async(fn, args)
+    def submit(self, fn, args, callback=None, error_callback=None, timeout=None):
+        if timeout is not None:
+            raise NotImplementedError("multiprocessing.Pool has no per-task timeout")
+        return self.pool.apply_async(fn, args, callback=callback, error_callback=error_callback)
 
     def get(self, handle, timeout):
-        import multiprocessing
-
-        try:
-            return handle.get(timeout)
-        except multiprocessing.TimeoutError:
-            raise Hang(f"no answer within {timeout} s") from None
+        handle.wait(timeout)
+        if not handle.ready():
+            raise Hang(f"no answer within {timeout} s")
+        return handle.get(0)
 
     def run_map(self, fn, items):
         return self.pool.starmap(fn, items, chunksize=1)
@@ -163,14 +240,16 @@ class FuturesAdapter(Adapter):
 
         return concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
 
-    def submit(self, fn, args):
-        return self.pool.submit(fn, *args)
+    def submit(self, fn, args, callback=None, error_callback=None, timeout=None):
+        if timeout is not None:
+            raise NotImplementedError(f"{self.name} has no per-task timeout")
+        future = self.pool.submit(fn, *args)
+        if callback is not None or error_callback is not None:
+            future.add_done_callback(lambda done: _route(done, callback, error_callback))
+        return future
 
     def get(self, handle, timeout):
-        try:
-            return handle.result(timeout)
-        except concurrent.futures.TimeoutError:
-            raise Hang(f"no answer within {timeout} s") from None
+        return _future_result(handle, timeout)
 
     def run_map(self, fn, items):
         return list(self.pool.map(fn, *zip(*items)))
@@ -194,6 +273,7 @@ class LokyAdapter(FuturesAdapter):
 class MpireAdapter(MpireFaultAdapter):
     name = "mpire"
     death_error = "an exception"
+    features = frozenset({"task_timeout"})
 
     def start(self) -> Any:
         from mpire import WorkerPool
@@ -201,10 +281,11 @@ class MpireAdapter(MpireFaultAdapter):
         return WorkerPool(2, keep_alive=True)
 
     def get(self, handle, timeout):
-        try:
-            return handle.get(timeout)
-        except TimeoutError as exc:
-            raise Hang(f"no answer within {timeout} s") from exc
+        # Ready first: a task_timeout makes get() raise a TimeoutError of the task's own.
+        handle.wait(timeout)
+        if not handle.ready():
+            raise Hang(f"no answer within {timeout} s")
+        return handle.get(0)
 
     def worker_pids(self) -> list[int]:
         return Adapter.worker_pids(self)
@@ -212,27 +293,28 @@ class MpireAdapter(MpireFaultAdapter):
 
 class PebbleAdapter(Adapter):
     name = "pebble"
+    features = frozenset({"task_timeout"})
 
     def start(self) -> Any:
         from pebble import ProcessPool
 
         return ProcessPool(max_workers=2)
 
-    def submit(self, fn, args):
-        return self.pool.schedule(fn, args=args)
+    def submit(self, fn, args, callback=None, error_callback=None, timeout=None):
+        future = self.pool.schedule(fn, args=args, timeout=timeout)
+        if callback is not None or error_callback is not None:
+            future.add_done_callback(lambda done: _route(done, callback, error_callback))
+        return future
 
     def get(self, handle, timeout):
-        try:
-            return handle.result(timeout)
-        except concurrent.futures.TimeoutError:
-            raise Hang(f"no answer within {timeout} s") from None
+        return _future_result(handle, timeout)
 
     def run_map(self, fn, items):
         return list(self.pool.map(fn, *zip(*items)).result())
 
     def shutdown(self) -> None:
         self.pool.stop()
-        self.pool.join(5)
+        self.pool.join(CLOSE_BOUND)
 
 
 class DaskAdapter(Adapter):

@@ -1,45 +1,87 @@
-"""``mpire-fault verify``: grade pools against the guarantees, print a conformance table."""
+"""``mpire-fault verify``: grade pools against the guarantees, print a conformance table.
+
+``--self-test`` grades broken variants of our own pool instead (see
+``mutants.py``) and fails if the kit lets any of them through.
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .adapters import ADAPTERS, available
 from .conformance import as_json, check, markdown, table
 from .machines import GUARANTEES
 
+GRADE_EXAMPLES = 50
+SELF_TEST_EXAMPLES = 5
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pool", default="mpire_fault", metavar="NAME",
                         help=f"one of {', '.join(ADAPTERS)}, or 'all' (every installed one)")
-    parser.add_argument("--examples", type=int, default=50, metavar="N", help="Hypothesis examples per guarantee")
+    parser.add_argument("--examples", type=int, default=None, metavar="N",
+                        help=f"Hypothesis examples per guarantee (default {GRADE_EXAMPLES}; "
+                             f"{SELF_TEST_EXAMPLES} with --self-test)")
     parser.add_argument("--guarantee", action="append", choices=list(GUARANTEES), help="only these (repeatable)")
     parser.add_argument("--json", metavar="PATH", help="write the verdicts as JSON")
     parser.add_argument("--markdown", metavar="PATH", help="write the table and counterexamples as Markdown")
+    parser.add_argument("--self-test", action="store_true",
+                        help="grade built-in broken variants of mpire_fault; exit 1 if any is not caught")
+    parser.add_argument("--mutant", action="append", metavar="NAME",
+                        help="with --self-test: only these mutants (repeatable)")
+
+
+def report_path_problem(option: str, path: str) -> str | None:
+    """Why ``path`` cannot take a report, or None. Checked before the run, so a typo costs nothing."""
+    if not path:
+        return f"{option} needs a file name"
+    if os.path.isdir(path):
+        return f"{option} {path}: is a directory"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"{option} {path}: directory {folder} does not exist"
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            return f"{option} {path}: file is not writable"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        return f"{option} {path}: directory {folder} is not writable"
+    return None
+
+
+def _fail(message: str) -> int:
+    print(f"mpire-fault verify: {message}", file=sys.stderr)
+    return 2
 
 
 def main(ns: argparse.Namespace) -> int:
-    if ns.examples < 1:
-        print(f"mpire-fault verify: --examples must be at least 1, got {ns.examples}", file=sys.stderr)
-        return 2
+    examples = ns.examples if ns.examples is not None else (SELF_TEST_EXAMPLES if ns.self_test else GRADE_EXAMPLES)
+    if examples < 1:
+        return _fail(f"--examples must be at least 1, got {examples}")
+    for option, path in (("--json", ns.json), ("--markdown", ns.markdown)):
+        if path is not None:
+            problem = report_path_problem(option, path)
+            if problem:
+                return _fail(problem)
+    if ns.self_test:
+        return self_test(ns, examples)
+    if ns.mutant:
+        return _fail("--mutant only goes with --self-test")
     if ns.pool == "all":
         pools = available()
     elif ns.pool not in ADAPTERS:
-        print(f"mpire-fault verify: unknown pool {ns.pool!r}; choose from {', '.join(ADAPTERS)} or all",
-              file=sys.stderr)
-        return 2
+        return _fail(f"unknown pool {ns.pool!r}; choose from {', '.join(ADAPTERS)} or all")
     elif ns.pool not in available():
-        print(f"mpire-fault verify: {ns.pool} is not installed here", file=sys.stderr)
-        return 2
+        return _fail(f"{ns.pool} is not installed here")
     else:
         pools = [ns.pool]
     verdicts = []
     for pool in pools:
         for guarantee in ns.guarantee or GUARANTEES:
-            verdict = check(pool, guarantee, ns.examples)
+            verdict = check(pool, guarantee, examples)
             verdicts.append(verdict)
-            print(f"{pool:<20} {guarantee:<18} {verdict.status.upper():<5} {verdict.seconds:6.1f}s  {verdict.detail}",
+            print(f"{pool:<20} {guarantee:<18} {verdict.status.upper():<11} {verdict.seconds:6.1f}s  {verdict.detail}",
                   file=sys.stderr, flush=True)
     print(table(verdicts))
     for verdict in verdicts:
@@ -54,4 +96,42 @@ def main(ns: argparse.Namespace) -> int:
     if ns.markdown:
         with open(ns.markdown, "w", encoding="utf-8") as handle:
             handle.write(markdown(verdicts, command))
+    # "unsupported" is not "held": exit 0 only when every guarantee graded passed
     return 0 if all(v.status == "pass" for v in verdicts) else 1
+
+
+def self_test(ns: argparse.Namespace, examples: int) -> int:
+    from .mutants import MUTANTS, hunt
+
+    if ns.markdown:
+        return _fail("--markdown does not go with --self-test (use --json)")
+    unknown = [name for name in ns.mutant or () if name not in MUTANTS]
+    if unknown:
+        return _fail(f"unknown mutant {unknown[0]!r}; choose from {', '.join(MUTANTS)}")
+    chosen = [MUTANTS[name] for name in ns.mutant] if ns.mutant else list(MUTANTS.values())
+    outcomes = []
+    for mutant in chosen:
+        outcome = hunt(mutant, examples)
+        outcomes.append(outcome)
+        verdict = outcome.verdict
+        if outcome.caught:
+            print(f"CAUGHT    {mutant.name:<20} by {verdict.guarantee} ({verdict.status}, {outcome.seconds:.1f} s): "
+                  f"{verdict.detail}", flush=True)
+        else:
+            tried = ", ".join(mutant.catchers)
+            print(f"SURVIVED  {mutant.name:<20} ({outcome.seconds:.1f} s): every guarantee tried ({tried}) passed",
+                  flush=True)
+        print(f"          {mutant.description}")
+        if outcome.caught and verdict.counterexample:
+            for line in verdict.counterexample.splitlines():
+                print(f"          | {line}")
+    survivors = [o.mutant for o in outcomes if not o.caught]
+    total = sum(o.seconds for o in outcomes)
+    print(f"\n{len(outcomes) - len(survivors)} of {len(outcomes)} mutants caught in {total:.0f} s"
+          + (f"; survived: {', '.join(survivors)}" if survivors else ""))
+    if ns.json:
+        with open(ns.json, "w", encoding="utf-8") as handle:
+            json.dump([{"mutant": o.mutant, "description": o.description, "caught": o.caught,
+                        "verdict": as_json([o.verdict])[0] if o.verdict else None, "seconds": o.seconds}
+                       for o in outcomes], handle, indent=2)
+    return 1 if survivors else 0

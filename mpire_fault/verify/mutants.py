@@ -1,0 +1,233 @@
+"""Broken variants of our own pool, to show the kit catches each kind of bug (``verify --self-test``).
+
+Each mutant is one small monkeypatch of an ``mpire_fault`` internal,
+applied from outside inside a context manager, in the parent process before
+the pool is created (the kit's pools use the fork start method, so a patch
+of worker-side code reaches the workers too). A patch replaces one method
+on the class the pool actually uses (``Supervisor``, ``WorkerSlot``,
+``MapJob``, ``AsyncResult``), wherever in its bases that method is defined,
+so a patch keeps working when code moves between the supervisor's mixins;
+only the method's name (and, for a few, its first arguments) is assumed.
+
+``catchers`` are the guarantees expected to catch the mutant, tried in
+that order; the self-test stops at the first that does not pass.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from .conformance import Verdict, check
+
+_MISSING = object()
+
+
+@contextlib.contextmanager
+def patched(cls: type, name: str, make: Callable[[Callable], Callable]) -> Iterator[None]:
+    """Replace ``cls.name`` with ``make(original)`` for the duration of the block."""
+    own = cls.__dict__.get(name, _MISSING)
+    original = getattr(cls, name)
+    setattr(cls, name, make(original))
+    try:
+        yield
+    finally:
+        if own is _MISSING:
+            delattr(cls, name)
+        else:
+            setattr(cls, name, own)
+
+
+# ---------------------------------------------------------------------- the patches
+def _supervisor():
+    from mpire_fault.supervisor import Supervisor
+
+    return Supervisor
+
+
+def no_requeue():
+    """At a death, the tasks queued behind the one that was running are dropped, not requeued."""
+    return patched(_supervisor(), "requeue", lambda original: lambda self, tasks: None)
+
+
+def whole_ledger_failed():
+    """At a death, every task the worker held fails, not only the one it was running."""
+    from mpire_fault.errors import WorkerDiedError
+
+    def make(original):
+        def requeue(self, tasks):
+            for task in tasks:
+                self.fail_task(task, WorkerDiedError(-1, None, None, task=task.job.describe(task),
+                                                     detail="failed with the task ahead of it"))
+        return requeue
+
+    return patched(_supervisor(), "requeue", make)
+
+
+def head_requeued():
+    """The task a dead worker was running is put back in the queue instead of failed."""
+    def make(original):
+        def settle_head(self, slot, task, *rest):
+            if slot.kill_reason == "timeout":
+                return original(self, slot, task, *rest)
+            self.requeue([task])
+        return settle_head
+
+    return patched(_supervisor(), "settle_head", make)
+
+
+def _never_restart(only_idle: bool):
+    def make(original):
+        def on_exit(self, slot):
+            idle, stopping = not slot.ledger, slot.stopping
+            original(self, slot)
+            if not stopping and not self.finishing and (idle or not only_idle):
+                slot.restart_at = math.inf
+        return on_exit
+
+    return patched(_supervisor(), "on_exit", make)
+
+
+def no_restart():
+    """A worker that died is never replaced."""
+    return _never_restart(only_idle=False)
+
+
+def idle_death_ignored():
+    """A worker that died while idle (it held no task) is never replaced."""
+    return _never_restart(only_idle=True)
+
+
+def no_map_abort():
+    """A death in a map fails the call, but its running items go on and nothing more is cancelled."""
+    from mpire_fault.errors import WorkerDiedError
+
+    def make(original):
+        def fail_task(self, task, exc):
+            if task.job.kind != "map" or not isinstance(exc, WorkerDiedError):
+                return original(self, task, exc)
+            self.stats["tasks_failed"] += 1
+            if not task.job.done:
+                task.job.on_error(task, exc)
+        return fail_task
+
+    return patched(_supervisor(), "fail_task", make)
+
+
+def cancel_flag_left_on():
+    """Every map gets the same job id, so the cancel flag an aborted map left set cancels the next one."""
+    from mpire_fault.jobs import MapJob
+
+    def make(original):
+        def __init__(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            self.job_id = 4093
+        return __init__
+
+    return patched(MapJob, "__init__", make)
+
+
+def double_resolve():
+    """AsyncResult._resolve without its once-only guard."""
+    from mpire_fault.results import AsyncResult
+
+    def make(original):
+        def _resolve(self, *args, **kwargs):
+            with self._lock:
+                self._resolved = False
+            return original(self, *args, **kwargs)
+        return _resolve
+
+    return patched(AsyncResult, "_resolve", make)
+
+
+def timeout_never_fires():
+    """The watchdog's kill for an overrun task_timeout never happens."""
+    from mpire_fault.slots import WorkerSlot
+
+    def make(original):
+        def kill(self, reason):
+            if reason != "timeout":
+                original(self, reason)
+        return kill
+
+    return patched(WorkerSlot, "kill", make)
+
+
+def wrong_item():
+    """A death in a map names the item after the one that died."""
+    from mpire_fault.jobs import MapJob
+
+    def make(original):
+        def describe(self, task, index=None):
+            return original(self, task, (task.first_index if index is None else index) + 1)
+        return describe
+
+    return patched(MapJob, "describe", make)
+
+
+def workers_left_alive():
+    """terminate() and shutdown leave the worker processes running."""
+    return patched(_supervisor(), "kill_all", lambda original: lambda self, reason: None)
+
+
+def exit_zero_is_clean():
+    """A worker that exits with code 0 is taken to have left cleanly: the task it was running is not settled."""
+    def make(original):
+        def settle_head(self, slot, task, *rest):
+            if slot.process is not None and slot.process.exitcode == 0:
+                return None
+            return original(self, slot, task, *rest)
+        return settle_head
+
+    return patched(_supervisor(), "settle_head", make)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    patch: Callable[[], contextlib.AbstractContextManager]
+    catchers: tuple[str, ...]
+
+    @property
+    def description(self) -> str:
+        return (self.patch.__doc__ or "").strip()
+
+
+MUTANTS: dict[str, Mutant] = {m.name: m for m in [
+    Mutant("no-requeue", no_requeue, ("head-only", "apply-isolation")),
+    Mutant("whole-ledger-failed", whole_ledger_failed, ("head-only", "apply-isolation")),
+    Mutant("head-requeued", head_requeued, ("apply-death-error", "exactly-once", "head-only")),
+    Mutant("no-restart", no_restart, ("idle-kill", "apply-isolation")),
+    Mutant("idle-death-ignored", idle_death_ignored, ("idle-kill",)),
+    Mutant("no-map-abort", no_map_abort, ("map-abort",)),
+    Mutant("cancel-flag-left-on", cancel_flag_left_on, ("map-reuse", "map-abort")),
+    Mutant("double-resolve", double_resolve, ("resolved-once",)),
+    Mutant("timeout-never-fires", timeout_never_fires, ("timeout-fires",)),
+    Mutant("wrong-item", wrong_item, ("right-item",)),
+    Mutant("workers-left-alive", workers_left_alive, ("no-orphans",)),
+    Mutant("exit-zero-clean", exit_zero_is_clean, ("exit-zero",)),
+]}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    mutant: str
+    description: str
+    caught: bool
+    verdict: Verdict | None  # the one that caught it, else the last tried
+    seconds: float
+
+
+def hunt(mutant: Mutant, examples: int) -> Outcome:
+    """Grade our pool, with the mutant's patch applied, on its catchers until one fails."""
+    started = time.monotonic()
+    last = None
+    with mutant.patch():
+        for guarantee in mutant.catchers:
+            last = check("mpire_fault", guarantee, examples)
+            if last.status in ("fail", "hang"):
+                return Outcome(mutant.name, mutant.description, True, last, time.monotonic() - started)
+    return Outcome(mutant.name, mutant.description, False, last, time.monotonic() - started)
