@@ -47,9 +47,15 @@ def _supervisor():
     return Supervisor
 
 
+def _settlement():
+    from mpire_fault.settlement import Settlement
+
+    return Settlement
+
+
 def no_requeue():
     """At a death, the tasks queued behind the one that was running are dropped, not requeued."""
-    return patched(_supervisor(), "requeue", lambda original: lambda self, tasks: None)
+    return patched(_settlement(), "requeue", lambda original: lambda self, tasks: None)
 
 
 def whole_ledger_failed():
@@ -63,7 +69,7 @@ def whole_ledger_failed():
                                                      detail="failed with the task ahead of it"))
         return requeue
 
-    return patched(_supervisor(), "requeue", make)
+    return patched(_settlement(), "requeue", make)
 
 
 def head_requeued():
@@ -75,7 +81,7 @@ def head_requeued():
             self.requeue([task])
         return settle_head
 
-    return patched(_supervisor(), "settle_head", make)
+    return patched(_settlement(), "settle_head", make)
 
 
 def _never_restart(only_idle: bool):
@@ -83,7 +89,7 @@ def _never_restart(only_idle: bool):
         def on_exit(self, slot):
             idle, stopping = not slot.ledger, slot.stopping
             original(self, slot)
-            if not stopping and not self.finishing and (idle or not only_idle):
+            if not stopping and not self.state.finishing and (idle or not only_idle):
                 slot.restart_at = math.inf
         return on_exit
 
@@ -108,12 +114,12 @@ def no_map_abort():
         def fail_task(self, task, exc):
             if task.job.kind != "map" or not isinstance(exc, WorkerDiedError):
                 return original(self, task, exc)
-            self.stats["tasks_failed"] += 1
+            self.state.stats["tasks_failed"] += 1
             if not task.job.done:
                 task.job.on_error(task, exc)
         return fail_task
 
-    return patched(_supervisor(), "fail_task", make)
+    return patched(_settlement(), "fail_task", make)
 
 
 def cancel_flag_left_on():
@@ -143,8 +149,9 @@ def double_resolve():
     return patched(AsyncResult, "_resolve", make)
 
 
-def timeout_never_fires():
-    """The watchdog's kill for an overrun task_timeout never happens."""
+@contextlib.contextmanager
+def timeout_never_fires() -> Iterator[None]:
+    """The watchdog neither interrupts nor kills a task that overran its task_timeout."""
     from mpire_fault.slots import WorkerSlot
 
     def make(original):
@@ -153,7 +160,15 @@ def timeout_never_fires():
                 original(self, reason)
         return kill
 
-    return patched(WorkerSlot, "kill", make)
+    def make_interrupt(original):
+        def interrupt(self, progress, target_task, target_item, grace):
+            if target_task >= 0:  # a task's soft timeout (hooks have negative targets)
+                return None
+            return original(self, progress, target_task, target_item, grace)
+        return interrupt
+
+    with patched(WorkerSlot, "kill", make), patched(WorkerSlot, "interrupt", make_interrupt):
+        yield
 
 
 def wrong_item():
@@ -182,7 +197,7 @@ def exit_zero_is_clean():
             return original(self, slot, task, *rest)
         return settle_head
 
-    return patched(_supervisor(), "settle_head", make)
+    return patched(_settlement(), "settle_head", make)
 
 
 @dataclass(frozen=True)

@@ -192,9 +192,9 @@ def _verify(*args, timeout=120):
                           timeout=timeout)
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_self_test_catches_every_mutant():
+    """Runs in the default suite (CI): the kit must catch every mutant of its catalogue."""
     from mpire_fault.verify.mutants import MUTANTS
 
     done = _verify("--self-test", timeout=280)
