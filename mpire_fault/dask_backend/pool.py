@@ -70,6 +70,13 @@ def _fast_worker_starts() -> None:
         dask.config.set({key: "forkserver"})
 
 
+def _refuse(options: dict[str, Any]) -> None:
+    given = [name for name, value in options.items() if value is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} cannot be honoured with backend='dask' (the scheduler places tasks "
+                         "and owns the worker processes); see the README's table for the Dask backend")
+
+
 class DaskPool:
     """WorkerPool's API on a Dask cluster (``address=None``: a LocalCluster owned by the pool)."""
 
@@ -78,7 +85,11 @@ class DaskPool:
                  start_method: str = "fork", keep_alive: bool = False, use_dill: bool = False,
                  enable_insights: bool = False, order_tasks: bool = False, *, max_worker_memory: int | None = None,
                  max_task_retries: int = 0, restart_backoff: Any = None, chaos: Any = None,
-                 chaos_seed: int | None = None, address: "str | Client | None" = None) -> None:
+                 chaos_seed: int | None = None, address: "str | Client | None" = None,
+                 timeout_grace: float | None = None) -> None:
+        # Nothing is silently weaker on the cluster: what Dask cannot do is refused by name.
+        _refuse({"cpu_ids": cpu_ids, "enable_insights": enable_insights or None, "order_tasks": order_tasks or None,
+                 "timeout_grace": timeout_grace})
         _check_positive("n_jobs", n_jobs)
         _check_positive("max_worker_memory", max_worker_memory)
         if isinstance(max_task_retries, bool) or not isinstance(max_task_retries, int) or max_task_retries < 0:
@@ -217,6 +228,7 @@ class DaskPool:
                     task_timeout: float | None = None, worker_init_timeout: float | None = None,
                     worker_exit_timeout: float | None = None) -> AsyncResult:
         """Run ``func(*args, **kwargs)`` on the cluster; a death fails this task only."""
+        _refuse({"worker_init_timeout": worker_init_timeout, "worker_exit_timeout": worker_exit_timeout})
         _check_positive("task_timeout", task_timeout, number=True)
         if not isinstance(args, tuple):
             args = tuple(args) if isinstance(args, list) else (args,)
@@ -282,6 +294,8 @@ class DaskPool:
              progress_bar_options: dict | None = None, progress_bar_style: str | None = None,
              _ordered: bool = True) -> Iterator[Any]:
         """Results in input order as they arrive; a death or an exception aborts the whole call."""
+        _refuse({"worker_lifespan": worker_lifespan, "worker_init_timeout": worker_init_timeout,
+                 "worker_exit_timeout": worker_exit_timeout})
         if isinstance(iterable_of_args, int) and not isinstance(iterable_of_args, bool):
             iterable_of_args = range(iterable_of_args)
         for name, value in (("iterable_len", iterable_len), ("max_tasks_active", max_tasks_active),
