@@ -90,7 +90,7 @@ def test_terminate_during_slow_callback_keeps_the_value(start_method):
 # ---------------------------------------------------------------------------
 # a map death while a sibling chunk is slow
 
-SLOW_BOUND = 5.0  # item 0 gives up waiting for its own death after this long
+SLOW_BOUND = 10.0  # item 0 ends on its own after this long (a pool that keeps its promise kills it first)
 
 
 def _touch(directory: str, i: int) -> None:
@@ -136,9 +136,9 @@ def test_map_death_stops_the_slow_sibling_chunk(start_method, markers):
         started = runs(markers)
         assert sorted(started) == [0, 5, 6], f"items that started: {sorted(started)}"
         assert all(count == 1 for count in started.values()), started
-        # Promptly: long before item 0 would have ended on its own.
-        assert raised - _start_time(markers, 6) < SLOW_BOUND - 1.0
-        assert raised - _start_time(markers, 0) < SLOW_BOUND
+        # Promptly: before item 0 would have ended on its own (the call also waits for the
+        # graceful stop of the workers, which under spawn on a loaded machine takes seconds).
+        assert raised - _start_time(markers, 0) < SLOW_BOUND, "the call waited for the slow item 0 to end"
         # And the pool is usable for the next call.
         assert pool.map(identity, range(6), chunk_size=2) == list(range(6))
     assert sorted(runs(markers)) == [0, 5, 6], "an item of the aborted call started after the call returned"
