@@ -9,6 +9,7 @@ can say ``kwargs = {exit_on = 2, raise_on = 5, kill_on = 7}``.
 from __future__ import annotations
 
 import builtins
+import multiprocessing
 import os
 import signal
 import sys
@@ -128,6 +129,55 @@ def misbehave(x: Any, exit_on: int | list[int] | None = None, raise_on: int | li
         os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(10)
     return x * x
+
+
+# A worker that began a task renames its process (Linux: /proc/self/comm, at most 15 bytes) so that
+# its siblings can see it from outside without any shared file or object.
+BEGAN_NAME = "mpf-began"
+GATE_SECONDS = 20.0
+
+
+def _rename_process(name: str) -> None:
+    try:
+        with open("/proc/self/comm", "w") as handle:
+            handle.write(name)
+    except OSError:
+        pass  # not Linux: idle_gate cannot see it and says so
+
+
+def square_named(x: int | float, pause: float = 0.0) -> int | float:
+    """``square``, and the worker's process is renamed ``mpf-began`` (what ``idle_gate`` waits for)."""
+    _rename_process(BEGAN_NAME)
+    return square(x, pause)
+
+
+def idle_gate(*args: Any) -> None:
+    """A ``worker_init``: worker 0 starts at once; every other worker waits until a sibling began a task.
+
+    With ``mode = "apply"`` (one task at a time) and ``square_named``, task
+    0 then always runs on worker 0, and every later task too (the pool hands
+    a task to the first idle worker, and worker 0 is always idle between
+    two tasks). So the other workers become ready while the only task runs
+    on worker 0 and are never handed anything: a fault at their ``idle``
+    site kills a worker that holds nothing. The waiting worker reads its
+    slot from its process name (``mpire_fault-worker-N``), and its siblings'
+    names through ``/proc``; it gives up after 20 s with WorkloadError.
+    """
+    if multiprocessing.current_process().name.endswith("-0"):
+        return
+    import psutil
+
+    parent, me = psutil.Process(os.getppid()), os.getpid()
+    deadline = time.monotonic() + GATE_SECONDS
+    while time.monotonic() < deadline:
+        for sibling in parent.children():
+            try:
+                if sibling.pid != me and sibling.name() == BEGAN_NAME:
+                    return
+            except psutil.Error:
+                continue
+        time.sleep(0.005)
+    raise WorkloadError(f"idle_gate: no sibling worker began a task (square_named) within {GATE_SECONDS:g} s")
 
 
 def failing_init(*args: Any) -> None:
