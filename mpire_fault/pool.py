@@ -13,18 +13,26 @@ from typing import Any, Callable, Iterable, Iterator, Sized
 
 from . import shm
 from .errors import ChaosSpecError
+from .insights import format_insights, gather_insights
 from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerSession, next_task_id
 from .progress import check_style
 from .progress import progress_bar as make_progress_bar
-from .results import (AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, chunk_ndarray, is_ndarray,
-                      iterate_map, maybe_concatenate)
+from .protocol import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS
+from .results import (
+    AsyncResult,
+    CallbackRunner,
+    choose_chunk_size,
+    chunk_iterable,
+    chunk_ndarray,
+    is_ndarray,
+    iterate_map,
+    maybe_concatenate,
+)
 from .serialization import TASK_ARGS, Serializer, with_boundary
 from .state import PoolSettings, RestartBackoff, SharedArrays
 from .supervisor import PREFETCH, Supervisor
 from .threads import ReferenceSerializer, ThreadingContext
 from .watchdog import DEFAULT_TIMEOUT_GRACE
-from .insights import format_insights, gather_insights
-from .protocol import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS
 
 _START_METHODS = ("fork", "spawn", "forkserver", "threading")
 MAX_N_JOBS = 65536  # far above what one machine runs; beyond it n_jobs is a mistake, not a wish
@@ -159,7 +167,8 @@ class WorkerPool:
             _positive_int("restart_backoff", restart_backoff, allow_none=False)
             restart_backoff = RestartBackoff(max_failures=restart_backoff)
         elif not isinstance(restart_backoff, RestartBackoff):
-            raise ValueError(f"restart_backoff must be a RestartBackoff, a positive int or None, got {restart_backoff!r}")
+            raise ValueError(
+                f"restart_backoff must be a RestartBackoff, a positive int or None, got {restart_backoff!r}")
         self.n_jobs = n_jobs
         self._start_method = start_method
         self._ctx: Any = ThreadingContext if start_method == "threading" else multiprocessing.get_context(start_method)

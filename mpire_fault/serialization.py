@@ -37,7 +37,10 @@ class Serializer:
             import dill
 
             codec = dill
-        inband_dumps: Callable[[Any], bytes] = lambda obj: codec.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+        def inband_dumps(obj: Any) -> bytes:
+            return codec.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
         plain_loads = codec.loads
 
         def loads(data: Any) -> Any:

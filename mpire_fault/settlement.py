@@ -77,14 +77,16 @@ class Settlement:
         init_error = slot.init_error
         if slot.kill_reason == "init-timeout":
             init_error = TimeoutError(
-                f"worker_init on worker {slot.worker_id} exceeded worker_init_timeout={state.session.worker_init_timeout}s"
+                f"worker_init on worker {slot.worker_id} exceeded "
+                f"worker_init_timeout={state.session.worker_init_timeout}s"
             )
         elif init_error is None:
             init_error = WorkerDiedError(slot.worker_id, slot.pid, exitcode, task=None, detail="died during start-up")
         slot.failures += 1
         budget = state.settings.backoff
         if slot.failures >= budget.max_failures:
-            message = f"worker {slot.worker_id} failed to start {slot.failures} times in a row; last failure: {init_error!r}"
+            message = (f"worker {slot.worker_id} failed to start {slot.failures} times in a row; "
+                       f"last failure: {init_error!r}")
             self.give_up(hook_error(WorkerInitError, message, init_error), init_error)
             return
         slot.restart_at = time.monotonic() + budget.delay(slot.failures)
@@ -102,7 +104,8 @@ class Settlement:
         if job.done:
             return
         if slot.kill_reason == "timeout":
-            self.fail_task(task, TaskTimeoutError(job.task_timeout, slot.worker_id, job.describe(task, item), killed=True))
+            error = TaskTimeoutError(job.task_timeout, slot.worker_id, job.describe(task, item), killed=True)
+            self.fail_task(task, error)
             return
         task.deaths.append(Death(slot.worker_id, slot.pid, exitcode, oom, PHASE_NAMES.get(phase)))
         if job.kind == "apply" and task.attempt < self.state.settings.max_task_retries:

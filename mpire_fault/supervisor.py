@@ -32,8 +32,20 @@ from typing import Any, Callable
 
 from .errors import PoolTerminatedError, SupervisorError, TaskTimeoutError, WorkerExitError, WorkerInitError, hook_error
 from .jobs import Barrier, Task
-from .protocol import (DONE, EXIT_FAILED, EXITED, FAILED, INIT_FAILED, PHASE_START, PROGRESS_FIELDS, READY, RETIRING,
-                       RUN_TASK, SKIPPED, STOP)
+from .protocol import (
+    DONE,
+    EXIT_FAILED,
+    EXITED,
+    FAILED,
+    INIT_FAILED,
+    PHASE_START,
+    PROGRESS_FIELDS,
+    READY,
+    RETIRING,
+    RUN_TASK,
+    SKIPPED,
+    STOP,
+)
 from .serialization import Serializer, load_exception, with_boundary
 from .settlement import Settlement
 from .shm import Shared, sweep, sweep_worker
@@ -200,7 +212,8 @@ class Supervisor(threading.Thread):
             elif command == "terminate":
                 state.finishing = True
                 self.kill_all("terminate")
-                self.settlement.fail_everything(PoolTerminatedError("the pool was terminated while this task was pending"))
+                terminated = PoolTerminatedError("the pool was terminated while this task was pending")
+                self.settlement.fail_everything(terminated)
             elif command == "kill":  # test hook: kill a worker the way the outside world would
                 state.slots[args[0]].kill("external")
 
@@ -246,8 +259,8 @@ class Supervisor(threading.Thread):
                 if s.use_dill and shared_objects is not None:
                     shared_objects = PickledObjects(self.serializer.dumps(shared_objects))
             except Exception as exc:
-                self.settlement.give_up(hook_error(
-                    WorkerInitError, f"worker_init, worker_exit or shared_objects cannot be pickled: {exc!r}", exc), exc)
+                message = f"worker_init, worker_exit or shared_objects cannot be pickled: {exc!r}"
+                self.settlement.give_up(hook_error(WorkerInitError, message, exc), exc)
                 return
         try:
             slot.start(s.ctx, cfg, user, shared_objects, shared.progress, shared.cancelled, shared.insights, s.daemon)
@@ -423,7 +436,8 @@ class Supervisor(threading.Thread):
         """Pop the ledger head the worker just answered for."""
         task = slot.ledger.popleft()
         if task.task_id != task_id:
-            raise SupervisorError(f"worker {slot.worker_id} answered task {task_id} but its ledger head is {task.task_id}")
+            raise SupervisorError(
+                f"worker {slot.worker_id} answered task {task_id} but its ledger head is {task.task_id}")
         self.record_duration(slot, task)
         slot.idle_deaths = 0
         slot.interrupted = slot.hard_deadline = None  # a soft timeout, if any, has done its work
@@ -470,7 +484,8 @@ class Supervisor(threading.Thread):
         exc = load_exception(error, self.serializer)
         barrier = self.state.front_barrier()
         if barrier is not None:
-            barrier.errors.append(hook_error(WorkerExitError, f"worker_exit failed on worker {slot.worker_id}: {exc!r}", exc))
+            message = f"worker_exit failed on worker {slot.worker_id}: {exc!r}"
+            barrier.errors.append(hook_error(WorkerExitError, message, exc))
 
     def on_retiring(self, slot: WorkerSlot, handled: int) -> None:
         slot.retiring = True

@@ -7,8 +7,18 @@ from __future__ import annotations
 
 import time
 
-from .protocol import (EXIT_TARGET, EXITING, INIT_TARGET, INITIALIZING, ITEM, PHASE, PHASE_START, PROGRESS_FIELDS,
-                       RUNNING, TASK_ID)
+from .protocol import (
+    EXIT_TARGET,
+    EXITING,
+    INIT_TARGET,
+    INITIALIZING,
+    ITEM,
+    PHASE,
+    PHASE_START,
+    PROGRESS_FIELDS,
+    RUNNING,
+    TASK_ID,
+)
 from .slots import WorkerSlot
 from .state import PoolState
 

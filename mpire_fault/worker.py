@@ -23,16 +23,46 @@ import signal
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import count, repeat, starmap
 from operator import itemgetter
-from dataclasses import dataclass
 from typing import Any, Callable
 
-from .protocol import (CANCEL_SLOTS, DONE, EXIT_FAILED, EXIT_TIME, EXITED, FAILED, IDLE, EXIT_TARGET, EXITING, INIT_FAILED,
-                       INIT_TARGET, INIT_TIME, INITIALIZING,
-                       INSIGHT_FIELDS, ITEM, MAX_TASK_TIME, N_TASKS, PHASE, PHASE_START, PICKLING, PROGRESS_FIELDS, READY,
-                       RETIRING, RUNNING, SKIPPED, STOP, TARGET_ITEM, TARGET_TASK, TASK_ID, UNPICKLING, WAIT_TIME, WORK_TIME)
 from .errors import TaskTimeoutError
+from .protocol import (
+    CANCEL_SLOTS,
+    DONE,
+    EXIT_FAILED,
+    EXIT_TARGET,
+    EXIT_TIME,
+    EXITED,
+    EXITING,
+    FAILED,
+    IDLE,
+    INIT_FAILED,
+    INIT_TARGET,
+    INIT_TIME,
+    INITIALIZING,
+    INSIGHT_FIELDS,
+    ITEM,
+    MAX_TASK_TIME,
+    N_TASKS,
+    PHASE,
+    PHASE_START,
+    PICKLING,
+    PROGRESS_FIELDS,
+    READY,
+    RETIRING,
+    RUNNING,
+    SKIPPED,
+    STOP,
+    TARGET_ITEM,
+    TARGET_TASK,
+    TASK_ID,
+    UNPICKLING,
+    WAIT_TIME,
+    WORK_TIME,
+)
 from .serialization import RESULT, TASK_ARGS, Serializer, dump_exception
 from .shm import Segments
 

@@ -191,7 +191,8 @@ class Chaos:
             key = f"budget:{index}:{position}"
             if term.count is not None and state is not None and state.get(key, 0) >= term.count:
                 continue  # spent: the next term after '->' applies
-            if term.percent < 100 and self.chance(index, position, task_index, attempt, visit, call) >= term.percent / 100:
+            chance = self.chance(index, position, task_index, attempt, visit, call)
+            if term.percent < 100 and chance >= term.percent / 100:
                 return None
             if term.count is not None and state is not None:
                 state[key] = state.get(key, 0) + 1

@@ -14,8 +14,8 @@ from __future__ import annotations
 import builtins
 import math
 import re
-from decimal import Decimal
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from ..errors import ChaosSpecError

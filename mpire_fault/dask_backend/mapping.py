@@ -8,7 +8,6 @@ goes on; the ``worker_exit`` of the call's session still runs.
 from __future__ import annotations
 
 import logging
-
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from distributed import as_completed

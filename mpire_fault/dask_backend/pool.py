@@ -17,11 +17,11 @@ from typing import Any, Callable, Iterable, Iterator, Sized
 
 from distributed import Client, LocalCluster
 
+from ..chaos import JournalEntry
+from ..chaos import journal as journal_file
 from ..errors import PoolTerminatedError, WorkerExitError
 from ..results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, maybe_concatenate
 from ..serialization import TASK_ARGS, load_exception, with_boundary
-from ..chaos import JournalEntry
-from ..chaos import journal as journal_file
 from .chaos import ChaosStore, chaos_snapshot, register_chaos, resolve_chaos
 from .ledger import ExitReporter, Ledger, ledger_report
 from .mapping import iterate_map
@@ -317,7 +317,8 @@ class DaskPool:
         return iterate_map(self, client, call_id, func, chunks, _ordered, max_chunks, task_timeout,
                            (worker_init, worker_exit), bar)
 
-    def imap_unordered(self, func: Callable, iterable_of_args: Iterable | int, *args: Any, **kwargs: Any) -> Iterator[Any]:
+    def imap_unordered(self, func: Callable, iterable_of_args: Iterable | int, *args: Any,
+                       **kwargs: Any) -> Iterator[Any]:
         """Results as they come, in any order; a death aborts the whole call."""
         return self.imap(func, iterable_of_args, *args, _ordered=False, **kwargs)
 

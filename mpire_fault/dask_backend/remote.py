@@ -31,8 +31,8 @@ from ..serialization import RESULT, TASK_ARGS, dump_exception, with_boundary
 from .chaos import DaskChaos, for_worker
 from .ledger import DeadWorker
 
-TIMEOUT_GRACE = 2.0
-KEEP_RESULT_BYTES = 1 << 20  # answers up to this size are also kept by the ledger, in case the worker dies  # after task_timeout raised inside the task, how long before its worker is killed
+TIMEOUT_GRACE = 2.0  # after task_timeout raised inside the task, how long before its worker is killed
+KEEP_RESULT_BYTES = 1 << 20  # answers up to this size are also kept by the ledger, in case the worker dies
 
 _lock = threading.Lock()
 _running: dict[int, "_Guard"] = {}  # thread ident -> the task it runs

@@ -100,7 +100,8 @@ def evaluate(scenario: Scenario, observed: dict[str, Any]) -> list[Check]:
             "; ".join(odd) or f"{len(errors)} errors, all allowed")
     if "values" in expect:
         wrong = [f"task {o['index']}: expected {expect['values'][o['index']]!r}, got {o.get('value')!r}"
-                 for o in ok if 0 <= o["index"] < len(expect["values"]) and o.get("value") != expect["values"][o["index"]]]
+                 for o in ok
+                 if 0 <= o["index"] < len(expect["values"]) and o.get("value") != expect["values"][o["index"]]]
         if scenario.is_map and map_info and not map_info.get("aborted") and len(ok) != scenario.n_tasks:
             wrong.append(f"{len(ok)} values for {scenario.n_tasks} tasks")
         add("values", not wrong, "every value as listed", "; ".join(wrong[:10]) or "as expected")

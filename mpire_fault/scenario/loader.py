@@ -19,8 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .schema import (APPLY_MODES, MATCHER, MATCHER_FIELDS, MAX_DEPTH, MAX_INT, SECTIONS, Field, fields,
-                     parse_size, shown, type_name)
+from .schema import (
+    APPLY_MODES,
+    MATCHER,
+    MATCHER_FIELDS,
+    MAX_DEPTH,
+    MAX_INT,
+    SECTIONS,
+    Field,
+    fields,
+    parse_size,
+    shown,
+    type_name,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +112,10 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
 # Reading the bytes: every way tomllib can fail is a problem at a line and,
 # where one can be found, the key written on it.
 
-_KEY_LINE = re.compile(r"""\s*((?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*'))*)\s*=""")
-_HEADER = re.compile(r"""\[\[?\s*((?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*'))*)""")
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')"""  # a bare, "basic" or 'literal' key
+_DOTTED_KEY = rf"({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)"
+_KEY_LINE = re.compile(rf"\s*{_DOTTED_KEY}\s*=")
+_HEADER = re.compile(rf"\[\[?\s*{_DOTTED_KEY}")
 _AT_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
 _LONG_NUMBER = re.compile(r"[0-9][0-9_]{4000,}")
 
@@ -393,7 +406,8 @@ def _check_expect(expect: dict[str, Any], workload: dict[str, Any], pool: dict[s
             report(f"expect.{key}", "needs a [chaos] section to count injected faults")
     for action, count in expect.get("injected_actions", {}).items():
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            report(f"expect.injected_actions.{action}", f"expected an integer >= 0, got {type_name(count)} {shown(count)}")
+            report(f"expect.injected_actions.{action}",
+                   f"expected an integer >= 0, got {type_name(count)} {shown(count)}")
     if "max_peak_memory" in expect:
         expect["max_peak_memory"] = parse_size(expect["max_peak_memory"])
     expect.setdefault("max_executions_per_task", 1 + pool.get("max_task_retries", 0))

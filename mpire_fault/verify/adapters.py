@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib.util
+import os
 import threading
 import time
 from typing import Any, Callable
@@ -382,7 +383,8 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "dask": DaskAdapter,
     "mpire_fault-dask": MpireFaultDaskAdapter,
 }
-_MODULES = {"loky": "loky", "mpire": "mpire", "pebble": "pebble", "dask": "distributed", "mpire_fault-dask": "distributed"}
+_MODULES = {"loky": "loky", "mpire": "mpire", "pebble": "pebble", "dask": "distributed",
+            "mpire_fault-dask": "distributed"}
 
 
 def available() -> list[str]:

@@ -36,14 +36,17 @@ GUARANTEES = {
     "apply-death-error": "apply: the task whose worker died gets an error (not a value, not silence)",
     "idle-kill": "a worker killed from outside while idle fails no task and is replaced; later calls work",
     "exactly-once": "every task ran at most once; each success ran exactly once",
-    "map-abort": "map: a death aborts the call with an error, promptly; its running items are stopped, no later one starts",
+    "map-abort": ("map: a death aborts the call with an error, promptly; its running items are stopped, "
+                  "no later one starts"),
     "map-reuse": "map: the next call after an aborted one works",
     "no-orphans": "closing the pool leaves no process behind",
     "resolved-once": "each result resolves once and its callback or error_callback runs once, "
                      "even when terminate() runs during a slow callback",
     "map-error-abort": "map: an exception in a task aborts the call with that exception; no later item starts",
-    "head-only": "apply: of the tasks a dead worker held, only the one it was running fails; those queued behind it succeed",
-    "timeout-fires": "apply: a task that overruns its task_timeout fails with a TimeoutError in bounded time; others succeed",
+    "head-only": ("apply: of the tasks a dead worker held, only the one it was running fails; "
+                  "those queued behind it succeed"),
+    "timeout-fires": ("apply: a task that overruns its task_timeout fails with a TimeoutError in bounded time; "
+                      "others succeed"),
     "right-item": "map: the item a death error names is the item that died",
     "exit-zero": "a task that calls os._exit(0) is a death of that task (an error), not a clean exit or a hang",
 }
@@ -197,7 +200,8 @@ class PoolMachine(RuleBasedStateMachine):
     @rule()
     def wait_for_results(self) -> None:
         for index, (kind, handle, blame) in sorted(self.pending.items()):
-            value, error = self.answer(handle, self.bound, f"task {index} ({kind}) never answered (waited {self.bound} s)")
+            never = f"task {index} ({kind}) never answered (waited {self.bound} s)"
+            value, error = self.answer(handle, self.bound, never)
             self.judge(index, kind, value, error, blame)
             del self.pending[index]
 
@@ -307,7 +311,8 @@ class PoolMachine(RuleBasedStateMachine):
         """Item ``at`` dies a moment after it starts; the others take long enough to be running then."""
         at = at % size
         blame = "exit-zero" if kind == "exit0" else "map-abort"
-        items = [(kind, self.markers, self.new_index(), 0.05) if i == at else ("ok", self.markers, self.new_index(), 0.3)
+        items = [(kind, self.markers, self.new_index(), 0.05) if i == at
+                 else ("ok", self.markers, self.new_index(), 0.3)
                  for i in range(size)]
         what = f"map of {size} items with a {kind} at item {at}"
         started = time.monotonic()

@@ -18,7 +18,7 @@ from mpire_fault.verify.adapters import CLOSE_BOUND, REAP_BOUND, MpireFaultAdapt
 
 TestOurPoolAllGuarantees = machine_for(MpireFaultAdapter).TestCase
 TestOurPoolAllGuarantees.settings = __import__("hypothesis").settings(
-    max_examples=15, stateful_step_count=8, deadline=None, database=None)
+    max_examples=6, stateful_step_count=8, deadline=None, database=None)
 
 
 @pytest.mark.parametrize("guarantee", list(GUARANTEES))
@@ -183,7 +183,7 @@ def test_machine_for_refuses_an_unknown_guarantee():
 def test_new_guarantees_grade_peers_honestly(pool, guarantee, statuses):
     if pool not in available():
         pytest.skip(f"{pool} is not installed")
-    verdict = check(pool, guarantee, examples=2, shrink=False)
+    verdict = check(pool, guarantee, examples=5, shrink=False)
     assert verdict.status in statuses, verdict
 
 
@@ -218,15 +218,21 @@ def test_self_test_of_one_mutant_names_the_guarantee_and_the_steps(tmp_path):
 
 
 def test_a_mutant_patch_is_undone_afterwards():
+    from mpire_fault.jobs import MapJob
     from mpire_fault.results import AsyncResult
+    from mpire_fault.settlement import Settlement
+    from mpire_fault.slots import WorkerSlot
     from mpire_fault.supervisor import Supervisor
     from mpire_fault.verify.mutants import MUTANTS
 
-    before = (AsyncResult._resolve, Supervisor.requeue, dict(Supervisor.__dict__))
+    def snapshot():
+        return [dict(cls.__dict__) for cls in (AsyncResult, Supervisor, Settlement, WorkerSlot, MapJob)]
+
+    before = snapshot()
     for mutant in MUTANTS.values():
         with mutant.patch():
-            pass
-    assert (AsyncResult._resolve, Supervisor.requeue, dict(Supervisor.__dict__)) == before
+            assert snapshot() != before  # the patch is really applied...
+    assert snapshot() == before  # ...and really undone
 
 
 @pytest.mark.parametrize("option", ["--json", "--markdown"])
