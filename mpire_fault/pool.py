@@ -84,6 +84,14 @@ def _positive_number(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
 
 
+def _collect(chunks: Iterator[list]) -> list[Any]:
+    """map's results: each chunk's list appended in C, no Python frame per item."""
+    results: list[Any] = []
+    for values in chunks:
+        results.extend(values)
+    return results
+
+
 def _flatten(chunks: Iterator[list]) -> Iterator[Any]:
     """imap's results item by item, as a generator (callers may ``close()`` it, as MPIRE's)."""
     try:
@@ -440,12 +448,10 @@ class WorkerPool:
             worker_exit_timeout: float | None = None, progress_bar_options: dict | None = None,
             progress_bar_style: str | None = None) -> Any:
         """``list(imap(...))``: results in input order (numpy outputs concatenated, as MPIRE does)."""
-        results: list[Any] = []
-        for values in self._chunks(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits,
-                                   worker_lifespan, progress_bar, worker_init, worker_exit, task_timeout,
-                                   worker_init_timeout, worker_exit_timeout, progress_bar_options,
-                                   progress_bar_style, ordered=True):
-            results.extend(values)
+        results = _collect(self._chunks(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits,
+                                        worker_lifespan, progress_bar, worker_init, worker_exit, task_timeout,
+                                        worker_init_timeout, worker_exit_timeout, progress_bar_options,
+                                        progress_bar_style, ordered=True))
         return maybe_concatenate(results) if concatenate_numpy_output else results
 
     def map_unordered(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
@@ -456,13 +462,10 @@ class WorkerPool:
                       worker_exit_timeout: float | None = None, progress_bar_options: dict | None = None,
                       progress_bar_style: str | None = None) -> list[Any]:
         """``list(imap_unordered(...))``."""
-        results: list[Any] = []
-        for values in self._chunks(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits,
-                                   worker_lifespan, progress_bar, worker_init, worker_exit, task_timeout,
-                                   worker_init_timeout, worker_exit_timeout, progress_bar_options,
-                                   progress_bar_style, ordered=False):
-            results.extend(values)
-        return results
+        return _collect(self._chunks(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits,
+                                     worker_lifespan, progress_bar, worker_init, worker_exit, task_timeout,
+                                     worker_init_timeout, worker_exit_timeout, progress_bar_options,
+                                     progress_bar_style, ordered=False))
 
     # ------------------------------------------------------------------ lifecycle
     def _graceful_stop(self) -> list[BaseException]:
