@@ -1,10 +1,13 @@
-"""The mutation score of a test suite on the kit's catalogue of broken pools.
+"""The mutation score of a test suite, or of the scenario gate, on the kit's catalogue of broken pools.
 
     python -m mpire_fault.verify.score [--timeout S] [--mutant NAME] -- PYTEST_ARGS...
+    python -m mpire_fault.verify.score --scenarios scenarios/
 
 Runs ``pytest -x PYTEST_ARGS`` once per mutant (with the mutant applied by
 ``mpire_fault.verify.mutant_plugin``) and once without; a mutant is caught
-when the suite fails (or times out) with it and passes without it.
+when the suite fails (or times out) with it and passes without it. With
+``--scenarios``, every scenario file runs once per mutant, each in its own
+process as the gate runs it, with the mutant applied in that process.
 """
 from __future__ import annotations
 
@@ -31,18 +34,54 @@ def run_suite(args: list[str], mutant: str | None, timeout: float) -> tuple[str,
     return ("pass" if done.returncode == 0 else "fail"), time.monotonic() - began
 
 
+_WRAPPER = """#!/bin/sh
+# The scenario runner starts: <python> -m mpire_fault.scenario.execute ARGS. Apply the mutant first.
+shift 2
+exec {python} -c 'import runpy, sys
+from mpire_fault.verify.mutants import MUTANTS
+MUTANTS[sys.argv[1]].patch().__enter__()
+sys.argv = ["mpire_fault.scenario.execute"] + sys.argv[2:]
+runpy.run_module("mpire_fault.scenario.execute", run_name="__main__")' {mutant} "$@"
+"""
+
+
+def run_scenarios(paths: list[str], mutant: str | None) -> list[str]:
+    """The names of the scenarios that did not pass, with ``mutant`` applied in each scenario's process."""
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..scenario.loader import discover
+    from ..scenario.runner import run_scenario
+
+    with tempfile.TemporaryDirectory(prefix="mpire-fault-score-") as scratch:
+        python = sys.executable
+        if mutant:
+            python = os.path.join(scratch, "python")
+            with open(python, "w") as handle:
+                handle.write(_WRAPPER.format(python=sys.executable, mutant=mutant))
+            os.chmod(python, 0o755)
+        with ThreadPoolExecutor(max_workers=2) as pool:  # two at a time, as the gate runs them
+            results = list(pool.map(lambda path: run_scenario(path, python=python), discover(paths)))
+    return [r.name for r in results if r.status != "passed"]
+
+
 def main(argv: list[str] | None = None) -> int:
     from .mutants import MUTANTS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per suite run")
     parser.add_argument("--mutant", action="append", help="only these mutants (repeatable)")
-    parser.add_argument("pytest_args", nargs="+")
+    parser.add_argument("--scenarios", nargs="+", metavar="PATH", help="score the scenario gate instead of pytest")
+    parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args(argv)
     names = args.mutant or list(MUTANTS)
     unknown = [n for n in names if n not in MUTANTS]
     if unknown:
         parser.error(f"unknown mutant(s): {', '.join(unknown)}")
+    if args.scenarios:
+        return score_scenarios(args.scenarios, names)
+    if not args.pytest_args:
+        parser.error("give pytest arguments (after --) or --scenarios PATH")
     baseline, seconds = run_suite(args.pytest_args, None, args.timeout)
     print(f"baseline (no mutant): {baseline} in {seconds:.0f} s", flush=True)
     if baseline != "pass":
@@ -55,6 +94,23 @@ def main(argv: list[str] | None = None) -> int:
         caught += outcome != "pass"
         print(f"{verdict} {name:<22} ({outcome}, {seconds:.0f} s)", flush=True)
     print(f"{caught} of {len(names)} mutants caught by pytest {' '.join(args.pytest_args)}")
+    return 0 if caught == len(names) else 1
+
+
+def score_scenarios(paths: list[str], names: list[str]) -> int:
+    failing = run_scenarios(paths, None)
+    print(f"baseline (no mutant): {'pass' if not failing else 'FAILS ' + ', '.join(failing)}", flush=True)
+    if failing:
+        return 2
+    caught = 0
+    for name in names:
+        began = time.monotonic()
+        failing = run_scenarios(paths, name)
+        caught += bool(failing)
+        verdict = "CAUGHT  " if failing else "SURVIVED"
+        shown = ", ".join(failing[:4]) + (" ..." if len(failing) > 4 else "")
+        print(f"{verdict} {name:<22} ({time.monotonic() - began:.0f} s) {shown}", flush=True)
+    print(f"{caught} of {len(names)} mutants caught by the scenarios in {' '.join(paths)}")
     return 0 if caught == len(names) else 1
 
 
