@@ -39,9 +39,10 @@ _WRAPPER = """#!/bin/sh
 shift 2
 exec {python} -c 'import runpy, sys
 from mpire_fault.verify.mutants import MUTANTS
-MUTANTS[sys.argv[1]].patch().__enter__()
+patch = MUTANTS[sys.argv[1]].patch()  # kept referenced: a collected patch undoes itself
+patch.__enter__()
 sys.argv = ["mpire_fault.scenario.execute"] + sys.argv[2:]
-runpy.run_module("mpire_fault.scenario.execute", run_name="__main__")' {mutant} "$@"
+runpy.run_module("mpire_fault.scenario.execute", run_name="__main__", alter_sys=True)' {mutant} "$@"
 """
 
 
