@@ -13,7 +13,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import Death
+from .errors import Death, WorkerExitError, hook_error
+from .serialization import RESULT, PickledError, Serializer, with_boundary
 
 _job_ids = itertools.count(1)
 _task_ids = itertools.count(1)
@@ -50,7 +51,6 @@ class Task:
 class Job:
     """One user call. Subclasses say where results and errors go."""
 
-    kind = "job"
 
     def __init__(self, session: WorkerSession, func_name: str, task_timeout: float | None) -> None:
         self.job_id = next(_job_ids)
@@ -66,12 +66,20 @@ class Job:
     def on_result(self, task: Task, data: bytes) -> None:
         raise NotImplementedError
 
-    def on_error(self, task: Task | None, exc: BaseException) -> None:
+    def on_error(self, task: Task | None, exc: BaseException | PickledError) -> None:
         raise NotImplementedError
+
+    def retries_after_death(self, task: Task, max_task_retries: int) -> bool:
+        """Whether a task whose worker died under it runs again (on another worker)."""
+        return False
+
+    @property
+    def aborts_on_failure(self) -> bool:
+        """Whether one failed task ends the whole call (map-family calls) or only itself (apply)."""
+        return False
 
 
 class ApplyJob(Job):
-    kind = "apply"
 
     def __init__(self, session, func_name, task_timeout, index: int, result, loads) -> None:
         super().__init__(session, func_name, task_timeout)
@@ -87,20 +95,21 @@ class ApplyJob(Job):
         self.done = True
         self.result._resolve_pickled(data, lambda raw: self.loads(raw)[0])
 
-    def on_error(self, task: Task | None, exc: BaseException) -> None:
+    def on_error(self, task: Task | None, exc: BaseException | PickledError) -> None:
         self.done = True
-        self.result._resolve(error=exc)
+        self.result._resolve_error(exc)
+
+    def retries_after_death(self, task: Task, max_task_retries: int) -> bool:
+        return task.attempt < max_task_retries
 
 
 class MapJob(Job):
     """A map-family call; its caller thread reads ``events`` and unpickles results itself."""
 
-    kind = "map"
 
     def __init__(self, session, func_name, task_timeout) -> None:
         super().__init__(session, func_name, task_timeout)
         self.events: queue.SimpleQueue = queue.SimpleQueue()
-        self.error: BaseException | None = None
 
     def describe(self, task: Task, index: int | None = None) -> str:
         if index is None or index < task.first_index:
@@ -112,12 +121,15 @@ class MapJob(Job):
     def on_result(self, task: Task, data: bytes) -> None:
         self.events.put(("result", task.first_index, task.n_items, data))
 
-    def on_error(self, task: Task | None, exc: BaseException) -> None:
+    def on_error(self, task: Task | None, exc: BaseException | PickledError) -> None:
         if self.done:
             return
         self.done = True
-        self.error = exc
         self.events.put(("error", exc))
+
+    @property
+    def aborts_on_failure(self) -> bool:
+        return True
 
 
 class Barrier:
@@ -126,6 +138,20 @@ class Barrier:
     def __init__(self, implicit: bool = False) -> None:
         self.implicit = implicit
         self.started = False
-        self.exit_results: list[Any] = []
-        self.errors: list[BaseException] = []
+        self.exit_data: list[Any] = []  # worker_exit's return values, still pickled
+        self.exit_failures: list[tuple[int, bytes]] = []  # (worker_id, pickled error) where worker_exit raised
+        self.errors: list[BaseException] = []  # the stop's own errors (worker_exit timed out)
         self.event = threading.Event()
+
+    def outcome(self, serializer: Serializer) -> tuple[list[Any], list[BaseException]]:
+        """worker_exit's values and the stop's errors, unpickled by the caller that waited for the stop."""
+        values, errors = [], list(self.errors)
+        for data in self.exit_data:
+            try:
+                values.append(serializer.loads(data))
+            except BaseException as exc:  # even SystemExit: it belongs to this caller
+                errors.append(with_boundary(exc, RESULT))
+        for worker_id, data in self.exit_failures:
+            exc = PickledError(data, serializer).load()
+            errors.append(hook_error(WorkerExitError, f"worker_exit failed on worker {worker_id}: {exc!r}", exc))
+        return values, errors

@@ -12,12 +12,13 @@ import weakref
 from typing import Any, Callable, Iterable, Iterator, Sized
 
 from . import shm
+from .dispatch import PREFETCH
 from .errors import ChaosSpecError
 from .insights import format_insights, gather_insights
 from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerSession, next_task_id
 from .progress import check_style
 from .progress import progress_bar as make_progress_bar
-from .protocol import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS
+from .protocol import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS, KillReason
 from .results import (
     AsyncResult,
     CallbackRunner,
@@ -30,7 +31,7 @@ from .results import (
 )
 from .serialization import TASK_ARGS, Serializer, with_boundary
 from .state import PoolSettings, RestartBackoff, SharedArrays
-from .supervisor import PREFETCH, Supervisor
+from .supervisor import Supervisor
 from .threads import ReferenceSerializer, ThreadingContext
 from .watchdog import DEFAULT_TIMEOUT_GRACE
 
@@ -49,11 +50,11 @@ def _shutdown_all() -> None:
 def _stop_supervisor(supervisor: Supervisor, timeout: float = 10.0) -> None:
     if supervisor.finished.is_set():
         return
-    supervisor.send("terminate")
+    supervisor.terminate()
     if supervisor.is_alive():
         supervisor.join(timeout)
     if supervisor.is_alive():  # the loop itself is wedged: kill the processes from here
-        supervisor.kill_all("terminate")
+        supervisor.kill_all(KillReason.TERMINATE)
 
 
 atexit.register(_shutdown_all)
@@ -347,7 +348,7 @@ class WorkerPool:
         except BaseException as exc:  # even SystemExit from a __reduce__: it belongs to this task
             job.on_error(None, with_boundary(exc, TASK_ARGS))
             return result
-        supervisor.send("submit", [Task(next_task_id(), job, index, 1, payload, next(self._apply_ordinal))])
+        supervisor.submit([Task(next_task_id(), job, index, 1, payload, next(self._apply_ordinal))])
         return result
 
     def apply(self, func: Callable, args: Any = (), kwargs: dict | None = None,
@@ -473,12 +474,12 @@ class WorkerPool:
         if supervisor is None or supervisor.finished.is_set():
             return []
         barrier = Barrier()
-        supervisor.send("barrier", barrier)
+        supervisor.barrier(barrier)
         while not barrier.event.wait(0.25):
             if supervisor.finished.is_set():
                 break
-        self._exit_results = barrier.exit_results
-        return barrier.errors
+        self._exit_results, errors = barrier.outcome(self._serializer)
+        return errors
 
     def get_exit_results(self) -> list[Any]:
         """The return values of ``worker_exit`` from the last graceful stop (empty without a ``worker_exit``)."""

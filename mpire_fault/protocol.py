@@ -2,9 +2,11 @@
 
 Messages are plain tuples ``(KIND, *fields)``: a named record costs ten
 times as much to pickle (0.7 us against 6.8 us per message, measured), and
-every apply round trip sends two. The fields of each kind are listed here;
-the supervisor dispatches each kind to a handler whose parameters carry
-those names, so no code indexes into a message.
+every apply round trip sends two. So each kind has a named constructor
+below, which is the only place its field order is written; the receiving
+side dispatches on the kind to a handler whose parameters carry the same
+names (``Supervisor.on_done(slot, task_id, data)``, ``Worker`` for
+``RUN_TASK``), so no code indexes into a message.
 
 Beside the pipes, each worker shares two arrays with the parent:
 
@@ -17,6 +19,8 @@ Beside the pipes, each worker shares two arrays with the parent:
   chunk, so no further item of an aborted call starts.
 """
 from __future__ import annotations
+
+import enum
 
 # ---------------------------------------------------------------- parent -> worker
 RUN_TASK = 1  # (RUN_TASK, task_id, job_id, first_index, attempt, payload, timed, chaos_call)
@@ -34,6 +38,69 @@ EXITED = 6  # (EXITED, data): worker_exit returned (pickled value); the process 
 EXIT_FAILED = 7  # (EXIT_FAILED, error): worker_exit raised
 RETIRING = 8  # (RETIRING, handled): worker_lifespan reached; the process ends next
 # ``error`` fields are ``serialization.dump_exception`` bytes: the exception and its traceback.
+# ``boundary`` names where a FAILED error arose outside the user's function
+# (``serialization.TASK_ARGS``/``RESULT``), or is SOFT_TIMEOUT: the task was
+# stopped by the parent's soft timeout, so the parent never has to unpickle
+# an error to tell.
+SOFT_TIMEOUT = "soft-timeout"
+
+
+
+def run_task(task_id: int, job_id: int, first_index: int, attempt: int, payload: bytes, timed: bool,
+             chaos_call: int) -> tuple:
+    return (RUN_TASK, task_id, job_id, first_index, attempt, payload, timed, chaos_call)
+
+
+def stop() -> tuple:
+    return (STOP,)
+
+
+def ready(pid: int) -> tuple:
+    return (READY, pid)
+
+
+def init_failed(error: bytes) -> tuple:
+    return (INIT_FAILED, error)
+
+
+def done(task_id: int, data: object) -> tuple:
+    return (DONE, task_id, data)
+
+
+def failed(task_id: int, offset: int, error: bytes, boundary: str | None) -> tuple:
+    return (FAILED, task_id, offset, error, boundary)
+
+
+def skipped(task_id: int) -> tuple:
+    return (SKIPPED, task_id)
+
+
+def exited(data: bytes) -> tuple:
+    return (EXITED, data)
+
+
+def exit_failed(error: bytes) -> tuple:
+    return (EXIT_FAILED, error)
+
+
+def retiring(handled: int) -> tuple:
+    return (RETIRING, handled)
+
+
+class KillReason(str, enum.Enum):
+    """Why the supervisor killed a worker (``Death.reason`` in ``statistics()``; None: nobody did)."""
+
+    TIMEOUT = "timeout"  # a task outlived task_timeout plus the grace period
+    INIT_TIMEOUT = "init-timeout"  # worker_init outlived worker_init_timeout (or start-up stalled)
+    EXIT_TIMEOUT = "exit-timeout"  # worker_exit outlived worker_exit_timeout
+    OOM = "oom"  # the worker's memory passed max_worker_memory
+    ABORT = "abort"  # its map call was aborted while it ran one of the call's items
+    TERMINATE = "terminate"  # terminate()
+    SHUTDOWN = "shutdown"  # the supervisor ended (the pool was closed or collected)
+
+    def __str__(self) -> str:
+        return self.value
+
 
 # ---------------------------------------------------------------- the progress array
 TASK_ID, ITEM, PHASE, PHASE_START, TARGET_TASK, TARGET_ITEM = range(6)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 
 from .errors import SupervisorError
 from .jobs import MapJob, Task, next_task_id
-from .serialization import RESULT, TASK_ARGS, with_boundary
+from .serialization import RESULT, TASK_ARGS, PickledError, loaded, with_boundary
 
 T = TypeVar("T")
 log = logging.getLogger("mpire_fault")
@@ -91,6 +91,11 @@ class _Flag:
         return self._set
 
 
+def _AN_ERROR(data: Any) -> Any:
+    """The ``loads`` of an ``AsyncResult`` resolved with a ``PickledError``: a marker, never called."""
+    raise AssertionError("a pickled error is loaded by PickledError.load")
+
+
 class AsyncResult(Generic[T]):
     """The pending result of ``apply_async``; resolved exactly once, with a value or an error."""
 
@@ -105,10 +110,10 @@ class AsyncResult(Generic[T]):
         self._error_callback = error_callback
         self._runner = runner
         self._supervisor_gone = supervisor_gone
-        self._pickled: tuple[bytes, Callable[[bytes], Any]] | None = None
+        self._pickled: tuple[Any, Callable[[Any], Any]] | None = None
         self._load_lock = threading.Lock()
 
-    def _resolve_pickled(self, data: bytes, loads: Callable[[bytes], Any]) -> bool:
+    def _resolve_pickled(self, data: Any, loads: Callable[[Any], Any]) -> bool:
         """Resolve with a value still pickled, so the supervisor never runs user code to rebuild it.
 
         A slow (or blocking) reconstructor would otherwise stall the loop that
@@ -126,11 +131,20 @@ class AsyncResult(Generic[T]):
             self._runner.submit(self._load_then_hook)
         return True
 
+    def _resolve_error(self, error: BaseException | PickledError) -> bool:
+        if isinstance(error, PickledError):
+            return self._resolve_pickled(error, _AN_ERROR)
+        return self._resolve(error=error)
+
     def _load(self) -> None:
         with self._load_lock:
             if self._pickled is None:
                 return
             data, loads = self._pickled
+            if loads is _AN_ERROR:
+                self._error = data.load()
+                self._pickled = None
+                return
             try:
                 self._value = loads(data)
             except KeyboardInterrupt:
@@ -259,7 +273,7 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
     slow generator or a pickling error never stalls the supervisor; an
     error of this call aborts it, and closing the iterator early cancels it.
     """
-    outstanding, exhausted, next_index, ordinal = 0, False, 0, 0
+    outstanding, exhausted, next_index, ordinal, aborted = 0, False, 0, 0, False
     waiting: dict[int, list] = {}
     units: dict[int, int] = {}  # rows per chunk, for the progress bar
     try:
@@ -271,14 +285,14 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
                     exhausted = True
                     break
                 except BaseException:
-                    supervisor.send("abort", job, True)
+                    supervisor.abort(job, True)
                     raise
                 try:
                     payload = dumps((func, "map", items))
                 except BaseException as exc:
-                    supervisor.send("abort", job, True)
+                    supervisor.abort(job, True)
                     raise with_boundary(exc, TASK_ARGS)
-                supervisor.send("submit", [Task(next_task_id(), job, first, len(items), payload, ordinal)])
+                supervisor.submit([Task(next_task_id(), job, first, len(items), payload, ordinal)])
                 payload = None  # the task owns it now (a shared-memory segment must not outlive the task)
                 ordinal += 1
                 outstanding += 1
@@ -288,17 +302,18 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
                 return
             event = _next_event(job, supervisor)
             if event[0] == "error":
+                error = loaded(event[1])
                 if progress is not None:  # the bar shows the failure, as MPIRE's does
                     progress.colour = "red"
-                    progress.set_description(f"failed: {type(event[1]).__name__}", refresh=True)
-                raise event[1]
+                    progress.set_description(f"failed: {type(error).__name__}", refresh=True)
+                raise error
             _, first, n_items, data = event
             if not ordered:
                 outstanding -= 1
             try:
                 values = loads(data)
             except BaseException as exc:
-                supervisor.send("abort", job, True)
+                supervisor.abort(job, True)
                 raise with_boundary(exc, RESULT)
             if progress is not None:
                 progress.update(units.pop(first, n_items))
@@ -319,12 +334,12 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
         # death does: its running items are stopped now, not awaited. Only
         # closing the iterator early (GeneratorExit) lets them finish.
         if not job.done and not isinstance(exc, GeneratorExit):
-            job.done = True
-            supervisor.send("abort", job, True)
+            aborted = True
+            supervisor.abort(job, True)
         raise
     finally:
-        if not job.done:
-            supervisor.send("abort", job, False)
+        if not job.done and not aborted:
+            supervisor.abort(job, False)
         if progress is not None:
             progress.close()
 

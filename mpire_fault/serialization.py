@@ -105,3 +105,40 @@ def load_exception(data: bytes, serializer: Serializer) -> BaseException:
     exc, tb = serializer.loads(data)
     exc.__cause__ = RemoteTraceback(tb)
     return exc
+
+
+class PickledError:
+    """An error a worker reported, kept pickled until someone reads it.
+
+    The supervisor hands these on without unpickling them: a user
+    exception with a slow (or blocking) reconstructor would otherwise stall
+    the loop that notices deaths. The reader (the caller's thread, or the
+    callback thread) calls ``load``; a failure to unpickle becomes the
+    error itself, marked with the ``result`` boundary.
+    """
+
+    __slots__ = ("data", "serializer", "boundary", "rebuild")
+
+    def __init__(self, data: bytes, serializer: Serializer, boundary: str | None = None,
+                 rebuild: Callable[[BaseException], BaseException] | None = None) -> None:
+        self.data = data
+        self.serializer = serializer
+        self.boundary = boundary  # the boundary note to add, if the error arose at one
+        self.rebuild = rebuild  # turns the worker's exception into the one the caller gets
+
+    def load(self) -> BaseException:
+        try:
+            exc = load_exception(self.data, self.serializer)
+        except BaseException as problem:  # even SystemExit: it belongs to this task's caller
+            exc = with_boundary(problem, RESULT)
+        else:
+            if self.rebuild is not None:
+                exc = self.rebuild(exc)
+        if self.boundary:
+            with_boundary(exc, self.boundary)
+        return exc
+
+
+def loaded(error: BaseException | PickledError) -> BaseException:
+    """The exception itself, unpickling it here if the supervisor passed it on pickled."""
+    return error.load() if isinstance(error, PickledError) else error

@@ -13,9 +13,10 @@ from collections import deque
 
 from .errors import Death, TaskTimeoutError, WorkerDiedError, WorkerExitError, WorkerInitError, hook_error
 from .jobs import Barrier, Job, Task
-from .protocol import CANCEL_SLOTS, IDLE, ITEM, PHASE, PHASE_NAMES, PROGRESS_FIELDS, TASK_ID
+from .protocol import CANCEL_SLOTS, IDLE, ITEM, PHASE, PHASE_NAMES, PROGRESS_FIELDS, TASK_ID, KillReason
+from .serialization import PickledError
 from .slots import WorkerSlot
-from .state import PoolState, RestartBackoff
+from .state import Mode, PoolState, RestartBackoff
 from .watchdog import DEFAULT_EXIT_GRACE
 
 __all__ = ["RestartBackoff", "Settlement"]
@@ -38,14 +39,14 @@ class Settlement:
         progress, base = state.shared.progress, slot.worker_id * PROGRESS_FIELDS
         began_id, item, phase = progress[base + TASK_ID], int(progress[base + ITEM]), progress[base + PHASE]
         limit = state.settings.max_worker_memory
-        oom = slot.kill_reason == "oom" or (exitcode == -9 and bool(limit) and slot.rss > limit)
+        oom = slot.kill_reason is KillReason.OOM or (exitcode == -9 and bool(limit) and slot.rss > limit)
         ledger = list(slot.ledger)
         slot.ledger.clear()
         head = ledger.pop(0) if ledger and began_id == ledger[0].task_id and phase != IDLE else None
         planned = (slot.stopping and slot.exit_reported) or (slot.retiring and head is None)
         # Workers we stopped ourselves because their map call was aborted are
         # replacements, not deaths: the death that aborted the call is recorded.
-        if (not planned or head is not None) and slot.kill_reason != "abort":
+        if (not planned or head is not None) and slot.kill_reason is not KillReason.ABORT:
             state.stats["deaths"].append(
                 {"worker_id": slot.worker_id, "pid": slot.pid, "exitcode": exitcode, "oom": oom,
                  "reason": slot.kill_reason, "task": head.job.describe(head, item) if head else None}
@@ -54,7 +55,7 @@ class Settlement:
         if head is not None:
             self.settle_head(slot, head, exitcode, oom, item, phase)
         barrier = state.front_barrier()
-        if slot.stopping and slot.kill_reason == "exit-timeout" and barrier is not None:
+        if slot.stopping and slot.kill_reason is KillReason.EXIT_TIMEOUT and barrier is not None:
             grace = (state.session and state.session.worker_exit_timeout) or DEFAULT_EXIT_GRACE
             message = f"worker_exit on worker {slot.worker_id} exceeded worker_exit_timeout={grace}s; killed"
             barrier.errors.append(hook_error(WorkerExitError, message, TimeoutError(message)))
@@ -75,7 +76,7 @@ class Settlement:
         """A worker died before it was ready: count it against the restart budget."""
         state = self.state
         init_error = slot.init_error
-        if slot.kill_reason == "init-timeout":
+        if slot.kill_reason is KillReason.INIT_TIMEOUT:
             init_error = TimeoutError(
                 f"worker_init on worker {slot.worker_id} exceeded "
                 f"worker_init_timeout={state.session.worker_init_timeout}s"
@@ -94,7 +95,8 @@ class Settlement:
     def give_up(self, error: BaseException, cause: BaseException | None) -> None:
         """Workers cannot be started: fail what waits and stop respawning until new work arrives."""
         self.fail_pending(error, cause)
-        self.state.blocked = True
+        if not self.state.finishing:
+            self.state.mode = Mode.BLOCKED
         for slot in self.state.slots:
             slot.restart_at = None
 
@@ -103,19 +105,17 @@ class Settlement:
         job = task.job
         if job.done:
             return
-        if slot.kill_reason == "timeout":
+        if slot.kill_reason is KillReason.TIMEOUT:
             error = TaskTimeoutError(job.task_timeout, slot.worker_id, job.describe(task, item), killed=True)
             self.fail_task(task, error)
             return
         task.deaths.append(Death(slot.worker_id, slot.pid, exitcode, oom, PHASE_NAMES.get(phase)))
-        if job.kind == "apply" and task.attempt < self.state.settings.max_task_retries:
+        if job.retries_after_death(task, self.state.settings.max_task_retries):
             task.attempt += 1
             self.state.stats["tasks_requeued"] += 1
             self.state.pending.appendleft(task)
             return
         detail = f"while {PHASE_NAMES.get(phase, 'running')}"
-        if slot.kill_reason == "external":
-            detail += "; killed from outside"
         error = WorkerDiedError(slot.worker_id, slot.pid, exitcode, job.describe(task, item), oom, task.deaths, detail)
         self.fail_task(task, error)
 
@@ -126,12 +126,12 @@ class Settlement:
                 self.state.pending.appendleft(task)
 
     # ------------------------------------------------------------------ failing
-    def fail_task(self, task: Task, exc: BaseException) -> None:
+    def fail_task(self, task: Task, exc: BaseException | PickledError) -> None:
         self.state.stats["tasks_failed"] += 1
         if task.job.done:
             return
         task.job.on_error(task, exc)
-        if task.job.kind == "map":
+        if task.job.aborts_on_failure:
             self.abort(task.job, True)
 
     def abort(self, job: Job, kill_running: bool, exc: BaseException | None = None) -> None:
@@ -152,7 +152,7 @@ class Settlement:
                 # A worker that already died on its own is a death of its own
                 # (recorded), not one of ours: only kill the living.
                 if running and slot.process.exitcode is None:
-                    slot.kill("abort")
+                    slot.kill(KillReason.ABORT)
 
     def fail_pending(self, exc: BaseException, cause: BaseException | None) -> None:
         state = self.state
@@ -161,7 +161,7 @@ class Settlement:
         for job in jobs.values():
             if not job.done:
                 job.on_error(None, exc)
-                if job.kind == "map":
+                if job.aborts_on_failure:
                     self.abort(job, True)
         state.pending = deque(t for t in state.pending if isinstance(t, Barrier))
 

@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
 from .jobs import Task
-from .protocol import IDLE, ITEM, PHASE, PROGRESS_FIELDS, TARGET_ITEM, TARGET_TASK, TASK_ID
+from .protocol import IDLE, ITEM, PHASE, PROGRESS_FIELDS, TARGET_ITEM, TARGET_TASK, TASK_ID, KillReason
 from .threads import WorkerThread
 from .worker import WorkerConfig, worker_main
 
@@ -34,8 +34,6 @@ def _reset_start_lock() -> None:
     # a pool created inside that worker needs a fresh one.
     global _START_LOCK
     _START_LOCK = threading.Lock()
-_READ_SIZE = 1 << 20
-_COALESCE = 1 << 16  # small frames queued together are joined into one write
 
 
 os.register_at_fork(after_in_child=_reset_start_lock)
@@ -73,7 +71,7 @@ class WorkerSlot:
         self.stopping = False
         self.stop_deadline: float | None = None
         self.retiring = False
-        self.kill_reason: str | None = None
+        self.kill_reason: KillReason | None = None
         self.exit_reported = False
         self.init_error: BaseException | None = None
         self.failures = 0  # start-up failures in a row
@@ -90,6 +88,12 @@ class WorkerSlot:
     @property
     def alive(self) -> bool:
         return self.process is not None
+
+    @property
+    def takes_work(self) -> bool:
+        """Started, ready, and neither stopping, retiring nor condemned."""
+        return (self.process is not None and self.ready and not self.stopping and not self.retiring
+                and self.kill_reason is None)
 
     def parent_fds(self) -> list[int]:
         fds = []
@@ -233,7 +237,7 @@ class WorkerSlot:
                 self.outbuf[0] = view[written:]
         return True
 
-    def kill(self, reason: str) -> None:
+    def kill(self, reason: KillReason) -> None:
         if self.process is None:
             return
         if self.kill_reason is None:

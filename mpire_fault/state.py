@@ -8,6 +8,7 @@ callers talk to the supervisor through its inbox only.
 """
 from __future__ import annotations
 
+import enum
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,19 @@ class SharedArrays:
     insights: Any
 
 
+class Mode(enum.Enum):
+    """What the pool wants of its workers right now."""
+
+    STOPPED = "stopped"  # no call is running: no worker is (re)started until work arrives
+    RUNNING = "running"  # workers are wanted for the current session, and restarted when they die
+    BLOCKED = "blocked"  # the restart budget ran out: no respawn until new work arrives
+    FINISHING = "finishing"  # terminate() or shutdown: nothing new starts, ever
+
+    @property
+    def wants_workers(self) -> bool:
+        return self is Mode.RUNNING
+
+
 def _new_stats() -> dict[str, Any]:
     return {"restarts": 0, "tasks_completed": 0, "tasks_failed": 0, "tasks_requeued": 0, "deaths": []}
 
@@ -75,12 +89,14 @@ class PoolState:
     slots: list[WorkerSlot]
     pending: deque[Task | Barrier] = field(default_factory=deque)
     session: WorkerSession | None = None  # the hooks the live workers were started with
-    active: bool = False  # workers are wanted (a call is running or the pool is kept alive)
-    blocked: bool = False  # the restart budget ran out: no respawn until new work arrives
-    finishing: bool = False  # terminate() or shutdown: nothing new starts
+    mode: Mode = Mode.STOPPED
     stats: dict[str, Any] = field(default_factory=_new_stats)
     durations: dict[str, float] = field(default_factory=dict)  # moving average per function name
     start_up_time: list[float] = field(default_factory=list)  # process start -> ready, summed per slot
+
+    @property
+    def finishing(self) -> bool:
+        return self.mode is Mode.FINISHING
 
     def front_barrier(self) -> Barrier | None:
         """The graceful stop at the head of the queue, if one is running."""

@@ -21,17 +21,18 @@ queue. Memory limits and timeouts are the only things checked on a clock.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
-import pickle
 import selectors
 import threading
 import time
 from collections import deque
 from typing import Any, Callable
 
-from .errors import PoolTerminatedError, SupervisorError, TaskTimeoutError, WorkerExitError, WorkerInitError, hook_error
-from .jobs import Barrier, Task
+from .dispatch import Dispatcher
+from .errors import PoolTerminatedError, SupervisorError, TaskTimeoutError, WorkerInitError, hook_error
+from .jobs import Barrier, Job, Task
 from .protocol import (
     DONE,
     EXIT_FAILED,
@@ -42,28 +43,28 @@ from .protocol import (
     PROGRESS_FIELDS,
     READY,
     RETIRING,
-    RUN_TASK,
     SKIPPED,
-    STOP,
+    SOFT_TIMEOUT,
+    KillReason,
 )
-from .serialization import Serializer, load_exception, with_boundary
+from .serialization import PickledError, Serializer, load_exception
 from .settlement import Settlement
 from .shm import Shared, sweep, sweep_worker
 from .slots import WorkerSlot
-from .state import PoolSettings, PoolState, SharedArrays
-from .watchdog import DEFAULT_EXIT_GRACE, Watchdog
+from .state import Mode, PoolSettings, PoolState, SharedArrays
+from .watchdog import Watchdog
 from .worker import PickledObjects, WorkerConfig, preload
 
 log = logging.getLogger("mpire_fault")
 
-__all__ = ["PREFETCH", "PoolSettings", "Supervisor"]
+__all__ = ["PoolSettings", "Supervisor"]
 
-PREFETCH = 2  # tasks handed to a worker at once: one running, one waiting in its pipe
-# A second task waits behind the first only when tasks of that function are
-# known to be short: a task queued behind a long one would sit there while
-# another worker idles (head-of-line blocking), and a queued message cannot
-# be taken back from a pipe without risking it running twice.
-PREFETCH_BELOW = 0.005
+
+def _soft_timeout(timeout: float | None, worker_id: int, task: str, raised: BaseException) -> TaskTimeoutError:
+    """The error a caller gets for a task our soft timeout interrupted (``raised`` is what the worker saw)."""
+    error = TaskTimeoutError(timeout, worker_id, task, killed=False)
+    error.__cause__ = raised.__cause__  # the worker's traceback: where the task was when it was stopped
+    return error
 
 
 class Supervisor(threading.Thread):
@@ -77,16 +78,15 @@ class Supervisor(threading.Thread):
         preload()
         self.watchdog = Watchdog(self.state)
         self.serializer = settings.serializer or Serializer(settings.use_dill)
-        self.inbox: deque[tuple] = deque()
+        self.inbox: deque[tuple[Callable[..., None], tuple]] = deque()
         self.finished = threading.Event()
-        self.crash: BaseException | None = None
         self._wake_r, self._wake_w = os.pipe()
         self._wake_sent = False
-        self._unflushed: set[WorkerSlot] = set()  # slots handed tasks in this pass, written once at its end
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        self.dispatcher = Dispatcher(self.state, self.selector, self.start_wanted_workers)
         self._answers: dict[int, Callable[..., None]] = {
             READY: self.on_ready, INIT_FAILED: self.on_init_failed, DONE: self.on_done, FAILED: self.on_failed,
             SKIPPED: self.on_skipped, EXITED: self.on_exited, EXIT_FAILED: self.on_exit_failed,
@@ -111,14 +111,31 @@ class Supervisor(threading.Thread):
         return self.state.start_up_time
 
     # ------------------------------------------------------------------ callers
-    def send(self, *command: Any) -> None:
-        """Hand a command to the loop from any thread.
+    # Any thread may call these; each posts a command that the loop runs.
+    def submit(self, tasks: list[Task]) -> None:
+        """Queue tasks behind those already pending."""
+        self._post(self._on_submit, tasks)
 
-        One wake-up byte covers every command sent until the loop drains it:
+    def barrier(self, barrier: Barrier) -> None:
+        """Queue a graceful stop of every worker behind the pending tasks."""
+        self._post(self._on_barrier, barrier)
+
+    def abort(self, job: Job, kill_running: bool) -> None:
+        """Abort a map call: nothing more of it starts; its running items are killed if asked."""
+        self._post(self.settlement.abort, job, kill_running)
+
+    def terminate(self) -> None:
+        """Kill every worker and fail everything pending; the loop ends once the workers are gone."""
+        self._post(self._on_terminate)
+
+    def _post(self, handler: Callable[..., None], *args: Any) -> None:
+        """Hand a command to the loop.
+
+        One wake-up byte covers every command posted until the loop drains it:
         the loop clears ``_wake_sent`` before it reads the inbox again, and a
         caller appends before it looks at the flag, so nothing waits unseen.
         """
-        self.inbox.append(command)
+        self.inbox.append((handler, args))
         if self._wake_sent:
             return
         self._wake_sent = True
@@ -143,7 +160,7 @@ class Supervisor(threading.Thread):
                 if state.finishing and not any(s.alive for s in state.slots) and not state.pending:
                     break
                 self.start_wanted_workers()
-                self.dispatch()
+                self.dispatcher.dispatch()
                 ended = []
                 for key, _ in self.selector.select(self.watchdog.next_timeout()):
                     what, slot = key.data
@@ -159,10 +176,9 @@ class Supervisor(threading.Thread):
                 self.watchdog.check_clocks()
         except BaseException as exc:  # our bug: fail every caller instead of leaving it waiting
             log.exception("mpire_fault supervisor crashed")
-            self.crash = exc
             self.settlement.fail_everything(SupervisorError(f"the pool's supervisor crashed: {exc!r}"), cause=exc)
         finally:
-            self.kill_all("shutdown")
+            self.kill_all(KillReason.SHUTDOWN)
             sweep(state.settings.shm_prefix and state.settings.shm_prefix + "r")  # results nobody read
             self.finished.set()
             self.selector.close()
@@ -185,42 +201,42 @@ class Supervisor(threading.Thread):
         elif what == "sentinel":
             self.on_exit(slot)
         elif what == "write":
-            self.flush(slot)
+            self.dispatcher.flush(slot)
 
     def read_inbox(self) -> None:
+        inbox = self.inbox
+        while inbox:
+            handler, args = inbox.popleft()
+            handler(*args)
+
+    def _on_submit(self, tasks: list[Task]) -> None:
         state = self.state
-        while self.inbox:
-            command, *args = self.inbox.popleft()
-            if state.finishing and command in ("submit", "barrier"):
-                # Raced with terminate(): answer at once rather than keep work nobody will run.
-                if command == "barrier":
-                    args[0].event.set()
-                for task in args[0] if command == "submit" else ():
-                    if not task.job.done:
-                        task.job.on_error(task, PoolTerminatedError("the pool was terminated before this task ran"))
-                continue
-            if command == "submit":
-                if state.blocked:
-                    state.blocked = False
-                    for slot in state.slots:
-                        slot.failures = 0
-                state.pending.extend(args[0])
-            elif command == "barrier":
-                state.pending.append(args[0])
-            elif command == "abort":
-                self.settlement.abort(*args)
-            elif command == "terminate":
-                state.finishing = True
-                self.kill_all("terminate")
-                terminated = PoolTerminatedError("the pool was terminated while this task was pending")
-                self.settlement.fail_everything(terminated)
-            elif command == "kill":  # test hook: kill a worker the way the outside world would
-                state.slots[args[0]].kill("external")
+        if state.finishing:  # raced with terminate(): answer at once rather than keep work nobody will run
+            for task in tasks:
+                if not task.job.done:
+                    task.job.on_error(task, PoolTerminatedError("the pool was terminated before this task ran"))
+            return
+        if state.mode is Mode.BLOCKED:  # new work: the restart budget starts afresh
+            state.mode = Mode.RUNNING
+            for slot in state.slots:
+                slot.failures = 0
+        state.pending.extend(tasks)
+
+    def _on_barrier(self, barrier: Barrier) -> None:
+        if self.state.finishing:
+            barrier.event.set()
+        else:
+            self.state.pending.append(barrier)
+
+    def _on_terminate(self) -> None:
+        self.state.mode = Mode.FINISHING
+        self.kill_all(KillReason.TERMINATE)
+        self.settlement.fail_everything(PoolTerminatedError("the pool was terminated while this task was pending"))
 
     # ------------------------------------------------------------------ workers
     def start_wanted_workers(self) -> None:
         state = self.state
-        if not state.active or state.blocked or state.finishing:
+        if not state.mode.wants_workers:
             return
         now, close_fds = time.monotonic(), None
         for slot in state.slots:
@@ -280,7 +296,7 @@ class Supervisor(threading.Thread):
         self.settlement.worker_ended(slot)
         self.release(slot)
 
-    def kill_all(self, reason: str) -> None:
+    def kill_all(self, reason: KillReason) -> None:
         for slot in self.state.slots:
             if slot.alive:
                 slot.kill(reason)
@@ -302,115 +318,6 @@ class Supervisor(threading.Thread):
             except (KeyError, ValueError, OSError):
                 pass
         slot.close()
-
-    # ------------------------------------------------------------------ sending
-    def dispatch(self) -> None:
-        """Hand pending tasks to workers; each worker's new tasks go out in one write."""
-        self._dispatch()
-        for slot in self._unflushed:
-            self.flush(slot)
-        self._unflushed.clear()
-
-    def _dispatch(self) -> None:
-        state = self.state
-        while state.pending and not state.finishing or state.front_barrier() is not None:
-            head = state.pending[0]
-            if isinstance(head, Barrier):
-                if not self.run_barrier(head):
-                    return
-                continue
-            if head.job.done:
-                state.pending.popleft()
-                continue
-            if not state.active:
-                if any(s.alive for s in state.slots):
-                    return  # an earlier graceful stop is still finishing
-                state.session, state.active = head.job.session, True
-                self.start_wanted_workers()
-            elif head.job.session != state.session:
-                state.pending.appendleft(Barrier(implicit=True))
-                continue
-            slot = self.pick_slot(head)
-            if slot is None:
-                return
-            state.pending.popleft()
-            self.hand(slot, head)
-
-    def pick_slot(self, task: Task) -> WorkerSlot | None:
-        slots = self.state.slots
-        if self.state.settings.order_tasks:  # MPIRE's order_tasks: task k of a call goes to worker k % n_jobs
-            slot = slots[task.ordinal % len(slots)]
-            return slot if self.takes_work(slot) and self.has_room(slot) else None
-        best = None
-        for slot in slots:
-            if self.takes_work(slot) and self.has_room(slot):
-                if not slot.ledger:
-                    return slot  # an idle worker: nobody can be better
-                if best is None or len(slot.ledger) < len(best.ledger):
-                    best = slot
-        return best
-
-    def has_room(self, slot: WorkerSlot) -> bool:
-        if not slot.ledger:
-            return True
-        if len(slot.ledger) >= PREFETCH:
-            return False
-        return self.state.durations.get(slot.ledger[-1].job.func_name, 1.0) < PREFETCH_BELOW
-
-    def record_duration(self, slot: WorkerSlot, task: Task) -> None:
-        """Keep a moving average of task durations per function (for ``has_room``)."""
-        now = time.monotonic()
-        spent = now - max(task.handed_at, slot.last_answer)
-        slot.last_answer = now
-        name, durations = task.job.func_name, self.state.durations
-        previous = durations.get(name)
-        durations[name] = spent if previous is None else 0.8 * previous + 0.2 * spent
-
-    @staticmethod
-    def takes_work(slot: WorkerSlot) -> bool:
-        return slot.alive and slot.ready and not slot.stopping and not slot.retiring and not slot.kill_reason
-
-    def hand(self, slot: WorkerSlot, task: Task) -> None:
-        task.handed_at = time.monotonic()
-        slot.ledger.append(task)
-        timed = task.job.task_timeout is not None
-        msg = (RUN_TASK, task.task_id, task.job.job_id, task.first_index, task.attempt, task.payload, timed,
-               task.job.chaos_call)
-        slot.queue_bytes(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
-        self._unflushed.add(slot)
-
-    def flush(self, slot: WorkerSlot) -> None:
-        if slot.task_fd is None:
-            return
-        done = slot.flush()
-        if done and slot.write_registered:
-            self.selector.unregister(slot.task_fd)
-            slot.write_registered = False
-        elif not done and not slot.write_registered:
-            self.selector.register(slot.task_fd, selectors.EVENT_WRITE, ("write", slot))
-            slot.write_registered = True
-
-    def run_barrier(self, barrier: Barrier) -> bool:
-        """Advance a graceful stop; True once it is complete and popped."""
-        state = self.state
-        if any(s.ledger for s in state.slots):
-            return False
-        if not barrier.started:
-            barrier.started = True
-            state.active = False
-            grace = (state.session.worker_exit_timeout if state.session else None) or DEFAULT_EXIT_GRACE
-            for slot in state.slots:
-                slot.restart_at = None
-                if slot.alive:
-                    slot.stopping = True
-                    slot.stop_deadline = time.monotonic() + grace
-                    slot.queue_bytes(pickle.dumps((STOP,)))
-                    self.flush(slot)
-        if any(s.alive for s in state.slots):
-            return False
-        state.pending.popleft()
-        barrier.event.set()
-        return True
 
     # ------------------------------------------------------------------ receiving
     def read_results(self, slot: WorkerSlot) -> None:
@@ -438,7 +345,7 @@ class Supervisor(threading.Thread):
         if task.task_id != task_id:
             raise SupervisorError(
                 f"worker {slot.worker_id} answered task {task_id} but its ledger head is {task.task_id}")
-        self.record_duration(slot, task)
+        self.dispatcher.record_duration(slot, task)
         slot.idle_deaths = 0
         slot.interrupted = slot.hard_deadline = None  # a soft timeout, if any, has done its work
         return task
@@ -453,39 +360,31 @@ class Supervisor(threading.Thread):
 
     def on_failed(self, slot: WorkerSlot, task_id: int, offset: int, error: bytes, boundary: str | None) -> None:
         task = self.answered(slot, task_id)
-        try:
-            exc = load_exception(error, self.serializer)
-        except BaseException as problem:
-            exc = with_boundary(problem, "result")
-        if boundary:
-            with_boundary(exc, boundary)
-        elif isinstance(exc, TaskTimeoutError):  # our soft timeout, raised inside the task
-            remote = exc
-            exc = TaskTimeoutError(task.job.task_timeout, slot.worker_id,
-                                   task.job.describe(task, task.first_index + offset), killed=False)
-            exc.__cause__ = remote.__cause__
-        self.settlement.fail_task(task, exc)
+        if boundary == SOFT_TIMEOUT:  # our soft timeout, raised inside the task: the caller gets ours
+            job = task.job
+            rebuild = functools.partial(_soft_timeout, job.task_timeout, slot.worker_id,
+                                        job.describe(task, task.first_index + offset))
+            self.settlement.fail_task(task, PickledError(error, self.serializer, rebuild=rebuild))
+        else:
+            self.settlement.fail_task(task, PickledError(error, self.serializer, boundary))
 
     def on_skipped(self, slot: WorkerSlot, task_id: int) -> None:
         self.answered(slot, task_id)
 
-    def on_exited(self, slot: WorkerSlot, data: bytes) -> None:
+    def on_exited(self, slot: WorkerSlot, data: Any) -> None:
         slot.exit_reported = True
         barrier, session = self.state.front_barrier(), self.state.session
         # MPIRE's get_exit_results() holds worker_exit's values only: none without a worker_exit.
         if barrier is not None and not barrier.implicit and session is not None and session.worker_exit is not None:
-            try:
-                barrier.exit_results.append(self.serializer.loads(data))
-            except BaseException as exc:
-                barrier.errors.append(with_boundary(exc, "result"))
+            if type(data) is Shared:
+                data = data.adopt()
+            barrier.exit_data.append(data)  # unpickled by the caller that waits for the stop
 
     def on_exit_failed(self, slot: WorkerSlot, error: bytes) -> None:
         slot.exit_reported = True
-        exc = load_exception(error, self.serializer)
         barrier = self.state.front_barrier()
         if barrier is not None:
-            message = f"worker_exit failed on worker {slot.worker_id}: {exc!r}"
-            barrier.errors.append(hook_error(WorkerExitError, message, exc))
+            barrier.exit_failures.append((slot.worker_id, error))
 
     def on_retiring(self, slot: WorkerSlot, handled: int) -> None:
         slot.retiring = True

@@ -18,6 +18,7 @@ from .protocol import (
     PROGRESS_FIELDS,
     RUNNING,
     TASK_ID,
+    KillReason,
 )
 from .slots import WorkerSlot
 from .state import PoolState
@@ -86,12 +87,12 @@ class Watchdog:
             # pickling the result are not the task's time, but they must end:
             # a stuck __setstate__ gets the timeout plus the grace period, then the kill.
             if now - progress[base + PHASE_START] > head.job.task_timeout + grace:
-                slot.kill("timeout")
+                slot.kill(KillReason.TIMEOUT)
             return
         target = (float(head.task_id), progress[base + ITEM])
         if slot.interrupted == target:
             if now > slot.hard_deadline:
-                slot.kill("timeout")
+                slot.kill(KillReason.TIMEOUT)
         elif now - progress[base + PHASE_START] > head.job.task_timeout:
             slot.interrupt(progress, *target, grace)
 
@@ -103,24 +104,24 @@ class Watchdog:
         grace = self.state.settings.timeout_grace
         if slot.interrupted == _INIT:
             if now > slot.hard_deadline:
-                slot.kill("init-timeout")
+                slot.kill(KillReason.INIT_TIMEOUT)
         elif progress[base + PHASE] == INITIALIZING:
             # Timed from worker_init's start: booting an interpreter (spawn) is not init's time.
             if now - progress[base + PHASE_START] > timeout:
                 slot.interrupt(progress, *_INIT, grace)
         elif slot.interrupted is None and now - slot.started_at > timeout + grace + START_UP_ALLOWANCE:
-            slot.kill("init-timeout")  # never even reached worker_init
+            slot.kill(KillReason.INIT_TIMEOUT)  # never even reached worker_init
 
     def check_stop(self, slot: WorkerSlot, base: int, now: float) -> None:
         progress = self.state.shared.progress
         if slot.interrupted == _EXIT:
             if now > slot.hard_deadline:
-                slot.kill("exit-timeout")
+                slot.kill(KillReason.EXIT_TIMEOUT)
         elif now > slot.stop_deadline and slot.kill_reason is None:
             if progress[base + PHASE] == EXITING:
                 slot.interrupt(progress, *_EXIT, self.state.settings.timeout_grace)
             elif now > slot.stop_deadline + self.state.settings.timeout_grace:
-                slot.kill("exit-timeout")
+                slot.kill(KillReason.EXIT_TIMEOUT)
 
     def poll_memory(self, limit: int) -> None:
         import psutil
@@ -135,4 +136,4 @@ class Watchdog:
             except psutil.Error:
                 continue
             if slot.rss > limit:
-                slot.kill("oom")
+                slot.kill(KillReason.OOM)

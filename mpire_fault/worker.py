@@ -31,15 +31,10 @@ from typing import Any, Callable
 from .errors import TaskTimeoutError
 from .protocol import (
     CANCEL_SLOTS,
-    DONE,
-    EXIT_FAILED,
     EXIT_TARGET,
     EXIT_TIME,
-    EXITED,
     EXITING,
-    FAILED,
     IDLE,
-    INIT_FAILED,
     INIT_TARGET,
     INIT_TIME,
     INITIALIZING,
@@ -51,10 +46,8 @@ from .protocol import (
     PHASE_START,
     PICKLING,
     PROGRESS_FIELDS,
-    READY,
-    RETIRING,
     RUNNING,
-    SKIPPED,
+    SOFT_TIMEOUT,
     STOP,
     TARGET_ITEM,
     TARGET_TASK,
@@ -62,6 +55,14 @@ from .protocol import (
     UNPICKLING,
     WAIT_TIME,
     WORK_TIME,
+    done,
+    exit_failed,
+    exited,
+    failed,
+    init_failed,
+    ready,
+    retiring,
+    skipped,
 )
 from .serialization import RESULT, TASK_ARGS, Serializer, dump_exception
 from .shm import Segments
@@ -223,8 +224,8 @@ class _Worker:
             preamble.append({})
         self.preamble = tuple(preamble)
 
-    def send(self, *msg: Any) -> None:
-        self.result_conn.send_bytes(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
+    def send(self, message: tuple) -> None:
+        self.result_conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
     def mark(self, task_id: float, index: float, phase: float) -> None:
         p, b = self.progress, self.base
@@ -268,10 +269,10 @@ class _Worker:
                 self.mark(-1, -1, IDLE)
         except Exception as exc:
             self.mark(-1, -1, IDLE)
-            self.send(INIT_FAILED, dump_exception(exc, self.serializer))
+            self.send(init_failed(dump_exception(exc, self.serializer)))
             return
         self.record(INIT_TIME, time.perf_counter() - began)
-        self.send(READY, os.getpid())
+        self.send(ready(os.getpid()))
         handled = 0
         timed = self.insights is not None
         while True:
@@ -301,7 +302,7 @@ class _Worker:
                 self.insights[base] = max(self.insights[base], spent)
             handled += 1
             if self.cfg.worker_lifespan is not None and handled >= self.cfg.worker_lifespan:
-                self.send(RETIRING, handled)
+                self.send(retiring(handled))
                 self.stop()
                 return
 
@@ -312,7 +313,7 @@ class _Worker:
             self.visit("args.unpickle", first_index, attempt, call)
             func, kind, items = self.serializer.loads(payload)
         except Exception as exc:
-            self.send(FAILED, task_id, 0, dump_exception(exc, self.serializer), TASK_ARGS)
+            self.send(failed(task_id, 0, dump_exception(exc, self.serializer), TASK_ARGS))
             return
         # The task clock starts here, after the arguments (and the function's
         # module) were loaded: importing numpy is not the task's time.
@@ -321,25 +322,27 @@ class _Worker:
         if self.chaos is None and kind != "apply" and not self.preamble and not timed:
             style = _uniform_style(items)
             if style is not None:
-                done = self.run_batches(func, items, first_index, job_id, style, results)
+                outcome = self.run_batches(func, items, first_index, job_id, style, results)
             else:
-                done = self.run_items(func, kind, items, first_index, job_id, attempt, timed, results, call)
+                outcome = self.run_items(func, kind, items, first_index, job_id, attempt, timed, results, call)
         else:
-            done = self.run_items(func, kind, items, first_index, job_id, attempt, timed, results, call)
-        if done is _SKIPPED:
-            self.send(SKIPPED, task_id)
+            outcome = self.run_items(func, kind, items, first_index, job_id, attempt, timed, results, call)
+        if outcome is _SKIPPED:
+            self.send(skipped(task_id))
             return
-        if done is not None:  # the exception of item first_index + len(results)
-            self.send(FAILED, task_id, len(results), dump_exception(done, self.serializer), None)
+        if outcome is not None:  # the exception of item first_index + len(results)
+            # A soft timeout is told apart here, so the parent never unpickles an error to learn it.
+            boundary = SOFT_TIMEOUT if isinstance(outcome, TaskTimeoutError) else None
+            self.send(failed(task_id, len(results), dump_exception(outcome, self.serializer), boundary))
             return
         self.mark(task_id, first_index, PICKLING)
         try:
             self.visit("result.pickle", first_index, attempt, call)
             data = self.serializer.dumps(results)
         except Exception as exc:
-            self.send(FAILED, task_id, 0, dump_exception(exc, self.serializer), RESULT)
+            self.send(failed(task_id, 0, dump_exception(exc, self.serializer), RESULT))
             return
-        self.send(DONE, task_id, data)
+        self.send(done(task_id, data))
 
     def run_batches(self, func: Callable, items: list, first_index: int, job_id: int, style: int,
                     results: list) -> Any:
@@ -427,15 +430,15 @@ class _Worker:
             self.mark(-1, -1, IDLE)
         except Exception as exc:
             self.mark(-1, -1, IDLE)
-            self.send(EXIT_FAILED, dump_exception(exc, self.serializer))
+            self.send(exit_failed(dump_exception(exc, self.serializer)))
             return
         self.record(EXIT_TIME, time.perf_counter() - began)
         try:
             data = self.serializer.dumps(value)
         except Exception as exc:
-            self.send(EXIT_FAILED, dump_exception(exc, self.serializer))
+            self.send(exit_failed(dump_exception(exc, self.serializer)))
             return
-        self.send(EXITED, data)
+        self.send(exited(data))
 
 
 def worker_main(cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, cancelled, insights,
@@ -461,7 +464,7 @@ def worker_main(cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, 
     try:
         worker = _Worker(cfg, user, shared_objects, task_conn, result_conn, progress, cancelled, insights)
     except Exception as exc:  # shared objects / hooks failed to unpickle: an init failure
-        result_conn.send_bytes(pickle.dumps((INIT_FAILED, dump_exception(exc, Serializer(cfg.use_dill)))))
+        result_conn.send_bytes(pickle.dumps(init_failed(dump_exception(exc, Serializer(cfg.use_dill)))))
         return
     if not cfg.in_thread:
         signal.signal(signal.SIGUSR1, worker.on_interrupt)

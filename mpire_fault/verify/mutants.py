@@ -112,7 +112,7 @@ def no_map_abort():
 
     def make(original):
         def fail_task(self, task, exc):
-            if task.job.kind != "map" or not isinstance(exc, WorkerDiedError):
+            if not task.job.aborts_on_failure or not isinstance(exc, WorkerDiedError):
                 return original(self, task, exc)
             self.state.stats["tasks_failed"] += 1
             if not task.job.done:
@@ -135,18 +135,20 @@ def cancel_flag_left_on():
     return patched(MapJob, "__init__", make)
 
 
-def double_resolve():
-    """AsyncResult._resolve without its once-only guard."""
+@contextlib.contextmanager
+def double_resolve() -> Iterator[None]:
+    """AsyncResult without its once-only guard (values and errors alike)."""
     from mpire_fault.results import AsyncResult
 
     def make(original):
-        def _resolve(self, *args, **kwargs):
+        def resolve(self, *args, **kwargs):
             with self._lock:
                 self._resolved = False
             return original(self, *args, **kwargs)
-        return _resolve
+        return resolve
 
-    return patched(AsyncResult, "_resolve", make)
+    with patched(AsyncResult, "_resolve", make), patched(AsyncResult, "_resolve_pickled", make):
+        yield
 
 
 @contextlib.contextmanager

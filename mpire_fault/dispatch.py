@@ -1,0 +1,143 @@
+"""Handing queued tasks to workers, and running graceful stops.
+
+The dispatcher reads the pending queue of the shared ``PoolState`` and
+appends each task it hands out to a worker's ledger. It never blocks: a
+worker's new tasks are pickled into its slot's outgoing buffer and written
+once at the end of a pass; what the pipe does not take at once is written
+when the selector says the pipe has room.
+"""
+from __future__ import annotations
+
+import pickle
+import selectors
+import time
+from typing import Callable
+
+from .jobs import Barrier, Task
+from .protocol import run_task, stop
+from .slots import WorkerSlot
+from .state import Mode, PoolState
+from .watchdog import DEFAULT_EXIT_GRACE
+
+PREFETCH = 2  # tasks handed to a worker at once: one running, one waiting in its pipe
+# A second task waits behind the first only when tasks of that function are
+# known to be short: a task queued behind a long one would sit there while
+# another worker idles (head-of-line blocking), and a queued message cannot
+# be taken back from a pipe without risking it running twice.
+PREFETCH_BELOW = 0.005
+
+
+class Dispatcher:
+    """Moves tasks from the pending queue into workers' ledgers and pipes."""
+
+    def __init__(self, state: PoolState, selector: selectors.BaseSelector,
+                 start_workers: Callable[[], None]) -> None:
+        self.state = state
+        self.selector = selector
+        self.start_workers = start_workers
+        self._unflushed: set[WorkerSlot] = set()  # slots handed tasks in this pass, written once at its end
+
+    def dispatch(self) -> None:
+        """Hand pending tasks to workers; each worker's new tasks go out in one write."""
+        self._dispatch()
+        for slot in self._unflushed:
+            self.flush(slot)
+        self._unflushed.clear()
+
+    def _dispatch(self) -> None:
+        state = self.state
+        while state.pending and not state.finishing or state.front_barrier() is not None:
+            head = state.pending[0]
+            if isinstance(head, Barrier):
+                if not self.run_barrier(head):
+                    return
+                continue
+            if head.job.done:
+                state.pending.popleft()
+                continue
+            if state.mode is Mode.STOPPED:
+                if any(s.alive for s in state.slots):
+                    return  # an earlier graceful stop is still finishing
+                state.session, state.mode = head.job.session, Mode.RUNNING
+                self.start_workers()
+            elif head.job.session != state.session:
+                state.pending.appendleft(Barrier(implicit=True))
+                continue
+            slot = self.pick_slot(head)
+            if slot is None:
+                return
+            state.pending.popleft()
+            self.hand(slot, head)
+
+    def pick_slot(self, task: Task) -> WorkerSlot | None:
+        slots = self.state.slots
+        if self.state.settings.order_tasks:  # MPIRE's order_tasks: task k of a call goes to worker k % n_jobs
+            slot = slots[task.ordinal % len(slots)]
+            return slot if slot.takes_work and self.has_room(slot) else None
+        best = None
+        for slot in slots:
+            if slot.takes_work and self.has_room(slot):
+                if not slot.ledger:
+                    return slot  # an idle worker: nobody can be better
+                if best is None or len(slot.ledger) < len(best.ledger):
+                    best = slot
+        return best
+
+    def has_room(self, slot: WorkerSlot) -> bool:
+        if not slot.ledger:
+            return True
+        if len(slot.ledger) >= PREFETCH:
+            return False
+        return self.state.durations.get(slot.ledger[-1].job.func_name, 1.0) < PREFETCH_BELOW
+
+    def record_duration(self, slot: WorkerSlot, task: Task) -> None:
+        """Keep a moving average of task durations per function (for ``has_room``)."""
+        now = time.monotonic()
+        spent = now - max(task.handed_at, slot.last_answer)
+        slot.last_answer = now
+        name, durations = task.job.func_name, self.state.durations
+        previous = durations.get(name)
+        durations[name] = spent if previous is None else 0.8 * previous + 0.2 * spent
+
+    def hand(self, slot: WorkerSlot, task: Task) -> None:
+        task.handed_at = time.monotonic()
+        slot.ledger.append(task)
+        job = task.job
+        message = run_task(task.task_id, job.job_id, task.first_index, task.attempt, task.payload,
+                           job.task_timeout is not None, job.chaos_call)
+        slot.queue_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        self._unflushed.add(slot)
+
+    def flush(self, slot: WorkerSlot) -> None:
+        if slot.task_fd is None:
+            return
+        done = slot.flush()
+        if done and slot.write_registered:
+            self.selector.unregister(slot.task_fd)
+            slot.write_registered = False
+        elif not done and not slot.write_registered:
+            self.selector.register(slot.task_fd, selectors.EVENT_WRITE, ("write", slot))
+            slot.write_registered = True
+
+    def run_barrier(self, barrier: Barrier) -> bool:
+        """Advance a graceful stop; True once it is complete and popped."""
+        state = self.state
+        if any(s.ledger for s in state.slots):
+            return False
+        if not barrier.started:
+            barrier.started = True
+            if state.mode is Mode.RUNNING:  # a blocked pool stays blocked until new work arrives
+                state.mode = Mode.STOPPED
+            grace = (state.session.worker_exit_timeout if state.session else None) or DEFAULT_EXIT_GRACE
+            for slot in state.slots:
+                slot.restart_at = None
+                if slot.alive:
+                    slot.stopping = True
+                    slot.stop_deadline = time.monotonic() + grace
+                    slot.queue_bytes(pickle.dumps(stop()))
+                    self.flush(slot)
+        if any(s.alive for s in state.slots):
+            return False
+        state.pending.popleft()
+        barrier.event.set()
+        return True
