@@ -13,6 +13,7 @@ from .errors import (
 from .pool import WorkerPool
 from .results import AsyncResult
 from .state import RestartBackoff
+from .statistics import PoolStatistics
 
 __version__ = "0.1.0"
 
@@ -20,6 +21,7 @@ __all__ = [
     "AsyncResult",
     "ChaosSpecError",
     "Death",
+    "PoolStatistics",
     "PoolTerminatedError",
     "RemoteTraceback",
     "RestartBackoff",

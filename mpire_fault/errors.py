@@ -7,7 +7,9 @@ and callers never have to parse a message.
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 
 def describe_exitcode(exitcode: int | None) -> str:
@@ -28,15 +30,42 @@ def signal_name(exitcode: int | None) -> str | None:
         return None
 
 
+class RecordMapping(Mapping):
+    """Read a frozen record like the dict it used to be: ``stats["restarts"]``, ``dict(death)``."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._names():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(self))  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
-class Death:
-    """One death of a worker that owned a task (an entry of ``deaths``)."""
+class Death(RecordMapping):
+    """One death of a worker: in a ``WorkerDiedError``'s ``deaths``, and in ``statistics()["deaths"]``.
+
+    ``reason`` says why we killed it (a ``protocol.KillReason`` value), or is
+    None when it died on its own; ``task`` describes the task it was
+    running, if any; ``phase`` is where in that task it was.
+    """
 
     worker_id: int
     pid: int | None
     exitcode: int | None
     oom: bool = False
     phase: str | None = None
+    reason: str | None = None
+    task: str | None = None
 
     @property
     def signal_name(self) -> str | None:

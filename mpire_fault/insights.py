@@ -5,14 +5,16 @@ numbers survive a worker's death and add up across its replacements.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .protocol import EXIT_TIME, INIT_TIME, INSIGHT_FIELDS, MAX_TASK_TIME, N_TASKS, WAIT_TIME, WORK_TIME
 
 _PHASES = ("start_up", "init", "waiting", "working", "exit")
 
 
-def gather_insights(n_jobs: int, array: Any, start_up: Sequence[float], deaths: Sequence[dict]) -> dict[str, Any]:
+def gather_insights(n_jobs: int, array: Any, start_up: Sequence[float],
+                    deaths: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     def column(field: int) -> list[float]:
         if array is None:
             return [0.0] * n_jobs

@@ -31,6 +31,7 @@ from .results import (
 )
 from .serialization import TASK_ARGS, Serializer, with_boundary
 from .state import PoolSettings, RestartBackoff, SharedArrays
+from .statistics import PoolStatistics
 from .supervisor import Supervisor
 from .threads import ReferenceSerializer, ThreadingContext
 from .watchdog import DEFAULT_TIMEOUT_GRACE
@@ -510,16 +511,13 @@ class WorkerPool:
         self.terminate()
 
     # ------------------------------------------------------------------ observation
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> PoolStatistics:
         """A snapshot of the pool's health: live workers, pids, restarts, deaths, task counts."""
         supervisor = self._supervisor
         if supervisor is None:
-            return {"n_jobs": self.n_jobs, "live_workers": 0, "worker_pids": {}, "restarts": 0, "deaths": [],
-                    "tasks_completed": 0, "tasks_failed": 0, "tasks_requeued": 0}
-        stats = dict(supervisor.stats)
-        stats["deaths"] = list(stats["deaths"])
-        stats.update(n_jobs=self.n_jobs, live_workers=supervisor.live_workers(), worker_pids=supervisor.worker_pids())
-        return stats
+            return PoolStatistics(self.n_jobs)
+        return PoolStatistics.snapshot(self.n_jobs, supervisor.counters, supervisor.live_workers(),
+                                       supervisor.worker_pids())
 
     def get_insights(self) -> dict[str, Any]:
         """Per-worker time in start-up, init, waiting, working and exit; tasks, restarts and deaths."""
@@ -528,7 +526,7 @@ class WorkerPool:
         supervisor = self._supervisor
         if supervisor is None:
             return gather_insights(self.n_jobs, None, [0.0] * self.n_jobs, [])
-        return gather_insights(self.n_jobs, supervisor.insights, supervisor.start_up_time, supervisor.stats["deaths"])
+        return gather_insights(self.n_jobs, supervisor.insights, supervisor.start_up_time, supervisor.counters.deaths)
 
     def print_insights(self) -> None:
         """Print ``get_insights()`` as a readable table."""

@@ -47,10 +47,9 @@ class Settlement:
         # Workers we stopped ourselves because their map call was aborted are
         # replacements, not deaths: the death that aborted the call is recorded.
         if (not planned or head is not None) and slot.kill_reason is not KillReason.ABORT:
-            state.stats["deaths"].append(
-                {"worker_id": slot.worker_id, "pid": slot.pid, "exitcode": exitcode, "oom": oom,
-                 "reason": slot.kill_reason, "task": head.job.describe(head, item) if head else None}
-            )
+            reason = slot.kill_reason.value if slot.kill_reason is not None else None
+            state.counters.deaths.append(Death(slot.worker_id, slot.pid, exitcode, oom, PHASE_NAMES.get(phase),
+                                               reason, head.job.describe(head, item) if head else None))
         self.requeue(ledger)
         if head is not None:
             self.settle_head(slot, head, exitcode, oom, item, phase)
@@ -61,7 +60,7 @@ class Settlement:
             barrier.errors.append(hook_error(WorkerExitError, message, TimeoutError(message)))
         if slot.stopping or state.finishing:
             return
-        state.stats["restarts"] += 1
+        state.counters.restarts += 1
         if was_ready:
             # A worker that keeps dying idle soon after start-up (a time bomb
             # left by worker_init, say) is replaced with growing delays, not
@@ -112,7 +111,7 @@ class Settlement:
         task.deaths.append(Death(slot.worker_id, slot.pid, exitcode, oom, PHASE_NAMES.get(phase)))
         if job.retries_after_death(task, self.state.settings.max_task_retries):
             task.attempt += 1
-            self.state.stats["tasks_requeued"] += 1
+            self.state.counters.tasks_requeued += 1
             self.state.pending.appendleft(task)
             return
         detail = f"while {PHASE_NAMES.get(phase, 'running')}"
@@ -122,12 +121,12 @@ class Settlement:
     def requeue(self, tasks: list[Task]) -> None:
         for task in reversed(tasks):
             if not task.job.done:
-                self.state.stats["tasks_requeued"] += 1
+                self.state.counters.tasks_requeued += 1
                 self.state.pending.appendleft(task)
 
     # ------------------------------------------------------------------ failing
     def fail_task(self, task: Task, exc: BaseException | PickledError) -> None:
-        self.state.stats["tasks_failed"] += 1
+        self.state.counters.tasks_failed += 1
         if task.job.done:
             return
         task.job.on_error(task, exc)

@@ -15,6 +15,7 @@ from typing import Any
 
 from .jobs import Barrier, Task, WorkerSession
 from .slots import WorkerSlot
+from .statistics import Counters
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +79,6 @@ class Mode(enum.Enum):
         return self is Mode.RUNNING
 
 
-def _new_stats() -> dict[str, Any]:
-    return {"restarts": 0, "tasks_completed": 0, "tasks_failed": 0, "tasks_requeued": 0, "deaths": []}
-
-
 @dataclass(slots=True, eq=False)
 class PoolState:
     settings: PoolSettings
@@ -90,7 +87,7 @@ class PoolState:
     pending: deque[Task | Barrier] = field(default_factory=deque)
     session: WorkerSession | None = None  # the hooks the live workers were started with
     mode: Mode = Mode.STOPPED
-    stats: dict[str, Any] = field(default_factory=_new_stats)
+    counters: Counters = field(default_factory=Counters)
     durations: dict[str, float] = field(default_factory=dict)  # moving average per function name
     start_up_time: list[float] = field(default_factory=list)  # process start -> ready, summed per slot
 

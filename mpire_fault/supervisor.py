@@ -52,6 +52,7 @@ from .settlement import Settlement
 from .shm import Shared, sweep, sweep_worker
 from .slots import WorkerSlot
 from .state import Mode, PoolSettings, PoolState, SharedArrays
+from .statistics import Counters
 from .watchdog import Watchdog
 from .worker import PickledObjects, WorkerConfig, preload
 
@@ -99,8 +100,8 @@ class Supervisor(threading.Thread):
         return self.state.slots
 
     @property
-    def stats(self) -> dict[str, Any]:
-        return self.state.stats
+    def counters(self) -> Counters:
+        return self.state.counters
 
     @property
     def insights(self) -> Any:
@@ -354,7 +355,7 @@ class Supervisor(threading.Thread):
         task = self.answered(slot, task_id)
         if type(data) is Shared:  # in shared memory: map it and unlink its name now, whoever reads it later
             data = data.adopt()
-        self.state.stats["tasks_completed"] += 1
+        self.state.counters.tasks_completed += 1
         if not task.job.done:
             task.job.on_result(task, data)
 

@@ -217,6 +217,7 @@ def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = 
             observed["seconds"] = time.monotonic() - started
             observed["outcomes"] = outcomes
             stats = _settled_statistics(pool)
+            stats = stats.as_dict() if hasattr(stats, "as_dict") else stats
             observed["stats"] = {k: stats.get(k) for k in ("restarts", "tasks_completed", "tasks_failed",
                                                             "tasks_requeued", "deaths")}
             observed["journal"] = [_journal_entry(e) for e in pool.chaos_journal()]

@@ -114,7 +114,7 @@ def no_map_abort():
         def fail_task(self, task, exc):
             if not task.job.aborts_on_failure or not isinstance(exc, WorkerDiedError):
                 return original(self, task, exc)
-            self.state.stats["tasks_failed"] += 1
+            self.state.counters.tasks_failed += 1
             if not task.job.done:
                 task.job.on_error(task, exc)
         return fail_task

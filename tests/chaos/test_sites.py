@@ -59,7 +59,7 @@ def test_raise_at_task_sites_is_a_task_error_with_the_boundary(site):
     assert type(error) is LookupError and "injected by mpire_fault chaos" in str(error)
     note = BOUNDARY_NOTE.get(site)
     assert getattr(error, "__notes__", []) == ([note] if note else [])
-    assert stats["deaths"] == [] and len(journal) == 1
+    assert stats["deaths"] == () and len(journal) == 1
 
 
 @pytest.mark.parametrize("site", TASK_SITES)

@@ -32,8 +32,8 @@ def test_public_surface_is_pinned():
     import mpire_fault
 
     assert set(mpire_fault.__all__) == {
-        "AsyncResult", "ChaosSpecError", "Death", "PoolTerminatedError", "RemoteTraceback", "RestartBackoff",
-        "SupervisorError", "TaskTimeoutError", "WorkerDiedError", "WorkerExitError", "WorkerInitError",
+        "AsyncResult", "ChaosSpecError", "Death", "PoolStatistics", "PoolTerminatedError", "RemoteTraceback",
+        "RestartBackoff", "SupervisorError", "TaskTimeoutError", "WorkerDiedError", "WorkerExitError", "WorkerInitError",
         "WorkerPool",
     }
 
@@ -47,7 +47,7 @@ def test_worker_lifespan_restarts_workers(start_method):
     with WorkerPool(2, start_method=start_method) as pool:
         pids = pool.map(tasks.pid_of, range(12), chunk_size=1, worker_lifespan=2)
         assert len(set(pids)) >= 4  # 12 tasks, at most 2 per worker life
-        assert pool.statistics()["deaths"] == []  # retirement is not a death
+        assert pool.statistics()["deaths"] == ()  # retirement is not a death
 
 
 def test_worker_state_and_hooks_with_keep_alive(start_method):

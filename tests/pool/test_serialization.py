@@ -37,7 +37,7 @@ def test_task_exception_keeps_type_with_remote_traceback(start_method):
         assert isinstance(info.value.__cause__, RemoteTraceback)
         # A task error is not a death: nobody was restarted.
         stats = pool.statistics()
-        assert stats["deaths"] == [] and stats["restarts"] == 0
+        assert stats["deaths"] == () and stats["restarts"] == 0
         assert pool.apply(tasks.square, (4,)) == 16
 
 
@@ -99,7 +99,7 @@ def test_unpicklable_exception_from_a_task(start_method):
         assert "raise_unpicklable" in info.value.__cause__.tb
         with pytest.raises(RuntimeError, match="UnpicklableError"):
             pool.map(tasks.raise_unpicklable, [2])
-        assert pool.statistics()["deaths"] == []
+        assert pool.statistics()["deaths"] == ()
         assert pool.apply(tasks.square, (3,)) == 9
 
 
@@ -124,7 +124,7 @@ def test_unpicklable_args_fail_that_task_with_note(start_method):
             pool.map(tasks.quick, [1, lambda: 2, 3], chunk_size=1)
         assert "task-args" in info.value.__notes__
         assert pool.map(tasks.square, range(3)) == [0, 1, 4]
-        assert pool.statistics()["deaths"] == []
+        assert pool.statistics()["deaths"] == ()
 
 
 @pytest.mark.parametrize("action,error", [("raise", BoundaryError), ("exit", SystemExit)])
@@ -154,7 +154,7 @@ def test_parent_unpickling_error_of_result(start_method, markers, action, error)
             pool.map(tasks.work, [(markers, 1), (markers, 2, f"parent:{action}")], chunk_size=1)
         assert "result" in info.value.__notes__
         # Nothing died, the supervisor kept going, the pool keeps working.
-        assert pool.statistics()["deaths"] == []
+        assert pool.statistics()["deaths"] == ()
         assert pool.apply(tasks.square, (8,)) == 64
         assert pool.map(tasks.square, range(3)) == [0, 1, 4]
 
