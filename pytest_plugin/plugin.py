@@ -26,13 +26,13 @@ from typing import Any, Iterator
 
 import pytest
 
-from mpire_fault.events import EVENTS_DIR_ENV
-
 from .journal_view import ChaosJournal, read_entries
 
 DEFAULT_SPEC = "task.start=5%sigkill;task.start=5%exit(1)"
 _USE_DEFAULT = "\0default"
-_ENV = ("MP_CHAOS", "MP_CHAOS_SEED", "MP_CHAOS_STATE", "MP_CHAOS_JOURNAL", EVENTS_DIR_ENV)
+# With mpire_fault.events.EVENTS_DIR_ENV (MP_CHAOS_EVENTS_DIR), imported when a chaos test runs: importing
+# mpire_fault here would slow every pytest start where the plugin is installed.
+_ENV = ("MP_CHAOS", "MP_CHAOS_SEED", "MP_CHAOS_STATE", "MP_CHAOS_JOURNAL")
 _STATE = pytest.StashKey["RunState"]()
 _SPEC = pytest.StashKey[str]()
 
@@ -198,7 +198,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Iterator[None]:
     if spec is None:
         yield
         return
-    saved = {name: os.environ.get(name) for name in _ENV}
+    from mpire_fault.events import EVENTS_DIR_ENV
+
+    saved = {name: os.environ.get(name) for name in (*_ENV, EVENTS_DIR_ENV)}
     state_dir = os.path.join(state.run_dir, f"state-{zlib.crc32(item.nodeid.encode()):08x}")
     os.makedirs(state_dir, exist_ok=True)
     os.environ.update(
