@@ -5,8 +5,9 @@ The pool holds ``None`` when logging is off, so the hot path pays one
 into a line and appends it to a buffer; the buffer reaches the file with
 one ``os.write`` (an ``O_APPEND`` file, so lines never interleave) every
 ``FLUSH_EVERY`` events, when ``FLUSH_SECONDS`` have passed since the last
-write (checked at the next ``emit``), on ``flush()`` and on ``close()``. A
-SIGKILLed parent loses only what sat in the buffer. The fields of every
+write (checked at the next ``emit``), right after a ``FLUSH_NOW`` kind (a
+death, an abort), on ``flush()`` and on ``close()``. A SIGKILLed parent
+loses only what sat in the buffer. The fields of every
 kind are in ``EVENT_KINDS`` and docs/events.md; ``mpire-fault timeline``
 draws a log.
 """
@@ -27,6 +28,8 @@ EVENTS_DIR_ENV = "MP_CHAOS_EVENTS_DIR"
 TEST_ENV = "PYTEST_CURRENT_TEST"
 FLUSH_EVERY = 100
 FLUSH_SECONDS = 0.2
+FLUSH_NOW = frozenset({"worker_died", "map_aborted"})
+"""Rare kinds written at once with what is buffered: the moments a report is read for must survive a kill."""
 
 COMMON_FIELDS = ("t", "kind", "pool")
 """In every event: monotonic seconds of the parent's machine, the kind, the pool's id (plus ``test`` under pytest)."""
@@ -75,9 +78,9 @@ class _Sink:
             self._write_locked()
 
     def _write_locked(self) -> None:
-        if self.lines and self.fd is not None and os.getpid() == self.owner:
-            data = "".join(self.lines).encode("utf-8")
-            self.lines = []
+        lines, self.lines = self.lines, []
+        if lines and self.fd is not None and os.getpid() == self.owner:
+            data = "".join(lines).encode("utf-8")
             while data:  # a regular file takes it all at once; the loop covers a short write
                 data = data[os.write(self.fd, data):]
         self.last = time.monotonic()
@@ -134,7 +137,7 @@ class EventLog:
         line = _encode(event) + "\n"
         with sink.lock:
             sink.lines.append(line)
-            if len(sink.lines) >= FLUSH_EVERY or now - sink.last >= FLUSH_SECONDS:
+            if len(sink.lines) >= FLUSH_EVERY or now - sink.last >= FLUSH_SECONDS or kind in FLUSH_NOW:
                 sink._write_locked()
 
     def flush(self) -> None:

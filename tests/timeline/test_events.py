@@ -90,6 +90,39 @@ def test_events_wait_in_the_buffer_until_100_or_close(tmp_path, monkeypatch):
         log.emit("task_finished", task_id=1, worker_id=0, pid=1)
 
 
+def test_a_death_or_an_abort_is_written_at_once_with_what_came_before(tmp_path, monkeypatch):
+    monkeypatch.setattr(events_module, "FLUSH_SECONDS", 3600.0)
+    path = tmp_path / "e.jsonl"
+    log = EventLog(path, pool="p")
+    log.emit("task_started", task_id=1, worker_id=0, pid=1, item=0)
+    assert path.read_bytes() == b""
+    log.emit("worker_died", worker_id=0, pid=1, exit_code=-9, signal="SIGKILL", oom=False, reason="killed")
+    assert [e["kind"] for e in read_events(path)] == ["task_started", "worker_died"]
+    log.emit("task_retried", task_id=1, attempt=1)
+    log.emit("map_aborted", call=1, reason="r", worker_id=0)
+    assert len(read_events(path)) == 4
+    log.close()
+
+
+def test_a_forked_child_never_writes_the_parents_buffer(tmp_path, monkeypatch):
+    monkeypatch.setattr(events_module, "FLUSH_SECONDS", 3600.0)
+    path = tmp_path / "e.jsonl"
+    log = EventLog(path, pool="p")
+    log.emit("task_started", task_id=1, worker_id=0, pid=1, item=0)
+    pid = os.fork()
+    if pid == 0:  # the child: flush and close must not write the inherited line
+        try:
+            log.emit("task_started", task_id=2, worker_id=0, pid=1, item=0)
+            log.close()
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert path.read_bytes() == b""
+    log.close()
+    assert [e["task_id"] for e in read_events(path)] == [1]
+
+
 def test_an_idle_interval_flushes_at_the_next_emit(tmp_path, monkeypatch):
     monkeypatch.setattr(events_module, "FLUSH_SECONDS", 0.05)
     path = tmp_path / "e.jsonl"
