@@ -13,6 +13,7 @@ import sys
 COMMANDS = {
     "demo": ("mpire_fault.demo", "show workers dying under apply and map, and the pool recovering"),
     "run": ("mpire_fault.scenario.cli", "run resilience scenarios (scenarios/*.toml): the CI gate"),
+    "timeline": ("mpire_fault.timeline.cli", "draw a pool's event log (JSON lines) as a self-contained HTML timeline"),
     "verify": ("mpire_fault.verify.cli", "grade a pool against the guarantees with Hypothesis state machines"),
 }
 

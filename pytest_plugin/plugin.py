@@ -3,10 +3,14 @@
 How chaos reaches the pools: around each test the plugin sets ``MP_CHAOS``,
 ``MP_CHAOS_SEED`` (the run seed mixed with a crc32 of the test id, so a test
 gets the same faults whatever else runs), ``MP_CHAOS_STATE`` and
-``MP_CHAOS_JOURNAL`` (one file per test in the run directory). Every
+``MP_CHAOS_JOURNAL`` (one file per test in the run directory), and with an
+HTML report ``MP_CHAOS_EVENTS_DIR`` (``mpire_fault.events.EVENTS_DIR_ENV``:
+the run's ``events`` folder, where each pool writes ``<pid>-<pool>.jsonl``,
+every event naming its test). Every
 ``WorkerPool(chaos=None)`` reads them, including pools in subprocesses the
 test starts. The journal files are the single source for the fixture, the
-terminal summary and the JSON report, also under pytest-xdist, where the
+terminal summary and the report (JSON, or HTML with a timeline per test
+that saw a fault, from the event logs), also under pytest-xdist, where the
 controller picks the seed and hands it and the run directory to the workers.
 """
 from __future__ import annotations
@@ -26,6 +30,8 @@ from .journal_view import ChaosJournal, read_entries
 
 DEFAULT_SPEC = "task.start=5%sigkill;task.start=5%exit(1)"
 _USE_DEFAULT = "\0default"
+# With mpire_fault.events.EVENTS_DIR_ENV (MP_CHAOS_EVENTS_DIR), imported when a chaos test runs: importing
+# mpire_fault here would slow every pytest start where the plugin is installed.
 _ENV = ("MP_CHAOS", "MP_CHAOS_SEED", "MP_CHAOS_STATE", "MP_CHAOS_JOURNAL")
 _STATE = pytest.StashKey["RunState"]()
 _SPEC = pytest.StashKey[str]()
@@ -41,12 +47,19 @@ class RunState:
         self.owns_dir = owns_dir
         self.report = report
         self.outcomes: dict[str, str] = {}
+        # Pools write event logs only for an HTML report: nothing else reads them.
+        self.events_dir = os.path.join(run_dir, "events") if report and is_html(report) else None
 
     def test_seed(self, nodeid: str) -> int:
         return (self.seed + zlib.crc32(nodeid.encode())) % 2**32
 
     def journal_path(self, nodeid: str) -> str:
         return os.path.join(self.run_dir, f"{zlib.crc32(nodeid.encode()):08x}.jsonl")
+
+
+def is_html(path: str) -> bool:
+    """An HTML report (a timeline page) rather than JSON."""
+    return path.lower().endswith((".html", ".htm"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -56,10 +69,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mp-chaos-seed", dest="mp_chaos_seed", default=None, metavar="N",
                     help="seed of the chaos decisions (default: random, printed in the header)")
     group.addoption("--mp-chaos-report", dest="mp_chaos_report", default=None, metavar="PATH",
-                    help="write the journal of injected faults and per-test outcomes as JSON")
+                    help="write the journal of injected faults and per-test outcomes as JSON, or for a .html "
+                         "PATH a page with a timeline of every test that saw a fault")
     parser.addini("mp_chaos", "chaos spec for every WorkerPool ('default' for the default mix)", default="")
     parser.addini("mp_chaos_seed", "seed of the chaos decisions", default="")
-    parser.addini("mp_chaos_report", "path of the JSON chaos report", default="")
+    parser.addini("mp_chaos_report", "path of the chaos report (.json, or .html for timelines)", default="")
 
 
 def _looks_like_a_path(value: str) -> bool:
@@ -184,7 +198,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Iterator[None]:
     if spec is None:
         yield
         return
-    saved = {name: os.environ.get(name) for name in _ENV}
+    from mpire_fault.events import EVENTS_DIR_ENV
+
+    saved = {name: os.environ.get(name) for name in (*_ENV, EVENTS_DIR_ENV)}
     state_dir = os.path.join(state.run_dir, f"state-{zlib.crc32(item.nodeid.encode()):08x}")
     os.makedirs(state_dir, exist_ok=True)
     os.environ.update(
@@ -193,6 +209,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Iterator[None]:
         MP_CHAOS_STATE=state_dir,
         MP_CHAOS_JOURNAL=state.journal_path(item.nodeid),
     )
+    if state.events_dir is not None:
+        os.makedirs(state.events_dir, exist_ok=True)
+        os.environ[EVENTS_DIR_ENV] = state.events_dir
     item.stash[_SPEC] = spec
     try:
         yield
@@ -319,17 +338,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     if state.report:
         entries, outcomes = _collect(state)
-        faults = Counter(e["nodeid"] for e in entries)
-        data = {
-            "spec": state.spec,
-            "seed": state.seed,
-            "reproduce": _reproduce(config, state) if state.spec else None,
-            "journal": entries,
-            "tests": [{"nodeid": n, "outcome": o, "faults": faults.get(n, 0)} for n, o in sorted(outcomes.items())],
-        }
+        reproduce = _reproduce(config, state) if state.spec else None
         try:
-            with open(state.report, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, indent=2)
+            if state.events_dir is not None:
+                from .html_report import write_html_report
+
+                write_html_report(state.report, spec=state.spec, seed=state.seed, reproduce=reproduce,
+                                  journal=entries, outcomes=outcomes, events_dir=state.events_dir)
+            else:
+                faults = Counter(e["nodeid"] for e in entries)
+                data = {
+                    "spec": state.spec,
+                    "seed": state.seed,
+                    "reproduce": reproduce,
+                    "journal": entries,
+                    "tests": [{"nodeid": n, "outcome": o, "faults": faults.get(n, 0)}
+                              for n, o in sorted(outcomes.items())],
+                }
+                with open(state.report, "w", encoding="utf-8") as handle:
+                    json.dump(data, handle, indent=2)
         except OSError as exc:  # checked at the start; the folder may have gone since: say so, no INTERNALERROR
             sys.stderr.write(f"mp-chaos: cannot write the report {state.report}: {exc.strerror or exc}\n")
     if state.owns_dir:

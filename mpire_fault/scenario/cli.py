@@ -1,4 +1,4 @@
-"""``mpire-fault run PATH... [--junit PATH] [--json PATH]``: the resilience gate.
+"""``mpire-fault run PATH... [--junit PATH] [--json PATH] [--html PATH]``: the resilience gate.
 
 Runs every scenario (files, or folders searched for ``*.toml``) in a process
 of its own with a hard timeout, shows progress, prints a table, writes the
@@ -13,7 +13,7 @@ import sys
 import time
 
 from .loader import discover
-from .report import progress_line, write_json, write_junit, write_table
+from .report import progress_line, write_html, write_json, write_junit, write_table
 from .runner import run_scenarios
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scenario files (.toml) or folders holding them (searched recursively)")
     parser.add_argument("--junit", metavar="PATH", help="write a JUnit XML report to PATH")
     parser.add_argument("--json", metavar="PATH", help="write a JSON report to PATH")
+    parser.add_argument("--html", metavar="PATH",
+                        help="write an HTML page to PATH: a timeline of the pools' events per scenario")
     parser.add_argument("-j", "--jobs", type=_jobs, default=min(2, os.cpu_count() or 1), metavar="N",
                         help="scenarios run at the same time (default: %(default)s)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines, only the table")
@@ -66,7 +68,7 @@ def main(namespace: argparse.Namespace) -> int:
         return _usage_error(str(exc))
     if not paths:
         return _usage_error(f"no scenario files (*.toml) in {', '.join(namespace.paths)}")
-    for option in ("junit", "json"):
+    for option in ("junit", "json", "html"):
         target = getattr(namespace, option, None)
         problem = target and _writable(target)
         if problem:
@@ -82,13 +84,16 @@ def main(namespace: argparse.Namespace) -> int:
             print(progress_line(result, done, total), file=sys.stderr, flush=True)
 
     started = time.monotonic()
-    results = run_scenarios(paths, jobs, on_result)
+    html_path = getattr(namespace, "html", None)
+    results = run_scenarios(paths, jobs, on_result, events=bool(html_path))
     seconds = time.monotonic() - started
     write_table(results, sys.stdout, seconds)
     if namespace.junit:
         write_junit(results, namespace.junit, seconds)
     if namespace.json:
         write_json(results, namespace.json, seconds)
+    if html_path:
+        write_html(results, html_path, seconds)
     sys.stdout.flush()
     if any(r.status == "invalid" for r in results):
         return EXIT_USAGE  # the input is wrong: the other scenarios ran, but the gate did not run what was asked

@@ -1,4 +1,4 @@
-"""What the gate hands back: a terminal table, JUnit XML and JSON.
+"""What the gate hands back: a terminal table, JUnit XML, JSON and an HTML page of timelines.
 
 JUnit: a scenario whose expectation failed, or that timed out, is a
 ``<failure>``; a malformed scenario or a crashed scenario process is an
@@ -140,3 +140,30 @@ def write_junit(results: list[ScenarioResult], path: str, seconds: float) -> Non
 def _make_parent(path: str) -> None:
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
+
+
+def write_html(results: list[ScenarioResult], path: str, seconds: float) -> None:
+    """One section per scenario, those that did not pass first, each with the timeline of its pools' events."""
+    from ..timeline import build
+    from ..timeline.html import Section, esc, timeline_html, write_page
+
+    sections = []
+    for r in sorted(results, key=lambda r: (r.passed, r.name)):
+        meta = [f"{label(r)} in {r.seconds:.1f} s · {r.path}"]
+        if r.description:
+            meta.append(r.description)
+        meta += [str(p) for p in r.problems] + [str(c) for c in r.failed_checks]
+        meta += [f"could not read an event log: {problem}" for problem in r.event_problems]
+        if r.events:
+            body = timeline_html(build(r.events))
+        else:
+            body = '<p class="empty">No events were recorded for this scenario.</p>'
+        if r.detail and r.status in ("timeout", "crashed"):
+            body += f'<pre class="log">{esc(r.detail[-4000:])}</pre>'
+        sections.append(Section(r.name, body, "passed" if r.passed else "failed", tuple(meta)))
+    c = counts(results)
+    verdict = "PASSED" if results and c["passed"] == c["total"] else "FAILED"
+    summary = ", ".join(f"{c[s]} {s}" for s in STATUSES if c[s]) or "no scenarios"
+    intro = f'<p class="meta">{esc(verdict)}: {esc(summary)} of {c["total"]} scenarios in {seconds:.1f} s</p>'
+    _make_parent(path)
+    write_page(path, "mpire-fault run: scenario timelines", sections, intro)

@@ -27,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..events import EVENTS_DIR_ENV
+from ..timeline import read_folder
 from .expect import Check, evaluate
 from .loader import Problem, Scenario, ScenarioInvalid, load_scenario
 
@@ -48,6 +50,9 @@ class ScenarioResult:
     problems: list[Problem] = field(default_factory=list)
     detail: str = ""
     observed: dict[str, Any] | None = None
+    events: list[dict[str, Any]] | None = None
+    """The pools' events (``--html``): None when not recorded."""
+    event_problems: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -77,8 +82,12 @@ def inner_budget(timeout: float) -> float:
     return max(0.5, timeout - max(1.0, 0.15 * timeout))
 
 
-def run_scenario(path: str, python: str | None = None) -> ScenarioResult:
-    """Validate and run one scenario file in a fresh process; never raises for a bad scenario, never hangs."""
+def run_scenario(path: str, python: str | None = None, events: bool = False) -> ScenarioResult:
+    """Validate and run one scenario file in a fresh process; never raises for a bad scenario, never hangs.
+
+    With ``events``, the scenario's pools write event logs into a folder of
+    their own (``MP_CHAOS_EVENTS_DIR``), read back into ``result.events``.
+    """
     started = time.monotonic()
     try:
         scenario = load_scenario(path)
@@ -88,14 +97,19 @@ def run_scenario(path: str, python: str | None = None) -> ScenarioResult:
     with tempfile.TemporaryDirectory(prefix="mpire-fault-run-") as scratch:
         out = os.path.join(scratch, "observed.json")
         log_path = os.path.join(scratch, "output.log")
-        status, detail = _run_process(scenario, python or sys.executable, out, log_path)
+        events_dir = os.path.join(scratch, "events") if events else None
+        if events_dir:
+            os.makedirs(events_dir)
+        status, detail = _run_process(scenario, python or sys.executable, out, log_path, events_dir)
         observed = None
         if os.path.exists(out):
             with open(out) as handle:
                 observed = json.load(handle)
         log_tail = _tail(log_path)
+        recorded, event_problems = read_folder(events_dir) if events_dir else (None, [])
     seconds = time.monotonic() - started
-    result = ScenarioResult(path, scenario.name, status, seconds, scenario.description, observed=observed)
+    result = ScenarioResult(path, scenario.name, status, seconds, scenario.description, observed=observed,
+                            events=recorded, event_problems=event_problems)
     if status == "timeout":
         result.detail = f"{detail}\n{log_tail}".strip()
         return result
@@ -121,8 +135,11 @@ def run_scenario(path: str, python: str | None = None) -> ScenarioResult:
     return result
 
 
-def _run_process(scenario: Scenario, python: str, out: str, log_path: str) -> tuple[str, str]:
+def _run_process(scenario: Scenario, python: str, out: str, log_path: str,
+                 events_dir: str | None = None) -> tuple[str, str]:
     env = dict(os.environ)
+    if events_dir is not None:
+        env[EVENTS_DIR_ENV] = events_dir
     folder = os.path.dirname(os.path.abspath(scenario.path))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (folder, env.get("PYTHONPATH")) if p)
     env["PYTHONFAULTHANDLER"] = "1"
@@ -229,11 +246,12 @@ def _tail(path: str) -> str:
 
 
 def run_scenarios(paths: list[str], jobs: int = 2,
-                  on_result: Callable[[ScenarioResult, int, int], None] | None = None) -> list[ScenarioResult]:
-    """Run every scenario file, ``jobs`` at a time; results in the order of ``paths``."""
+                  on_result: Callable[[ScenarioResult, int, int], None] | None = None,
+                  events: bool = False) -> list[ScenarioResult]:
+    """Run every scenario file, ``jobs`` at a time; results in the order of ``paths`` (``events``: see run_scenario)."""
     results: dict[int, ScenarioResult] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="scenario") as executor:
-        futures = {executor.submit(run_scenario, path): i for i, path in enumerate(paths)}
+        futures = {executor.submit(run_scenario, path, None, events): i for i, path in enumerate(paths)}
         for future in as_completed(futures):
             i = futures[future]
             try:
