@@ -107,6 +107,8 @@ class Dispatcher:
                            job.task_timeout is not None, job.chaos_call)
         slot.queue_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
         self._unflushed.add(slot)
+        if self.state.events is not None:
+            self.state.events.task_dispatched(slot, task)
 
     def flush(self, slot: WorkerSlot) -> None:
         if slot.task_fd is None:

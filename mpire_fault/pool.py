@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import logging
 import math
 import multiprocessing
 import os
@@ -14,11 +15,13 @@ from typing import Any, Callable, Iterable, Iterator, Sized
 from . import shm
 from .dispatch import PREFETCH
 from .errors import ChaosSpecError
+from .events import EventLog
 from .insights import format_insights, gather_insights
 from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerSession, next_task_id
 from .progress import check_style
 from .progress import progress_bar as make_progress_bar
 from .protocol import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS, KillReason
+from .recorder import Recorder
 from .results import (
     AsyncResult,
     CallbackRunner,
@@ -59,11 +62,46 @@ def _stop_supervisor(supervisor: Supervisor, timeout: float = 10.0) -> None:
 
 
 atexit.register(_shutdown_all)
+log = logging.getLogger("mpire_fault")
 
 # Pools made with the same chaos (spec and seed) in this process, counted, so
 # two pools in one test roll different dice, and a test rerun alone (the
 # plugin gives each test a seed of its own) rolls the same ones again.
 _chaos_scopes: dict[tuple[str, int], Iterator[int]] = {}
+
+
+_pool_ids = itertools.count(1)  # the ``pool`` of each event a pool of this process logs
+
+
+def _check_event_log(target: Any) -> Any:
+    """``event_log``: None, a path in an existing folder, or a callable (guarded: it runs on the supervisor)."""
+    if target is None:
+        return None
+    if callable(target):
+        return _guarded(target)
+    if not isinstance(target, (str, os.PathLike)):
+        raise ValueError(f"event_log must be a file path, a callable taking an event dict, or None, got {target!r}")
+    folder = os.path.dirname(os.path.abspath(os.fspath(target)))
+    if not os.path.isdir(folder):
+        raise ValueError(f"event_log {os.fspath(target)!r}: the folder {folder!r} does not exist")
+    return target
+
+
+def _guarded(callback: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """A user's event callback that raises is logged once and then left out; it must never stop the pool."""
+    broken = False
+
+    def deliver(event: dict[str, Any]) -> None:
+        nonlocal broken
+        if broken:
+            return
+        try:
+            callback(event)
+        except Exception:
+            broken = True
+            log.exception("the event_log callback raised; mpire_fault stops calling it")
+
+    return deliver
 
 
 def _chaos_scope(chaos: Any) -> int:
@@ -154,6 +192,7 @@ class WorkerPool:
         chaos: Any = None,
         chaos_seed: int | None = None,
         timeout_grace: float = DEFAULT_TIMEOUT_GRACE,
+        event_log: str | os.PathLike[str] | Callable[[dict[str, Any]], None] | None = None,
         backend: str = "local",
         address: Any = None,
     ) -> None:
@@ -210,6 +249,8 @@ class WorkerPool:
         self._supervisor: Supervisor | None = None
         self._start_lock = threading.Lock()  # callers in several threads must share one supervisor
         self._exit_results: list[Any] = []
+        self._event_log = _check_event_log(event_log)
+        self._pool_id = f"pool{next(_pool_ids)}"
 
     # ------------------------------------------------------------------ setup
     @staticmethod
@@ -287,7 +328,10 @@ class WorkerPool:
             progress = ctx.RawArray("d", self.n_jobs * PROGRESS_FIELDS)
             cancelled = ctx.RawArray("q", CANCEL_SLOTS)
             insights = ctx.RawArray("d", self.n_jobs * INSIGHT_FIELDS)
-            supervisor = Supervisor(self._settings(), SharedArrays(progress, cancelled, insights))
+            log = (EventLog.from_env(self._pool_id) if self._event_log is None
+                   else EventLog(self._event_log, pool=self._pool_id))
+            supervisor = Supervisor(self._settings(), SharedArrays(progress, cancelled, insights),
+                                    Recorder(log) if log is not None else None)
             supervisor.start()
             _live_supervisors.add(supervisor)
             weakref.finalize(self, _stop_supervisor, supervisor)

@@ -32,12 +32,13 @@ STOP = 2  # (STOP,): run worker_exit, report it, and end
 READY = 1  # (READY, pid): worker_init succeeded; tasks may come
 INIT_FAILED = 2  # (INIT_FAILED, error): worker_init raised; the process ends next
 DONE = 3  # (DONE, task_id, data): data is the pickled list of the task's results
-FAILED = 4  # (FAILED, task_id, offset, error, boundary): item first_index + offset raised
+FAILED = 4  # (FAILED, task_id, offset, error, boundary, summary): item first_index + offset raised
 SKIPPED = 5  # (SKIPPED, task_id): the task's map call was aborted before it began
 EXITED = 6  # (EXITED, data): worker_exit returned (pickled value); the process ends next
 EXIT_FAILED = 7  # (EXIT_FAILED, error): worker_exit raised
 RETIRING = 8  # (RETIRING, handled): worker_lifespan reached; the process ends next
-# ``error`` fields are ``serialization.dump_exception`` bytes: the exception and its traceback.
+# ``error`` fields are ``serialization.dump_exception`` bytes: the exception and its traceback;
+# ``summary`` is its one-line text (``ValueError: bad input``), for the event log, which must not unpickle.
 # ``boundary`` names where a FAILED error arose outside the user's function
 # (``serialization.TASK_ARGS``/``RESULT``), or is SOFT_TIMEOUT: the task was
 # stopped by the parent's soft timeout, so the parent never has to unpickle
@@ -67,8 +68,8 @@ def done(task_id: int, data: object) -> tuple:
     return (DONE, task_id, data)
 
 
-def failed(task_id: int, offset: int, error: bytes, boundary: str | None) -> tuple:
-    return (FAILED, task_id, offset, error, boundary)
+def failed(task_id: int, offset: int, error: bytes, boundary: str | None, summary: str) -> tuple:
+    return (FAILED, task_id, offset, error, boundary, summary)
 
 
 def skipped(task_id: int) -> tuple:

@@ -100,6 +100,16 @@ def dump_exception(exc: BaseException, serializer: Serializer) -> bytes:
         return pickle.dumps((substitute, tb), protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def summarize(exc: BaseException) -> str:
+    """One line of text for an exception (``ValueError: bad input``), cut to 300 characters; never raises."""
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__ must not fail the task a second time
+        text = "<unprintable>"
+    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return line.splitlines()[0][:300] if line else type(exc).__name__
+
+
 def load_exception(data: bytes, serializer: Serializer) -> BaseException:
     """Rebuild a worker's exception with its traceback chained as ``__cause__``."""
     exc, tb = serializer.loads(data)

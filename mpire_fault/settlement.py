@@ -50,7 +50,12 @@ class Settlement:
             reason = slot.kill_reason.value if slot.kill_reason is not None else None
             state.counters.deaths.append(Death(slot.worker_id, slot.pid, exitcode, oom, PHASE_NAMES.get(phase),
                                                reason, head.job.describe(head, item) if head else None))
-        self.requeue(ledger)
+        events = state.events
+        if events is not None:
+            if head is not None:
+                events.task_started(slot, head, max(head.handed_at, slot.last_answer))
+            events.worker_ended(slot, exitcode, oom, planned and head is None)
+        self.requeue(ledger, slot.worker_id)
         if head is not None:
             self.settle_head(slot, head, exitcode, oom, item, phase)
         barrier = state.front_barrier()
@@ -67,7 +72,10 @@ class Settlement:
             # in a tight respawn loop; answering a task resets the count.
             if head is None and not planned and slot.kill_reason is None:
                 slot.idle_deaths += 1
-            slot.restart_at = time.monotonic() + state.settings.backoff.delay(slot.idle_deaths)
+            delay = state.settings.backoff.delay(slot.idle_deaths)
+            slot.restart_at = time.monotonic() + delay
+            if delay and events is not None:
+                events.restart_backoff(slot, delay, slot.idle_deaths)
             return
         self.start_up_failed(slot, exitcode)
 
@@ -90,6 +98,8 @@ class Settlement:
             self.give_up(hook_error(WorkerInitError, message, init_error), init_error)
             return
         slot.restart_at = time.monotonic() + budget.delay(slot.failures)
+        if budget.delay(slot.failures) and state.events is not None:
+            state.events.restart_backoff(slot, budget.delay(slot.failures), slot.failures)
 
     def give_up(self, error: BaseException, cause: BaseException | None) -> None:
         """Workers cannot be started: fail what waits and stop respawning until new work arrives."""
@@ -101,11 +111,15 @@ class Settlement:
 
     def settle_head(self, slot: WorkerSlot, task: Task, exitcode: int | None, oom: bool, item: int,
                     phase: float) -> None:
-        job = task.job
+        job, events = task.job, self.state.events
         if job.done:
+            if events is not None:
+                events.task_failed(task, slot, item, "its map call was aborted", "abort")
             return
         if slot.kill_reason is KillReason.TIMEOUT:
             error = TaskTimeoutError(job.task_timeout, slot.worker_id, job.describe(task, item), killed=True)
+            if events is not None:
+                events.task_failed(task, slot, item, str(error), "timeout")
             self.fail_task(task, error)
             return
         task.deaths.append(Death(slot.worker_id, slot.pid, exitcode, oom, PHASE_NAMES.get(phase)))
@@ -113,31 +127,43 @@ class Settlement:
             task.attempt += 1
             self.state.counters.tasks_requeued += 1
             self.state.pending.appendleft(task)
+            if events is not None:
+                events.task_retried(task)
             return
         detail = f"while {PHASE_NAMES.get(phase, 'running')}"
         error = WorkerDiedError(slot.worker_id, slot.pid, exitcode, job.describe(task, item), oom, task.deaths, detail)
-        self.fail_task(task, error)
+        if events is not None:
+            events.task_failed(task, slot, item, str(error), "death")
+        self.fail_task(task, error, slot.worker_id)
 
-    def requeue(self, tasks: list[Task]) -> None:
+    def requeue(self, tasks: list[Task], from_worker: int) -> None:
+        """Put tasks a worker was handed but never began back at the front of the queue, in order."""
+        events = self.state.events
         for task in reversed(tasks):
             if not task.job.done:
                 self.state.counters.tasks_requeued += 1
                 self.state.pending.appendleft(task)
+                if events is not None:
+                    events.task_requeued(task, from_worker)
 
     # ------------------------------------------------------------------ failing
-    def fail_task(self, task: Task, exc: BaseException | PickledError) -> None:
+    def fail_task(self, task: Task, exc: BaseException | PickledError, worker_id: int | None = None) -> None:
         self.state.counters.tasks_failed += 1
         if task.job.done:
             return
         task.job.on_error(task, exc)
         if task.job.aborts_on_failure:
-            self.abort(task.job, True)
+            self.abort(task.job, True, reason=f"task {task.task_id} failed", worker_id=worker_id)
 
-    def abort(self, job: Job, kill_running: bool, exc: BaseException | None = None) -> None:
+    def abort(self, job: Job, kill_running: bool, reason: str = "the caller stopped the call",
+              worker_id: int | None = None) -> None:
         """Stop a map call: no further item starts, running items are killed if asked."""
-        state = self.state
-        if exc is not None:
-            job.on_error(None, exc)
+        state, events = self.state, self.state.events
+        if events is not None and state.shared.cancelled[job.job_id % CANCEL_SLOTS] != job.job_id:
+            events.map_aborted(job, reason, worker_id)
+            for task in state.pending:
+                if isinstance(task, Task) and task.job is job:
+                    events.task_failed(task, None, None, "its map call was aborted before it began", "abort")
         job.done = True
         state.shared.cancelled[job.job_id % CANCEL_SLOTS] = job.job_id
         state.pending = deque(t for t in state.pending if isinstance(t, Barrier) or t.job is not job)
@@ -161,7 +187,7 @@ class Settlement:
             if not job.done:
                 job.on_error(None, exc)
                 if job.aborts_on_failure:
-                    self.abort(job, True)
+                    self.abort(job, True, reason=f"{type(exc).__name__}: the pool cannot run it")
         state.pending = deque(t for t in state.pending if isinstance(t, Barrier))
 
     def fail_everything(self, exc: BaseException, cause: BaseException | None = None) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .jobs import Barrier, Task, WorkerSession
+from .recorder import Recorder
 from .slots import WorkerSlot
 from .statistics import Counters
 
@@ -87,6 +88,7 @@ class PoolState:
     pending: deque[Task | Barrier] = field(default_factory=deque)
     session: WorkerSession | None = None  # the hooks the live workers were started with
     mode: Mode = Mode.STOPPED
+    events: Recorder | None = None  # the event log (WorkerPool(event_log=...)); None: off, and free
     counters: Counters = field(default_factory=Counters)
     durations: dict[str, float] = field(default_factory=dict)  # moving average per function name
     start_up_time: list[float] = field(default_factory=list)  # process start -> ready, summed per slot

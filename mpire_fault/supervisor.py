@@ -47,6 +47,7 @@ from .protocol import (
     SOFT_TIMEOUT,
     KillReason,
 )
+from .recorder import Recorder
 from .serialization import PickledError, Serializer, load_exception
 from .settlement import Settlement
 from .shm import Shared, sweep, sweep_worker
@@ -71,10 +72,10 @@ def _soft_timeout(timeout: float | None, worker_id: int, task: str, raised: Base
 class Supervisor(threading.Thread):
     """The parent's loop: reads its inbox, starts workers, dispatches, and reacts to what the selector saw."""
 
-    def __init__(self, settings: PoolSettings, shared: SharedArrays) -> None:
+    def __init__(self, settings: PoolSettings, shared: SharedArrays, events: Recorder | None = None) -> None:
         super().__init__(name="mpire_fault-supervisor", daemon=True)
         self.state = PoolState(settings, shared, [WorkerSlot(i) for i in range(settings.n_jobs)],
-                               start_up_time=[0.0] * settings.n_jobs)
+                               start_up_time=[0.0] * settings.n_jobs, events=events)
         self.settlement = Settlement(self.state)
         preload()
         self.watchdog = Watchdog(self.state)
@@ -163,7 +164,10 @@ class Supervisor(threading.Thread):
                 self.start_wanted_workers()
                 self.dispatcher.dispatch()
                 ended = []
-                for key, _ in self.selector.select(self.watchdog.next_timeout()):
+                seen = self.selector.select(self.watchdog.next_timeout())
+                if not seen and state.events is not None:
+                    state.events.flush()  # a quiet moment: nothing waits in the log's buffer
+                for key, _ in seen:
                     what, slot = key.data
                     if what == "sentinel":
                         ended.append(slot)
@@ -180,6 +184,7 @@ class Supervisor(threading.Thread):
             self.settlement.fail_everything(SupervisorError(f"the pool's supervisor crashed: {exc!r}"), cause=exc)
         finally:
             self.kill_all(KillReason.SHUTDOWN)
+            self._close_events()
             sweep(state.settings.shm_prefix and state.settings.shm_prefix + "r")  # results nobody read
             self.finished.set()
             self.selector.close()
@@ -188,6 +193,16 @@ class Supervisor(threading.Thread):
                     os.close(fd)
                 except OSError:
                     pass
+
+    def _close_events(self) -> None:
+        events, chaos = self.state.events, self.state.settings.chaos
+        if events is None:
+            return
+        try:
+            if chaos is not None:
+                events.faults(chaos.journal())
+        finally:
+            events.close()
 
     def handle(self, what: str, slot: WorkerSlot | None) -> None:
         if what == "wake":
@@ -289,6 +304,8 @@ class Supervisor(threading.Thread):
             return
         self.selector.register(slot.result_conn.fileno(), selectors.EVENT_READ, ("result", slot))
         self.selector.register(slot.sentinel, selectors.EVENT_READ, ("sentinel", slot))
+        if self.state.events is not None:
+            self.state.events.worker_started(slot, s.start_method)
 
     def on_exit(self, slot: WorkerSlot) -> None:
         """A worker process ended: read what it said last, settle its ledger, let go of its pipes."""
@@ -335,6 +352,8 @@ class Supervisor(threading.Thread):
     def on_ready(self, slot: WorkerSlot, pid: int) -> None:
         slot.ready = True
         slot.failures = 0
+        if self.state.events is not None:
+            self.state.events.worker_ready(slot)
         self.state.start_up_time[slot.worker_id] += time.monotonic() - slot.started_at
 
     def on_init_failed(self, slot: WorkerSlot, error: bytes) -> None:
@@ -346,6 +365,8 @@ class Supervisor(threading.Thread):
         if task.task_id != task_id:
             raise SupervisorError(
                 f"worker {slot.worker_id} answered task {task_id} but its ledger head is {task.task_id}")
+        if self.state.events is not None:
+            self.state.events.task_started(slot, task, max(task.handed_at, slot.last_answer))
         self.dispatcher.record_duration(slot, task)
         slot.idle_deaths = 0
         slot.interrupted = slot.hard_deadline = None  # a soft timeout, if any, has done its work
@@ -356,11 +377,17 @@ class Supervisor(threading.Thread):
         if type(data) is Shared:  # in shared memory: map it and unlink its name now, whoever reads it later
             data = data.adopt()
         self.state.counters.tasks_completed += 1
+        if self.state.events is not None:
+            self.state.events.task_finished(slot, task)
         if not task.job.done:
             task.job.on_result(task, data)
 
-    def on_failed(self, slot: WorkerSlot, task_id: int, offset: int, error: bytes, boundary: str | None) -> None:
+    def on_failed(self, slot: WorkerSlot, task_id: int, offset: int, error: bytes, boundary: str | None,
+                  summary: str) -> None:
         task = self.answered(slot, task_id)
+        if self.state.events is not None:
+            cause = "timeout" if boundary == SOFT_TIMEOUT else "exception"
+            self.state.events.task_failed(task, slot, task.first_index + offset, summary, cause)
         if boundary == SOFT_TIMEOUT:  # our soft timeout, raised inside the task: the caller gets ours
             job = task.job
             rebuild = functools.partial(_soft_timeout, job.task_timeout, slot.worker_id,
@@ -370,7 +397,9 @@ class Supervisor(threading.Thread):
             self.settlement.fail_task(task, PickledError(error, self.serializer, boundary))
 
     def on_skipped(self, slot: WorkerSlot, task_id: int) -> None:
-        self.answered(slot, task_id)
+        task = self.answered(slot, task_id)
+        if self.state.events is not None:
+            self.state.events.task_failed(task, slot, None, "its map call was aborted before it began", "abort")
 
     def on_exited(self, slot: WorkerSlot, data: Any) -> None:
         slot.exit_reported = True

@@ -64,7 +64,7 @@ from .protocol import (
     retiring,
     skipped,
 )
-from .serialization import RESULT, TASK_ARGS, Serializer, dump_exception
+from .serialization import RESULT, TASK_ARGS, Serializer, dump_exception, summarize
 from .shm import Segments
 
 PR_SET_PDEATHSIG = 1
@@ -313,7 +313,7 @@ class _Worker:
             self.visit("args.unpickle", first_index, attempt, call)
             func, kind, items = self.serializer.loads(payload)
         except Exception as exc:
-            self.send(failed(task_id, 0, dump_exception(exc, self.serializer), TASK_ARGS))
+            self.send(failed(task_id, 0, dump_exception(exc, self.serializer), TASK_ARGS, summarize(exc)))
             return
         # The task clock starts here, after the arguments (and the function's
         # module) were loaded: importing numpy is not the task's time.
@@ -333,14 +333,15 @@ class _Worker:
         if outcome is not None:  # the exception of item first_index + len(results)
             # A soft timeout is told apart here, so the parent never unpickles an error to learn it.
             boundary = SOFT_TIMEOUT if isinstance(outcome, TaskTimeoutError) else None
-            self.send(failed(task_id, len(results), dump_exception(outcome, self.serializer), boundary))
+            self.send(failed(task_id, len(results), dump_exception(outcome, self.serializer), boundary,
+                             summarize(outcome)))
             return
         self.mark(task_id, first_index, PICKLING)
         try:
             self.visit("result.pickle", first_index, attempt, call)
             data = self.serializer.dumps(results)
         except Exception as exc:
-            self.send(failed(task_id, 0, dump_exception(exc, self.serializer), RESULT))
+            self.send(failed(task_id, 0, dump_exception(exc, self.serializer), RESULT, summarize(exc)))
             return
         self.send(done(task_id, data))
 

@@ -55,7 +55,7 @@ def _settlement():
 
 def no_requeue():
     """At a death, the tasks queued behind the one that was running are dropped, not requeued."""
-    return patched(_settlement(), "requeue", lambda original: lambda self, tasks: None)
+    return patched(_settlement(), "requeue", lambda original: lambda self, tasks, from_worker: None)
 
 
 def whole_ledger_failed():
@@ -63,7 +63,7 @@ def whole_ledger_failed():
     from mpire_fault.errors import WorkerDiedError
 
     def make(original):
-        def requeue(self, tasks):
+        def requeue(self, tasks, from_worker):
             for task in tasks:
                 self.fail_task(task, WorkerDiedError(-1, None, None, task=task.job.describe(task),
                                                      detail="failed with the task ahead of it"))
@@ -78,7 +78,7 @@ def head_requeued():
         def settle_head(self, slot, task, *rest):
             if slot.kill_reason == "timeout":
                 return original(self, slot, task, *rest)
-            self.requeue([task])
+            self.requeue([task], slot.worker_id)
         return settle_head
 
     return patched(_settlement(), "settle_head", make)

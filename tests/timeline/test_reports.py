@@ -151,11 +151,15 @@ def quiet(x):
 
 
 def test_the_gate_draws_a_section_per_scenario(tmp_path):
+    """The scenarios' own pools write the events: real tasks, the fault chaos injected, in each section."""
     folder = tmp_path / "scenarios"
     folder.mkdir()
     (folder / "emitter.py").write_text(EMITTER)
-    (folder / "a_events.toml").write_text(SCENARIO.format(description="emits events", function="emit"))
-    (folder / "b_quiet.toml").write_text(SCENARIO.format(description="no events", function="quiet"))
+    faulty = SCENARIO.format(description="one injected fault", function="quiet").replace(
+        "[expect]", '[chaos]\nspec = "task.start[task=2]=raise(KeyError)"\n[expect]').replace(
+        "succeeded = 4", 'succeeded = 3\nfailures = { 2 = "KeyError" }')
+    (folder / "a_events.toml").write_text(faulty)
+    (folder / "b_quiet.toml").write_text(SCENARIO.format(description="no faults", function="quiet"))
     (folder / "c_wrong.toml").write_text(SCENARIO.format(description="fails", function="quiet")
                                          .replace("succeeded = 4", "succeeded = 5"))
     page_path = tmp_path / "gate.html"
@@ -165,9 +169,10 @@ def test_the_gate_draws_a_section_per_scenario(tmp_path):
     page = page_path.read_text()
     assert sections(page) == [("failed", "c_wrong"), ("passed", "a_events"), ("passed", "b_quiet")]
     a_events = page.split("<h2>a_events</h2>")[1].split("</section>")[0]
-    assert "4 tasks (4 finished)" in a_events and "4 faults" in a_events
+    # the scenario's four tasks, plus the apply that checks the pool is usable afterwards
+    assert "5 tasks (4 finished, 1 exception) · 1 faults" in a_events, a_events[:2000]
     b_quiet = page.split("<h2>b_quiet</h2>")[1].split("</section>")[0]
-    assert "No events were recorded for this scenario." in b_quiet
+    assert "5 tasks (5 finished) · 0 faults" in b_quiet, b_quiet[:2000]
     assert "FAILED: 2 passed, 1 failed of 3 scenarios" in page
 
 
