@@ -52,7 +52,9 @@ class RunState:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mp-chaos", "chaos for mpire_fault worker pools")
     group.addoption("--mp-chaos", dest="mp_chaos", nargs="?", const=_USE_DEFAULT, default=None, metavar="SPEC",
-                    help=f"inject faults into every WorkerPool; without SPEC the default mix {DEFAULT_SPEC!r}")
+                    # argparse %-formats help texts: the spec's percent signs must be doubled
+                    help=f"inject faults into every WorkerPool; without SPEC the default mix {DEFAULT_SPEC!r}"
+                         .replace("%", "%%"))
     group.addoption("--mp-chaos-seed", dest="mp_chaos_seed", default=None, metavar="N",
                     help="seed of the chaos decisions (default: random, printed in the header)")
     group.addoption("--mp-chaos-report", dest="mp_chaos_report", default=None, metavar="PATH",
