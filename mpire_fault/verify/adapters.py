@@ -383,10 +383,21 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "dask": DaskAdapter,
     "mpire_fault-dask": MpireFaultDaskAdapter,
 }
-_MODULES = {"loky": "loky", "mpire": "mpire", "pebble": "pebble", "dask": "distributed",
-            "mpire_fault-dask": "distributed"}
+# pool name: (the module it needs, the extra of ours that installs it)
+_NEEDS = {"loky": ("loky", "peers"), "mpire": ("mpire", "peers"), "pebble": ("pebble", "peers"),
+          "dask": ("distributed", "dask"), "mpire_fault-dask": ("distributed", "dask")}
 
 
 def available() -> list[str]:
     """Pool names whose package is installed here."""
-    return [name for name in ADAPTERS if name not in _MODULES or importlib.util.find_spec(_MODULES[name])]
+    return [name for name in ADAPTERS if missing(name) is None]
+
+
+def missing(name: str) -> str | None:
+    """Why pool ``name`` cannot be graded here (its package is not installed, and how to install it), or None."""
+    if name not in _NEEDS:
+        return None
+    module, extra = _NEEDS[name]
+    if importlib.util.find_spec(module) is not None:
+        return None
+    return f"pool {name} needs the package {module}, which is not installed: pip install 'mpire_fault[{extra}]'"

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from .adapters import ADAPTERS, available
+from .adapters import ADAPTERS, available, missing
 from .conformance import as_json, check, markdown, table
 from .machines import GUARANTEES
 
@@ -72,8 +72,8 @@ def main(ns: argparse.Namespace) -> int:
         pools = available()
     elif ns.pool not in ADAPTERS:
         return _fail(f"unknown pool {ns.pool!r}; choose from {', '.join(ADAPTERS)} or all")
-    elif ns.pool not in available():
-        return _fail(f"{ns.pool} is not installed here")
+    elif (why := missing(ns.pool)) is not None:
+        return _fail(why)
     else:
         pools = [ns.pool]
     verdicts = []
