@@ -1,4 +1,4 @@
-"""Seeded, reproducible fault injection into worker processes (API.md §5).
+"""Seeded, reproducible fault injection into worker processes (docs/guarantees.md §5).
 
     from mpire_fault.chaos import Chaos
     chaos = Chaos("task.start[task=3]=sigkill;idle=1%sigkill", seed=7)

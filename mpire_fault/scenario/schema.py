@@ -214,7 +214,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("worker_init", function_ref(), 'a "module:function" run in every worker at start'),
     ),
     "chaos": (
-        Field("spec", text(), "chaos spec (API.md §5), e.g. \"task.start[task=3]=sigkill\"", required=True),
+        Field("spec", text(), "chaos spec (docs/guarantees.md §5), e.g. \"task.start[task=3]=sigkill\"", required=True),
         Field("seed", integer(0), "chaos seed", 0),
     ),
     "expect": (
@@ -290,7 +290,7 @@ def json_schema() -> dict:
 _SECTION_HELP = {
     "pool": "WorkerPool settings",
     "workload": "what the pool runs, and how",
-    "chaos": "faults injected into the workers (API.md §5)",
+    "chaos": "faults injected into the workers (docs/guarantees.md §5)",
     "expect": "what must hold; every key given is one check in the report",
 }
 

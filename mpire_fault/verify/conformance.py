@@ -111,7 +111,7 @@ def table(verdicts: list[Verdict]) -> str:
 
 def markdown(verdicts: list[Verdict], command: str) -> str:
     out = [
-        "# Conformance: which pools keep the promises of API.md §4",
+        "# Conformance: which pools keep the promises of docs/guarantees.md §4",
         "",
         f"Produced by `{command}` (Hypothesis state machines of `mpire_fault.verify`, two workers, fork).",
         "`hang` means a call did not answer within 3 s: the pool would have waited forever.",

@@ -1,4 +1,4 @@
-"""Every site x action on our pool: the outcome of API.md §4, and a journal of exactly what happened."""
+"""Every site x action on our pool: the outcome of docs/guarantees.md §4, and a journal of exactly what happened."""
 from __future__ import annotations
 
 import collections

@@ -269,3 +269,13 @@ def test_a_missing_peer_names_the_extra_that_installs_it(monkeypatch, capsys, po
     cli.add_arguments(parser)
     assert cli.main(parser.parse_args(["--pool", pool])) == 2
     assert f"pip install 'mpire_fault[{extra}]'" in capsys.readouterr().err
+
+
+def test_the_contract_numbers_every_guarantee_the_kit_grades():
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "guarantees.md").read_text()
+    rows = re.findall(r'^\| <a id="g(\d+)"></a>G(\d+) \| `([a-z-]+)` \|', page, flags=re.MULTILINE)
+    assert all(anchor == number for anchor, number, _ in rows)
+    assert [(int(number), name) for _, number, name in rows] == list(enumerate(GUARANTEES, start=1))
