@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..sizes import parse_size
 from .schema import (
     APPLY_MODES,
     MATCHER,
@@ -28,7 +29,6 @@ from .schema import (
     SECTIONS,
     Field,
     fields,
-    parse_size,
     shown,
     type_name,
 )

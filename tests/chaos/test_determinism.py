@@ -16,6 +16,7 @@ import pytest
 from mpire_fault import WorkerPool
 from mpire_fault.chaos import Chaos, ChaosFunction
 from mpire_fault.chaos.actions import perform
+from mpire_fault.start_methods import PROCESS_START_METHODS
 
 from .tasks import square
 
@@ -130,7 +131,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("start_method", PROCESS_START_METHODS)
 def test_mp_chaos_in_the_environment_reaches_an_unmodified_program(tmp_path, start_method):
     script = tmp_path / "program.py"
     script.write_text(SCRIPT)

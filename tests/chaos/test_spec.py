@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mpire_fault import ChaosSpecError
-from mpire_fault.chaos import ACTIONS, SELECTORS, SITES, Chaos, Rule, Spec, Term, parse_size, parse_spec
+from mpire_fault.chaos import ACTIONS, SELECTORS, SITES, Chaos, Rule, Spec, parse_size, parse_spec
 
 GOOD = [
     ("task.start[task=3]=sigkill", "task.start[task=3]=sigkill"),
@@ -66,9 +66,12 @@ def test_sizes():
     assert parse_size("300MiB") == 300 * 2**20
     assert parse_size("1.5GB") == 1_500_000_000
     assert parse_size("4096") == 4096
+    assert parse_size("300mib") == parse_size("300 MIB") == 300 * 2**20  # the scenario files' rule too
     for bad in ("12XB", "MiB", "0MiB", "-1MiB"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="bad size"):
             parse_size(bad)
+    with pytest.raises(ChaosSpecError, match="B, KB, MB, GB, KiB, MiB or GiB"):
+        parse_spec("task.start=oom(300 mebibytes)")
 
 
 def test_seeds_must_be_non_negative_integers():

@@ -14,11 +14,10 @@ import time
 import pytest
 
 from mpire_fault import ChaosSpecError, TaskTimeoutError, WorkerDiedError, WorkerExitError, WorkerInitError, WorkerPool
+from mpire_fault.start_methods import PROCESS_START_METHODS as PROCESS_METHODS
+from mpire_fault.start_methods import START_METHODS
 
 from . import tasks
-
-START_METHODS = ["fork", "spawn", "forkserver", "threading"]
-PROCESS_METHODS = ["fork", "spawn", "forkserver"]
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,7 +10,6 @@ import threading
 import time
 import unittest
 
-import psutil
 import pytest
 
 from mpire_fault import WorkerDiedError
