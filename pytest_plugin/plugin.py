@@ -26,7 +26,6 @@ from .journal_view import ChaosJournal, read_entries
 
 DEFAULT_SPEC = "task.start=5%sigkill;task.start=5%exit(1)"
 _USE_DEFAULT = "\0default"
-_ENV = ("MP_CHAOS", "MP_CHAOS_SEED", "MP_CHAOS_STATE", "MP_CHAOS_JOURNAL")
 _STATE = pytest.StashKey["RunState"]()
 _SPEC = pytest.StashKey[str]()
 
@@ -186,15 +185,17 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Iterator[None]:
     if spec is None:
         yield
         return
-    saved = {name: os.environ.get(name) for name in _ENV}
+    from mpire_fault.chaos import environment
+
+    saved = {name: os.environ.get(name) for name in environment.NAMES}
     state_dir = os.path.join(state.run_dir, f"state-{zlib.crc32(item.nodeid.encode()):08x}")
     os.makedirs(state_dir, exist_ok=True)
-    os.environ.update(
-        MP_CHAOS=spec,
-        MP_CHAOS_SEED=str(state.test_seed(item.nodeid)),
-        MP_CHAOS_STATE=state_dir,
-        MP_CHAOS_JOURNAL=state.journal_path(item.nodeid),
-    )
+    os.environ.update({
+        environment.SPEC: spec,
+        environment.SEED: str(state.test_seed(item.nodeid)),
+        environment.STATE: state_dir,
+        environment.JOURNAL: state.journal_path(item.nodeid),
+    })
     item.stash[_SPEC] = spec
     try:
         yield

@@ -24,6 +24,7 @@ import time
 import weakref
 from typing import Any, Iterator, Mapping
 
+from . import environment
 from . import journal as journal_file
 from .actions import perform
 from .journal import JournalEntry
@@ -70,7 +71,7 @@ class Chaos:
         self.seed = _fresh_seed() if seed is None else parse_seed(seed)
         # The pool's max_worker_memory, when known: oom() never grows past it.
         self.memory_limit = _memory_limit(memory_limit)
-        shared = state_dir or os.environ.get("MP_CHAOS_STATE")
+        shared = state_dir or os.environ.get(environment.STATE)
         self._owns_state = not shared
         self.state_dir = shared or make_run_dir()
         # Forgotten without close(): removed when garbage-collected or at exit, by this process only
@@ -78,7 +79,7 @@ class Chaos:
         self._cleanup = weakref.finalize(self, _remove_own_dir, self.state_dir, os.getpid()) if self._owns_state \
             else None
         os.makedirs(self.state_dir, exist_ok=True)
-        self.extra_journal = os.environ.get("MP_CHAOS_JOURNAL") or None
+        self.extra_journal = os.environ.get(environment.JOURNAL) or None
         self._index()
 
     @classmethod
@@ -89,11 +90,11 @@ class Chaos:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Chaos | None":
         """Chaos from ``MP_CHAOS`` (and ``MP_CHAOS_SEED``), or None when unset or empty."""
         environ = os.environ if environ is None else environ
-        spec = environ.get("MP_CHAOS", "").strip()
+        spec = environ.get(environment.SPEC, "").strip()
         if not spec:
             return None
-        seed = environ.get("MP_CHAOS_SEED", "").strip()
-        return cls(spec, parse_seed(seed, "MP_CHAOS_SEED") if seed else None)
+        seed = environ.get(environment.SEED, "").strip()
+        return cls(spec, parse_seed(seed, environment.SEED) if seed else None)
 
     def _index(self) -> None:
         self._by_site: dict[str, list[tuple[int, Rule]]] = {}
