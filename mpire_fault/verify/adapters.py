@@ -177,6 +177,14 @@ def _future_result(future, timeout: float) -> Any:
     return future.result(0)
 
 
+def _async_result(handle, timeout: float) -> Any:
+    # Ready first: a task_timeout makes get() raise a TimeoutError of the task's own, an answer, not a Hang.
+    handle.wait(timeout)
+    if not handle.ready():
+        raise Hang(f"no answer within {timeout} s")
+    return handle.get(0)
+
+
 class MpireFaultAdapter(Adapter):
     name = "mpire_fault"
     death_error = "WorkerDiedError"
@@ -193,10 +201,7 @@ class MpireFaultAdapter(Adapter):
                                      task_timeout=timeout)
 
     def get(self, handle, timeout):
-        handle.wait(timeout)
-        if not handle.ready():
-            raise Hang(f"no answer within {timeout} s")
-        return handle.get(0)
+        return _async_result(handle, timeout)
 
     def run_map(self, fn, items):
         return self.pool.map(fn, items, chunk_size=1)
@@ -220,10 +225,7 @@ class MultiprocessingAdapter(Adapter):
         return self.pool.apply_async(fn, args, callback=callback, error_callback=error_callback)
 
     def get(self, handle, timeout):
-        handle.wait(timeout)
-        if not handle.ready():
-            raise Hang(f"no answer within {timeout} s")
-        return handle.get(0)
+        return _async_result(handle, timeout)
 
     def run_map(self, fn, items):
         return self.pool.starmap(fn, items, chunksize=1)
@@ -280,13 +282,6 @@ class MpireAdapter(MpireFaultAdapter):
         from mpire import WorkerPool
 
         return WorkerPool(2, **{"keep_alive": True, **options})
-
-    def get(self, handle, timeout):
-        # Ready first: a task_timeout makes get() raise a TimeoutError of the task's own.
-        handle.wait(timeout)
-        if not handle.ready():
-            raise Hang(f"no answer within {timeout} s")
-        return handle.get(0)
 
     def worker_pids(self) -> list[int]:
         return Adapter.worker_pids(self)
