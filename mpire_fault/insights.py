@@ -5,7 +5,8 @@ numbers survive a worker's death and add up across its replacements.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .protocol import EXIT_TIME, INIT_TIME, INSIGHT_FIELDS, MAX_TASK_TIME, N_TASKS, WAIT_TIME, WORK_TIME
 

@@ -18,7 +18,8 @@ import shutil
 import sys
 import zlib
 from collections import Counter
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

@@ -22,7 +22,8 @@ import re
 import shutil
 import time
 import weakref
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from . import environment
 from . import journal as journal_file
@@ -83,11 +84,11 @@ class Chaos:
         self._index()
 
     @classmethod
-    def from_spec(cls, spec: "str | Chaos", seed: int | None = None, memory_limit: int | None = None) -> "Chaos":
+    def from_spec(cls, spec: str | Chaos, seed: int | None = None, memory_limit: int | None = None) -> Chaos:
         return spec if isinstance(spec, Chaos) else cls(spec, seed, memory_limit=memory_limit)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Chaos | None":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Chaos | None:
         """Chaos from ``MP_CHAOS`` (and ``MP_CHAOS_SEED``), or None when unset or empty."""
         environ = os.environ if environ is None else environ
         spec = environ.get(environment.SPEC, "").strip()
@@ -259,7 +260,7 @@ def _memory_limit(value: Any) -> int | None:
     return value
 
 
-def resolve(chaos: "None | str | Chaos", seed: int | None = None, memory_limit: int | None = None) -> Chaos | None:
+def resolve(chaos: None | str | Chaos, seed: int | None = None, memory_limit: int | None = None) -> Chaos | None:
     """The pool's ``chaos=`` argument as a ``Chaos``; ``None`` falls back to ``MP_CHAOS``.
 
     ``memory_limit`` is the pool's ``max_worker_memory``: the ``oom`` action

@@ -10,7 +10,8 @@ foreign pool (de)serializes them.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .core import Chaos
 

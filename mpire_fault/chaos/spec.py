@@ -115,11 +115,11 @@ def _too_long(digits: str) -> bool:
 
 def total_memory() -> int | None:
     """This machine's physical memory in bytes (None when it cannot be read)."""
-    try:
-        import psutil
+    import psutil
 
+    try:
         return int(psutil.virtual_memory().total)
-    except Exception:  # no psutil, or no /proc: the run-time caps still hold
+    except (psutil.Error, OSError):  # no /proc to read: the run-time caps still hold
         return None
 
 

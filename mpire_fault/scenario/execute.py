@@ -22,7 +22,8 @@ import threading
 import time
 import traceback
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .. import markers as marker_files
 from ..chaos import environment as chaos_environment
@@ -127,7 +128,7 @@ def _run_apply(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, bloc
                     return
                 try:
                     value = pool.apply(counted, (index, args, kwargs), **call_kwargs)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - whatever the task raised is its outcome
                     record(index, error=exc)
                 else:
                     record(index, value)
@@ -140,7 +141,7 @@ def _run_apply(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, bloc
             continue
         try:
             value = result.get(0)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the task raised is its outcome
             record(index, error=exc)
         else:
             record(index, value)
@@ -155,7 +156,7 @@ def _run_map(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, mode: 
                 got, value = value
                 outcomes.append({"index": got, "position": position, "ok": True, "returned_index": got,
                                  "value": _jsonable(value)})
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever ended the map is its outcome
             call["error"] = describe_error(exc)
         call["returned"] = True
 
@@ -276,7 +277,7 @@ def _follow_up(pool: Any, square: Callable[..., Any], deadline: float, attempts:
             return {"ok": False, "error": "no answer before the deadline"}
         try:
             value = result.get(0)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any error means the pool was not usable after
             errors.append(f"{type(exc).__name__}: {exc}")
             continue
         if value == FOLLOW_UP * FOLLOW_UP:

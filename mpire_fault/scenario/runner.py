@@ -23,9 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..children import is_helper
 from ..errors import describe_exitcode
@@ -230,7 +231,7 @@ def run_scenarios(paths: list[str], jobs: int = 2,
             i = futures[future]
             try:
                 results[i] = future.result()
-            except Exception as exc:  # a bug of the gate itself: still a result, never a lost scenario
+            except Exception as exc:  # noqa: BLE001 - a bug of the gate itself: still a result, never a lost scenario
                 results[i] = ScenarioResult(paths[i], os.path.basename(paths[i]), "crashed", 0.0,
                                             detail=f"the gate failed on this scenario: {type(exc).__name__}: {exc}")
             if on_result is not None:

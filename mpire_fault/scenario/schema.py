@@ -12,8 +12,9 @@ import json
 import math
 import re
 import reprlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .. import sizes
 from ..chaos.spec import ACTIONS

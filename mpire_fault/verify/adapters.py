@@ -15,7 +15,8 @@ import importlib.util
 import os
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import psutil
 
@@ -72,7 +73,7 @@ class Adapter:
         def run() -> None:
             try:
                 box["value"] = self.run_map(fn, items)
-            except BaseException as exc:  # noqa: B902 - handed to the caller
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 box["error"] = exc
 
         thread = threading.Thread(target=run, daemon=True)
@@ -122,7 +123,7 @@ class Adapter:
     def _quiet_shutdown(self) -> None:
         try:
             self.shutdown()
-        except BaseException:  # noqa: B902 - whatever the pool raises on the way out, the kill follows
+        except BaseException:  # noqa: BLE001 - whatever the pool raises on the way out, the kill follows
             pass
 
 
@@ -253,7 +254,7 @@ class FuturesAdapter(Adapter):
         return _future_result(handle, timeout)
 
     def run_map(self, fn, items):
-        return list(self.pool.map(fn, *zip(*items)))
+        return list(self.pool.map(fn, *zip(*items, strict=True)))
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -307,7 +308,7 @@ class PebbleAdapter(Adapter):
         return _future_result(handle, timeout)
 
     def run_map(self, fn, items):
-        return list(self.pool.map(fn, *zip(*items)).result())
+        return list(self.pool.map(fn, *zip(*items, strict=True)).result())
 
     def shutdown(self) -> None:
         self.pool.stop()
@@ -341,12 +342,12 @@ class DaskAdapter(Adapter):
             raise Hang(f"no answer within {timeout} s") from None
 
     def run_map(self, fn, items):
-        return self.pool.gather(self.pool.map(fn, *zip(*items), pure=False))
+        return self.pool.gather(self.pool.map(fn, *zip(*items, strict=True), pure=False))
 
     def worker_pids(self) -> list[int]:
         try:
             return sorted(self.pool.run(os.getpid, on_error="ignore").values())
-        except Exception:
+        except Exception:  # noqa: BLE001 - a cluster in trouble has no pids to give; the kit goes on
             return []
 
     def shutdown(self) -> None:
@@ -365,7 +366,7 @@ class MpireFaultDaskAdapter(MpireFaultAdapter):
         from mpire_fault.dask_backend import DaskPool
 
         pool = DaskPool(2)
-        pool.client  # start the cluster now, not inside the first bounded call
+        _ = pool.client  # start the cluster now, not inside the first bounded call
         return pool
 
 

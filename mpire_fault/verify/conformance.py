@@ -76,7 +76,7 @@ def _run(machine, config) -> tuple[BaseException, list[str]] | None:
     try:
         with with_reporter(lines.append):
             run_state_machine_as_test(machine, settings=config)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure of the pool (or of the kit) is a verdict
         lines += getattr(exc, "__notes__", [])  # Hypothesis attaches the falsifying steps as notes
         return exc, lines
     return None

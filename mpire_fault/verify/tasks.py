@@ -15,7 +15,6 @@ import time
 
 from ..markers import started
 
-KINDS = ("ok", "raise", "exit", "sigkill", "exit0")
 DEATHS = ("exit", "sigkill", "exit0")
 
 

@@ -44,7 +44,7 @@ def test_every_call_mode_with_worker_id_shared_objects_and_state(start_method):
                     use_worker_state=True, keep_alive=True) as pool:
         modes = _all_modes(pool, tasks.ident_state, list(range(8)))
     for mode, results in modes.items():
-        for worker_id, shared_id, calls, doubled in results:
+        for worker_id, _shared_id, calls, _doubled in results:
             assert worker_id in (0, 1), mode
             assert calls >= 1, mode  # the state dict lives across tasks of one worker
         assert sorted(r[3] for r in results) == sorted(x * 2 for x in range(len(results))), mode

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from mpire_fault import WorkerPool, WorkerInitError, WorkerExitError
+from mpire_fault import WorkerExitError, WorkerInitError, WorkerPool
 
 from . import tasks
 

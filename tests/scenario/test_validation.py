@@ -114,7 +114,8 @@ def test_expectations_must_fit_the_mode(tmp_path):
 def test_failure_matchers_are_checked_key_by_key(tmp_path):
     found = problems(tmp_path, GOOD + """
         [expect]
-        failures = { 1 = { error = "WorkerDiedError", signl = "SIGKILL" }, 2 = { oom = true }, 9 = "ValueError", x = "E" }
+        failures = { 1 = { error = "WorkerDiedError", signl = "SIGKILL" }, 2 = { oom = true }, 9 = "ValueError", \
+                     x = "E" }
         """)
     assert "unknown key" in found["expect.failures.1.signl"]
     assert "missing" in found["expect.failures.2.error"]
