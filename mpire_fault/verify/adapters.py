@@ -43,6 +43,12 @@ class Adapter:
     death_error = "an exception"
     features: frozenset[str] = frozenset()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        unknown = cls.features - set(FEATURES)
+        if unknown:
+            raise TypeError(f"{cls.__name__}.features names unknown features {sorted(unknown)}; known: {FEATURES}")
+
     def __init__(self) -> None:
         self.before = live_children()
         self.pool = self.start()

@@ -278,3 +278,8 @@ def test_the_contract_numbers_every_guarantee_the_kit_grades():
     rows = re.findall(r'^\| <a id="g(\d+)"></a>G(\d+) \| `([a-z-]+)` \|', page, flags=re.MULTILINE)
     assert all(anchor == number for anchor, number, _ in rows)
     assert [(int(number), name) for _, number, name in rows] == list(enumerate(GUARANTEES, start=1))
+
+
+def test_an_adapter_may_only_claim_features_the_kit_knows():
+    with pytest.raises(TypeError, match="task_timout"):
+        type("Typo", (Adapter,), {"features": frozenset({"task_timout"})})
