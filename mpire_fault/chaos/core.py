@@ -157,8 +157,10 @@ class Chaos:
     def _decide(self, index: int, rule: Rule, site: str, worker_id, task_index, attempt,
                 call: int = 0) -> Term | None:
         counted = any(term.count is not None for term in rule.terms)
-        visit = None if site in _TASKLESS_SITES else self._local_visit(index, site, task_index, attempt, call)
-        if site in _TASKLESS_SITES or counted:
+        if site in _TASKLESS_SITES:
+            return self._decide_shared(index, site, worker_id, task_index, attempt, None, call)
+        visit = self._local_visit(index, site, task_index, attempt, call)
+        if counted:
             return self._decide_shared(index, site, worker_id, task_index, attempt, visit, call)
         return self._pick(index, rule, task_index, attempt, visit, None, call)
 
@@ -204,8 +206,7 @@ class Chaos:
     def chance(self, rule: int, term: int, task_index, attempt: int, visit: int, call: int = 0) -> float:
         """A number in [0, 1) that depends on nothing but its arguments and the seed."""
         key = f"{self.seed}:{rule}:{term}:{task_index}:{attempt}:{visit}" + (f":{call}" if call else "")
-        key = key.encode()
-        return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
+        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2**64
 
     @contextlib.contextmanager
     def _shared_state(self) -> Iterator[dict]:

@@ -127,7 +127,7 @@ def _parse_toml(path: str, raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
+        line: int | None = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise invalid(f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, column {column} "
                       "(TOML files are UTF-8)", raw.decode("utf-8", "replace"), line) from None
@@ -277,7 +277,7 @@ def build_scenario(path: str, data: dict[str, Any]) -> Scenario:
             values[name] = _check_table(name, {}, report, require=False)
             continue
         values[name] = _check_table(name, raw, report)
-    raw_workload = data.get("workload") if isinstance(data.get("workload"), dict) else {}
+    raw_workload: dict[str, Any] = data["workload"] if isinstance(data.get("workload"), dict) else {}
     _check_workload(values["workload"], raw_workload, values["pool"], report)
     _check_expect(values["expect"], values["workload"], values["pool"], "chaos" in data, report)
     if problems:
@@ -462,5 +462,7 @@ def discover(paths: list[str]) -> list[str]:
             found.append(str(path))
         else:
             raise FileNotFoundError(f"no such file or folder: {raw}")
-    seen: set[str] = set()
-    return [p for p in found if not (os.path.abspath(p) in seen or seen.add(os.path.abspath(p)))]
+    unique: dict[str, str] = {}  # the first name each file was given, in order
+    for p in found:
+        unique.setdefault(os.path.abspath(p), p)
+    return list(unique.values())

@@ -114,7 +114,7 @@ def self_test(ns: argparse.Namespace, examples: int) -> int:
         outcome = hunt(mutant, examples)
         outcomes.append(outcome)
         verdict = outcome.verdict
-        if outcome.caught:
+        if outcome.caught and verdict is not None:
             print(f"CAUGHT    {mutant.name:<20} by {verdict.guarantee} ({verdict.status}, {outcome.seconds:.1f} s): "
                   f"{verdict.detail}", flush=True)
         else:
@@ -122,7 +122,7 @@ def self_test(ns: argparse.Namespace, examples: int) -> int:
             print(f"SURVIVED  {mutant.name:<20} ({outcome.seconds:.1f} s): every guarantee tried ({tried}) passed",
                   flush=True)
         print(f"          {mutant.description}")
-        if outcome.caught and verdict.counterexample:
+        if outcome.caught and verdict is not None and verdict.counterexample:
             for line in verdict.counterexample.splitlines():
                 print(f"          | {line}")
     survivors = [o.mutant for o in outcomes if not o.caught]
