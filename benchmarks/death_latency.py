@@ -17,6 +17,7 @@ import tempfile
 import time
 
 from mpire_fault import WorkerDiedError, WorkerPool
+from mpire_fault.start_methods import PROCESS_START_METHODS
 
 
 def die_after_stamp(path: str) -> None:
@@ -59,7 +60,7 @@ def measure(deaths: int, start_method: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deaths", type=int, default=30)
-    parser.add_argument("--start-method", default="fork", choices=("fork", "spawn", "forkserver"))
+    parser.add_argument("--start-method", default="fork", choices=PROCESS_START_METHODS)
     args = parser.parse_args()
     for name, value in measure(args.deaths, args.start_method).items():
         print(f"{name:28} {value:8.2f}")

@@ -11,11 +11,13 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import psutil
 
-from mpire_fault.verify.adapters import worker_processes
+from mpire_fault.children import live_children
+from mpire_fault.verify.adapters import ADAPTERS, missing
 
 PEERS = ("mpire_fault", "mpire", "multiprocessing", "concurrent.futures", "loky")
 BENCHMARKS = {
@@ -75,30 +77,14 @@ class Pool:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        if name == "mpire_fault":
-            from mpire_fault import WorkerPool
-
-            self.pool = WorkerPool(2, keep_alive=True)
-        elif name == "mpire":
-            from mpire import WorkerPool as MpireWorkerPool
-
-            # keep_alive=False: mpire 2.10.2 mixes up apply and map calls on kept-alive workers
-            self.pool = MpireWorkerPool(2)
-        elif name == "multiprocessing":
-            import multiprocessing
-
-            self.pool = multiprocessing.get_context("fork").Pool(2)
-        elif name == "concurrent.futures":
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            self.pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
-        elif name == "loky":
-            from loky import ProcessPoolExecutor as LokyExecutor
-
-            self.pool = LokyExecutor(2)
-        else:
-            raise SystemExit(f"unknown pool {name!r}")
+        if name not in PEERS:
+            raise SystemExit(f"unknown pool {name!r}; choose from {', '.join(PEERS)}")
+        why = missing(name)
+        if why:
+            raise SystemExit(why)
+        # The kit's adapters make every pool, so the benchmarks and the conformance table compare the same peers.
+        # keep_alive=False for mpire: mpire 2.10.2 mixes up apply and map calls on kept-alive workers.
+        self.pool = ADAPTERS[name].create(**({"keep_alive": False} if name == "mpire" else {}))
 
     def map(self, fn: Callable, items: Any, chunk: int | None = None) -> list:
         if self.name in ("mpire_fault", "mpire"):
@@ -124,7 +110,7 @@ class Pool:
         return handle.get(timeout) if hasattr(handle, "get") else handle.result(timeout)
 
     def pids(self) -> set[int]:
-        return worker_processes()
+        return live_children()
 
     def close(self) -> None:
         if self.name in ("concurrent.futures", "loky"):
@@ -174,7 +160,7 @@ def bench_d(pool: Pool, quick: bool) -> float | str:
             handle = pool.submit(stamp_and_die, path)
             try:
                 pool.get(handle, 5)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - each peer reports a death its own way; any error counts
                 if "TimeoutError" in type(exc).__name__:  # builtin, or multiprocessing's own
                     return "hangs"
                 raised = time.monotonic()

@@ -22,7 +22,8 @@ import multiprocessing
 import os
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mpire_fault import WorkerPool
 
@@ -95,7 +96,7 @@ def main() -> int:
     args = parser.parse_args()
     rows = []
     for n in (int(j) for j in args.jobs.split(",")):
-        ours, theirs = best(lambda: start_ours(n), args.repeat), best(lambda: start_theirs(n), args.repeat)
+        ours, theirs = best(lambda n=n: start_ours(n), args.repeat), best(lambda n=n: start_theirs(n), args.repeat)
         ev_ours, ev_theirs = events(n, args.repeat)
         rows.append({"n_jobs": n, "start_ours": ours, "start_mp": theirs, "events_ours": ev_ours,
                      "events_mp": ev_theirs})

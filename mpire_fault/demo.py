@@ -9,6 +9,7 @@ import time
 
 from .errors import WorkerDiedError
 from .pool import WorkerPool
+from .start_methods import PROCESS_START_METHODS
 
 
 def job(x: int) -> int:
@@ -23,7 +24,7 @@ def job(x: int) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-jobs", type=int, default=2, help="worker processes (default: 2)")
-    parser.add_argument("--start-method", default="fork", choices=("fork", "spawn", "forkserver"))
+    parser.add_argument("--start-method", default="fork", choices=PROCESS_START_METHODS)
 
 
 def main(ns: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pickle
 import selectors
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .jobs import Barrier, Task
 from .protocol import run_task, stop

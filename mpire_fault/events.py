@@ -21,7 +21,8 @@ import threading
 import time
 import warnings
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 EVENTS_DIR_ENV = "MP_CHAOS_EVENTS_DIR"
 """Environment variable naming a folder: each pool writes ``<pid>-<pool>.jsonl`` there (``EventLog.from_env``)."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import Death, WorkerExitError, hook_error
 from .serialization import RESULT, PickledError, Serializer, with_boundary
@@ -38,7 +39,7 @@ class WorkerSession:
 @dataclass(slots=True, eq=False)
 class Task:
     task_id: int
-    job: "Job"
+    job: Job
     first_index: int
     n_items: int
     payload: bytes
@@ -149,7 +150,7 @@ class Barrier:
         for data in self.exit_data:
             try:
                 values.append(serializer.loads(data))
-            except BaseException as exc:  # even SystemExit: it belongs to this caller
+            except BaseException as exc:  # noqa: BLE001 - even SystemExit: it belongs to this caller
                 errors.append(with_boundary(exc, RESULT))
         for worker_id, data in self.exit_failures:
             exc = PickledError(data, serializer).load()

@@ -10,7 +10,8 @@ import os
 import threading
 import warnings
 import weakref
-from typing import Any, Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
+from typing import Any
 
 from . import shm
 from .dispatch import PREFETCH
@@ -41,7 +42,7 @@ from .watchdog import DEFAULT_TIMEOUT_GRACE
 
 _START_METHODS = ("fork", "spawn", "forkserver", "threading")
 MAX_N_JOBS = 65536  # far above what one machine runs; beyond it n_jobs is a mistake, not a wish
-_live_supervisors: "weakref.WeakSet[Supervisor]" = weakref.WeakSet()
+_live_supervisors: weakref.WeakSet[Supervisor] = weakref.WeakSet()
 
 
 def _shutdown_all() -> None:
@@ -390,7 +391,7 @@ class WorkerPool:
         job.chaos_call = self._chaos_scope
         try:
             payload = self._serializer.dumps((func, "apply", [(args, kwargs or {})]))
-        except BaseException as exc:  # even SystemExit from a __reduce__: it belongs to this task
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit from a __reduce__: it belongs to this task
             job.on_error(None, with_boundary(exc, TASK_ARGS))
             return result
         supervisor.submit([Task(next_task_id(), job, index, 1, payload, next(self._apply_ordinal))])
@@ -548,7 +549,7 @@ class WorkerPool:
         self._callbacks.drain(5.0)
         self._callbacks.stop()
 
-    def __enter__(self) -> "WorkerPool":
+    def __enter__(self) -> WorkerPool:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

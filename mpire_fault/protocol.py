@@ -88,7 +88,7 @@ def retiring(handled: int) -> tuple:
     return (RETIRING, handled)
 
 
-class KillReason(str, enum.Enum):
+class KillReason(enum.StrEnum):
     """Why the supervisor killed a worker (``Death.reason`` in ``statistics()``; None: nobody did)."""
 
     TIMEOUT = "timeout"  # a task outlived task_timeout plus the grace period
@@ -98,9 +98,6 @@ class KillReason(str, enum.Enum):
     ABORT = "abort"  # its map call was aborted while it ran one of the call's items
     TERMINATE = "terminate"  # terminate()
     SHUTDOWN = "shutdown"  # the supervisor ended (the pool was closed or collected)
-
-    def __str__(self) -> str:
-        return self.value
 
 
 # ---------------------------------------------------------------- the progress array

@@ -10,7 +10,8 @@ supervisor ends, so nothing is recorded twice by the workers.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from .errors import describe_exitcode, signal_name
 from .events import EventLog

@@ -12,7 +12,8 @@ import math
 import queue
 import threading
 import time
-from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, TypeVar
 
 from .errors import SupervisorError
 from .jobs import MapJob, Task, next_task_id
@@ -149,7 +150,7 @@ class AsyncResult(Generic[T]):
                 self._value = loads(data)
             except KeyboardInterrupt:
                 raise  # Ctrl-C while the caller waits: not this task's outcome
-            except BaseException as exc:  # even SystemExit: it belongs to this task's caller
+            except BaseException as exc:  # noqa: BLE001 - even SystemExit: it belongs to this task's caller
                 self._error = with_boundary(exc, RESULT)
             self._pickled = None
 
@@ -289,9 +290,9 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
                     raise
                 try:
                     payload = dumps((func, "map", items))
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001 - any pickling error of the user's fails this call
                     supervisor.abort(job, True)
-                    raise with_boundary(exc, TASK_ARGS)
+                    raise with_boundary(exc, TASK_ARGS)  # noqa: B904 - the same exception, marked
                 supervisor.submit([Task(next_task_id(), job, first, len(items), payload, ordinal)])
                 payload = None  # the task owns it now (a shared-memory segment must not outlive the task)
                 ordinal += 1
@@ -312,9 +313,9 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
                 outstanding -= 1
             try:
                 values = loads(data)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - the user's unpickling error fails this call
                 supervisor.abort(job, True)
-                raise with_boundary(exc, RESULT)
+                raise with_boundary(exc, RESULT)  # noqa: B904 - the same exception, marked
             if progress is not None:
                 progress.update(units.pop(first, n_items))
             if not ordered:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pickle
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import shm
 from .errors import RemoteTraceback
@@ -90,7 +91,7 @@ def dump_exception(exc: BaseException, serializer: Serializer) -> bytes:
         data = dumps((exc, tb))
         serializer.loads(data)  # an exception that pickles but cannot be rebuilt is just as fatal
         return data
-    except Exception as problem:
+    except Exception as problem:  # noqa: BLE001 - whatever pickling the exception raised, the task still fails readably
         substitute = RuntimeError(
             f"{type(exc).__module__}.{type(exc).__qualname__}: {exc} "
             f"(the original exception could not be sent to the parent: {problem!r})"
@@ -104,7 +105,7 @@ def summarize(exc: BaseException) -> str:
     """One line of text for an exception (``ValueError: bad input``), cut to 300 characters; never raises."""
     try:
         text = str(exc)
-    except Exception:  # a broken __str__ must not fail the task a second time
+    except Exception:  # noqa: BLE001 - a broken __str__ must not fail the task a second time
         text = "<unprintable>"
     line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return line.splitlines()[0][:300] if line else type(exc).__name__
@@ -139,7 +140,7 @@ class PickledError:
     def load(self) -> BaseException:
         try:
             exc = load_exception(self.data, self.serializer)
-        except BaseException as problem:  # even SystemExit: it belongs to this task's caller
+        except BaseException as problem:  # noqa: BLE001 - even SystemExit: it belongs to this task's caller
             exc = with_boundary(problem, RESULT)
         else:
             if self.rebuild is not None:

@@ -173,7 +173,7 @@ class Shared:
         view = _open(self.name, True, self.size)
         return _unpickle(codec, self.data, [view[start:start + n] for start, n in self.layout], self.has_ids)
 
-    def adopt(self) -> "Mapped":
+    def adopt(self) -> Mapped:
         """Map the segment and unlink its name: the mapping is now the only way to it (the parent, on a result)."""
         try:
             view = _open(self.name, False, self.size)
@@ -214,7 +214,7 @@ class Inline:
     def load(self, codec: Any) -> Any:
         return _unpickle(codec, self.data, self.buffers, self.has_ids)
 
-    def adopt(self) -> "Inline":  # nothing to take over
+    def adopt(self) -> Inline:  # nothing to take over
         return self
 
 
@@ -225,7 +225,7 @@ def _release_arguments(name: str) -> None:
         from multiprocessing import resource_tracker
 
         resource_tracker.unregister("/" + name, "shared_memory")
-    except Exception:  # interpreter shutdown
+    except Exception:  # noqa: BLE001 - interpreter shutdown
         pass
 
 
@@ -238,11 +238,11 @@ class Segments:
         self.prefix, self.owned = prefix, owned
 
     @classmethod
-    def arguments(cls, pool_prefix: str) -> "Segments":
+    def arguments(cls, pool_prefix: str) -> Segments:
         return cls(pool_prefix + "a", owned=True)
 
     @classmethod
-    def results(cls, pool_prefix: str) -> "Segments":
+    def results(cls, pool_prefix: str) -> Segments:
         """In a worker process: names that say which worker wrote them, so its death can clean up."""
         return cls(f"{pool_prefix}r{os.getpid()}_", owned=False)
 
@@ -256,7 +256,7 @@ class Segments:
         try:
             os.ftruncate(fd, size)
             packed, packed_at = bytearray(), 0  # small buffers go in one write
-            for view, (offset, n) in zip(buffers, layout):
+            for view, (offset, n) in zip(buffers, layout, strict=True):
                 if n < MIN_BUFFER:
                     if not packed:
                         packed_at = offset

@@ -28,7 +28,8 @@ import selectors
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .dispatch import Dispatcher
 from .errors import PoolTerminatedError, SupervisorError, TaskTimeoutError, WorkerInitError, hook_error
@@ -290,13 +291,13 @@ class Supervisor(threading.Thread):
                 user = self.serializer.dumps(user)
                 if s.use_dill and shared_objects is not None:
                     shared_objects = PickledObjects(self.serializer.dumps(shared_objects))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the user's hooks may fail to pickle in any way
                 message = f"worker_init, worker_exit or shared_objects cannot be pickled: {exc!r}"
                 self.settlement.give_up(hook_error(WorkerInitError, message, exc), exc)
                 return
         try:
             slot.start(s.ctx, cfg, user, shared_objects, shared.progress, shared.cancelled, shared.insights, s.daemon)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any start failure goes to the caller
             # The workers cannot be started at all (a daemonic process may not
             # have children; shared objects that cannot be pickled): the caller
             # gets that error itself, and the pool stays closable.

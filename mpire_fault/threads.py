@@ -26,7 +26,8 @@ import pickle
 import sys
 import threading
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import TaskTimeoutError
 
@@ -106,7 +107,7 @@ class WorkerThread:
             self._target(*self._args)
         except SystemExit as exc:  # sys.exit() in a task: this worker's death, as for a process
             code = _exit_code(exc.code)
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - whatever the thread's target raised is its outcome
             if not self.abandoned:
                 traceback.print_exc()
             code = 1

@@ -22,11 +22,11 @@ import pickle
 import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import count, repeat, starmap
 from operator import itemgetter
-from typing import Any, Callable
+from typing import Any
 
 from .errors import TaskTimeoutError
 from .protocol import (
@@ -267,7 +267,7 @@ class _Worker:
                 self.mark(-1, -1, INITIALIZING)
                 self.worker_init(*self.preamble)
                 self.mark(-1, -1, IDLE)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever worker_init raised is an init failure
             self.mark(-1, -1, IDLE)
             self.send(init_failed(dump_exception(exc, self.serializer)))
             return
@@ -312,7 +312,7 @@ class _Worker:
         try:
             self.visit("args.unpickle", first_index, attempt, call)
             func, kind, items = self.serializer.loads(payload)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever unpickling raised fails this task
             self.send(failed(task_id, 0, dump_exception(exc, self.serializer), TASK_ARGS, summarize(exc)))
             return
         # The task clock starts here, after the arguments (and the function's
@@ -340,7 +340,7 @@ class _Worker:
         try:
             self.visit("result.pickle", first_index, attempt, call)
             data = self.serializer.dumps(results)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever pickling the result raised fails this task
             self.send(failed(task_id, 0, dump_exception(exc, self.serializer), RESULT, summarize(exc)))
             return
         self.send(done(task_id, data))
@@ -370,7 +370,7 @@ class _Worker:
                     return _SKIPPED
                 began = monotonic()
                 stores = map(view.__setitem__, repeat(item_at), count(float(first_index + pos)))
-                results.extend(call(func, map(_FIRST, zip(items[pos:pos + size], stores))))
+                results.extend(call(func, map(_FIRST, zip(items[pos:pos + size], stores, strict=False))))
                 pos += size
                 spent = monotonic() - began
                 if spent < _BATCH_SECONDS:
@@ -379,7 +379,7 @@ class _Worker:
                     size = max(1, size // 4)
             # Still inside the try: see run_items.
             view[phase_at] = PICKLING
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the user's function raised is this item's error
             view[phase_at] = PICKLING
             return exc
         return None
@@ -415,7 +415,7 @@ class _Worker:
             # Still inside the try: a soft timeout aimed at the last item that
             # lands now is that item's error, not a crash of the worker.
             progress[phase_at] = PICKLING
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the user's function raised is this item's error
             progress[phase_at] = PICKLING
             return exc
         return None
@@ -429,14 +429,14 @@ class _Worker:
                 self.mark(-1, -1, EXITING)
                 value = self.worker_exit(*self.preamble)
             self.mark(-1, -1, IDLE)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever worker_exit raised is an exit failure
             self.mark(-1, -1, IDLE)
             self.send(exit_failed(dump_exception(exc, self.serializer)))
             return
         self.record(EXIT_TIME, time.perf_counter() - began)
         try:
             data = self.serializer.dumps(value)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever pickling worker_exit's value raised is an exit failure
             self.send(exit_failed(dump_exception(exc, self.serializer)))
             return
         self.send(exited(data))
@@ -464,7 +464,7 @@ def worker_main(cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, 
             os.sched_setaffinity(0, cfg.cpu_ids)
     try:
         worker = _Worker(cfg, user, shared_objects, task_conn, result_conn, progress, cancelled, insights)
-    except Exception as exc:  # shared objects / hooks failed to unpickle: an init failure
+    except Exception as exc:  # noqa: BLE001 - shared objects / hooks failed to unpickle: an init failure
         result_conn.send_bytes(pickle.dumps(init_failed(dump_exception(exc, Serializer(cfg.use_dill)))))
         return
     if not cfg.in_thread:

@@ -22,7 +22,8 @@ import shutil
 import sys
 import zlib
 from collections import Counter
-from typing import Any, Iterator
+from collections.abc import Generator, Iterator
+from typing import Any
 
 import pytest
 
@@ -30,9 +31,6 @@ from .journal_view import ChaosJournal, read_entries
 
 DEFAULT_SPEC = "task.start=5%sigkill;task.start=5%exit(1)"
 _USE_DEFAULT = "\0default"
-# With mpire_fault.events.EVENTS_DIR_ENV (MP_CHAOS_EVENTS_DIR), imported when a chaos test runs: importing
-# mpire_fault here would slow every pytest start where the plugin is installed.
-_ENV = ("MP_CHAOS", "MP_CHAOS_SEED", "MP_CHAOS_STATE", "MP_CHAOS_JOURNAL")
 _STATE = pytest.StashKey["RunState"]()
 _SPEC = pytest.StashKey[str]()
 
@@ -65,7 +63,9 @@ def is_html(path: str) -> bool:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mp-chaos", "chaos for mpire_fault worker pools")
     group.addoption("--mp-chaos", dest="mp_chaos", nargs="?", const=_USE_DEFAULT, default=None, metavar="SPEC",
-                    help=f"inject faults into every WorkerPool; without SPEC the default mix {DEFAULT_SPEC!r}")
+                    # argparse %-formats help texts: the spec's percent signs must be doubled
+                    help=f"inject faults into every WorkerPool; without SPEC the default mix {DEFAULT_SPEC!r}"
+                         .replace("%", "%%"))
     group.addoption("--mp-chaos-seed", dest="mp_chaos_seed", default=None, metavar="N",
                     help="seed of the chaos decisions (default: random, printed in the header)")
     group.addoption("--mp-chaos-report", dest="mp_chaos_report", default=None, metavar="PATH",
@@ -198,17 +198,18 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Iterator[None]:
     if spec is None:
         yield
         return
+    from mpire_fault.chaos import environment
     from mpire_fault.events import EVENTS_DIR_ENV
 
-    saved = {name: os.environ.get(name) for name in (*_ENV, EVENTS_DIR_ENV)}
+    saved = {name: os.environ.get(name) for name in (*environment.NAMES, EVENTS_DIR_ENV)}
     state_dir = os.path.join(state.run_dir, f"state-{zlib.crc32(item.nodeid.encode()):08x}")
     os.makedirs(state_dir, exist_ok=True)
-    os.environ.update(
-        MP_CHAOS=spec,
-        MP_CHAOS_SEED=str(state.test_seed(item.nodeid)),
-        MP_CHAOS_STATE=state_dir,
-        MP_CHAOS_JOURNAL=state.journal_path(item.nodeid),
-    )
+    os.environ.update({
+        environment.SPEC: spec,
+        environment.SEED: str(state.test_seed(item.nodeid)),
+        environment.STATE: state_dir,
+        environment.JOURNAL: state.journal_path(item.nodeid),
+    })
     if state.events_dir is not None:
         os.makedirs(state.events_dir, exist_ok=True)
         os.environ[EVENTS_DIR_ENV] = state.events_dir
@@ -224,7 +225,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Iterator[None]:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     if report.failed and item.stash.get(_SPEC, None) is not None:

@@ -5,31 +5,17 @@ import time
 
 import psutil
 import pytest
-
-
-def _children() -> set[int]:
-    # Helper processes that outlive any single test on purpose: the
-    # multiprocessing forkserver and resource tracker.
-    out = set()
-    for child in psutil.Process().children(recursive=True):
-        try:
-            cmdline = " ".join(child.cmdline())
-        except psutil.Error:
-            continue
-        if "forkserver" in cmdline or "resource_tracker" in cmdline:
-            continue
-        out.add(child.pid)
-    return out
+from _children import children
 
 
 @pytest.fixture(autouse=True)
 def no_orphans():
     """Fail a test that leaves a child process running (checked with psutil)."""
-    before = _children()
+    before = children()
     yield
     deadline = time.monotonic() + 5.0
     while True:
-        left = _children() - before
+        left = children() - before
         alive = []
         for pid in left:
             try:

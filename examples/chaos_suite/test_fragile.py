@@ -1,7 +1,7 @@
 """A suite that assumes every task succeeds: chaos shows it is not ready for a worker dying."""
-from mpire_fault import WorkerPool
-
 from tasks import square
+
+from mpire_fault import WorkerPool
 
 
 def test_map_assumes_no_worker_ever_dies():

@@ -1,7 +1,7 @@
 """A suite written to survive worker deaths: it retries what a death cost it."""
-from mpire_fault import WorkerDiedError, WorkerPool
-
 from tasks import square
+
+from mpire_fault import WorkerDiedError, WorkerPool
 
 
 def test_sum_of_squares_survives_worker_deaths():

@@ -59,11 +59,11 @@ def oom_cap(size: int, memory_limit: int | None = None) -> int:
     cap = 4 * size
     if memory_limit:
         cap = min(cap, memory_limit)
-    try:
-        import psutil
+    import psutil
 
+    try:
         cap = min(cap, int(psutil.virtual_memory().available) // 2)
-    except Exception:  # no psutil or no /proc: the other bounds still hold
+    except (psutil.Error, OSError):  # no /proc to read: the other bounds still hold
         pass
     return max(cap, 0)
 

@@ -22,8 +22,10 @@ import re
 import shutil
 import time
 import weakref
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
+from . import environment
 from . import journal as journal_file
 from .actions import perform
 from .journal import JournalEntry
@@ -70,7 +72,7 @@ class Chaos:
         self.seed = _fresh_seed() if seed is None else parse_seed(seed)
         # The pool's max_worker_memory, when known: oom() never grows past it.
         self.memory_limit = _memory_limit(memory_limit)
-        shared = state_dir or os.environ.get("MP_CHAOS_STATE")
+        shared = state_dir or os.environ.get(environment.STATE)
         self._owns_state = not shared
         self.state_dir = shared or make_run_dir()
         # Forgotten without close(): removed when garbage-collected or at exit, by this process only
@@ -78,22 +80,22 @@ class Chaos:
         self._cleanup = weakref.finalize(self, _remove_own_dir, self.state_dir, os.getpid()) if self._owns_state \
             else None
         os.makedirs(self.state_dir, exist_ok=True)
-        self.extra_journal = os.environ.get("MP_CHAOS_JOURNAL") or None
+        self.extra_journal = os.environ.get(environment.JOURNAL) or None
         self._index()
 
     @classmethod
-    def from_spec(cls, spec: "str | Chaos", seed: int | None = None, memory_limit: int | None = None) -> "Chaos":
+    def from_spec(cls, spec: str | Chaos, seed: int | None = None, memory_limit: int | None = None) -> Chaos:
         return spec if isinstance(spec, Chaos) else cls(spec, seed, memory_limit=memory_limit)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Chaos | None":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Chaos | None:
         """Chaos from ``MP_CHAOS`` (and ``MP_CHAOS_SEED``), or None when unset or empty."""
         environ = os.environ if environ is None else environ
-        spec = environ.get("MP_CHAOS", "").strip()
+        spec = environ.get(environment.SPEC, "").strip()
         if not spec:
             return None
-        seed = environ.get("MP_CHAOS_SEED", "").strip()
-        return cls(spec, parse_seed(seed, "MP_CHAOS_SEED") if seed else None)
+        seed = environ.get(environment.SEED, "").strip()
+        return cls(spec, parse_seed(seed, environment.SEED) if seed else None)
 
     def _index(self) -> None:
         self._by_site: dict[str, list[tuple[int, Rule]]] = {}
@@ -155,8 +157,10 @@ class Chaos:
     def _decide(self, index: int, rule: Rule, site: str, worker_id, task_index, attempt,
                 call: int = 0) -> Term | None:
         counted = any(term.count is not None for term in rule.terms)
-        visit = None if site in _TASKLESS_SITES else self._local_visit(index, site, task_index, attempt, call)
-        if site in _TASKLESS_SITES or counted:
+        if site in _TASKLESS_SITES:
+            return self._decide_shared(index, site, worker_id, task_index, attempt, None, call)
+        visit = self._local_visit(index, site, task_index, attempt, call)
+        if counted:
             return self._decide_shared(index, site, worker_id, task_index, attempt, visit, call)
         return self._pick(index, rule, task_index, attempt, visit, None, call)
 
@@ -202,8 +206,7 @@ class Chaos:
     def chance(self, rule: int, term: int, task_index, attempt: int, visit: int, call: int = 0) -> float:
         """A number in [0, 1) that depends on nothing but its arguments and the seed."""
         key = f"{self.seed}:{rule}:{term}:{task_index}:{attempt}:{visit}" + (f":{call}" if call else "")
-        key = key.encode()
-        return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
+        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2**64
 
     @contextlib.contextmanager
     def _shared_state(self) -> Iterator[dict]:
@@ -258,7 +261,7 @@ def _memory_limit(value: Any) -> int | None:
     return value
 
 
-def resolve(chaos: "None | str | Chaos", seed: int | None = None, memory_limit: int | None = None) -> Chaos | None:
+def resolve(chaos: None | str | Chaos, seed: int | None = None, memory_limit: int | None = None) -> Chaos | None:
     """The pool's ``chaos=`` argument as a ``Chaos``; ``None`` falls back to ``MP_CHAOS``.
 
     ``memory_limit`` is the pool's ``max_worker_memory``: the ``oom`` action

@@ -10,7 +10,8 @@ foreign pool (de)serializes them.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .core import Chaos
 
@@ -68,10 +69,11 @@ class ChaosFunction:
         return ChaosArgs(self.chaos, task_index, args, attempt)
 
     def __call__(self, task_index: int | ChaosArgs, *args: Any, **kwargs: Any) -> Any:
-        attempt = 0
         if isinstance(task_index, ChaosArgs):
-            task_index, args, attempt = task_index.task_index, task_index.args + args, task_index.attempt
-        self.chaos.visit("task.start", worker_id=_worker_number(), task_index=task_index, attempt=attempt)
+            index, args, attempt = task_index.task_index, task_index.args + args, task_index.attempt
+        else:
+            index, attempt = task_index, 0
+        self.chaos.visit("task.start", worker_id=_worker_number(), task_index=index, attempt=attempt)
         value = self.func(*args, **kwargs)
-        self.chaos.visit("task.end", worker_id=_worker_number(), task_index=task_index, attempt=attempt)
-        return ChaosResult(self.chaos, task_index, value, attempt) if self.wrap_result else value
+        self.chaos.visit("task.end", worker_id=_worker_number(), task_index=index, attempt=attempt)
+        return ChaosResult(self.chaos, index, value, attempt) if self.wrap_result else value

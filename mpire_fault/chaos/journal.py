@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,7 @@ class JournalEntry:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "JournalEntry":
+    def from_dict(cls, data: dict[str, Any]) -> JournalEntry:
         return cls(**{name: data[name] for name in cls.__dataclass_fields__})
 
     def key(self) -> tuple:

@@ -72,7 +72,7 @@ def sweep_stale(folder: str | None = None) -> list[str]:
     an older version) are left alone.
     """
     folder = folder or tempfile.gettempdir()
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(folder)
     except OSError:

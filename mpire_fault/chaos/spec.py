@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..errors import ChaosSpecError
+from ..sizes import parse_size
 
 SITES = ("init", "args.unpickle", "task.start", "task.end", "result.pickle", "idle", "exit")
 SELECTORS = ("worker", "task", "attempt")
@@ -35,10 +36,8 @@ ACTIONS: dict[str, tuple[str | None, bool]] = {
     "sleep": ("seconds", True),
     "off": (None, False),
 }
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 # Numbers are ASCII digits only: int() and float() would also take other
 # scripts' digits, which then print differently from how they were written.
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)\Z", re.ASCII)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*", re.ASCII)
 _INT = re.compile(r"-?\d+", re.ASCII)
@@ -114,26 +113,13 @@ def _too_long(digits: str) -> bool:
     return len(digits.split(".")[0].lstrip("0")) > _MAX_DIGITS
 
 
-def parse_size(text: str) -> int:
-    """``300MiB`` -> bytes; raises ValueError for anything else."""
-    match = _SIZE.match(text.strip())
-    if not match or match.group(2).lower() not in _UNITS:
-        raise ValueError(f"bad size {_short(text)!r}: use a number with B, KB, KiB, MB, MiB, GB or GiB")
-    if _too_long(match.group(1)):
-        raise ValueError(f"bad size {_short(text)!r}: far more bytes than any machine has")
-    size = int(Decimal(match.group(1)) * _UNITS[match.group(2).lower()])
-    if size <= 0:
-        raise ValueError(f"bad size {_short(text)!r}: it must be more than zero bytes")
-    return size
-
-
 def total_memory() -> int | None:
     """This machine's physical memory in bytes (None when it cannot be read)."""
-    try:
-        import psutil
+    import psutil
 
+    try:
         return int(psutil.virtual_memory().total)
-    except Exception:  # no psutil, or no /proc: the run-time caps still hold
+    except (psutil.Error, OSError):  # no /proc to read: the run-time caps still hold
         return None
 
 

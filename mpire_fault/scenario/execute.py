@@ -22,11 +22,13 @@ import threading
 import time
 import traceback
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from .. import markers as marker_files
+from ..chaos import environment as chaos_environment
 from .loader import Scenario, ScenarioInvalid, check_imports, load_scenario, resolve_function
 
-_CHAOS_ENV = ("MP_CHAOS", "MP_CHAOS_SEED", "MP_CHAOS_STATE", "MP_CHAOS_JOURNAL")
 FOLLOW_UP = 7
 
 
@@ -126,7 +128,7 @@ def _run_apply(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, bloc
                     return
                 try:
                     value = pool.apply(counted, (index, args, kwargs), **call_kwargs)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - whatever the task raised is its outcome
                     record(index, error=exc)
                 else:
                     record(index, value)
@@ -139,7 +141,7 @@ def _run_apply(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, bloc
             continue
         try:
             value = result.get(0)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the task raised is its outcome
             record(index, error=exc)
         else:
             record(index, value)
@@ -154,7 +156,7 @@ def _run_map(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, mode: 
                 got, value = value
                 outcomes.append({"index": got, "position": position, "ok": True, "returned_index": got,
                                  "value": _jsonable(value)})
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever ended the map is its outcome
             call["error"] = describe_error(exc)
         call["returned"] = True
 
@@ -174,7 +176,7 @@ def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = 
     problems = check_imports(scenario)
     if problems:
         return {"status": "invalid", "problems": [{"key": p.key, "message": p.message} for p in problems]}
-    for name in _CHAOS_ENV:  # the scenario's [chaos] is the only chaos: not the caller's environment
+    for name in chaos_environment.NAMES:  # the scenario's [chaos] is the only chaos: not the caller's environment
         os.environ.pop(name, None)
     markers = tempfile.mkdtemp(prefix="mpire-fault-scenario-")
     counted = Counted(resolve_function(scenario.workload["function"]), markers)
@@ -232,7 +234,7 @@ def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = 
         sampler.join(1.0)
         children_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
         observed["peak_rss"] = max(sampler.peak, children_peak)
-        observed["executions"] = _count_markers(markers)
+        observed["executions"] = {str(index): n for index, n in marker_files.started(markers).items()}
         shutil.rmtree(markers, ignore_errors=True)
         if chaos is not None:
             chaos.close()
@@ -276,7 +278,7 @@ def _follow_up(pool: Any, square: Callable[..., Any], deadline: float, attempts:
             return {"ok": False, "error": "no answer before the deadline"}
         try:
             value = result.get(0)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any error means the pool was not usable after
             errors.append(f"{type(exc).__name__}: {exc}")
             continue
         if value == FOLLOW_UP * FOLLOW_UP:
@@ -292,14 +294,6 @@ def _journal_entry(entry: Any) -> dict[str, Any]:
         names = getattr(entry, "__slots__", None) or getattr(entry, "__dataclass_fields__", None) or vars(entry)
         raw = {name: getattr(entry, name, None) for name in names}
     return {key: _jsonable(value) for key, value in raw.items()}
-
-
-def _count_markers(directory: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for name in os.listdir(directory):
-        index = name.split(".", 1)[0]
-        counts[index] = counts.get(index, 0) + 1
-    return counts
 
 
 def main(argv: list[str]) -> int:

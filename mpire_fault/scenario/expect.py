@@ -67,7 +67,7 @@ def evaluate(scenario: Scenario, observed: dict[str, Any]) -> list[Check]:
     """Every check of ``scenario.expect`` against ``observed`` (the scenario process's JSON)."""
     expect = scenario.expect
     checks: list[Check] = []
-    add = lambda name, passed, expected, actual: checks.append(Check(name, bool(passed), expected, actual))  # noqa
+    add = lambda name, passed, expected, actual: checks.append(Check(name, bool(passed), expected, actual))  # noqa: E731
     outcomes: list[dict[str, Any]] = observed.get("outcomes", [])
     executions = {int(k): v for k, v in observed.get("executions", {}).items()}
     map_info = observed.get("map")

@@ -15,10 +15,12 @@ import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from ..sizes import parse_size
 from .schema import (
     APPLY_MODES,
     MATCHER,
@@ -28,7 +30,6 @@ from .schema import (
     SECTIONS,
     Field,
     fields,
-    parse_size,
     shown,
     type_name,
 )
@@ -82,7 +83,6 @@ class Scenario:
     workload: dict[str, Any]
     chaos: dict[str, Any] | None
     expect: dict[str, Any]
-    explicit_expect: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def is_map(self) -> bool:
@@ -127,7 +127,7 @@ def _parse_toml(path: str, raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
+        line: int | None = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise invalid(f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, column {column} "
                       "(TOML files are UTF-8)", raw.decode("utf-8", "replace"), line) from None
@@ -277,7 +277,7 @@ def build_scenario(path: str, data: dict[str, Any]) -> Scenario:
             values[name] = _check_table(name, {}, report, require=False)
             continue
         values[name] = _check_table(name, raw, report)
-    raw_workload = data.get("workload") if isinstance(data.get("workload"), dict) else {}
+    raw_workload: dict[str, Any] = data["workload"] if isinstance(data.get("workload"), dict) else {}
     _check_workload(values["workload"], raw_workload, values["pool"], report)
     _check_expect(values["expect"], values["workload"], values["pool"], "chaos" in data, report)
     if problems:
@@ -292,8 +292,6 @@ def build_scenario(path: str, data: dict[str, Any]) -> Scenario:
         workload=values["workload"],
         chaos=values["chaos"] or None,
         expect=values["expect"],
-        explicit_expect=frozenset((data.get("expect") or {}).keys()) if isinstance(data.get("expect"), dict)
-        else frozenset(),
     )
 
 
@@ -437,24 +435,19 @@ def check_imports(scenario: Scenario) -> list[Problem]:
             continue
         try:
             resolve_function(ref)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - importing the user's module may raise anything: a problem, not a crash
             problems.append(Problem(scenario.path, f"workload.{key}",
                                     f"cannot import {ref!r} ({type(exc).__name__}: {exc}); expected an importable "
                                     '"module:function"'))
     if scenario.chaos is not None:
+        from ..chaos import Chaos
+
         try:
-            from ..chaos import Chaos
-        except ImportError as exc:
-            problems.append(Problem(scenario.path, "chaos.spec", f"the chaos layer is not available: {exc}"))
+            chaos = Chaos.from_spec(scenario.chaos["spec"], seed=scenario.chaos["seed"])
+        except ValueError as exc:
+            problems.append(Problem(scenario.path, "chaos.spec", f"expected a valid chaos spec: {exc}"))
         else:
-            try:
-                chaos = Chaos.from_spec(scenario.chaos["spec"], seed=scenario.chaos["seed"])
-            except ValueError as exc:
-                problems.append(Problem(scenario.path, "chaos.spec", f"expected a valid chaos spec: {exc}"))
-            else:
-                close = getattr(chaos, "close", None)
-                if close is not None:
-                    close()
+            chaos.close()
     return problems
 
 
@@ -469,5 +462,7 @@ def discover(paths: list[str]) -> list[str]:
             found.append(str(path))
         else:
             raise FileNotFoundError(f"no such file or folder: {raw}")
-    seen: set[str] = set()
-    return [p for p in found if not (os.path.abspath(p) in seen or seen.add(os.path.abspath(p)))]
+    unique: dict[str, str] = {}  # the first name each file was given, in order
+    for p in found:
+        unique.setdefault(os.path.abspath(p), p)
+    return list(unique.values())

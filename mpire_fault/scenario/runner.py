@@ -23,10 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
+from ..children import is_helper
+from ..errors import describe_exitcode
 from ..events import EVENTS_DIR_ENV
 from ..timeline import read_folder
 from .expect import Check, evaluate
@@ -34,7 +37,6 @@ from .loader import Problem, Scenario, ScenarioInvalid, load_scenario
 
 STATUSES = ("passed", "failed", "invalid", "timeout", "crashed")
 _TAIL = 6000
-_HELPERS = ("forkserver", "resource_tracker")
 
 
 @dataclass
@@ -158,7 +160,7 @@ def _run_process(scenario: Scenario, python: str, out: str, log_path: str,
                                + (f"; it was {where}" if where else ""))
     leftovers = _reap_group(proc.pid)
     if proc.returncode != 0:
-        return "crashed", f"the scenario process ended with {_exit_text(proc.returncode)}"
+        return "crashed", f"the scenario process ended with {describe_exitcode(proc.returncode)}"
     if leftovers:
         return "ran", f"{len(leftovers)} process(es) still running after the scenario ended: {', '.join(leftovers)}"
     return "ran", ""
@@ -209,20 +211,11 @@ def _reap_group(pgid: int, grace: float = 3.0) -> list[str]:
     names = []
     for proc in members:
         cmdline = " ".join(proc.info.get("cmdline") or [])
-        if not any(helper in cmdline for helper in _HELPERS):  # multiprocessing's helpers: not the pool's fault
+        if not is_helper(cmdline):  # multiprocessing's helpers: not the pool's fault
             names.append(f"pid {proc.pid} ({cmdline[:80] or proc.name()})")
     if members:
         _kill_group(pgid)
     return names
-
-
-def _exit_text(code: int) -> str:
-    if code < 0:
-        try:
-            return f"{signal.Signals(-code).name}({code})"
-        except ValueError:
-            return f"signal {-code}"
-    return f"exit code {code}"
 
 
 def _read(path: str) -> str:
@@ -256,7 +249,7 @@ def run_scenarios(paths: list[str], jobs: int = 2,
             i = futures[future]
             try:
                 results[i] = future.result()
-            except Exception as exc:  # a bug of the gate itself: still a result, never a lost scenario
+            except Exception as exc:  # noqa: BLE001 - a bug of the gate itself: still a result, never a lost scenario
                 results[i] = ScenarioResult(paths[i], os.path.basename(paths[i]), "crashed", 0.0,
                                             detail=f"the gate failed on this scenario: {type(exc).__name__}: {exc}")
             if on_result is not None:

@@ -12,17 +12,18 @@ import json
 import math
 import re
 import reprlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
+
+from .. import sizes
+from ..chaos.spec import ACTIONS
+from ..sizes import parse_size
+from ..start_methods import PROCESS_START_METHODS
 
 MODES = ("apply_async", "apply", "map", "imap", "imap_unordered", "map_unordered")
 APPLY_MODES = ("apply_async", "apply")
-START_METHODS = ("fork", "spawn", "forkserver")
-ACTIONS = ("exit", "os_exit", "sigkill", "sigsegv", "sigterm", "oom", "raise", "hang", "sleep", "off")
 
-_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
-SIZE_PATTERN = r"^([0-9]+(\.[0-9]+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$"
 FUNC_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 INDEX_PATTERN = r"^(0|[1-9][0-9]*)$"
 
@@ -34,16 +35,6 @@ MAX_SECONDS = 7 * 24 * 3600.0
 MAX_JOBS = 512
 MAX_TASKS = 100_000
 MAX_DEPTH = 32  # arrays and tables inside each other
-
-
-def parse_size(value: int | str) -> int:
-    """``300MiB`` -> 314572800; an int is a number of bytes."""
-    if isinstance(value, int):
-        return value
-    match = re.match(SIZE_PATTERN, value.strip(), re.ASCII)
-    if not match or len(match.group(1).split(".")[0].lstrip("0")) > 30:
-        raise ValueError(f"not a size: {shown(value)}")
-    return int(Decimal(match.group(1)) * _SIZE_UNITS[match.group(3) or ""])
 
 
 _REPR = reprlib.Repr()
@@ -121,16 +112,14 @@ def function_ref() -> Kind:
 
 def size() -> Kind:
     def ok(v: Any) -> bool:
-        if _is_int(v):
-            return 0 < v <= MAX_INT
-        if not isinstance(v, str) or re.match(SIZE_PATTERN, v.strip(), re.ASCII) is None:
+        if not (_is_int(v) or isinstance(v, str)):
             return False
         try:
-            return 0 < parse_size(v) <= MAX_INT
+            return parse_size(v) <= MAX_INT
         except ValueError:
             return False
-    return Kind('a size: bytes as an integer > 0 or a string like "300MiB" (B, KB, MB, GB, KiB, MiB, GiB)', ok,
-                {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": SIZE_PATTERN}]})
+    return Kind(f'a size: bytes as an integer > 0 or a string like "300MiB" ({sizes.HELP})', ok,
+                {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": sizes.PATTERN}]})
 
 
 def array(items: Kind | None = None) -> Kind:
@@ -190,7 +179,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
     ),
     "pool": (
         Field("n_jobs", integer(1, MAX_JOBS), "worker processes", 2),
-        Field("start_method", choice(START_METHODS), "how workers are started", "fork"),
+        Field("start_method", choice(PROCESS_START_METHODS), "how workers are started", "fork"),
         Field("max_worker_memory", size(), "RSS limit per worker; above it the worker is killed (an OOM death)"),
         Field("max_task_retries", integer(0), "apply only: reruns of a task that killed its worker", 0),
         Field("restart_backoff", integer(1), "start-up failures in a row before WorkerInitError"),
@@ -214,7 +203,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("worker_init", function_ref(), 'a "module:function" run in every worker at start'),
     ),
     "chaos": (
-        Field("spec", text(), "chaos spec (API.md §5), e.g. \"task.start[task=3]=sigkill\"", required=True),
+        Field("spec", text(), "chaos spec (docs/guarantees.md §5), e.g. \"task.start[task=3]=sigkill\"", required=True),
         Field("seed", integer(0), "chaos seed", 0),
     ),
     "expect": (
@@ -290,7 +279,7 @@ def json_schema() -> dict:
 _SECTION_HELP = {
     "pool": "WorkerPool settings",
     "workload": "what the pool runs, and how",
-    "chaos": "faults injected into the workers (API.md §5)",
+    "chaos": "faults injected into the workers (docs/guarantees.md §5)",
     "expect": "what must hold; every key given is one check in the report",
 }
 

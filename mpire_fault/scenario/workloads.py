@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from .schema import parse_size
+from ..sizes import parse_size
 
 
 class WorkloadError(Exception):

@@ -14,8 +14,9 @@ from __future__ import annotations
 import html
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from .model import OUTCOMES, SEVERITY, Bar, Marker, Timeline
 
@@ -254,7 +255,7 @@ def _draw_markers(canvas: _Canvas, markers: Iterable[Marker]) -> list[str]:
             continue
         columns[(marker.lane, marker.kind, int(canvas.x(marker.t)))].append(marker)
         per_row[(marker.lane, marker.kind)] += 1
-    for (lane, kind, column), group in columns.items():
+    for (lane, kind, _column), group in columns.items():
         y = canvas.lane_y(lane)
         x = canvas.x(group[0].t)
         if len(group) == 1:

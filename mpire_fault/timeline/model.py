@@ -16,8 +16,9 @@ from ``task_started`` to whatever ended it:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 OUTCOMES = ("finished", "exception", "died", "timeout", "aborted", "requeued", "open")
 """Bar outcomes, in the order of the legend."""

@@ -1,4 +1,4 @@
-"""The verification kit: Hypothesis state machines that grade any pool against API.md §4.
+"""The verification kit: Hypothesis state machines that grade any pool against docs/guarantees.md §4.
 
     from mpire_fault.verify import PoolMachine, machine_for, ADAPTERS
     TestOurPool = machine_for(ADAPTERS["mpire_fault"]).TestCase    # in a pytest file

@@ -15,9 +15,12 @@ import importlib.util
 import os
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import psutil
+
+from ..children import live_children
 
 
 class Hang(Exception):
@@ -33,21 +36,6 @@ SETTLE_BOUND = 1.0  # after a shutdown that returned: how long workers get to le
 REAP_BOUND = 2.0  # how long a SIGKILLed worker may take to be gone (or a zombie)
 
 
-def worker_processes() -> set[int]:
-    """Live child processes of this one, less the helpers pools keep (forkserver, resource trackers)."""
-    found = set()
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.status() == psutil.STATUS_ZOMBIE:
-                continue
-            command = " ".join(child.cmdline())
-        except psutil.Error:
-            continue
-        if "forkserver" not in command and "tracker" not in command:
-            found.add(child.pid)
-    return found
-
-
 class Adapter:
     """Start a pool of two workers; submit, get, map, list worker pids, close."""
 
@@ -55,12 +43,25 @@ class Adapter:
     death_error = "an exception"
     features: frozenset[str] = frozenset()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        unknown = cls.features - set(FEATURES)
+        if unknown:
+            raise TypeError(f"{cls.__name__}.features names unknown features {sorted(unknown)}; known: {FEATURES}")
+
     def __init__(self) -> None:
-        self.before = worker_processes()
+        self.before = live_children()
         self.pool = self.start()
         self.closed = False
 
     def start(self) -> Any:
+        return self.create()
+
+    @staticmethod
+    def create(**options: Any) -> Any:
+        """A new pool of two workers, made as the kit grades it; ``options`` override its keywords.
+
+        The benchmarks make their pools here too, so both compare the same peers."""
         raise NotImplementedError
 
     def submit(self, fn: Callable, args: tuple, callback: Callable | None = None,
@@ -78,7 +79,7 @@ class Adapter:
         def run() -> None:
             try:
                 box["value"] = self.run_map(fn, items)
-            except BaseException as exc:  # noqa: B902 - handed to the caller
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 box["error"] = exc
 
         thread = threading.Thread(target=run, daemon=True)
@@ -94,7 +95,7 @@ class Adapter:
         raise NotImplementedError
 
     def worker_pids(self) -> list[int]:
-        return sorted(worker_processes() - self.before)
+        return sorted(live_children() - self.before)
 
     def shutdown(self) -> None:
         """The pool's own way to stop now (terminate): pending work is dropped or failed."""
@@ -119,16 +120,16 @@ class Adapter:
         self.closed = True
         if self.terminate(CLOSE_BOUND):
             deadline = time.monotonic() + SETTLE_BOUND  # pools that shut down asynchronously get a moment to reap
-            while worker_processes() - self.before and time.monotonic() < deadline:
+            while live_children() - self.before and time.monotonic() < deadline:
                 time.sleep(0.02)
-        left = sorted(worker_processes() - self.before)
+        left = sorted(live_children() - self.before)
         kill_and_wait(left, REAP_BOUND)
         return left
 
     def _quiet_shutdown(self) -> None:
         try:
             self.shutdown()
-        except BaseException:  # noqa: B902 - whatever the pool raises on the way out, the kill follows
+        except BaseException:  # noqa: BLE001 - whatever the pool raises on the way out, the kill follows
             pass
 
 
@@ -183,25 +184,31 @@ def _future_result(future, timeout: float) -> Any:
     return future.result(0)
 
 
+def _async_result(handle, timeout: float) -> Any:
+    # Ready first: a task_timeout makes get() raise a TimeoutError of the task's own, an answer, not a Hang.
+    handle.wait(timeout)
+    if not handle.ready():
+        raise Hang(f"no answer within {timeout} s")
+    return handle.get(0)
+
+
 class MpireFaultAdapter(Adapter):
     name = "mpire_fault"
     death_error = "WorkerDiedError"
     features = frozenset({"task_timeout", "names_item"})
 
-    def start(self) -> Any:
+    @staticmethod
+    def create(**options: Any) -> Any:
         from mpire_fault import WorkerPool
 
-        return WorkerPool(2, keep_alive=True)
+        return WorkerPool(2, **{"keep_alive": True, **options})
 
     def submit(self, fn, args, callback=None, error_callback=None, timeout=None):
         return self.pool.apply_async(fn, args, callback=callback, error_callback=error_callback,
                                      task_timeout=timeout)
 
     def get(self, handle, timeout):
-        handle.wait(timeout)
-        if not handle.ready():
-            raise Hang(f"no answer within {timeout} s")
-        return handle.get(0)
+        return _async_result(handle, timeout)
 
     def run_map(self, fn, items):
         return self.pool.map(fn, items, chunk_size=1)
@@ -213,10 +220,11 @@ class MpireFaultAdapter(Adapter):
 class MultiprocessingAdapter(Adapter):
     name = "multiprocessing"
 
-    def start(self) -> Any:
+    @staticmethod
+    def create(**options: Any) -> Any:
         import multiprocessing
 
-        return multiprocessing.get_context("fork").Pool(2)
+        return multiprocessing.get_context("fork").Pool(2, **options)
 
     def submit(self, fn, args, callback=None, error_callback=None, timeout=None):
         if timeout is not None:
@@ -224,10 +232,7 @@ class MultiprocessingAdapter(Adapter):
         return self.pool.apply_async(fn, args, callback=callback, error_callback=error_callback)
 
     def get(self, handle, timeout):
-        handle.wait(timeout)
-        if not handle.ready():
-            raise Hang(f"no answer within {timeout} s")
-        return handle.get(0)
+        return _async_result(handle, timeout)
 
     def run_map(self, fn, items):
         return self.pool.starmap(fn, items, chunksize=1)
@@ -236,10 +241,12 @@ class MultiprocessingAdapter(Adapter):
 class FuturesAdapter(Adapter):
     name = "concurrent.futures"
 
-    def start(self) -> Any:
+    @staticmethod
+    def create(**options: Any) -> Any:
         import multiprocessing
 
-        return concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
+        return concurrent.futures.ProcessPoolExecutor(2, **{"mp_context": multiprocessing.get_context("fork"),
+                                                           **options})
 
     def submit(self, fn, args, callback=None, error_callback=None, timeout=None):
         if timeout is not None:
@@ -253,7 +260,7 @@ class FuturesAdapter(Adapter):
         return _future_result(handle, timeout)
 
     def run_map(self, fn, items):
-        return list(self.pool.map(fn, *zip(*items)))
+        return list(self.pool.map(fn, *zip(*items, strict=True)))
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -262,10 +269,11 @@ class FuturesAdapter(Adapter):
 class LokyAdapter(FuturesAdapter):
     name = "loky"
 
-    def start(self) -> Any:
+    @staticmethod
+    def create(**options: Any) -> Any:
         from loky import ProcessPoolExecutor
 
-        return ProcessPoolExecutor(2)
+        return ProcessPoolExecutor(2, **options)
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, kill_workers=True)
@@ -276,17 +284,11 @@ class MpireAdapter(MpireFaultAdapter):
     death_error = "an exception"
     features = frozenset({"task_timeout"})
 
-    def start(self) -> Any:
+    @staticmethod
+    def create(**options: Any) -> Any:
         from mpire import WorkerPool
 
-        return WorkerPool(2, keep_alive=True)
-
-    def get(self, handle, timeout):
-        # Ready first: a task_timeout makes get() raise a TimeoutError of the task's own.
-        handle.wait(timeout)
-        if not handle.ready():
-            raise Hang(f"no answer within {timeout} s")
-        return handle.get(0)
+        return WorkerPool(2, **{"keep_alive": True, **options})
 
     def worker_pids(self) -> list[int]:
         return Adapter.worker_pids(self)
@@ -296,10 +298,11 @@ class PebbleAdapter(Adapter):
     name = "pebble"
     features = frozenset({"task_timeout"})
 
-    def start(self) -> Any:
+    @staticmethod
+    def create(**options: Any) -> Any:
         from pebble import ProcessPool
 
-        return ProcessPool(max_workers=2)
+        return ProcessPool(max_workers=2, **options)
 
     def submit(self, fn, args, callback=None, error_callback=None, timeout=None):
         future = self.pool.schedule(fn, args=args, timeout=timeout)
@@ -311,7 +314,7 @@ class PebbleAdapter(Adapter):
         return _future_result(handle, timeout)
 
     def run_map(self, fn, items):
-        return list(self.pool.map(fn, *zip(*items)).result())
+        return list(self.pool.map(fn, *zip(*items, strict=True)).result())
 
     def shutdown(self) -> None:
         self.pool.stop()
@@ -345,12 +348,12 @@ class DaskAdapter(Adapter):
             raise Hang(f"no answer within {timeout} s") from None
 
     def run_map(self, fn, items):
-        return self.pool.gather(self.pool.map(fn, *zip(*items), pure=False))
+        return self.pool.gather(self.pool.map(fn, *zip(*items, strict=True), pure=False))
 
     def worker_pids(self) -> list[int]:
         try:
             return sorted(self.pool.run(os.getpid, on_error="ignore").values())
-        except Exception:
+        except Exception:  # noqa: BLE001 - a cluster in trouble has no pids to give; the kit goes on
             return []
 
     def shutdown(self) -> None:
@@ -369,7 +372,7 @@ class MpireFaultDaskAdapter(MpireFaultAdapter):
         from mpire_fault.dask_backend import DaskPool
 
         pool = DaskPool(2)
-        pool.client  # start the cluster now, not inside the first bounded call
+        _ = pool.client  # start the cluster now, not inside the first bounded call
         return pool
 
 
@@ -383,10 +386,21 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "dask": DaskAdapter,
     "mpire_fault-dask": MpireFaultDaskAdapter,
 }
-_MODULES = {"loky": "loky", "mpire": "mpire", "pebble": "pebble", "dask": "distributed",
-            "mpire_fault-dask": "distributed"}
+# pool name: (the module it needs, the extra of ours that installs it)
+_NEEDS = {"loky": ("loky", "peers"), "mpire": ("mpire", "peers"), "pebble": ("pebble", "peers"),
+          "dask": ("distributed", "dask"), "mpire_fault-dask": ("distributed", "dask")}
 
 
 def available() -> list[str]:
     """Pool names whose package is installed here."""
-    return [name for name in ADAPTERS if name not in _MODULES or importlib.util.find_spec(_MODULES[name])]
+    return [name for name in ADAPTERS if missing(name) is None]
+
+
+def missing(name: str) -> str | None:
+    """Why pool ``name`` cannot be graded here (its package is not installed, and how to install it), or None."""
+    if name not in _NEEDS:
+        return None
+    module, extra = _NEEDS[name]
+    if importlib.util.find_spec(module) is not None:
+        return None
+    return f"pool {name} needs the package {module}, which is not installed: pip install 'mpire_fault[{extra}]'"

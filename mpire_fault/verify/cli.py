@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from .adapters import ADAPTERS, available
+from .adapters import ADAPTERS, available, missing
 from .conformance import as_json, check, markdown, table
 from .machines import GUARANTEES
 
@@ -72,8 +72,8 @@ def main(ns: argparse.Namespace) -> int:
         pools = available()
     elif ns.pool not in ADAPTERS:
         return _fail(f"unknown pool {ns.pool!r}; choose from {', '.join(ADAPTERS)} or all")
-    elif ns.pool not in available():
-        return _fail(f"{ns.pool} is not installed here")
+    elif (why := missing(ns.pool)) is not None:
+        return _fail(why)
     else:
         pools = [ns.pool]
     verdicts = []
@@ -114,7 +114,7 @@ def self_test(ns: argparse.Namespace, examples: int) -> int:
         outcome = hunt(mutant, examples)
         outcomes.append(outcome)
         verdict = outcome.verdict
-        if outcome.caught:
+        if outcome.caught and verdict is not None:
             print(f"CAUGHT    {mutant.name:<20} by {verdict.guarantee} ({verdict.status}, {outcome.seconds:.1f} s): "
                   f"{verdict.detail}", flush=True)
         else:
@@ -122,7 +122,7 @@ def self_test(ns: argparse.Namespace, examples: int) -> int:
             print(f"SURVIVED  {mutant.name:<20} ({outcome.seconds:.1f} s): every guarantee tried ({tried}) passed",
                   flush=True)
         print(f"          {mutant.description}")
-        if outcome.caught and verdict.counterexample:
+        if outcome.caught and verdict is not None and verdict.counterexample:
             for line in verdict.counterexample.splitlines():
                 print(f"          | {line}")
     survivors = [o.mutant for o in outcomes if not o.caught]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis.database import InMemoryExampleDatabase
@@ -41,8 +42,8 @@ def check(pool: str, guarantee: str, examples: int, steps: int = 8, shrink: bool
     machine = seed(20240601)(machine_for(adapter_cls, guarantee))  # derandomized, yet with an example database
     machine.failures_seen = []
     database = InMemoryExampleDatabase()
-    common = dict(max_examples=examples, stateful_step_count=steps, deadline=None, database=database,
-                  report_multiple_bugs=False, suppress_health_check=list(HealthCheck))
+    common: dict[str, Any] = dict(max_examples=examples, stateful_step_count=steps, deadline=None, database=database,
+                                  report_multiple_bugs=False, suppress_health_check=list(HealthCheck))
     started = time.monotonic()
     outcome = _run(machine, settings(phases=[Phase.explicit, Phase.reuse, Phase.generate], **common))
     if outcome is not None and shrink and not isinstance(outcome[0], PoolHang):
@@ -73,10 +74,14 @@ def check(pool: str, guarantee: str, examples: int, steps: int = 8, shrink: bool
 def _run(machine, config) -> tuple[BaseException, list[str]] | None:
     """None if every example passed, else the error and what Hypothesis reported."""
     lines: list[str] = []
+
+    def report(value: object) -> None:
+        lines.append(str(value))
+
     try:
-        with with_reporter(lines.append):
+        with with_reporter(report):
             run_state_machine_as_test(machine, settings=config)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure of the pool (or of the kit) is a verdict
         lines += getattr(exc, "__notes__", [])  # Hypothesis attaches the falsifying steps as notes
         return exc, lines
     return None
@@ -111,7 +116,7 @@ def table(verdicts: list[Verdict]) -> str:
 
 def markdown(verdicts: list[Verdict], command: str) -> str:
     out = [
-        "# Conformance: which pools keep the promises of API.md §4",
+        "# Conformance: which pools keep the promises of docs/guarantees.md §4",
         "",
         f"Produced by `{command}` (Hypothesis state machines of `mpire_fault.verify`, two workers, fork).",
         "`hang` means a call did not answer within 3 s: the pool would have waited forever.",

@@ -13,7 +13,8 @@ import signal
 import sys
 import time
 
-KINDS = ("ok", "raise", "exit", "sigkill", "exit0")
+from ..markers import started
+
 DEATHS = ("exit", "sigkill", "exit0")
 
 
@@ -62,4 +63,4 @@ def ends(marker_dir: str) -> dict[int, list[int]]:
 
 def executions(marker_dir: str) -> dict[int, int]:
     """How many times each task index started."""
-    return {index: len(times) for index, times in starts(marker_dir).items()}
+    return dict(started(marker_dir))

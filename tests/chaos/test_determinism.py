@@ -16,6 +16,7 @@ import pytest
 from mpire_fault import WorkerPool
 from mpire_fault.chaos import Chaos, ChaosFunction
 from mpire_fault.chaos.actions import perform
+from mpire_fault.start_methods import PROCESS_START_METHODS
 
 from .tasks import square
 
@@ -56,7 +57,7 @@ def test_same_seed_same_journal_in_fork_spawn_and_forkserver():
 
 def test_a_program_run_twice_injects_the_same_faults():
     """...and the whole program, run again, injects exactly the same faults."""
-    script = textwrap.dedent("""
+    script = textwrap.dedent(f"""
         import json
         from mpire_fault import WorkerPool
         from tests.chaos.tasks import square
@@ -64,12 +65,12 @@ def test_a_program_run_twice_injects_the_same_faults():
         if __name__ == "__main__":
             out = []
             for _ in range(2):
-                with WorkerPool(2, chaos=%r, chaos_seed=7) as pool:
+                with WorkerPool(2, chaos={SPEC!r}, chaos_seed=7) as pool:
                     for r in [pool.apply_async(square, (i,)) for i in range(20)]:
                         r.wait(30)
                     out.append(sorted((e.site, e.task_index) for e in pool.chaos_journal()))
             print(json.dumps(out))
-    """ % SPEC)
+    """)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=root)
             for _ in range(2)]
@@ -130,7 +131,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("start_method", PROCESS_START_METHODS)
 def test_mp_chaos_in_the_environment_reaches_an_unmodified_program(tmp_path, start_method):
     script = tmp_path / "program.py"
     script.write_text(SCRIPT)

@@ -11,7 +11,7 @@ import textwrap
 import psutil
 import pytest
 
-from mpire_fault.chaos import Chaos
+from mpire_fault.chaos import Chaos, environment
 from mpire_fault.chaos.rundir import OWNER_FILE, make_run_dir, owner_alive, sweep_stale
 
 
@@ -48,7 +48,7 @@ def test_the_sweep_removes_only_directories_whose_owner_is_gone(tmp_path):
 def test_a_chaos_state_directory_names_its_owner(monkeypatch, tmp_path):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr("tempfile.tempdir", None)
-    monkeypatch.delenv("MP_CHAOS_STATE", raising=False)
+    monkeypatch.delenv(environment.STATE, raising=False)
     chaos = Chaos("idle=off", seed=1)
     try:
         assert os.path.dirname(chaos.state_dir) == str(tmp_path)
@@ -85,7 +85,7 @@ _NEXT = textwrap.dedent("""
 def test_the_directory_of_a_sigkilled_parent_is_swept_at_the_next_start(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONPATH=root)
-    for name in ("MP_CHAOS", "MP_CHAOS_SEED", "MP_CHAOS_STATE", "MP_CHAOS_JOURNAL"):
+    for name in environment.NAMES:
         env.pop(name, None)
     victim = subprocess.Popen([sys.executable, "-c", _VICTIM], stdout=subprocess.PIPE, text=True, env=env, cwd=root)
     try:

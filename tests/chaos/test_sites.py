@@ -1,4 +1,4 @@
-"""Every site x action on our pool: the outcome of API.md §4, and a journal of exactly what happened."""
+"""Every site x action on our pool: the outcome of docs/guarantees.md §4, and a journal of exactly what happened."""
 from __future__ import annotations
 
 import collections
@@ -25,7 +25,7 @@ def run_apply(spec, n=6, **pool_options):
         for result in results:
             try:
                 outcomes.append(result.get(timeout=30))
-            except BaseException as exc:  # noqa: B902 - we classify below
+            except BaseException as exc:  # noqa: BLE001 - we classify below
                 outcomes.append(exc)
         journal = pool.chaos_journal()
         stats = pool.statistics()

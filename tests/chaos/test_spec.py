@@ -6,7 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mpire_fault import ChaosSpecError
-from mpire_fault.chaos import ACTIONS, SELECTORS, SITES, Chaos, Rule, Spec, Term, parse_size, parse_spec
+from mpire_fault.chaos import ACTIONS, SELECTORS, SITES, Chaos, Rule, Spec, parse_size, parse_spec
+
+from .test_spec_fuzz import check_only_spec_errors
 
 GOOD = [
     ("task.start[task=3]=sigkill", "task.start[task=3]=sigkill"),
@@ -66,9 +68,12 @@ def test_sizes():
     assert parse_size("300MiB") == 300 * 2**20
     assert parse_size("1.5GB") == 1_500_000_000
     assert parse_size("4096") == 4096
+    assert parse_size("300mib") == parse_size("300 MIB") == 300 * 2**20  # the scenario files' rule too
     for bad in ("12XB", "MiB", "0MiB", "-1MiB"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="bad size"):
             parse_size(bad)
+    with pytest.raises(ChaosSpecError, match="B, KB, MB, GB, KiB, MiB or GiB"):
+        parse_spec("task.start=oom(300 mebibytes)")
 
 
 def test_seeds_must_be_non_negative_integers():
@@ -113,7 +118,8 @@ def specs(draw):
     for _ in range(draw(st.integers(1, 4))):
         names = draw(st.lists(st.sampled_from(SELECTORS), unique=True, max_size=3))
         selectors = tuple((name, draw(st.integers(0, 20))) for name in names)
-        rules.append(Rule(draw(st.sampled_from(SITES)), selectors, tuple(draw(st.lists(terms(), min_size=1, max_size=3)))))
+        rule_terms = tuple(draw(st.lists(terms(), min_size=1, max_size=3)))
+        rules.append(Rule(draw(st.sampled_from(SITES)), selectors, rule_terms))
     return Spec(tuple(rules))
 
 
@@ -123,15 +129,11 @@ def test_every_printed_spec_parses_back_to_the_same_records(spec):
     assert parse_spec(str(spec)) == spec
 
 
-_ALPHABET = st.sampled_from(list("task.startidleinitexitresultpickleargsunpickle[]=,;%*->()0123456789 sigkilloomMiBraiseValueError"))
+_ALPHABET = st.sampled_from(list("task.startidleinitexitresultpickleargsunpickle[]=,;%*->()0123456789 "
+                                 "sigkilloomMiBraiseValueError"))
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.text(alphabet=_ALPHABET, max_size=40) | st.text(max_size=30))
 def test_garbage_only_ever_raises_chaos_spec_error(text):
-    try:
-        spec = parse_spec(text)
-    except ChaosSpecError as error:
-        assert 0 <= error.position <= len(text)
-    else:
-        assert parse_spec(str(spec)) == spec
+    check_only_spec_errors(text)

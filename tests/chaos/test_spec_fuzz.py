@@ -194,7 +194,8 @@ def test_records_built_in_code_print_back_too(rows):
     assert parse_spec(str(spec)) == spec
 
 
-def _check_only_spec_errors(text: str) -> None:
+def check_only_spec_errors(text: str) -> None:
+    """Parsing ``text`` either fails with a ChaosSpecError inside the text or round-trips."""
     try:
         parsed = parse_spec(text)
     except ChaosSpecError as error:
@@ -226,4 +227,4 @@ def mutated_specs(draw) -> str:
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=60) | mutated_specs())
 def test_any_text_is_either_a_spec_or_a_spec_error(text):
-    _check_only_spec_errors(text)
+    check_only_spec_errors(text)

@@ -14,11 +14,10 @@ import time
 import pytest
 
 from mpire_fault import ChaosSpecError, TaskTimeoutError, WorkerDiedError, WorkerExitError, WorkerInitError, WorkerPool
+from mpire_fault.start_methods import PROCESS_START_METHODS as PROCESS_METHODS
+from mpire_fault.start_methods import START_METHODS
 
 from . import tasks
-
-START_METHODS = ["fork", "spawn", "forkserver", "threading"]
-PROCESS_METHODS = ["fork", "spawn", "forkserver"]
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -45,7 +44,7 @@ def test_every_call_mode_with_worker_id_shared_objects_and_state(start_method):
                     use_worker_state=True, keep_alive=True) as pool:
         modes = _all_modes(pool, tasks.ident_state, list(range(8)))
     for mode, results in modes.items():
-        for worker_id, shared_id, calls, doubled in results:
+        for worker_id, _shared_id, calls, _doubled in results:
             assert worker_id in (0, 1), mode
             assert calls >= 1, mode  # the state dict lives across tasks of one worker
         assert sorted(r[3] for r in results) == sorted(x * 2 for x in range(len(results))), mode

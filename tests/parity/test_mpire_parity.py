@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from mpire_fault import WorkerPool, WorkerInitError, WorkerExitError
+from mpire_fault import WorkerExitError, WorkerInitError, WorkerPool
 
 from . import tasks
 
@@ -33,8 +33,8 @@ def test_public_surface_is_pinned():
 
     assert set(mpire_fault.__all__) == {
         "AsyncResult", "ChaosSpecError", "Death", "PoolStatistics", "PoolTerminatedError", "RemoteTraceback",
-        "RestartBackoff", "SupervisorError", "TaskTimeoutError", "WorkerDiedError", "WorkerExitError", "WorkerInitError",
-        "WorkerPool",
+        "RestartBackoff", "SupervisorError", "TaskTimeoutError", "WorkerDiedError", "WorkerExitError",
+        "WorkerInitError", "WorkerPool",
     }
 
 

@@ -139,6 +139,15 @@ def test_markers_are_documented(pytester):
     assert "mp_chaos(spec)" in result.stdout.str()
 
 
+def test_help_lists_the_options(pytester):
+    # argparse %-formats help texts: the default mix's "5%sigkill" once broke `pytest --help` whole
+    result = run(pytester, "--help")
+    assert result.ret == 0, result.stderr.str()
+    out = result.stdout.str()
+    assert "--mp-chaos=[SPEC]" in out and "--mp-chaos-seed" in out and "--mp-chaos-report" in out
+    assert "5%sigkill" in out
+
+
 def test_ini_settings(suite, tmp_path):
     suite.makeini(f"""
 [pytest]

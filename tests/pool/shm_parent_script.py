@@ -15,7 +15,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mpire_fault import WorkerPool  # noqa: E402
-
 from pool import shm_tasks  # noqa: E402
 
 if __name__ == "__main__":

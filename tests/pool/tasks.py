@@ -20,6 +20,8 @@ import sys
 import time
 import uuid
 
+from mpire_fault.markers import started
+
 # ---------------------------------------------------------------------------
 # Errors
 
@@ -372,12 +374,7 @@ class _ExitHook:
 
 def runs(directory) -> collections.Counter:
     """How often each item started, from the marker files."""
-    counter: collections.Counter = collections.Counter()
-    for name in os.listdir(directory):
-        head = name.split(".")[0]
-        if head.isdigit() and not name.endswith(".init"):
-            counter[int(head)] += 1
-    return counter
+    return started(directory)
 
 
 def marker_pids(directory, i: int) -> list[int]:

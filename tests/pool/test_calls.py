@@ -243,7 +243,7 @@ def test_busy_worker_killed_from_outside_aborts_the_map(start_method, markers):
         def consume():  # the map runs in a thread while the test kills its busy worker
             try:
                 outcome.extend(pool.imap_unordered(tasks.write_pid_and_sleep, items, chunk_size=1))
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - handed to the test thread, which asserts on it
                 outcome.append(exc)
 
         thread = threading.Thread(target=consume, daemon=True)

@@ -58,7 +58,7 @@ def test_pools_in_threads_each_see_their_deaths(start_method, tmp_path):
                             assert result.get(timeout=10) == j
                 finally:
                     all_checked.wait(30)
-        except BaseException as exc:  # reported from the main thread
+        except BaseException as exc:  # noqa: BLE001 - reported from the main thread
             failures.append((k, exc))
 
     for round_ in range(rounds):

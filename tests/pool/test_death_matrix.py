@@ -1,4 +1,4 @@
-"""The crash matrix of API.md §4, kept as data: every way of dying × every mode.
+"""The crash matrix of docs/guarantees.md §4, kept as data: every way of dying × every mode.
 
 Each row of ``DEATHS`` is one way a worker can end (or misbehave) while it
 owns a task, at one of the places a task passes through in the worker:

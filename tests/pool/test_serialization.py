@@ -272,6 +272,6 @@ def test_worker_killed_around_sending_a_big_result(start_method, markers, delay)
                 assert len(value) == size and value[:1] == value[-1:] == b"\x07"
             # The kill may have hit the victim after it answered (an idle death): wait
             # until the pool has replaced it, so the next round starts with two workers.
-            tasks.wait_until(lambda: victim_pid not in wait_recovered(pool)["worker_pids"].values(),
+            tasks.wait_until(lambda gone=victim_pid: gone not in wait_recovered(pool)["worker_pids"].values(),
                              what="the victim's replacement")
         assert pool.apply(tasks.square, (3,)) == 9

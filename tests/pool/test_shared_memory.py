@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from mpire_fault import WorkerDiedError, WorkerPool, shm
+from mpire_fault import PoolTerminatedError, WorkerDiedError, WorkerPool, shm
 
 from . import shm_tasks
 from .tasks import pid_gone, wait_recovered, wait_until
@@ -176,7 +176,7 @@ def test_terminate_with_big_tasks_pending(start_method, tmp_path):
     assert segments(prefix)
     pool.terminate()
     for handle in handles:
-        with pytest.raises(Exception):
+        with pytest.raises((PoolTerminatedError, WorkerDiedError)):
             handle.get(timeout=30)
     del handles
     assert_no_segments(prefix)

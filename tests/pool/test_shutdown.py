@@ -98,7 +98,7 @@ def test_terminate_stops_a_running_map(start_method):
         def run_map():
             try:
                 pool.map(tasks.sleep_then, [(60, i) for i in range(6)], chunk_size=1)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - handed to the test thread, which asserts on it
                 outcome.append(exc)
 
         thread = threading.Thread(target=run_map, daemon=True)
@@ -169,7 +169,7 @@ def test_terminate_during_a_hanging_worker_exit(start_method):
         try:
             pool.stop_and_join()
             outcome.append(None)
-        except BaseException as exc:  # any outcome but a hang is acceptable here
+        except BaseException as exc:  # noqa: BLE001 - any outcome but a hang is acceptable here
             outcome.append(exc)
 
     stopper = threading.Thread(target=stop, daemon=True)

@@ -11,7 +11,7 @@ from . import tasks
 from .tasks import BoundaryError, init_calls
 
 N_JOBS = 2
-# "three times in a row" per slot (API.md §4), plus one start in flight when the call fails.
+# "three times in a row" per slot (docs/guarantees.md §4), plus one start in flight when the call fails.
 MAX_INIT_CALLS = 4 * N_JOBS
 
 INIT_FAILURES = [

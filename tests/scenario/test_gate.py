@@ -138,7 +138,8 @@ def test_malformed_scenarios_are_reported_and_the_others_still_run(tmp_path):
     statuses = {s["name"]: s for s in json.loads(report.read_text())["scenarios"]}
     assert statuses["a_good"]["status"] == "passed"
     for name, key, words in (("b_unknown_key", "workload.chunksize", "did you mean 'chunk_size'"),
-                             ("c_wrong_type", "workload.n_tasks", "expected an integer from 0 to 100000, got string 'ten'"),
+                             ("c_wrong_type", "workload.n_tasks",
+                              "expected an integer from 0 to 100000, got string 'ten'"),
                              ("d_unimportable", "workload.function", "no_such_function")):
         scenario = statuses[name]
         assert scenario["status"] == "invalid"

@@ -105,7 +105,8 @@ def test_finite_timeouts_are_kept_as_written(tmp_path):
 _KEYS = ["name", "timeout", "n_jobs", "n_tasks", "args", "kwargs", "function", "spec", "seed", "failures",
          "max_seconds", "values", "max_worker_memory", "a", "workload", "pool", "expect", "chaos"]
 _VALUES = ["inf", "-inf", "nan", "+nan", "0", "-1", "1e300", str(2**63), str(2**63 - 1), "9" * 4400, "1.5",
-           '"x"', '"300MiB"', "[1, 2]", "[" * 50 + "]" * 50, "{a = 1}", "true", '"mpire_fault.scenario.workloads:square"',
+           '"x"', '"300MiB"', "[1, 2]", "[" * 50 + "]" * 50, "{a = 1}", "true",
+           '"mpire_fault.scenario.workloads:square"',
            "'idle=off'", '"task.start=1e-05%sigkill"', "1979-05-27", '"\\u0000"']
 
 

@@ -8,21 +8,10 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
 
 
-def _chaos_ready() -> bool:
-    try:
-        import mpire_fault.chaos as chaos
-    except ImportError:
-        return False
-    return hasattr(chaos, "resolve")
-
-
-@pytest.mark.skipif(not _chaos_ready(), reason="most shipped scenarios need mpire_fault.chaos, not landed yet")
 def test_the_shipped_scenarios_pass(tmp_path):
     junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
     started = time.monotonic()

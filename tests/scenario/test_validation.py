@@ -10,7 +10,8 @@ import pytest
 
 from mpire_fault.scenario import ScenarioInvalid, load_scenario
 from mpire_fault.scenario.loader import check_imports, discover
-from mpire_fault.scenario.schema import ACTIONS, APPLY_MODES, json_schema, parse_size
+from mpire_fault.scenario.schema import ACTIONS, APPLY_MODES, json_schema
+from mpire_fault.sizes import parse_size
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
@@ -113,7 +114,8 @@ def test_expectations_must_fit_the_mode(tmp_path):
 def test_failure_matchers_are_checked_key_by_key(tmp_path):
     found = problems(tmp_path, GOOD + """
         [expect]
-        failures = { 1 = { error = "WorkerDiedError", signl = "SIGKILL" }, 2 = { oom = true }, 9 = "ValueError", x = "E" }
+        failures = { 1 = { error = "WorkerDiedError", signl = "SIGKILL" }, 2 = { oom = true }, 9 = "ValueError", \
+                     x = "E" }
         """)
     assert "unknown key" in found["expect.failures.1.signl"]
     assert "missing" in found["expect.failures.2.error"]
@@ -160,11 +162,32 @@ def test_a_bad_chaos_spec_is_a_problem_of_chaos_spec(tmp_path):
 
 
 def test_sizes():
-    assert parse_size("300MiB") == 300 * 2**20
-    assert parse_size("1.5 GB") == 1_500_000_000
-    assert parse_size(4096) == 4096
-    with pytest.raises(ValueError):
-        parse_size("lots")
+    assert parse_size("300MiB") == parse_size("300mib") == parse_size("300 MIB") == 300 * 2**20
+    assert parse_size("1.5 GB") == parse_size("1.5gb") == 1_500_000_000
+    assert parse_size(4096) == parse_size("4096") == parse_size("4096b") == 4096
+    for bad, words in [("lots", "B, KB, MB, GB, KiB, MiB or GiB"), ("12XB", "'12XB'"), ("0MiB", "more than zero"),
+                       (0, "more than zero"), ("-1MiB", "'-1MiB'"), ("1" * 40 + "GiB", "far more bytes"),
+                       (True, "integer number of bytes"), ("٣MiB", "'٣MiB'")]:
+        with pytest.raises(ValueError, match="bad size") as info:
+            parse_size(bad)
+        assert words in str(info.value)
+
+
+def test_scenario_sizes_follow_the_chaos_rule(tmp_path):
+    # One rule for both readers: what oom(...) takes, max_worker_memory takes, and the JSON Schema says the same
+    import re
+
+    from mpire_fault.chaos import parse_spec
+    from mpire_fault.sizes import PATTERN
+
+    for text in ("300mib", "300 MiB", "2GIB", "512kb", "1.5GB", "4096"):
+        scenario = load_scenario(write(tmp_path, GOOD + f'[pool]\nmax_worker_memory = "{text}"\n'))
+        assert scenario.pool["max_worker_memory"] == parse_size(text)
+        assert parse_spec(f"task.start=oom({text})").rules[0].terms[0].arg == parse_size(text)
+        assert re.match(PATTERN, text)
+    found = problems(tmp_path, GOOD + '[pool]\nmax_worker_memory = "300 mebibytes"\n')
+    assert "KiB, MiB or GiB (any case)" in found["pool.max_worker_memory"]
+    assert not re.match(PATTERN, "300 mebibytes")
 
 
 def test_discover_takes_files_and_folders(tmp_path):

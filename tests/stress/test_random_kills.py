@@ -14,6 +14,7 @@ import time
 import pytest
 
 from mpire_fault import WorkerDiedError, WorkerPool
+from mpire_fault.markers import started
 
 
 def mark_and_nap(directory: str, i: int) -> int:
@@ -49,7 +50,7 @@ def test_random_kills_keep_exactly_once(tmp_path, start_method):
                 assert exc.exitcode == -9 and exc.signal_name == "SIGKILL"
                 assert exc.task and f"#{i} " in exc.task
                 outcomes["died"] += 1
-        runs = collections.Counter(int(name.split(".")[0]) for name in os.listdir(tmp_path))
+        runs = started(tmp_path)
         assert outcomes["ok"] + outcomes["died"] == n_tasks
         assert outcomes["died"] <= kills
         assert all(runs[i] <= 1 for i in range(n_tasks)), "a task ran twice"

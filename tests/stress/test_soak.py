@@ -17,6 +17,7 @@ import time
 import pytest
 
 from mpire_fault import WorkerDiedError, WorkerPool
+from mpire_fault.markers import started
 
 FULL = os.environ.get("MPIRE_FAULT_SOAK", "").strip() == "1"
 APPLY_TASKS = 10_000 if FULL else 2_000
@@ -61,10 +62,6 @@ def _restarts_counted(pool, died: int, timeout: float = 10.0) -> dict:
             assert stats["restarts"] >= died, f"{died} tasks died, {stats['restarts']} restarts after {timeout}s"
             return stats
         time.sleep(0.02)
-
-
-def _executions(directory) -> collections.Counter:
-    return collections.Counter(int(name.split(".", 1)[0]) for name in os.listdir(directory))
 
 
 def test_apply_soak_under_mixed_faults(tmp_path):
@@ -122,7 +119,7 @@ def test_apply_soak_under_mixed_faults(tmp_path):
             assert type(exc) is ValueError, (i, exc)
 
     # Nothing ran twice; a success ran once; a death at task start never ran the function.
-    runs = _executions(directory)
+    runs = started(directory)
     assert max(runs.values()) == 1, [i for i, n in runs.items() if n > 1][:20]
     for i, outcome in outcomes.items():
         expected = 0 if isinstance(outcome, WorkerDiedError) else 1

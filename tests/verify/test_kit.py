@@ -1,6 +1,7 @@
 """The kit passes on our pool, catches a broken one with a short counterexample, and never hangs on peers."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -9,7 +10,6 @@ import threading
 import time
 import unittest
 
-import psutil
 import pytest
 
 from mpire_fault import WorkerDiedError
@@ -251,3 +251,35 @@ def test_report_paths_are_checked_before_the_run(tmp_path, option):
         assert "Traceback" not in done.stderr and done.stdout == ""
         assert time.monotonic() - started < 20  # refused at once, not after grading
     assert list(private.iterdir()) == []
+
+
+@pytest.mark.parametrize("pool, extra", [("mpire", "peers"), ("loky", "peers"), ("pebble", "peers"),
+                                         ("dask", "dask")])
+def test_a_missing_peer_names_the_extra_that_installs_it(monkeypatch, capsys, pool, extra):
+    import importlib.util
+
+    from mpire_fault.verify import cli
+
+    real = importlib.util.find_spec
+    absent = {"mpire", "loky", "pebble", "distributed"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in absent else real(name, *a))
+    assert pool not in available() and "mpire_fault" in available()
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    assert cli.main(parser.parse_args(["--pool", pool])) == 2
+    assert f"pip install 'mpire_fault[{extra}]'" in capsys.readouterr().err
+
+
+def test_the_contract_numbers_every_guarantee_the_kit_grades():
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "guarantees.md").read_text()
+    rows = re.findall(r'^\| <a id="g(\d+)"></a>G(\d+) \| `([a-z-]+)` \|', page, flags=re.MULTILINE)
+    assert all(anchor == number for anchor, number, _ in rows)
+    assert [(int(number), name) for _, number, name in rows] == list(enumerate(GUARANTEES, start=1))
+
+
+def test_an_adapter_may_only_claim_features_the_kit_knows():
+    with pytest.raises(TypeError, match="task_timout"):
+        type("Typo", (Adapter,), {"features": frozenset({"task_timout"})})

@@ -1,0 +1,12 @@
+"""The environment variables that carry chaos into every pool a process (and its children) creates.
+
+``pytest --mp-chaos`` sets them around each test; the scenario runner clears
+them so a scenario's own ``[chaos]`` is the only chaos it meets.
+"""
+from __future__ import annotations
+
+SPEC = "MP_CHAOS"  # the spec; empty or unset: no chaos
+SEED = "MP_CHAOS_SEED"
+STATE = "MP_CHAOS_STATE"  # the directory of COUNT budgets and visit counters every process of a run shares
+JOURNAL = "MP_CHAOS_JOURNAL"  # a second journal file each fault is also written to (the plugin's, per test)
+NAMES = (SPEC, SEED, STATE, JOURNAL)
