@@ -153,6 +153,6 @@ class Barrier:
             except BaseException as exc:  # noqa: BLE001 - even SystemExit: it belongs to this caller
                 errors.append(with_boundary(exc, RESULT))
         for worker_id, data in self.exit_failures:
-            exc = PickledError(data, serializer).load()
-            errors.append(hook_error(WorkerExitError, f"worker_exit failed on worker {worker_id}: {exc!r}", exc))
+            raised = PickledError(data, serializer).load()
+            errors.append(hook_error(WorkerExitError, f"worker_exit failed on worker {worker_id}: {raised!r}", raised))
         return values, errors

@@ -139,7 +139,9 @@ def _flatten(chunks: Iterator[list]) -> Iterator[Any]:
         for values in chunks:
             yield from values
     finally:
-        chunks.close()
+        close = getattr(chunks, "close", None)  # a generator: let its finally clauses run now
+        if close is not None:
+            close()
 
 
 _PLAIN_SESSION = WorkerSession()
@@ -429,25 +431,25 @@ class WorkerPool:
         """The map family's engine: the results of one chunk at a time."""
         if isinstance(iterable_of_args, int) and not isinstance(iterable_of_args, bool):
             iterable_of_args = range(iterable_of_args)  # MPIRE accepts an int as range(n)
+        args: Any = iterable_of_args
         for name, value in (("iterable_len", iterable_len), ("max_tasks_active", max_tasks_active),
                             ("chunk_size", chunk_size), ("n_splits", n_splits), ("worker_lifespan", worker_lifespan)):
             _positive_int(name, value)
-        for name, value in (("task_timeout", task_timeout), ("worker_init_timeout", worker_init_timeout),
-                            ("worker_exit_timeout", worker_exit_timeout)):
-            _positive_number(name, value)
+        for name, seconds in (("task_timeout", task_timeout), ("worker_init_timeout", worker_init_timeout),
+                              ("worker_exit_timeout", worker_exit_timeout)):
+            _positive_number(name, seconds)
         check_style(progress_bar_style)
         rows: Callable[[list], int] = len
-        if is_ndarray(iterable_of_args):  # MPIRE: slices along axis 0, each chunk passed whole
-            array = iterable_of_args if iterable_len is None else iterable_of_args[:iterable_len]
+        if is_ndarray(args):  # MPIRE: slices along axis 0, each chunk passed whole
+            array = args if iterable_len is None else args[:iterable_len]
             size = choose_chunk_size(array, self.n_jobs, chunk_size, n_splits, None)
             chunks = chunk_ndarray(array, self.n_jobs, chunk_size, n_splits)
             total: int | None = len(array)
             rows = _chunk_rows
         else:
-            size = choose_chunk_size(iterable_of_args, self.n_jobs, chunk_size, n_splits, iterable_len)
-            chunks = chunk_iterable(iterable_of_args, size, iterable_len)
-            total = iterable_len if iterable_len is not None else (
-                len(iterable_of_args) if isinstance(iterable_of_args, Sized) else None)
+            size = choose_chunk_size(args, self.n_jobs, chunk_size, n_splits, iterable_len)
+            chunks = chunk_iterable(args, size, iterable_len)
+            total = iterable_len if iterable_len is not None else (len(args) if isinstance(args, Sized) else None)
         max_chunks = self.n_jobs * (PREFETCH + 2)
         if max_tasks_active is not None:
             max_chunks = max(1, max_tasks_active // size)

@@ -12,7 +12,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import Any, Generic, TypeVar
 
 from .errors import SupervisorError
@@ -255,7 +255,7 @@ def choose_chunk_size(iterable: Iterable, n_jobs: int, chunk_size: int | None, n
                       iterable_len: int | None) -> int:
     if chunk_size is not None:
         return chunk_size
-    if iterable_len is None and hasattr(iterable, "__len__"):
+    if iterable_len is None and isinstance(iterable, Sized):
         iterable_len = len(iterable)
     if iterable_len is None:
         return 1

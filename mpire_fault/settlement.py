@@ -39,7 +39,7 @@ class Settlement:
         progress, base = state.shared.progress, slot.worker_id * PROGRESS_FIELDS
         began_id, item, phase = progress[base + TASK_ID], int(progress[base + ITEM]), progress[base + PHASE]
         limit = state.settings.max_worker_memory
-        oom = slot.kill_reason is KillReason.OOM or (exitcode == -9 and bool(limit) and slot.rss > limit)
+        oom = slot.kill_reason is KillReason.OOM or (exitcode == -9 and limit is not None and 0 < limit < slot.rss)
         ledger = list(slot.ledger)
         slot.ledger.clear()
         head = ledger.pop(0) if ledger and began_id == ledger[0].task_id and phase != IDLE else None
@@ -84,10 +84,8 @@ class Settlement:
         state = self.state
         init_error = slot.init_error
         if slot.kill_reason is KillReason.INIT_TIMEOUT:
-            init_error = TimeoutError(
-                f"worker_init on worker {slot.worker_id} exceeded "
-                f"worker_init_timeout={state.session.worker_init_timeout}s"
-            )
+            timeout = state.session.worker_init_timeout if state.session else None
+            init_error = TimeoutError(f"worker_init on worker {slot.worker_id} exceeded worker_init_timeout={timeout}s")
         elif init_error is None:
             init_error = WorkerDiedError(slot.worker_id, slot.pid, exitcode, task=None, detail="died during start-up")
         slot.failures += 1
@@ -131,10 +129,10 @@ class Settlement:
                 events.task_retried(task)
             return
         detail = f"while {PHASE_NAMES.get(phase, 'running')}"
-        error = WorkerDiedError(slot.worker_id, slot.pid, exitcode, job.describe(task, item), oom, task.deaths, detail)
+        died = WorkerDiedError(slot.worker_id, slot.pid, exitcode, job.describe(task, item), oom, task.deaths, detail)
         if events is not None:
-            events.task_failed(task, slot, item, str(error), "death")
-        self.fail_task(task, error, slot.worker_id)
+            events.task_failed(task, slot, item, str(died), "death")
+        self.fail_task(task, died, slot.worker_id)
 
     def requeue(self, tasks: list[Task], from_worker: int) -> None:
         """Put tasks a worker was handed but never began back at the front of the queue, in order."""
@@ -196,6 +194,7 @@ class Settlement:
             state.pending.extend(slot.ledger)
             slot.ledger.clear()
         self.fail_pending(exc, cause)
-        for item in state.pending:
-            item.event.set()
+        for item in state.pending:  # only graceful stops are left: let their waiters go
+            if isinstance(item, Barrier):
+                item.event.set()
         state.pending.clear()

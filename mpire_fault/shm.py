@@ -197,6 +197,7 @@ class Mapped:
         if self.error is not None:
             raise self.error
         view = self.view
+        assert view is not None  # mapped in __init__ whenever error is None
         return _unpickle(codec, self.data, [view[start:start + n] for start, n in self.layout], self.has_ids)
 
 

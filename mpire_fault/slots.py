@@ -89,6 +89,10 @@ class WorkerSlot:
     def alive(self) -> bool:
         return self.process is not None
 
+    def past_hard_deadline(self, now: float) -> bool:
+        """A soft timeout was sent and its grace period is over: time for the kill."""
+        return self.hard_deadline is not None and now > self.hard_deadline
+
     @property
     def takes_work(self) -> bool:
         """Started, ready, and neither stopping, retiring nor condemned."""
@@ -183,7 +187,9 @@ class WorkerSlot:
         one system call), and no selector is built per message as
         ``Connection.poll`` would. Frames are ``Connection.send_bytes``' own.
         """
-        fd, eof = self.result_conn.fileno(), False
+        conn = self.result_conn
+        assert conn is not None, "read_answers on a slot without a worker"
+        fd, eof = conn.fileno(), False
         while True:
             try:
                 chunk = os.read(fd, _READ_SIZE)
@@ -221,10 +227,11 @@ class WorkerSlot:
 
     def flush(self) -> bool:
         """Write what the pipe takes now; True when everything went out."""
-        while self.outbuf:
+        fd = self.task_fd
+        while self.outbuf and fd is not None:
             view = self.outbuf[0]
             try:
-                written = os.write(self.task_fd, view)
+                written = os.write(fd, view)
             except BlockingIOError:
                 return False
             except (BrokenPipeError, OSError):
@@ -246,7 +253,7 @@ class WorkerSlot:
             self.process.kill()
             return
         try:
-            os.kill(self.pid, signal.SIGKILL)
+            os.kill(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
 
@@ -261,7 +268,7 @@ class WorkerSlot:
             self.process.interrupt()
             return
         try:
-            os.kill(self.pid, signal.SIGUSR1)
+            os.kill(self.process.pid, signal.SIGUSR1)
         except ProcessLookupError:
             pass
 

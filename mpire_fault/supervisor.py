@@ -213,6 +213,8 @@ class Supervisor(threading.Thread):
             except BlockingIOError:
                 pass
             self._wake_sent = False  # read_inbox runs before the loop sleeps again
+        elif slot is None:
+            raise SupervisorError(f"a {what!r} event without its worker slot")
         elif what == "result":
             self.read_results(slot)
         elif what == "sentinel":
@@ -269,6 +271,7 @@ class Supervisor(threading.Thread):
     def spawn(self, slot: WorkerSlot, close_fds: list[int]) -> None:
         """Start the process (or thread) of ``slot``; ``close_fds`` are the parent's fds a forked child must close."""
         s, session, shared = self.state.settings, self.state.session, self.state.shared
+        assert session is not None, "workers start only once a call has set the session"
         cfg = WorkerConfig(
             worker_id=slot.worker_id,
             use_dill=s.use_dill,
@@ -303,6 +306,7 @@ class Supervisor(threading.Thread):
             # gets that error itself, and the pool stays closable.
             self.settlement.give_up(exc, exc.__cause__)
             return
+        assert slot.result_conn is not None and slot.sentinel is not None, "set by slot.start"
         self.selector.register(slot.result_conn.fileno(), selectors.EVENT_READ, ("result", slot))
         self.selector.register(slot.sentinel, selectors.EVENT_READ, ("sentinel", slot))
         if self.state.events is not None:
@@ -340,7 +344,7 @@ class Supervisor(threading.Thread):
 
     # ------------------------------------------------------------------ receiving
     def read_results(self, slot: WorkerSlot) -> None:
-        if not slot.result_open:
+        if not slot.result_open or slot.result_conn is None:
             return
         answers, eof = slot.read_answers()
         if eof:

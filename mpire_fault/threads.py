@@ -50,8 +50,8 @@ class ThreadingContext:
     Value = staticmethod(multiprocessing.Value)
     RawArray = staticmethod(multiprocessing.RawArray)
     RawValue = staticmethod(multiprocessing.RawValue)
-    JoinableQueue = staticmethod(multiprocessing.JoinableQueue)
-    Queue = staticmethod(multiprocessing.Queue)
+    JoinableQueue: Any = staticmethod(multiprocessing.JoinableQueue)
+    Queue: Any = staticmethod(multiprocessing.Queue)
     Process = multiprocessing.Process
 
     @staticmethod
@@ -91,10 +91,12 @@ class WorkerThread:
         self.exitcode: int | None = None
         self.abandoned = False
         self._lock = threading.Lock()
+        self._sentinel_r: int | None
+        self._sentinel_w: int | None
         self._sentinel_r, self._sentinel_w = os.pipe()
 
     @property
-    def sentinel(self) -> int:
+    def sentinel(self) -> int | None:
         """Readable once the thread ended (or was let go): the write end is closed then."""
         return self._sentinel_r
 

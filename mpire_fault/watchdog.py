@@ -79,21 +79,22 @@ class Watchdog:
     # in C code, or it swallowed the exception), the kill.
     def check_task(self, slot: WorkerSlot, base: int, now: float) -> None:
         head, progress = slot.ledger[0], self.state.shared.progress
-        if progress[base + TASK_ID] != head.task_id:
-            return  # not begun yet
+        timeout = head.job.task_timeout
+        if timeout is None or progress[base + TASK_ID] != head.task_id:
+            return  # untimed, or not begun yet
         grace = self.state.settings.timeout_grace
         if progress[base + PHASE] != RUNNING:
             # Loading the arguments (which imports the function's module) and
             # pickling the result are not the task's time, but they must end:
             # a stuck __setstate__ gets the timeout plus the grace period, then the kill.
-            if now - progress[base + PHASE_START] > head.job.task_timeout + grace:
+            if now - progress[base + PHASE_START] > timeout + grace:
                 slot.kill(KillReason.TIMEOUT)
             return
         target = (float(head.task_id), progress[base + ITEM])
         if slot.interrupted == target:
-            if now > slot.hard_deadline:
+            if slot.past_hard_deadline(now):
                 slot.kill(KillReason.TIMEOUT)
-        elif now - progress[base + PHASE_START] > head.job.task_timeout:
+        elif now - progress[base + PHASE_START] > timeout:
             slot.interrupt(progress, *target, grace)
 
     def check_init(self, slot: WorkerSlot, base: int, now: float) -> None:
@@ -103,7 +104,7 @@ class Watchdog:
             return
         grace = self.state.settings.timeout_grace
         if slot.interrupted == _INIT:
-            if now > slot.hard_deadline:
+            if slot.past_hard_deadline(now):
                 slot.kill(KillReason.INIT_TIMEOUT)
         elif progress[base + PHASE] == INITIALIZING:
             # Timed from worker_init's start: booting an interpreter (spawn) is not init's time.
@@ -113,14 +114,14 @@ class Watchdog:
             slot.kill(KillReason.INIT_TIMEOUT)  # never even reached worker_init
 
     def check_stop(self, slot: WorkerSlot, base: int, now: float) -> None:
-        progress = self.state.shared.progress
+        progress, deadline = self.state.shared.progress, slot.stop_deadline
         if slot.interrupted == _EXIT:
-            if now > slot.hard_deadline:
+            if slot.past_hard_deadline(now):
                 slot.kill(KillReason.EXIT_TIMEOUT)
-        elif now > slot.stop_deadline and slot.kill_reason is None:
+        elif deadline is not None and now > deadline and slot.kill_reason is None:
             if progress[base + PHASE] == EXITING:
                 slot.interrupt(progress, *_EXIT, self.state.settings.timeout_grace)
-            elif now > slot.stop_deadline + self.state.settings.timeout_grace:
+            elif now > deadline + self.state.settings.timeout_grace:
                 slot.kill(KillReason.EXIT_TIMEOUT)
 
     def poll_memory(self, limit: int) -> None:

@@ -22,15 +22,12 @@ import pickle
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import count, repeat, starmap
-from operator import itemgetter
 from typing import Any
 
 from .errors import TaskTimeoutError
 from .protocol import (
-    CANCEL_SLOTS,
     EXIT_TARGET,
     EXIT_TIME,
     EXITING,
@@ -64,6 +61,7 @@ from .protocol import (
     retiring,
     skipped,
 )
+from .runners import SKIPPED, run_batches, run_items, uniform_style
 from .serialization import RESULT, TASK_ARGS, Serializer, dump_exception, summarize
 from .shm import Segments
 
@@ -142,57 +140,13 @@ def _release_forkserver() -> None:
     forkserver = multiprocessing.forkserver
     server = getattr(forkserver, "_forkserver", None)
     fd = getattr(server, "_forkserver_alive_fd", None)
-    if fd is None:
+    if server is None or fd is None:
         return
     server._forkserver_alive_fd = None
     try:
         os.close(fd)
     except OSError:
         pass
-
-
-_STYLES: dict[type, int] = {}  # argument style per item type: decided once per type, not per item
-_ONE, _UNPACK, _KEYWORDS = 0, 1, 2
-
-
-def _style(kind: type) -> int:
-    # MPIRE's convention: a dict is keyword arguments, any other iterable
-    # (but str/bytes/ndarray) is unpacked, anything else is one argument.
-    style = _STYLES.get(kind)
-    if style is None:
-        if issubclass(kind, dict):
-            style = _KEYWORDS
-        elif (issubclass(kind, Iterable) and not issubclass(kind, (str, bytes, bytearray))
-              and not (kind.__name__ == "ndarray" and kind.__module__ == "numpy")):
-            style = _UNPACK
-        else:
-            style = _ONE
-        _STYLES[kind] = style
-    return style
-
-
-def _uniform_style(items: list) -> int | None:
-    """The argument style shared by every item, or None for a mix (or keyword items)."""
-    kinds = set(map(type, items))
-    if len(kinds) != 1:
-        return None
-    style = _style(kinds.pop())
-    return style if style != _KEYWORDS else None
-
-
-_FIRST = itemgetter(0)
-_SKIPPED = object()  # run_batches / run_items: the call was aborted before this chunk finished
-_BATCH_SECONDS = 0.001
-_MAX_BATCH = 4096
-
-
-def _call(func: Callable, preamble: tuple, item: Any) -> Any:
-    style = _style(type(item))
-    if style == _ONE:
-        return func(*preamble, item)
-    if style == _UNPACK:
-        return func(*preamble, *item)
-    return func(*preamble, **item)
 
 
 class _Worker:
@@ -298,8 +252,9 @@ class _Worker:
                 spent = time.perf_counter() - working
                 self.record(WORK_TIME, spent)
                 self.record(N_TASKS, 1)
-                base = self.insight_base + MAX_TASK_TIME
-                self.insights[base] = max(self.insights[base], spent)
+                base, insights = self.insight_base + MAX_TASK_TIME, self.insights
+                if insights is not None:
+                    insights[base] = max(insights[base], spent)
             handled += 1
             if self.cfg.worker_lifespan is not None and handled >= self.cfg.worker_lifespan:
                 self.send(retiring(handled))
@@ -320,14 +275,15 @@ class _Worker:
         self.mark(task_id, first_index, RUNNING)
         results: list[Any] = []
         if self.chaos is None and kind != "apply" and not self.preamble and not timed:
-            style = _uniform_style(items)
+            style = uniform_style(items)
             if style is not None:
-                outcome = self.run_batches(func, items, first_index, job_id, style, results)
+                outcome = run_batches(func, items, first_index, job_id, style, results, self.progress_view,
+                                      self.base, self.cancelled)
             else:
-                outcome = self.run_items(func, kind, items, first_index, job_id, attempt, timed, results, call)
+                outcome = self._run_items(func, kind, items, first_index, job_id, attempt, timed, results, call)
         else:
-            outcome = self.run_items(func, kind, items, first_index, job_id, attempt, timed, results, call)
-        if outcome is _SKIPPED:
+            outcome = self._run_items(func, kind, items, first_index, job_id, attempt, timed, results, call)
+        if outcome is SKIPPED:
             self.send(skipped(task_id))
             return
         if outcome is not None:  # the exception of item first_index + len(results)
@@ -345,80 +301,11 @@ class _Worker:
             return
         self.send(done(task_id, data))
 
-    def run_batches(self, func: Callable, items: list, first_index: int, job_id: int, style: int,
-                    results: list) -> Any:
-        """A plain map chunk (no chaos, timeout or preamble) at the speed of C.
-
-        Each batch runs as ``results.extend(map(func, ...))`` with no Python
-        frame per item; the item index still reaches the progress slot before
-        each item starts (a C-level store threaded through ``zip``), so a
-        death names its exact item. Between batches the cancel table is read;
-        a batch doubles only while it takes under ``_BATCH_SECONDS`` (and
-        shrinks after a slow one), so no item of an aborted call starts more
-        than about two batch-times (2 ms of uniform work) after the abort.
-        Returns None when done, ``_SKIPPED`` when the call was aborted, or
-        the exception of item ``first_index + len(results)``.
-        """
-        call: Callable = map if style == _ONE else starmap
-        view, item_at, phase_at = self.progress_view, self.base + ITEM, self.base + PHASE
-        cancelled, slot, monotonic = self.cancelled, job_id % CANCEL_SLOTS, time.monotonic
-        pos, size, n = 0, 1, len(items)
-        try:
-            while pos < n:
-                if cancelled[slot] == job_id:
-                    view[phase_at] = PICKLING
-                    return _SKIPPED
-                began = monotonic()
-                stores = map(view.__setitem__, repeat(item_at), count(float(first_index + pos)))
-                results.extend(call(func, map(_FIRST, zip(items[pos:pos + size], stores, strict=False))))
-                pos += size
-                spent = monotonic() - began
-                if spent < _BATCH_SECONDS:
-                    size = min(size * 2, _MAX_BATCH)
-                elif spent > 4 * _BATCH_SECONDS:
-                    size = max(1, size // 4)
-            # Still inside the try: see run_items.
-            view[phase_at] = PICKLING
-        except Exception as exc:  # noqa: BLE001 - whatever the user's function raised is this item's error
-            view[phase_at] = PICKLING
-            return exc
-        return None
-
-    def run_items(self, func: Callable, kind: str, items: list, first_index: int, job_id: int, attempt: int,
-                  timed: bool, results: list, call: int = 0) -> Any:
-        """Item by item, with the chaos sites, the preamble and per-item start times; returns as run_batches."""
-        cancelled, slot = self.cancelled, job_id % CANCEL_SLOTS
-        progress, item_at, time_at = self.progress, self.base + ITEM, self.base + PHASE_START
-        phase_at = self.base + PHASE
-        chaos, preamble, monotonic = self.chaos, self.preamble, time.monotonic
-        append = results.append
-        index = first_index
-        timed = timed or chaos is not None  # item start times also order deaths seen together (supervisor.run)
-        try:
-            for item in items:
-                if cancelled[slot] == job_id:
-                    progress[phase_at] = PICKLING
-                    return _SKIPPED
-                progress[item_at] = index
-                if timed:
-                    progress[time_at] = monotonic()
-                if chaos is not None:
-                    self.visit("task.start", index, attempt, call)
-                if kind == "apply":
-                    args, kwargs = item
-                    append(func(*preamble, *args, **kwargs))
-                else:
-                    append(_call(func, preamble, item))
-                if chaos is not None:
-                    self.visit("task.end", index, attempt, call)
-                index += 1
-            # Still inside the try: a soft timeout aimed at the last item that
-            # lands now is that item's error, not a crash of the worker.
-            progress[phase_at] = PICKLING
-        except Exception as exc:  # noqa: BLE001 - whatever the user's function raised is this item's error
-            progress[phase_at] = PICKLING
-            return exc
-        return None
+    def _run_items(self, func: Callable, kind: str, items: list, first_index: int, job_id: int, attempt: int,
+                   timed: bool, results: list, call: int) -> Any:
+        visit = self.visit if self.chaos is not None else None
+        return run_items(func, kind, items, first_index, job_id, attempt, timed, results, call, self.progress,
+                         self.base, self.cancelled, self.preamble, visit)
 
     def stop(self) -> None:
         value = None

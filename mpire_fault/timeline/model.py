@@ -268,10 +268,10 @@ def build(events: Iterable[dict[str, Any]]) -> Timeline:
     lanes = sorted(b.lanes.values(), key=lambda lane: (str(lane.pool), _sort_key(lane.worker_id)))
     order = {lane.index: position for position, lane in enumerate(lanes)}
     pools = {lane.pool for lane in lanes}
-    for lane in lanes:
-        name = "pool" if lane.worker_id is None else f"worker {lane.worker_id}"
-        lane.label = f"{lane.pool} · {name}" if len(pools) > 1 else name
-        lane.index = order[lane.index]
+    for each in lanes:
+        name = "pool" if each.worker_id is None else f"worker {each.worker_id}"
+        each.label = f"{each.pool} · {name}" if len(pools) > 1 else name
+        each.index = order[each.index]
     for bar in b.bars:
         bar.lane = order[bar.lane]
     markers = [Marker(order[m.lane], m.t, m.kind, m.label, m.details, m.duration) for m in b.markers]
