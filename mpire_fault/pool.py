@@ -4,21 +4,19 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
-import math
 import multiprocessing
 import os
 import threading
-import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import Any
 
 from . import shm
 from .dispatch import PREFETCH
-from .errors import ChaosSpecError
 from .events import EventLog
 from .insights import format_insights, gather_insights
 from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerSession, next_task_id
+from .options import check_event_log, check_options, normalize_cpu_ids, positive_int, positive_number, resolve_chaos
 from .progress import check_style
 from .progress import progress_bar as make_progress_bar
 from .protocol import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS, KillReason
@@ -40,8 +38,6 @@ from .supervisor import Supervisor
 from .threads import ReferenceSerializer, ThreadingContext
 from .watchdog import DEFAULT_TIMEOUT_GRACE
 
-_START_METHODS = ("fork", "spawn", "forkserver", "threading")
-MAX_N_JOBS = 65536  # far above what one machine runs; beyond it n_jobs is a mistake, not a wish
 _live_supervisors: weakref.WeakSet[Supervisor] = weakref.WeakSet()
 
 
@@ -69,60 +65,13 @@ log = logging.getLogger("mpire_fault")
 # two pools in one test roll different dice, and a test rerun alone (the
 # plugin gives each test a seed of its own) rolls the same ones again.
 _chaos_scopes: dict[tuple[str, int], Iterator[int]] = {}
-
-
-_pool_ids = itertools.count(1)  # the ``pool`` of each event a pool of this process logs
-
-
-def _check_event_log(target: Any) -> Any:
-    """``event_log``: None, a path in an existing folder, or a callable (guarded: it runs on the supervisor)."""
-    if target is None:
-        return None
-    if callable(target):
-        return _guarded(target)
-    if not isinstance(target, (str, os.PathLike)):
-        raise ValueError(f"event_log must be a file path, a callable taking an event dict, or None, got {target!r}")
-    folder = os.path.dirname(os.path.abspath(os.fspath(target)))
-    if not os.path.isdir(folder):
-        raise ValueError(f"event_log {os.fspath(target)!r}: the folder {folder!r} does not exist")
-    return target
-
-
-def _guarded(callback: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
-    """A user's event callback that raises is logged once and then left out; it must never stop the pool."""
-    broken = False
-
-    def deliver(event: dict[str, Any]) -> None:
-        nonlocal broken
-        if broken:
-            return
-        try:
-            callback(event)
-        except Exception:
-            broken = True
-            log.exception("the event_log callback raised; mpire_fault stops calling it")
-
-    return deliver
+_POOL_IDS = itertools.count(1)  # the ``pool`` of each event a pool of this process logs
 
 
 def _chaos_scope(chaos: Any) -> int:
     if chaos is None:
         return 0
     return next(_chaos_scopes.setdefault((chaos.spec, chaos.seed), itertools.count()))
-
-
-def _positive_int(name: str, value: Any, allow_none: bool = True) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
-
-
-def _positive_number(name: str, value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
 
 
 def _collect(chunks: Iterator[list]) -> list[Any]:
@@ -201,32 +150,14 @@ class WorkerPool:
     ) -> None:
         if n_jobs is None:
             n_jobs = os.cpu_count() or 1
-        _positive_int("n_jobs", n_jobs, allow_none=False)
-        if n_jobs > MAX_N_JOBS:
-            raise ValueError(f"n_jobs must be at most {MAX_N_JOBS}, got {n_jobs!r}")
-        if start_method not in _START_METHODS:
-            raise ValueError(f"start_method must be one of {', '.join(_START_METHODS)}, got {start_method!r}")
-        _positive_int("max_worker_memory", max_worker_memory)
-        if max_worker_memory is not None and start_method == "threading":
-            raise ValueError("max_worker_memory needs worker processes; threads share the parent's memory "
-                             "(start_method='threading')")
-        _positive_number("timeout_grace", timeout_grace)
-        if isinstance(max_task_retries, bool) or not isinstance(max_task_retries, int) or max_task_retries < 0:
-            raise ValueError(f"max_task_retries must be a non-negative integer, got {max_task_retries!r}")
-        if restart_backoff is None:
-            restart_backoff = RestartBackoff()
-        elif isinstance(restart_backoff, int) and not isinstance(restart_backoff, bool):
-            _positive_int("restart_backoff", restart_backoff, allow_none=False)
-            restart_backoff = RestartBackoff(max_failures=restart_backoff)
-        elif not isinstance(restart_backoff, RestartBackoff):
-            raise ValueError(
-                f"restart_backoff must be a RestartBackoff, a positive int or None, got {restart_backoff!r}")
+        restart_backoff = check_options(n_jobs, start_method, max_worker_memory, timeout_grace, max_task_retries,
+                                        restart_backoff)
         self.n_jobs = n_jobs
         self._start_method = start_method
         self._ctx: Any = ThreadingContext if start_method == "threading" else multiprocessing.get_context(start_method)
         self._timeout_grace = float(timeout_grace)
         self._daemon = daemon
-        self._cpu_ids = self._normalize_cpu_ids(cpu_ids, n_jobs)
+        self._cpu_ids = normalize_cpu_ids(cpu_ids, n_jobs)
         self._shared_objects = shared_objects
         self._pass_worker_id = pass_worker_id
         self._use_worker_state = use_worker_state
@@ -237,7 +168,7 @@ class WorkerPool:
         self._max_worker_memory = max_worker_memory
         self._max_task_retries = max_task_retries
         self._backoff = restart_backoff
-        self._chaos = self._resolve_chaos(chaos, chaos_seed, start_method, max_worker_memory)
+        self._chaos = resolve_chaos(chaos, chaos_seed, start_method, max_worker_memory)
         if self._chaos is not None and self._chaos is not chaos:
             weakref.finalize(self, self._chaos.close)  # the state directory is ours to remove
         # Threads pass objects by reference; processes get big arguments through shared memory.
@@ -252,53 +183,10 @@ class WorkerPool:
         self._supervisor: Supervisor | None = None
         self._start_lock = threading.Lock()  # callers in several threads must share one supervisor
         self._exit_results: list[Any] = []
-        self._event_log = _check_event_log(event_log)
-        self._pool_id = f"pool{next(_pool_ids)}"
+        self._event_log = check_event_log(event_log)
+        self._pool_id = f"pool{next(_POOL_IDS)}"
 
     # ------------------------------------------------------------------ setup
-    @staticmethod
-    def _normalize_cpu_ids(cpu_ids: list | None, n_jobs: int) -> tuple:
-        if not cpu_ids:
-            return (None,) * n_jobs
-        if len(cpu_ids) not in (1, n_jobs):
-            raise ValueError(f"cpu_ids must have 1 or n_jobs={n_jobs} entries, got {len(cpu_ids)}")
-        entries = []
-        for entry in cpu_ids:
-            ids = tuple(entry) if isinstance(entry, (list, tuple, set)) else (entry,)
-            if not ids or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in ids):
-                raise ValueError(f"cpu_ids entries must be CPU numbers or lists of them, got {entry!r}")
-            entries.append(ids)
-        return tuple(entries * n_jobs if len(entries) == 1 else entries)
-
-    @staticmethod
-    def _resolve_chaos(chaos: Any, seed: int | None, start_method: str, memory_limit: int | None) -> Any:
-        if chaos is None and not os.environ.get("MP_CHAOS", "").strip():
-            return None  # the chaos layer is not even imported when nothing asks for it
-        try:
-            from .chaos import resolve
-        except ImportError:  # the chaos layer is optional at import time
-            if chaos is not None:
-                raise
-            return None
-        resolved = resolve(chaos, seed, memory_limit=memory_limit)
-        if resolved is None or start_method != "threading":
-            return resolved
-        from .chaos.actions import KILLS_PROCESS
-        from .chaos.spec import parse_spec
-
-        for rule in parse_spec(resolved.spec).rules:
-            for term in rule.terms:
-                if term.action not in KILLS_PROCESS:
-                    continue
-                if chaos is None:  # from MP_CHAOS (pytest --mp-chaos): this pool cannot take it
-                    warnings.warn(f"chaos {resolved.spec!r} kills processes; a pool with start_method='threading' "
-                                  "runs without it", RuntimeWarning, stacklevel=4)
-                    return None
-                raise ChaosSpecError(
-                    f"{term.action!r} ends a process, and start_method='threading' workers are threads of this "
-                    "process; use raise, sleep or hang", resolved.spec, max(0, resolved.spec.find(term.action)))
-        return resolved
-
     @property
     def ctx(self) -> Any:
         """The multiprocessing context of the workers (MPIRE's ``pool.ctx``): ``ctx.Event()``, ``ctx.Value()``..."""
@@ -379,11 +267,11 @@ class WorkerPool:
         if worker_init is None and worker_exit is None and worker_init_timeout is None and worker_exit_timeout is None:
             session = _PLAIN_SESSION  # the common case: no record to build per call
         else:
-            _positive_number("worker_init_timeout", worker_init_timeout)
-            _positive_number("worker_exit_timeout", worker_exit_timeout)
+            positive_number("worker_init_timeout", worker_init_timeout)
+            positive_number("worker_exit_timeout", worker_exit_timeout)
             session = WorkerSession(worker_init, worker_exit, None, worker_init_timeout, worker_exit_timeout)
         if task_timeout is not None:
-            _positive_number("task_timeout", task_timeout)
+            positive_number("task_timeout", task_timeout)
         if not isinstance(args, tuple):
             args = (args,) if not isinstance(args, list) else tuple(args)
         supervisor = self._running_supervisor()
@@ -434,10 +322,10 @@ class WorkerPool:
         args: Any = iterable_of_args
         for name, value in (("iterable_len", iterable_len), ("max_tasks_active", max_tasks_active),
                             ("chunk_size", chunk_size), ("n_splits", n_splits), ("worker_lifespan", worker_lifespan)):
-            _positive_int(name, value)
+            positive_int(name, value)
         for name, seconds in (("task_timeout", task_timeout), ("worker_init_timeout", worker_init_timeout),
                               ("worker_exit_timeout", worker_exit_timeout)):
-            _positive_number(name, seconds)
+            positive_number(name, seconds)
         check_style(progress_bar_style)
         rows: Callable[[list], int] = len
         if is_ndarray(args):  # MPIRE: slices along axis 0, each chunk passed whole

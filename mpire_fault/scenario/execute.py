@@ -25,8 +25,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from .. import chaos_env as chaos_environment
 from .. import markers as marker_files
-from ..chaos import environment as chaos_environment
 from .loader import Scenario, ScenarioInvalid, check_imports, load_scenario, resolve_function
 
 FOLLOW_UP = 7

@@ -1,5 +1,7 @@
 """The environment variables that carry chaos into every pool a process (and its children) creates.
 
+They live outside the chaos package, so a pool reads them without importing the chaos layer.
+
 ``pytest --mp-chaos`` sets them around each test; the scenario runner clears
 them so a scenario's own ``[chaos]`` is the only chaos it meets.
 """
