@@ -126,6 +126,10 @@ class Dispatcher:
         state = self.state
         if any(s.ledger for s in state.slots):
             return False
+        if barrier.keep_workers:  # every task queued before it is answered: that is all it waits for
+            state.pending.popleft()
+            barrier.event.set()
+            return True
         if not barrier.started:
             barrier.started = True
             if state.mode is Mode.RUNNING:  # a blocked pool stays blocked until new work arrives

@@ -136,8 +136,9 @@ class MapJob(Job):
 class Barrier:
     """Stop every worker gracefully once the tasks queued before it are answered."""
 
-    def __init__(self, implicit: bool = False) -> None:
+    def __init__(self, implicit: bool = False, keep_workers: bool = False) -> None:
         self.implicit = implicit
+        self.keep_workers = keep_workers  # only wait for the tasks queued before it (stop_and_join(keep_alive=True))
         self.started = False
         self.exit_data: list[Any] = []  # worker_exit's return values, still pickled
         self.exit_failures: list[tuple[int, bytes]] = []  # (worker_id, pickled error) where worker_exit raised

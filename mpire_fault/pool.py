@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import Any
 
 from . import shm
+from .calls import CallForms
 from .dispatch import PREFETCH
 from .events import EventLog
 from .insights import format_insights, gather_insights
@@ -29,7 +30,6 @@ from .results import (
     chunk_ndarray,
     is_ndarray,
     iterate_map,
-    maybe_concatenate,
 )
 from .serialization import TASK_ARGS, Serializer, with_boundary
 from .state import PoolSettings, RestartBackoff, SharedArrays
@@ -74,25 +74,6 @@ def _chaos_scope(chaos: Any) -> int:
     return next(_chaos_scopes.setdefault((chaos.spec, chaos.seed), itertools.count()))
 
 
-def _collect(chunks: Iterator[list]) -> list[Any]:
-    """map's results: each chunk's list appended in C, no Python frame per item."""
-    results: list[Any] = []
-    for values in chunks:
-        results.extend(values)
-    return results
-
-
-def _flatten(chunks: Iterator[list]) -> Iterator[Any]:
-    """imap's results item by item, as a generator (callers may ``close()`` it, as MPIRE's)."""
-    try:
-        for values in chunks:
-            yield from values
-    finally:
-        close = getattr(chunks, "close", None)  # a generator: let its finally clauses run now
-        if close is not None:
-            close()
-
-
 _PLAIN_SESSION = WorkerSession()
 
 
@@ -104,8 +85,8 @@ def _func_name(func: Callable) -> str:
     return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
 
 
-class WorkerPool:
-    """A process pool with MPIRE's API that keeps its promises when workers die (see API.md).
+class WorkerPool(CallForms):
+    """A process pool with MPIRE's API that keeps its promises when workers die (see docs/guarantees.md).
 
     ``backend="dask"`` runs the same API on a ``distributed`` cluster:
     ``address=None`` starts a ``LocalCluster`` of ``n_jobs`` single-threaded
@@ -287,29 +268,7 @@ class WorkerPool:
         supervisor.submit([Task(next_task_id(), job, index, 1, payload, next(self._apply_ordinal))])
         return result
 
-    def apply(self, func: Callable, args: Any = (), kwargs: dict | None = None,
-              callback: Callable[[Any], Any] | None = None,
-              error_callback: Callable[[BaseException], Any] | None = None,
-              worker_init: Callable | None = None, worker_exit: Callable | None = None,
-              task_timeout: float | None = None, worker_init_timeout: float | None = None,
-              worker_exit_timeout: float | None = None) -> Any:
-        """Blocking ``apply_async(...).get()``."""
-        return self.apply_async(func, args, kwargs, callback, error_callback, worker_init, worker_exit,
-                                task_timeout, worker_init_timeout, worker_exit_timeout).get()
-
     # ------------------------------------------------------------------ map family
-    def imap(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
-             max_tasks_active: int | None = None, chunk_size: int | None = None, n_splits: int | None = None,
-             worker_lifespan: int | None = None, progress_bar: bool = False, worker_init: Callable | None = None,
-             worker_exit: Callable | None = None, task_timeout: float | None = None,
-             worker_init_timeout: float | None = None, worker_exit_timeout: float | None = None,
-             progress_bar_options: dict | None = None, progress_bar_style: str | None = None) -> Iterator[Any]:
-        """Results in input order, as they become available; a death aborts the whole call."""
-        return _flatten(self._chunks(
-            func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits, worker_lifespan,
-            progress_bar, worker_init, worker_exit, task_timeout, worker_init_timeout, worker_exit_timeout,
-            progress_bar_options, progress_bar_style, ordered=True))
-
     def _chunks(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None,
                 max_tasks_active: int | None, chunk_size: int | None, n_splits: int | None,
                 worker_lifespan: int | None, progress_bar: bool, worker_init: Callable | None,
@@ -364,56 +323,18 @@ class WorkerPool:
             if errors:  # worker_exit raised or timed out: MPIRE reports that from the call
                 raise errors[0]
 
-    def imap_unordered(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
-                       max_tasks_active: int | None = None, chunk_size: int | None = None,
-                       n_splits: int | None = None, worker_lifespan: int | None = None, progress_bar: bool = False,
-                       worker_init: Callable | None = None, worker_exit: Callable | None = None,
-                       task_timeout: float | None = None, worker_init_timeout: float | None = None,
-                       worker_exit_timeout: float | None = None, progress_bar_options: dict | None = None,
-                       progress_bar_style: str | None = None) -> Iterator[Any]:
-        """Results as they come, in any order; a death aborts the whole call."""
-        return _flatten(self._chunks(
-            func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits, worker_lifespan,
-            progress_bar, worker_init, worker_exit, task_timeout, worker_init_timeout, worker_exit_timeout,
-            progress_bar_options, progress_bar_style, ordered=False))
-
-    def map(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
-            max_tasks_active: int | None = None, chunk_size: int | None = None, n_splits: int | None = None,
-            worker_lifespan: int | None = None, progress_bar: bool = False, concatenate_numpy_output: bool = True,
-            worker_init: Callable | None = None, worker_exit: Callable | None = None,
-            task_timeout: float | None = None, worker_init_timeout: float | None = None,
-            worker_exit_timeout: float | None = None, progress_bar_options: dict | None = None,
-            progress_bar_style: str | None = None) -> Any:
-        """``list(imap(...))``: results in input order (numpy outputs concatenated, as MPIRE does)."""
-        results = _collect(self._chunks(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits,
-                                        worker_lifespan, progress_bar, worker_init, worker_exit, task_timeout,
-                                        worker_init_timeout, worker_exit_timeout, progress_bar_options,
-                                        progress_bar_style, ordered=True))
-        return maybe_concatenate(results) if concatenate_numpy_output else results
-
-    def map_unordered(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
-                      max_tasks_active: int | None = None, chunk_size: int | None = None,
-                      n_splits: int | None = None, worker_lifespan: int | None = None, progress_bar: bool = False,
-                      worker_init: Callable | None = None, worker_exit: Callable | None = None,
-                      task_timeout: float | None = None, worker_init_timeout: float | None = None,
-                      worker_exit_timeout: float | None = None, progress_bar_options: dict | None = None,
-                      progress_bar_style: str | None = None) -> list[Any]:
-        """``list(imap_unordered(...))``."""
-        return _collect(self._chunks(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits,
-                                     worker_lifespan, progress_bar, worker_init, worker_exit, task_timeout,
-                                     worker_init_timeout, worker_exit_timeout, progress_bar_options,
-                                     progress_bar_style, ordered=False))
-
     # ------------------------------------------------------------------ lifecycle
-    def _graceful_stop(self) -> list[BaseException]:
+    def _graceful_stop(self, keep_workers: bool = False) -> list[BaseException]:
         supervisor = self._supervisor
         if supervisor is None or supervisor.finished.is_set():
             return []
-        barrier = Barrier()
+        barrier = Barrier(keep_workers=keep_workers)
         supervisor.barrier(barrier)
         while not barrier.event.wait(0.25):
             if supervisor.finished.is_set():
                 break
+        if keep_workers:
+            return list(barrier.errors)
         self._exit_results, errors = barrier.outcome(self._serializer)
         return errors
 
@@ -422,8 +343,12 @@ class WorkerPool:
         return list(self._exit_results)
 
     def stop_and_join(self, keep_alive: bool = False) -> None:
-        """Wait for every submitted task, then stop the workers (running ``worker_exit``)."""
-        errors = self._graceful_stop()
+        """Wait for every submitted task, then stop the workers (running ``worker_exit``).
+
+        With ``keep_alive=True`` (as MPIRE) the workers stay up for the next
+        call: only the wait for every submitted task remains.
+        """
+        errors = self._graceful_stop(keep_workers=keep_alive)
         self._callbacks.drain()
         if errors:
             raise errors[0]

@@ -192,3 +192,7 @@ def state_counter(worker_state, x):
 
 def shared_lookup(shared, key):
     return shared[key]
+
+
+def exit_pid():
+    return os.getpid()

@@ -131,3 +131,19 @@ def test_concatenate_numpy_output():
 def test_int_iterable_means_range():
     with WorkerPool(2) as pool:
         assert pool.map(tasks.square, 5) == [0, 1, 4, 9, 16]
+
+
+def test_stop_and_join_keep_alive_waits_for_the_tasks_and_keeps_the_workers(start_method):
+    """MPIRE's stop_and_join(keep_alive=True): every submitted task is done, the workers are still the same."""
+    with WorkerPool(2, start_method=start_method) as pool:
+        pending = [pool.apply_async(tasks.pid_of, (i,), worker_exit=tasks.exit_pid) for i in range(6)]
+        pool.stop_and_join(keep_alive=True)
+        assert all(result.ready() for result in pending)
+        before = {result.get() for result in pending}
+        assert pool.get_exit_results() == []  # worker_exit has not run: the workers were not stopped
+        alive = set(pool.statistics()["worker_pids"].values())
+        assert before <= alive  # (under spawn one worker may have taken every task)
+        assert pool.apply(tasks.pid_of, (0,), worker_exit=tasks.exit_pid) in alive
+        pool.join()  # and the plain join still stops them, running worker_exit
+        assert alive <= set(pool.get_exit_results()) and len(pool.get_exit_results()) == 2
+        assert pool.statistics()["live_workers"] == 0
