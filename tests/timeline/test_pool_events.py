@@ -70,7 +70,7 @@ def test_apply_deaths_and_errors_are_logged_in_order(tmp_path):
     kinds = Counter(e["kind"] for e in events)
     assert kinds["worker_died"] == 2
     assert kinds["worker_started"] == 4  # two workers, two replacements (the last may not be ready before the end)
-    assert kinds["worker_ready"] >= 3
+    assert kinds["worker_ready"] >= 2  # at least the two that died had been ready
     failed = [e for e in events if e["kind"] == "task_failed"]
     causes = Counter(e["cause"] for e in failed)
     assert causes == {"death": 2, "exception": 1}
