@@ -21,7 +21,6 @@ queue. Memory limits and timeouts are the only things checked on a clock.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import selectors
@@ -31,27 +30,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .answers import Answers
 from .dispatch import Dispatcher
-from .errors import PoolTerminatedError, SupervisorError, TaskTimeoutError, WorkerInitError, hook_error
+from .errors import PoolTerminatedError, SupervisorError, WorkerInitError, hook_error
 from .jobs import Barrier, Job, Task
-from .protocol import (
-    DONE,
-    EXIT_FAILED,
-    EXITED,
-    FAILED,
-    INIT_FAILED,
-    PHASE_START,
-    PROGRESS_FIELDS,
-    READY,
-    RETIRING,
-    SKIPPED,
-    SOFT_TIMEOUT,
-    KillReason,
-)
+from .protocol import PHASE_START, PROGRESS_FIELDS, KillReason
 from .recorder import Recorder
-from .serialization import PickledError, Serializer, load_exception
+from .serialization import Serializer
 from .settlement import Settlement
-from .shm import Shared, sweep, sweep_worker
+from .shm import sweep, sweep_worker
 from .slots import WorkerSlot
 from .state import Mode, PoolSettings, PoolState, SharedArrays
 from .statistics import Counters
@@ -61,13 +48,6 @@ from .worker import PickledObjects, WorkerConfig, preload
 log = logging.getLogger("mpire_fault")
 
 __all__ = ["PoolSettings", "Supervisor"]
-
-
-def _soft_timeout(timeout: float | None, worker_id: int, task: str, raised: BaseException) -> TaskTimeoutError:
-    """The error a caller gets for a task our soft timeout interrupted (``raised`` is what the worker saw)."""
-    error = TaskTimeoutError(timeout, worker_id, task, killed=False)
-    error.__cause__ = raised.__cause__  # the worker's traceback: where the task was when it was stopped
-    return error
 
 
 class Supervisor(threading.Thread):
@@ -90,11 +70,7 @@ class Supervisor(threading.Thread):
         self.selector = selectors.DefaultSelector()
         self.selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
         self.dispatcher = Dispatcher(self.state, self.selector, self.start_wanted_workers)
-        self._answers: dict[int, Callable[..., None]] = {
-            READY: self.on_ready, INIT_FAILED: self.on_init_failed, DONE: self.on_done, FAILED: self.on_failed,
-            SKIPPED: self.on_skipped, EXITED: self.on_exited, EXIT_FAILED: self.on_exit_failed,
-            RETIRING: self.on_retiring,
-        }
+        self.answers = Answers(self.state, self.settlement, self.dispatcher, self.serializer)
 
     # what the pool reads
     @property
@@ -351,75 +327,6 @@ class Supervisor(threading.Thread):
             # The worker is gone (a half-written last answer is dropped): its sentinel settles it.
             self.selector.unregister(slot.result_conn.fileno())
             slot.result_open = False
+        handlers = self.answers.handlers
         for kind, *fields in answers:
-            self._answers[kind](slot, *fields)
-
-    def on_ready(self, slot: WorkerSlot, pid: int) -> None:
-        slot.ready = True
-        slot.failures = 0
-        if self.state.events is not None:
-            self.state.events.worker_ready(slot)
-        self.state.start_up_time[slot.worker_id] += time.monotonic() - slot.started_at
-
-    def on_init_failed(self, slot: WorkerSlot, error: bytes) -> None:
-        slot.init_error = load_exception(error, self.serializer)
-
-    def answered(self, slot: WorkerSlot, task_id: int) -> Task:
-        """Pop the ledger head the worker just answered for."""
-        task = slot.ledger.popleft()
-        if task.task_id != task_id:
-            raise SupervisorError(
-                f"worker {slot.worker_id} answered task {task_id} but its ledger head is {task.task_id}")
-        if self.state.events is not None:
-            self.state.events.task_started(slot, task, max(task.handed_at, slot.last_answer))
-        self.dispatcher.record_duration(slot, task)
-        slot.idle_deaths = 0
-        slot.interrupted = slot.hard_deadline = None  # a soft timeout, if any, has done its work
-        return task
-
-    def on_done(self, slot: WorkerSlot, task_id: int, data: bytes) -> None:
-        task = self.answered(slot, task_id)
-        if type(data) is Shared:  # in shared memory: map it and unlink its name now, whoever reads it later
-            data = data.adopt()
-        self.state.counters.tasks_completed += 1
-        if self.state.events is not None:
-            self.state.events.task_finished(slot, task)
-        if not task.job.done:
-            task.job.on_result(task, data)
-
-    def on_failed(self, slot: WorkerSlot, task_id: int, offset: int, error: bytes, boundary: str | None,
-                  summary: str) -> None:
-        task = self.answered(slot, task_id)
-        if self.state.events is not None:
-            cause = "timeout" if boundary == SOFT_TIMEOUT else "exception"
-            self.state.events.task_failed(task, slot, task.first_index + offset, summary, cause)
-        if boundary == SOFT_TIMEOUT:  # our soft timeout, raised inside the task: the caller gets ours
-            job = task.job
-            rebuild = functools.partial(_soft_timeout, job.task_timeout, slot.worker_id,
-                                        job.describe(task, task.first_index + offset))
-            self.settlement.fail_task(task, PickledError(error, self.serializer, rebuild=rebuild))
-        else:
-            self.settlement.fail_task(task, PickledError(error, self.serializer, boundary))
-
-    def on_skipped(self, slot: WorkerSlot, task_id: int) -> None:
-        task = self.answered(slot, task_id)
-        if self.state.events is not None:
-            self.state.events.task_failed(task, slot, None, "its map call was aborted before it began", "abort")
-
-    def on_exited(self, slot: WorkerSlot, data: Any) -> None:
-        slot.exit_reported = True
-        barrier, session = self.state.front_barrier(), self.state.session
-        # MPIRE's get_exit_results() holds worker_exit's values only: none without a worker_exit.
-        if barrier is not None and not barrier.implicit and session is not None and session.worker_exit is not None:
-            if type(data) is Shared:
-                data = data.adopt()
-            barrier.exit_data.append(data)  # unpickled by the caller that waits for the stop
-
-    def on_exit_failed(self, slot: WorkerSlot, error: bytes) -> None:
-        slot.exit_reported = True
-        barrier = self.state.front_barrier()
-        if barrier is not None:
-            barrier.exit_failures.append((slot.worker_id, error))
-
-    def on_retiring(self, slot: WorkerSlot, handled: int) -> None:
-        slot.retiring = True
+            handlers[kind](slot, *fields)

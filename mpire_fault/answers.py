@@ -1,0 +1,116 @@
+"""What the supervisor does with each answer a worker sends (see ``protocol`` for the kinds).
+
+A worker answers the tasks of its ledger in order, so each task answer
+settles the ledger's head. Nothing here unpickles what a user's code made:
+results, exceptions and ``worker_exit`` values are passed on pickled and
+loaded by whoever reads them.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .dispatch import Dispatcher
+from .errors import SupervisorError, TaskTimeoutError
+from .jobs import Task
+from .protocol import DONE, EXIT_FAILED, EXITED, FAILED, INIT_FAILED, READY, RETIRING, SKIPPED, SOFT_TIMEOUT
+from .serialization import PickledError, Serializer, load_exception
+from .settlement import Settlement
+from .shm import Shared
+from .slots import WorkerSlot
+from .state import PoolState
+
+
+def _soft_timeout(timeout: float | None, worker_id: int, task: str, raised: BaseException) -> TaskTimeoutError:
+    """The error a caller gets for a task our soft timeout interrupted (``raised`` is what the worker saw)."""
+    error = TaskTimeoutError(timeout, worker_id, task, killed=False)
+    error.__cause__ = raised.__cause__  # the worker's traceback: where the task was when it was stopped
+    return error
+
+
+class Answers:
+    """One handler per answer kind, each named after it; parameters carry the message's field names."""
+
+    def __init__(self, state: PoolState, settlement: Settlement, dispatcher: Dispatcher,
+                 serializer: Serializer) -> None:
+        self.state = state
+        self.settlement = settlement
+        self.dispatcher = dispatcher
+        self.serializer = serializer
+        self.handlers: dict[int, Callable[..., None]] = {
+            READY: self.on_ready, INIT_FAILED: self.on_init_failed, DONE: self.on_done, FAILED: self.on_failed,
+            SKIPPED: self.on_skipped, EXITED: self.on_exited, EXIT_FAILED: self.on_exit_failed,
+            RETIRING: self.on_retiring,
+        }
+
+    def on_ready(self, slot: WorkerSlot, pid: int) -> None:
+        slot.ready = True
+        slot.failures = 0
+        if self.state.events is not None:
+            self.state.events.worker_ready(slot)
+        self.state.start_up_time[slot.worker_id] += time.monotonic() - slot.started_at
+
+    def on_init_failed(self, slot: WorkerSlot, error: bytes) -> None:
+        slot.init_error = load_exception(error, self.serializer)
+
+    def answered(self, slot: WorkerSlot, task_id: int) -> Task:
+        """Pop the ledger head the worker just answered for."""
+        task = slot.ledger.popleft()
+        if task.task_id != task_id:
+            raise SupervisorError(
+                f"worker {slot.worker_id} answered task {task_id} but its ledger head is {task.task_id}")
+        if self.state.events is not None:
+            self.state.events.task_started(slot, task, max(task.handed_at, slot.last_answer))
+        self.dispatcher.record_duration(slot, task)
+        slot.idle_deaths = 0
+        slot.interrupted = slot.hard_deadline = None  # a soft timeout, if any, has done its work
+        return task
+
+    def on_done(self, slot: WorkerSlot, task_id: int, data: bytes) -> None:
+        task = self.answered(slot, task_id)
+        if type(data) is Shared:  # in shared memory: map it and unlink its name now, whoever reads it later
+            data = data.adopt()
+        self.state.counters.tasks_completed += 1
+        if self.state.events is not None:
+            self.state.events.task_finished(slot, task)
+        if not task.job.done:
+            task.job.on_result(task, data)
+
+    def on_failed(self, slot: WorkerSlot, task_id: int, offset: int, error: bytes, boundary: str | None,
+                  summary: str) -> None:
+        task = self.answered(slot, task_id)
+        if self.state.events is not None:
+            cause = "timeout" if boundary == SOFT_TIMEOUT else "exception"
+            self.state.events.task_failed(task, slot, task.first_index + offset, summary, cause)
+        if boundary == SOFT_TIMEOUT:  # our soft timeout, raised inside the task: the caller gets ours
+            job = task.job
+            rebuild = functools.partial(_soft_timeout, job.task_timeout, slot.worker_id,
+                                        job.describe(task, task.first_index + offset))
+            self.settlement.fail_task(task, PickledError(error, self.serializer, rebuild=rebuild))
+        else:
+            self.settlement.fail_task(task, PickledError(error, self.serializer, boundary))
+
+    def on_skipped(self, slot: WorkerSlot, task_id: int) -> None:
+        task = self.answered(slot, task_id)
+        if self.state.events is not None:
+            self.state.events.task_failed(task, slot, None, "its map call was aborted before it began", "abort")
+
+    def on_exited(self, slot: WorkerSlot, data: Any) -> None:
+        slot.exit_reported = True
+        barrier, session = self.state.front_barrier(), self.state.session
+        # MPIRE's get_exit_results() holds worker_exit's values only: none without a worker_exit.
+        if barrier is not None and not barrier.implicit and session is not None and session.worker_exit is not None:
+            if type(data) is Shared:
+                data = data.adopt()
+            barrier.exit_data.append(data)  # unpickled by the caller that waits for the stop
+
+    def on_exit_failed(self, slot: WorkerSlot, error: bytes) -> None:
+        slot.exit_reported = True
+        barrier = self.state.front_barrier()
+        if barrier is not None:
+            barrier.exit_failures.append((slot.worker_id, error))
+
+    def on_retiring(self, slot: WorkerSlot, handled: int) -> None:
+        slot.retiring = True
