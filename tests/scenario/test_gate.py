@@ -79,8 +79,9 @@ def test_a_false_expectation_fails_the_gate_and_says_which(tmp_path):
 
 
 def test_a_task_that_hangs_is_reported_before_the_hard_timeout(tmp_path):
+    # 8 s: room for a loaded machine to start the scenario's process and pool before the bound
     path = write(tmp_path, "hang_task.toml", """
-        timeout = 4
+        timeout = 8
         [workload]
         function = "mpire_fault.scenario.workloads:hang_on"
         n_tasks = 3
