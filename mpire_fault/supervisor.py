@@ -235,7 +235,7 @@ class Supervisor(threading.Thread):
             return
         now, close_fds = time.monotonic(), None
         for slot in state.slots:
-            if slot.alive or (slot.restart_at is not None and slot.restart_at > now):
+            if slot.process is not None or (slot.restart_at is not None and slot.restart_at > now):
                 continue
             if close_fds is None:  # gathered once per pass, then grown by each new worker: not n^2
                 close_fds = [self._wake_r, self._wake_w, self.selector.fileno()]

@@ -37,33 +37,46 @@ class Watchdog:
         self.state = state
         self.next_memory_poll = 0.0
 
+    # next_timeout and check_clocks run on every pass of the supervisor's
+    # loop, over every slot: written for speed (locals, no list built), as
+    # their cost is paid per event and grows with n_jobs.
     def next_timeout(self) -> float:
         state, now = self.state, time.monotonic()
-        deadlines = [now + 1.0]
+        soonest = now + 1.0
+        session = state.session
+        init_poll = min(0.05, session.worker_init_timeout) if session and session.worker_init_timeout else None
         for slot in state.slots:
-            if slot.restart_at is not None:
-                deadlines.append(slot.restart_at)
-            if slot.stop_deadline is not None:
-                deadlines.append(slot.stop_deadline)
-            if slot.hard_deadline is not None:
-                deadlines.append(slot.hard_deadline)
-            if slot.alive and not slot.ready and state.session and state.session.worker_init_timeout:
-                deadlines.append(now + min(0.05, state.session.worker_init_timeout))
-            if slot.alive and slot.ledger and slot.ledger[0].job.task_timeout:
-                deadlines.append(now + min(0.05, slot.ledger[0].job.task_timeout))
-        if state.settings.max_worker_memory:
-            deadlines.append(self.next_memory_poll)
-        return max(0.0, min(deadlines) - now)
+            if slot.process is None:
+                restart_at = slot.restart_at
+                if restart_at is not None and restart_at < soonest:
+                    soonest = restart_at
+                continue
+            for deadline in (slot.stop_deadline, slot.hard_deadline):
+                if deadline is not None and deadline < soonest:
+                    soonest = deadline
+            if not slot.ready:
+                if init_poll is not None and now + init_poll < soonest:
+                    soonest = now + init_poll
+            elif slot.ledger:
+                timeout = slot.ledger[0].job.task_timeout
+                if timeout and now + min(0.05, timeout) < soonest:
+                    soonest = now + min(0.05, timeout)
+        if state.settings.max_worker_memory and self.next_memory_poll < soonest:
+            soonest = self.next_memory_poll
+        return max(0.0, soonest - now)
 
     def check_clocks(self) -> None:
         state, now = self.state, time.monotonic()
         for slot in state.slots:
-            if not slot.alive or slot.kill_reason:
+            if slot.process is None or slot.kill_reason is not None:
                 continue
+            ready, stopping = slot.ready, slot.stop_deadline is not None
+            if ready and not stopping and not (slot.ledger and slot.ledger[0].job.task_timeout):
+                continue  # the common case: nothing of this slot runs on a clock
             base = slot.worker_id * PROGRESS_FIELDS
-            if slot.stop_deadline is not None:  # being stopped, possibly while still in worker_init
+            if stopping:  # being stopped, possibly while still in worker_init
                 self.check_stop(slot, base, now)
-            if not slot.ready:
+            if not ready:
                 self.check_init(slot, base, now)
             elif slot.ledger and slot.ledger[0].job.task_timeout:
                 self.check_task(slot, base, now)
