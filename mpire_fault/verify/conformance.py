@@ -1,7 +1,10 @@
 """Grade a pool guarantee by guarantee: pass, fail (with the shrunk steps), hang, unsupported or error."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -112,15 +115,23 @@ def check_apart(pool: str, guarantee: str, examples: int, timeout: float, seed_v
     """
     started = time.monotonic()
     command = [sys.executable, "-m", "mpire_fault.verify.conformance", pool, guarantee, str(examples), str(seed_value)]
+    # a session of its own: past the timeout one killpg also ends the pools' workers it started
+    with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException as exc:  # the timeout, or Ctrl-C: nothing of the grading outlives it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            if not isinstance(exc, subprocess.TimeoutExpired):
+                raise
+            return Verdict(pool, guarantee, "error", f"the grading process ran past {timeout:.0f} s and was killed",
+                           "", time.monotonic() - started)
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return Verdict(pool, guarantee, "error", f"the grading process ran past {timeout:.0f} s and was killed", "",
-                       time.monotonic() - started)
-    try:
-        return Verdict(**json.loads(done.stdout.strip().splitlines()[-1]))
+        return Verdict(**json.loads(out.strip().splitlines()[-1]))
     except (IndexError, ValueError, TypeError):
-        tail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}, no verdict"])[-1]
+        tail = (err.strip().splitlines() or [f"exit code {proc.returncode}, no verdict"])[-1]
         return Verdict(pool, guarantee, "error", f"the grading process failed: {tail}"[:300], "",
                        time.monotonic() - started)
 
