@@ -27,9 +27,10 @@ from typing import Any
 
 from .. import chaos_env as chaos_environment
 from .. import markers as marker_files
+from .afterwards import bounded, follow_up, map_again, ready_after, settled_statistics
 from .loader import Scenario, ScenarioInvalid, check_imports, load_scenario, resolve_function
 
-FOLLOW_UP = 7
+SECOND_HOOK_WINDOW = 0.3  # after every result is in: a second callback for an answered task would come by now
 
 
 class Counted:
@@ -46,9 +47,14 @@ class Counted:
         self.__qualname__ = getattr(func, "__qualname__", None) or repr(func)  # names the task in errors
 
     def __call__(self, index: int, args: tuple, kwargs: dict) -> tuple[int, Any]:
-        with open(os.path.join(self.markers, f"{index}.{os.getpid()}.{uuid.uuid4().hex}"), "w"):
+        # time.monotonic_ns(): one clock for every process on Linux, so a start can be set against the call's end
+        name = os.path.join(self.markers, f"{index}.{os.getpid()}.{time.monotonic_ns()}.{uuid.uuid4().hex}")
+        with open(name, "w"):
             pass
-        return index, self.func(*args, **kwargs)
+        value = self.func(*args, **kwargs)
+        with open(f"{name}.{time.monotonic_ns()}.end", "w"):  # it ran to its end, and when
+            pass
+        return index, value
 
 
 def task_arguments(scenario: Scenario) -> list[tuple[int, tuple, dict]]:
@@ -73,6 +79,7 @@ def describe_error(exc: BaseException) -> dict[str, Any]:
         "message": str(exc)[:2000],
         "oom": getattr(exc, "oom", None), "signal": getattr(exc, "signal_name", None),
         "exitcode": getattr(exc, "exitcode", None),
+        "task": task if isinstance(task := getattr(exc, "task", None), str) else None,
     }
 
 
@@ -104,16 +111,8 @@ class MemorySampler(threading.Thread):
                     continue
 
 
-def _bounded(call: Callable[[], None], deadline: float) -> bool:
-    """Run ``call`` in a helper thread; False if it had not returned by ``deadline``."""
-    thread = threading.Thread(target=call, name="scenario-call", daemon=True)
-    thread.start()
-    thread.join(max(0.0, deadline - time.monotonic()))
-    return not thread.is_alive()
-
-
 def _run_apply(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, blocking: bool, deadline: float,
-               outcomes: list[dict]) -> None:
+               outcomes: list[dict], workload: dict[str, Any]) -> None:
     def record(index: int, value: Any = None, error: BaseException | None = None) -> None:
         if error is not None:
             outcomes[index] = {"index": index, "ok": False, "error": describe_error(error)}
@@ -132,9 +131,16 @@ def _run_apply(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, bloc
                     record(index, error=exc)
                 else:
                     record(index, value)
-        _bounded(run_all, deadline)
+        bounded(run_all, deadline)
         return
-    results = [pool.apply_async(counted, (index, args, kwargs), **call_kwargs) for index, args, kwargs in tasks]
+    hooks: dict[int, list] = {}
+    results = [pool.apply_async(counted, (index, args, kwargs), **call_kwargs, **_hooks(index, hooks, workload))
+               for index, args, kwargs in tasks]
+    stopper = None
+    if workload.get("terminate_after"):
+        stopper = threading.Timer(workload["terminate_after"], pool.terminate)
+        stopper.daemon = True
+        stopper.start()
     for index, result in enumerate(results):
         result.wait(max(0.01, deadline - time.monotonic()))
         if not result.ready():
@@ -145,6 +151,28 @@ def _run_apply(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, bloc
             record(index, error=exc)
         else:
             record(index, value)
+    if stopper is not None:
+        stopper.join(max(0.0, deadline - time.monotonic()))
+    if workload.get("callbacks"):
+        time.sleep(min(SECOND_HOOK_WINDOW, max(0.0, deadline - time.monotonic())))
+        for index, made in sorted(hooks.items()):
+            outcomes[index]["hooks"] = list(made)
+
+
+def _hooks(index: int, hooks: dict[int, list], workload: dict[str, Any]) -> dict[str, Callable[[Any], None]]:
+    """callback and error_callback for task ``index`` that record each call in ``hooks`` (workload.callbacks)."""
+    if not workload.get("callbacks"):
+        return {}
+
+    def callback(value: Any) -> None:
+        hooks.setdefault(index, []).append(["callback", _jsonable(value)])
+        if workload.get("callback_pause"):
+            time.sleep(workload["callback_pause"])
+
+    def error_callback(error: BaseException) -> None:
+        hooks.setdefault(index, []).append(["error_callback", describe_error(error)])
+
+    return {"callback": callback, "error_callback": error_callback}
 
 
 def _run_map(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, mode: str, deadline: float,
@@ -157,10 +185,11 @@ def _run_map(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, mode: 
                 outcomes.append({"index": got, "position": position, "ok": True, "returned_index": got,
                                  "value": _jsonable(value)})
         except Exception as exc:  # noqa: BLE001 - whatever ended the map is its outcome
+            call["raised_ns"] = time.monotonic_ns()
             call["error"] = describe_error(exc)
         call["returned"] = True
 
-    call["returned"] = _bounded(run, deadline) and call.get("returned", False)
+    call["returned"] = bounded(run, deadline) and call.get("returned", False)
 
 
 def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = lambda name: None) -> dict[str, Any]:
@@ -198,7 +227,9 @@ def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = 
         pool_settings["chaos"] = chaos
     mode = scenario.workload["mode"]
     tasks = task_arguments(scenario)
-    observed: dict[str, Any] = {"status": "ran", "mode": mode, "n_tasks": len(tasks)}
+    # the chaos journal's times are time.time(), the markers' time.monotonic_ns(): the offset puts them on one clock
+    observed: dict[str, Any] = {"status": "ran", "mode": mode, "n_tasks": len(tasks),
+                                "clock_offset_ns": time.time_ns() - time.monotonic_ns()}
     sampler = MemorySampler()
     sampler.start()
     started = time.monotonic()
@@ -212,19 +243,30 @@ def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = 
                     call_kwargs["chunk_size"] = scenario.workload["chunk_size"]
                 _run_map(pool, counted, tasks, call_kwargs, mode, deadline, outcomes, call)
                 observed["map"] = {"returned": call["returned"], "aborted": "error" in call,
-                                   "error": call.get("error"), "yielded": len(outcomes)}
+                                   "error": call.get("error"), "yielded": len(outcomes),
+                                   "raised_ns": call.get("raised_ns")}
             else:
                 outcomes = [{"index": i, "ok": None} for i in range(len(tasks))]  # ok None: never resolved
-                _run_apply(pool, counted, tasks, call_kwargs, mode == "apply", deadline, outcomes)
+                _run_apply(pool, counted, tasks, call_kwargs, mode == "apply", deadline, outcomes, scenario.workload)
             observed["seconds"] = time.monotonic() - started
             observed["outcomes"] = outcomes
-            stats = _settled_statistics(pool)
+            if "workers_ready_within" in scenario.expect:
+                observed["ready_seconds"] = ready_after(pool, scenario.pool["n_jobs"],
+                                                         min(scenario.expect["workers_ready_within"] + 1.0,
+                                                             max(0.0, deadline - time.monotonic())))
+            stats = settled_statistics(pool)
             stats = stats.as_dict() if hasattr(stats, "as_dict") else stats
             observed["stats"] = {k: stats.get(k) for k in ("restarts", "tasks_completed", "tasks_failed",
                                                             "tasks_requeued", "deaths")}
             observed["journal"] = [_journal_entry(e) for e in pool.chaos_journal()]
-            phase("running one more apply on the same pool (pool_usable_after)")
-            observed["follow_up"] = _follow_up(pool, square, deadline)
+            if scenario.expect.get("map_usable_after"):
+                phase("running one more map call on the same pool (map_usable_after)")
+                observed["map_again"] = map_again(pool, mode, square, call_kwargs, deadline)
+            if scenario.workload.get("terminate_after"):
+                observed["follow_up"] = {"ok": False, "error": "not run: the workload terminated the pool"}
+            else:
+                phase("running one more apply on the same pool (pool_usable_after)")
+                observed["follow_up"] = follow_up(pool, square, deadline)
             phase("terminating the pool (leaving its with block)")
             stopping = time.monotonic()
         observed["shutdown_seconds"] = time.monotonic() - stopping
@@ -235,56 +277,11 @@ def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = 
         children_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
         observed["peak_rss"] = max(sampler.peak, children_peak)
         observed["executions"] = {str(index): n for index, n in marker_files.started(markers).items()}
+        observed["starts"], observed["ends"] = _marker_times(markers)
         shutil.rmtree(markers, ignore_errors=True)
         if chaos is not None:
             chaos.close()
     return observed
-
-
-def _settled_statistics(pool: Any, wait: float = 2.0) -> dict[str, Any]:
-    """``statistics()`` once the pool has settled (or ``wait`` passed).
-
-    Settled: every recorded death counted as a restart, every slot live
-    again (or all stopped), and nothing changed for 50 ms. The supervisor hands a dead
-    worker's task its error before it counts the restart, and a worker that
-    dies at start-up while the workload runs on its sibling may not have
-    been noticed yet when the last result arrives.
-    """
-    deadline = time.monotonic() + wait
-    previous = None
-    while True:
-        stats = pool.statistics()
-        snapshot = (stats.get("restarts", 0), len(stats.get("deaths", [])), stats.get("live_workers"))
-        # live 0: a map call without keep_alive stopped its workers, which settles every death first
-        settled = snapshot[0] >= snapshot[1] and stats.get("live_workers") in (0, stats.get("n_jobs"))
-        if (settled and snapshot == previous) or time.monotonic() > deadline:
-            return stats
-        previous = snapshot
-        time.sleep(0.05)
-
-
-def _follow_up(pool: Any, square: Callable[..., Any], deadline: float, attempts: int = 5) -> dict[str, Any]:
-    """More applies on the same pool until one answers right: is it still usable?
-
-    The pool is still under the scenario's chaos, which may strike the
-    follow-up too; each attempt is a new task (a new chaos decision), so a
-    usable pool answers within a few attempts and a broken one never does.
-    """
-    errors = []
-    for _ in range(attempts):
-        result = pool.apply_async(square, (FOLLOW_UP,))
-        result.wait(max(0.01, min(15.0, deadline - time.monotonic())))
-        if not result.ready():
-            return {"ok": False, "error": "no answer before the deadline"}
-        try:
-            value = result.get(0)
-        except Exception as exc:  # noqa: BLE001 - any error means the pool was not usable after
-            errors.append(f"{type(exc).__name__}: {exc}")
-            continue
-        if value == FOLLOW_UP * FOLLOW_UP:
-            return {"ok": True, "error": None, "attempts": len(errors) + 1}
-        return {"ok": False, "error": f"returned {value!r}"}
-    return {"ok": False, "error": f"{attempts} attempts failed; last: {errors[-1]}"}
 
 
 def _journal_entry(entry: Any) -> dict[str, Any]:
@@ -294,6 +291,19 @@ def _journal_entry(entry: Any) -> dict[str, Any]:
         names = getattr(entry, "__slots__", None) or getattr(entry, "__dataclass_fields__", None) or vars(entry)
         raw = {name: getattr(entry, name, None) for name in names}
     return {key: _jsonable(value) for key, value in raw.items()}
+
+
+def _marker_times(directory: str) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """When each task started, and when each execution that ran to its end ended (``time.monotonic_ns()``)."""
+    starts: dict[str, list[int]] = {}
+    ends: dict[str, list[int]] = {}
+    for name in os.listdir(directory):
+        index, _pid, ns, _run, *end = name.split(".")
+        if end:
+            ends.setdefault(index, []).append(int(end[0]))
+        else:
+            starts.setdefault(index, []).append(int(ns))
+    return starts, ends
 
 
 def main(argv: list[str]) -> int:

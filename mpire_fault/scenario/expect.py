@@ -7,11 +7,13 @@ broke and how.
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from .loader import Matcher, Scenario
+from .schema import LATE_START
 
 _ORDERED = ("map", "imap")
 
@@ -107,6 +109,11 @@ def evaluate(scenario: Scenario, observed: dict[str, Any]) -> list[Check]:
         add("values", not wrong, "every value as listed", "; ".join(wrong[:10]) or "as expected")
     if scenario.is_map and map_info is not None:
         _map_checks(expect, map_info, add)
+        _after_abort_checks(expect, map_info, observed, add)
+    if expect.get("resolved_once"):
+        wrong = _resolved_twice(outcomes)
+        add("resolved_once", not wrong, "every task's callback or error_callback ran exactly once, fitting get()",
+            "; ".join(wrong[:10]) or f"{len(outcomes)} tasks, one hook call each")
     if expect.get("nothing_lost"):
         lost = _lost(scenario, outcomes, executions, map_info)
         add("nothing_lost", not lost, "every task resolved exactly once, with its own value",
@@ -133,6 +140,11 @@ def evaluate(scenario: Scenario, observed: dict[str, Any]) -> list[Check]:
         add("max_peak_memory", peak <= expect["max_peak_memory"],
             f"peak worker RSS at most {_mib(expect['max_peak_memory'])}", _mib(peak))
     _injected_checks(expect, observed.get("journal", []), add)
+    if "workers_ready_within" in expect:
+        ready = observed.get("ready_seconds")
+        add("workers_ready_within", ready is not None and ready <= expect["workers_ready_within"],
+            f"all {scenario.pool.get('n_jobs')} workers alive and ready within {expect['workers_ready_within']:g} s "
+            "after the workload", "never, in the time allowed" if ready is None else f"after {ready:.2f} s")
     if expect.get("pool_usable_after"):
         follow = observed.get("follow_up") or {"ok": False, "error": "not run"}
         add("pool_usable_after", follow["ok"], "one more apply on the same pool works",
@@ -151,6 +163,59 @@ def _map_checks(expect: dict[str, Any], map_info: dict[str, Any], add: Any) -> N
         add("map_error", aborted and matches(expect["map_error"], map_info.get("error")),
             f"the call raises {expect['map_error']}", show_error(map_info.get("error")) if aborted else
             ("it returned every result" if map_info.get("returned") else "the call never returned"))
+
+
+def _after_abort_checks(expect: dict[str, Any], map_info: dict[str, Any], observed: dict[str, Any],
+                        add: Any) -> None:
+    """map_error_item, stopped_after_abort, map_usable_after: what an aborted call must leave behind."""
+    error = map_info.get("error")
+    if "map_error_item" in expect:
+        named = re.search(r"map item (\d+)", (error or {}).get("task") or (error or {}).get("message") or "")
+        add("map_error_item", named is not None and int(named.group(1)) == expect["map_error_item"],
+            f"the call's error names map item {expect['map_error_item']}",
+            f"it names map item {named.group(1)}: {show_error(error)}" if named else
+            f"it names no map item: {show_error(error)}")
+    if expect.get("stopped_after_abort"):
+        wanted = f"no item starts or runs to its end more than {LATE_START:g} s after the call raised"
+        raised = map_info.get("raised_ns")
+        if raised is None:
+            add("stopped_after_abort", True, wanted, "the call did not raise")
+        else:
+            late = [f"item {index} {what} {(ns - raised) / 1e9:.2f} s after"
+                    for what, key in (("started", "starts"), ("ended", "ends"))
+                    for index, times in sorted((observed.get(key) or {}).items(), key=lambda kv: int(kv[0]))
+                    for ns in times if ns > raised + LATE_START * 1e9]
+            add("stopped_after_abort", not late, wanted, ", ".join(late[:10]) or "none did")
+    if "map_error_within" in expect:
+        faults = [e["time"] for e in observed.get("journal", []) if _action(e) != "off" and e.get("time")]
+        raised = map_info.get("raised_ns")
+        took = None if not faults or raised is None else \
+            (raised - (min(faults) * 1e9 - observed.get("clock_offset_ns", 0))) / 1e9
+        add("map_error_within", took is not None and took <= expect["map_error_within"],
+            f"the call raises within {expect['map_error_within']:g} s of the first injected fault",
+            f"{took:.2f} s" if took is not None else
+            ("the call did not raise" if raised is None else "no fault in the chaos journal"))
+    if expect.get("map_usable_after"):
+        again = observed.get("map_again") or {"ok": False, "error": "not run"}
+        add("map_usable_after", again["ok"], "another call of the same mode on the same pool returns every result",
+            "it did" if again["ok"] else str(again.get("error")))
+
+
+def _resolved_twice(outcomes: list[dict[str, Any]]) -> list[str]:
+    """Tasks whose hooks did not run exactly once, or ran the one that does not fit get()."""
+    wrong = []
+    for outcome in outcomes:
+        made = outcome.get("hooks") or []
+        names = [name for name, _ in made]
+        if len(made) != 1:
+            wrong.append(f"task {outcome['index']}: {len(made)} hook calls {names}, get() gave "
+                         f"{_show_outcome(outcome)}")
+        elif (names[0] == "callback") != bool(outcome.get("ok")):
+            wrong.append(f"task {outcome['index']}: {names[0]} ran, but get() gave {_show_outcome(outcome)}")
+        elif names[0] == "callback" and made[0][1] != [outcome.get("returned_index"), outcome.get("value")]:
+            wrong.append(f"task {outcome['index']}: callback got {made[0][1]!r}, get() gave "
+                         f"{_show_outcome(outcome)}")
+    return wrong
 
 
 def _lost(scenario: Scenario, outcomes: list[dict], executions: dict[int, int], map_info: dict | None) -> list[str]:

@@ -219,15 +219,19 @@ def _check_expect(expect: dict[str, Any], workload: dict[str, Any], pool: dict[s
     for key in ("failures", "failed"):
         if key in expect and not is_apply:
             report(f"expect.{key}", f"only for apply modes (mode is {mode!r}); use map_aborted and map_error")
-    for key in ("map_aborted", "map_error"):
+    for key in ("map_aborted", "map_error", "map_error_item", "stopped_after_abort", "map_usable_after",
+                "map_error_within"):
         if key in expect and is_apply:
             report(f"expect.{key}", f"only for map modes (mode is {mode!r}); use failures or failed")
+    _check_callbacks(expect, workload, mode, report)
+    if "map_error_item" in expect and n_tasks is not None and expect["map_error_item"] >= n_tasks:
+        report("expect.map_error_item", f"item index out of range; the workload has {n_tasks} tasks")
     if "values" in expect and n_tasks is not None and len(expect["values"]) != n_tasks:
         report("expect.values", f"expected one value per task ({n_tasks}), got {len(expect['values'])}")
     for low, high in (("min_restarts", "max_restarts"), ("min_injected", "max_injected")):
         if low in expect and high in expect and expect[low] > expect[high]:
             report(f"expect.{low}", f"{low} = {expect[low]} is above {high} = {expect[high]}")
-    for key in ("injected", "min_injected", "max_injected", "injected_actions"):
+    for key in ("injected", "min_injected", "max_injected", "injected_actions", "map_error_within"):
         if key in expect and not has_chaos:
             report(f"expect.{key}", "needs a [chaos] section to count injected faults")
     for action, count in expect.get("injected_actions", {}).items():
@@ -237,6 +241,21 @@ def _check_expect(expect: dict[str, Any], workload: dict[str, Any], pool: dict[s
     if "max_peak_memory" in expect:
         expect["max_peak_memory"] = parse_size(expect["max_peak_memory"])
     expect.setdefault("max_executions_per_task", 1 + pool.get("max_task_retries", 0))
+
+
+def _check_callbacks(expect: dict[str, Any], workload: dict[str, Any], mode: str,
+                     report: Callable[[str, str], None]) -> None:
+    """callbacks, callback_pause, terminate_after and resolved_once: apply_async only, and consistent."""
+    for key in ("callbacks", "callback_pause", "terminate_after"):
+        if workload.get(key) not in (None, False) and mode != "apply_async":
+            report(f"workload.{key}", f"only for mode 'apply_async' (mode is {mode!r})")
+    if "callback_pause" in workload and not workload.get("callbacks"):
+        report("workload.callback_pause", "needs callbacks = true")
+    if expect.get("resolved_once") and not workload.get("callbacks"):
+        report("expect.resolved_once", "needs workload.callbacks = true (it counts the callback calls)")
+    if "terminate_after" in workload and expect.get("pool_usable_after"):
+        report("expect.pool_usable_after", "the workload terminates the pool (workload.terminate_after); "
+               "set pool_usable_after = false")
 
 
 # ---------------------------------------------------------------------------

@@ -35,6 +35,7 @@ MAX_SECONDS = 7 * 24 * 3600.0
 MAX_JOBS = 512
 MAX_TASKS = 100_000
 MAX_DEPTH = 32  # arrays and tables inside each other
+LATE_START = 0.1  # seconds after a map call raised: an item of the call starting or ending later is late
 
 
 _REPR = reprlib.Repr()
@@ -201,6 +202,12 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("kwargs", table(), "keyword arguments added to every task"),
         Field("chunk_size", integer(1), "map modes: items per chunk"),
         Field("worker_init", function_ref(), 'a "module:function" run in every worker at start'),
+        Field("callbacks", boolean(), "apply_async only: every task gets a callback and an error_callback, and "
+              "each call of them is recorded (for expect.resolved_once)", False),
+        Field("callback_pause", seconds(), "with callbacks: each callback sleeps this long (a slow callback)"),
+        Field("terminate_after", seconds(), "apply_async only: pool.terminate() is called this long after the last "
+              "submission, while the tasks are awaited; the pool is then gone (set expect.pool_usable_after = "
+              "false)"),
     ),
     "chaos": (
         Field("spec", text(), "chaos spec (docs/guarantees.md §5), e.g. \"task.start[task=3]=sigkill\"", required=True),
@@ -219,6 +226,19 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("values", array(), "apply: the value of each task that succeeded; map: every value, by index"),
         Field("map_aborted", boolean(), "map modes: the call raised instead of returning every result"),
         Field("map_error", MATCHER, "map modes: the error the call raised (implies map_aborted)"),
+        Field("map_error_item", integer(0), "map modes: the call's error names this item (\"map item N\" in "
+              "WorkerDiedError.task): the one that was running when its worker died"),
+        Field("stopped_after_abort", boolean(), "map modes: once the call raised, none of its items starts and none "
+              f"still running runs to its end (marker file times, {LATE_START:g} s of grace): an aborted call "
+              "stops its running items and dispatches no more"),
+        Field("map_error_within", seconds(), "map modes, with [chaos]: the call raised within this many seconds of "
+              "the first fault of the chaos journal (it does not wait for the items still running)"),
+        Field("map_usable_after", boolean(), "map modes: after the workload, another call of the same mode on the "
+              "same pool returns every result (an aborted call leaves nothing behind that spoils the next)"),
+        Field("resolved_once", boolean(), "with workload.callbacks: every task's callback or error_callback ran "
+              "exactly once, the one that fits what get() gave, with the same value"),
+        Field("workers_ready_within", seconds(), "after the workload, all n_jobs workers are alive and ready "
+              "(statistics()['live_workers']) within this many seconds: dead workers were replaced"),
         Field("nothing_lost", boolean(), "every task resolved exactly once (a value or an error), every value "
               "reached the task that asked for it, nothing waited forever", True),
         Field("no_duplicates", boolean(), "no task ran more than max_executions_per_task times (counted with "

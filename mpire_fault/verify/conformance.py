@@ -1,6 +1,12 @@
 """Grade a pool guarantee by guarantee: pass, fail (with the shrunk steps), hang, unsupported or error."""
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -25,8 +31,11 @@ class Verdict:
     seconds: float
 
 
+SEED = 20240601
+
+
 def check(pool: str, guarantee: str, examples: int, steps: int = 8, shrink: bool = True,
-          adapter_cls: type[Adapter] | None = None) -> Verdict:
+          adapter_cls: type[Adapter] | None = None, seed_value: int = SEED) -> Verdict:
     """Run the state machine for one guarantee on one pool.
 
     Examples are generated first without shrinking. A hang ends the grading
@@ -39,7 +48,7 @@ def check(pool: str, guarantee: str, examples: int, steps: int = 8, shrink: bool
     missing = unsupported(adapter_cls, guarantee)
     if missing:
         return Verdict(pool, guarantee, "unsupported", f"{pool} has no {' and no '.join(sorted(missing))}", "", 0.0)
-    machine = seed(20240601)(machine_for(adapter_cls, guarantee))  # derandomized, yet with an example database
+    machine = seed(seed_value)(machine_for(adapter_cls, guarantee))  # derandomized, yet with an example database
     machine.failures_seen = []
     database = InMemoryExampleDatabase()
     common: dict[str, Any] = dict(max_examples=examples, stateful_step_count=steps, deadline=None, database=database,
@@ -100,6 +109,38 @@ def _steps(lines: list[str]) -> str:
     return "\n".join(keep[-25:])
 
 
+def check_apart(pool: str, guarantee: str, examples: int, timeout: float, seed_value: int = SEED) -> Verdict:
+    """``check`` in a process of its own, so gradings can run side by side; never raises, never hangs.
+
+    Each grading starts its own pools, and ``worker_processes`` counts the
+    children of the grading process: two gradings in one process would see
+    each other's workers. A process that crashes or outlives ``timeout`` is
+    an "error" verdict (every wait inside ``check`` is bounded, so that is
+    the kit's own failure, not the pool's).
+    """
+    started = time.monotonic()
+    command = [sys.executable, "-m", "mpire_fault.verify.conformance", pool, guarantee, str(examples), str(seed_value)]
+    # a session of its own: past the timeout one killpg also ends the pools' workers it started
+    with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException as exc:  # the timeout, or Ctrl-C: nothing of the grading outlives it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            if not isinstance(exc, subprocess.TimeoutExpired):
+                raise
+            return Verdict(pool, guarantee, "error", f"the grading process ran past {timeout:.0f} s and was killed",
+                           "", time.monotonic() - started)
+    try:
+        return Verdict(**json.loads(out.strip().splitlines()[-1]))
+    except (IndexError, ValueError, TypeError):
+        tail = (err.strip().splitlines() or [f"exit code {proc.returncode}, no verdict"])[-1]
+        return Verdict(pool, guarantee, "error", f"the grading process failed: {tail}"[:300], "",
+                       time.monotonic() - started)
+
+
 def grade(pool: str, examples: int) -> list[Verdict]:
     return [check(pool, guarantee, examples) for guarantee in GUARANTEES]
 
@@ -141,3 +182,18 @@ def markdown(verdicts: list[Verdict], command: str) -> str:
 
 def as_json(verdicts: list[Verdict]) -> list[dict]:
     return [asdict(v) for v in verdicts]
+
+
+def merge(shards: list[Verdict]) -> Verdict:
+    """One verdict from the gradings of one guarantee in shards (other seeds): the worst of them.
+
+    ``seconds`` is the longest shard's (they run side by side).
+    """
+    rank = {"hang": 0, "fail": 1, "error": 2, "unsupported": 3, "pass": 4}
+    worst = min(shards, key=lambda v: rank.get(v.status, 2))
+    return Verdict(worst.pool, worst.guarantee, worst.status, worst.detail, worst.counterexample,
+                   max(v.seconds for v in shards))
+
+
+if __name__ == "__main__":  # POOL GUARANTEE EXAMPLES SEED: one grading, its verdict as a line of JSON (check_apart)
+    print(json.dumps(asdict(check(sys.argv[1], sys.argv[2], int(sys.argv[3]), seed_value=int(sys.argv[4])))))

@@ -111,9 +111,9 @@ def no_map_abort():
     from mpire_fault.errors import WorkerDiedError
 
     def make(original):
-        def fail_task(self, task, exc):
+        def fail_task(self, task, exc, *rest):
             if not task.job.aborts_on_failure or not isinstance(exc, WorkerDiedError):
-                return original(self, task, exc)
+                return original(self, task, exc, *rest)
             self.state.counters.tasks_failed += 1
             if not task.job.done:
                 task.job.on_error(task, exc)

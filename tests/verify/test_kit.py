@@ -283,3 +283,33 @@ def test_the_contract_numbers_every_guarantee_the_kit_grades():
 def test_an_adapter_may_only_claim_features_the_kit_knows():
     with pytest.raises(TypeError, match="task_timout"):
         type("Typo", (Adapter,), {"features": frozenset({"task_timout"})})
+
+
+def test_graded_side_by_side_in_shards_the_table_is_the_same(tmp_path):
+    """--jobs 3: map-abort in two shards and right-item each in its own process; verdicts in table order."""
+    out = tmp_path / "v.json"
+    done = _verify("--pool", "mpire_fault", "--examples", "2", "--jobs", "3", "--guarantee", "right-item",
+                   "--guarantee", "map-abort", "--json", str(out), timeout=110)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [v["guarantee"] for v in json.loads(out.read_text())] == ["right-item", "map-abort"]
+    assert "| map-abort | pass |" in done.stdout and "| right-item | pass |" in done.stdout
+    assert _verify("--jobs", "0").returncode == 2
+
+
+def test_a_shard_that_fails_fails_the_guarantee():
+    from mpire_fault.verify.conformance import Verdict, merge
+
+    passed = Verdict("p", "map-abort", "pass", "", "", 3.0)
+    failed = Verdict("p", "map-abort", "fail", "[map-abort] items [1] started after the call had raised", "steps", 2.0)
+    merged = merge([passed, failed])
+    assert (merged.status, merged.detail, merged.counterexample, merged.seconds) == (
+        "fail", failed.detail, "steps", 3.0)
+    assert merge([passed, Verdict("p", "map-abort", "hang", "x", "", 1.0), failed]).status == "hang"
+    assert merge([passed, passed]).status == "pass"
+
+
+def test_a_grading_process_that_dies_is_an_error_verdict():
+    from mpire_fault.verify.conformance import check_apart
+
+    verdict = check_apart("no-such-pool", "map-abort", 1, timeout=60)
+    assert verdict.status == "error" and "the grading process failed" in verdict.detail

@@ -1,0 +1,79 @@
+"""The guarantees the kit grades, and what the machines' rules share.
+
+``GUARANTEES`` names every promise of API.md §4 the state machines check,
+``REQUIRES`` the pool features a guarantee needs; the rest is the small
+vocabulary the rule mixins (``map_rules``, ``callback_rules``) and the core
+machine (``machines``) have in common: preconditions, bounds, and how an
+answer is shown in a message.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hypothesis.stateful import precondition
+
+from .adapters import Adapter
+
+if TYPE_CHECKING:
+    from .machines import PoolMachine
+
+GUARANTEES = {
+    "apply-isolation": "apply: only the task whose worker died fails; every other task succeeds",
+    "apply-death-error": "apply: the task whose worker died gets an error (not a value, not silence)",
+    "idle-kill": "a worker killed from outside while idle fails no task and is replaced; later calls work",
+    "exactly-once": "every task ran at most once; each success ran exactly once",
+    "map-abort": ("map: a death aborts the call with an error, promptly; its running items are stopped, "
+                  "no later one starts"),
+    "map-reuse": "map: the next call after an aborted one works",
+    "no-orphans": "closing the pool leaves no process behind",
+    "resolved-once": "each result resolves once and its callback or error_callback runs once, "
+                     "even when terminate() runs during a slow callback",
+    "map-error-abort": "map: an exception in a task aborts the call with that exception; no later item starts",
+    "head-only": ("apply: of the tasks a dead worker held, only the one it was running fails; "
+                  "those queued behind it succeed"),
+    "timeout-fires": ("apply: a task that overruns its task_timeout fails with a TimeoutError in bounded time; "
+                      "others succeed"),
+    "right-item": "map: the item a death error names is the item that died",
+    "exit-zero": "a task that calls os._exit(0) is a death of that task (an error), not a clean exit or a hang",
+}
+# Guarantees that need something beyond submit/get/map/terminate (see adapters.FEATURES).
+REQUIRES: dict[str, frozenset[str]] = {
+    "timeout-fires": frozenset({"task_timeout"}),
+    "right-item": frozenset({"names_item"}),
+}
+SLOW_CALLBACK = 1.8  # seconds: longer than AsyncResult's "supervisor gone" fallback (about 1.25 s)
+TASK_TIMEOUT = 0.5
+LATE = 50_000_000  # ns: a start or end this long after the call answered counts as "after"
+
+
+class PoolHang(AssertionError):
+    """The pool did not answer within the bound: it would have kept its caller waiting forever."""
+
+
+def unsupported(adapter_cls: type[Adapter], guarantee: str | None) -> frozenset[str]:
+    """The features ``guarantee`` needs that the adapter does not have."""
+    return REQUIRES.get(guarantee or "", frozenset()) - adapter_cls.features
+
+
+def live(self: PoolMachine) -> bool:
+    return self.hung is None
+
+
+def grading(*guarantees: str):
+    """Precondition: the machine is live and grades all guarantees or one of these."""
+    return precondition(lambda self: self.hung is None and self.guarantee in (None, *guarantees))
+
+
+def can(feature: str):
+    return precondition(lambda self: feature in self.adapter_cls.features)
+
+
+class Refused:
+    """Stands for a task the pool refused at submission."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def show(value, error) -> str:
+    return f"{type(error).__name__}: {error}" if error is not None else f"value {value!r}"

@@ -1,0 +1,121 @@
+"""The map rules of the pool machine: maps that work, maps a death aborts, maps an error aborts.
+
+A mixin of ``machines.PoolMachine``: it uses the machine's state (markers,
+adapter, the ``violate``/``run_map`` helpers) and adds no state of its own
+beyond ``map_aborted``, which tells ``map-reuse`` that a map was aborted.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+from hypothesis import strategies as st
+from hypothesis.stateful import precondition, rule
+
+from .guarantees import LATE, grading, live, show
+from .tasks import ends, executions, starts
+
+SIBLING_NAP = 0.3  # seconds: the items of a map with a death, long enough to be running when it comes
+DISTURBANCE_NAP = 0.1  # the same, when the map only disturbs the pool for another guarantee
+ERROR_MAP_NAP = 0.2  # the items behind the one that raises, in a map with an error
+STOP_WINDOW = 0.35  # after the call raised: longer than any item's nap, so an item not stopped has ended
+
+
+class MapRules:
+    """Rules that call the pool's map; see ``GUARANTEES`` map-abort, map-reuse, map-error-abort, right-item."""
+
+    @precondition(live)
+    @rule(size=st.integers(1, 6))
+    def map_that_works(self, size: int) -> None:
+        items = [("ok", self.markers, self.new_index(), 0.0) for _ in range(size)]
+        values, error, _ = self.run_map(items, f"map of {size} plain items never returned")
+        where = "map-reuse" if self.map_aborted else ("idle-kill" if self.after_idle_kill else "apply-isolation")
+        if error is not None:
+            self.violate(where, f"map of {size} plain items raised {type(error).__name__}: {error}")
+        elif values != [item[2] * 2 for item in items]:
+            self.violate(where, f"map returned {values!r}")
+        else:
+            self.succeeded.update(item[2] for item in items)
+
+    @precondition(live)
+    @rule(size=st.integers(2, 6), at=st.integers(0, 5), kind=st.sampled_from(["exit", "sigkill"]))
+    def map_with_a_death(self, size: int, at: int, kind: str) -> None:
+        """Item ``at`` dies a moment after it starts; the others take long enough to be running then."""
+        at = at % size
+        blame = "exit-zero" if kind == "exit0" else "map-abort"
+        # Only a grading of ``blame`` needs the siblings still running when the death comes (to see them
+        # stopped); for any other guarantee this map is a disturbance, and short siblings disturb as well.
+        graded = self.guarantee in (None, blame)
+        nap = SIBLING_NAP if graded else DISTURBANCE_NAP
+        items = [(kind, self.markers, self.new_index(), 0.05) if i == at
+                 else ("ok", self.markers, self.new_index(), nap)
+                 for i in range(size)]
+        what = f"map of {size} items with a {kind} at item {at}"
+        started = time.monotonic()
+        values, error, answered = self.run_map(items, f"{what} never returned")
+        if error is None:
+            self.violate(blame, f"{what} returned {values!r} instead of raising")
+            return
+        self.map_aborted = True
+        if time.monotonic() - started > self.bound / 2:
+            self.violate(blame, f"{what} took {time.monotonic() - started:.1f} s to raise")
+        if graded:
+            self.check_stopped(items, answered, blame, what)
+        if "names_item" in self.adapter.features:
+            self.check_named_item(items, kind, error, what)
+
+    def check_stopped(self, items: list, answered: int, blame: str, what: str) -> None:
+        """After the call raised, none of its items may start, and none may still be running to its end.
+
+        An item the pool failed to stop had started before the call raised, so it ends within its nap
+        of that; one that starts late does so when a worker frees up, in the same window. The window
+        is watched until it closes, and left early once a late marker shows.
+        """
+        indices = {item[2] for item in items}
+        deadline = answered + int(STOP_WINDOW * 1e9)
+        while True:
+            began, finished = starts(self.markers), ends(self.markers)
+            late = any(t > answered + LATE for i in indices for t in began.get(i, []) + finished.get(i, []))
+            if late or time.monotonic_ns() >= deadline:
+                break
+            time.sleep(min(0.02, max(0.0, (deadline - time.monotonic_ns()) / 1e9)))
+        late_start = [i for i, item in enumerate(items) if any(t > answered + LATE for t in began.get(item[2], ()))]
+        late_end = [i for i, item in enumerate(items) if any(t > answered + LATE for t in finished.get(item[2], ()))]
+        if late_start:
+            self.violate(blame, f"{what}: items {late_start} started after the call had raised")
+        if late_end:
+            self.violate(blame, f"{what}: items {late_end} ran to their end after the call had raised "
+                                "(running items were not stopped)")
+
+    def check_named_item(self, items: list, kind: str, error: BaseException, what: str) -> None:
+        text = getattr(error, "task", None) or str(error)
+        named = re.search(r"map item (\d+)", text or "")
+        if named is None:
+            self.violate("right-item", f"{what}: the error names no map item: {show(None, error)}")
+            return
+        n = int(named.group(1))
+        began = executions(self.markers)
+        if not (0 <= n < len(items)) or items[n][0] != kind or not began.get(items[n][2]):
+            truth = [i for i, item in enumerate(items) if item[0] == kind]
+            self.violate("right-item", f"{what}: the error names map item {n}, but the item that died is {truth}")
+
+    @grading("map-error-abort")
+    @rule(at=st.integers(0, 3), after=st.integers(5, 8))
+    def map_with_an_error(self, at: int, after: int) -> None:
+        """Quick items, one that raises at once, then slow ones: most of those must never start."""
+        items = ([("ok", self.markers, self.new_index(), 0.0) for _ in range(at)]
+                 + [("raise", self.markers, self.new_index(), 0.0)]
+                 + [("ok", self.markers, self.new_index(), ERROR_MAP_NAP) for _ in range(after)])
+        what = f"map of {len(items)} items with a raise at item {at}"
+        values, error, answered = self.run_map(items, f"{what} never returned")
+        if error is None:
+            self.violate("map-error-abort", f"{what} returned {values!r} instead of raising")
+            return
+        self.map_aborted = True
+        if not isinstance(error, ValueError):
+            self.violate("map-error-abort", f"{what} raised {show(None, error)}, not the task's ValueError")
+        self.check_stopped(items, answered, "map-error-abort", what)
+        began = executions(self.markers)
+        behind = [item[2] for item in items[at + 1:]]
+        if all(began.get(index) for index in behind):
+            self.violate("map-error-abort", f"{what}: every item after the error ran; the call was not aborted")
