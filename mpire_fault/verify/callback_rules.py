@@ -13,10 +13,11 @@ from hypothesis.stateful import rule
 
 from .adapters import Hang
 from .guarantees import SLOW_CALLBACK, Refused, grading, show
+from .machine_parts import MachineParts
 from .tasks import work
 
 
-class CallbackRules:
+class CallbackRules(MachineParts):
     """``terminate_during_a_slow_callback``: every result resolves once, its hook runs once."""
 
     @grading()
@@ -54,7 +55,7 @@ class CallbackRules:
                 index = self.new_index()
                 try:
                     handle = pool.submit(work, (kind, self.markers, index, nap), **hooks(index, slow=n == 0))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - whatever the pool raised is its answer
                     handle = Refused(exc)
                 handles[index] = (kind, handle)
             if not in_slow_callback.wait(self.bound):
@@ -69,7 +70,7 @@ class CallbackRules:
                 except Hang:
                     self.hang(f"task {index} ({kind}) was not answered within {SLOW_CALLBACK + self.bound} s "
                               "of terminate()")
-                except (Exception, SystemExit) as exc:
+                except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever the pool raised is its answer
                     answers[index] = (None, exc)
             stopper.join(SLOW_CALLBACK + self.bound)
             time.sleep(0.3)  # a second callback for an answered task would come now

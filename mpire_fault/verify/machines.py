@@ -101,7 +101,7 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
             blame = "idle-kill"
         try:
             handle = self.adapter.submit(work, (kind, self.markers, index, nap), **extra)
-        except Exception as exc:  # a broken pool refuses work: that is this task's answer
+        except Exception as exc:  # noqa: BLE001 - a broken pool refuses work: that is this task's answer
             handle = Refused(exc)
         self.pending[index] = (kind, handle, blame)
         return index
@@ -114,7 +114,7 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
             return self.adapter.get(handle, bound), None
         except Hang:
             self.hang(what)
-        except (Exception, SystemExit) as exc:  # the pool's answer (a pool may re-raise a task's SystemExit)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the pool's answer (a pool may re-raise a task's SystemExit)
             return None, exc
 
     def run_map(self, items: list, what: str):
@@ -124,7 +124,7 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
             return values, None, time.monotonic_ns()
         except Hang:
             self.hang(f"{what} (waited {self.bound} s)")
-        except (Exception, SystemExit) as exc:
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever the map raised is the pool's answer
             return None, exc, time.monotonic_ns()
 
     # ------------------------------------------------------------------ opening
@@ -218,7 +218,7 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
         index = self.new_index()
         try:
             handle = self.adapter.submit(work, ("ok", self.markers, index, 30.0), timeout=TASK_TIMEOUT)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the pool raised is its answer
             handle = Refused(exc)
         for _ in range(others):
             self.enqueue("ok", 0.02, blame="timeout-fires")
@@ -302,7 +302,7 @@ def machine_for(adapter_cls: type[Adapter], guarantee: str | None = None) -> typ
     if guarantee is not None and guarantee not in GUARANTEES:
         raise ValueError(f"unknown guarantee {guarantee!r}; choose from {', '.join(GUARANTEES)}")
     name = f"{adapter_cls.__name__}_{(guarantee or 'all').replace('-', '_')}"
-    machine = type(name, (PoolMachine,), {"adapter_cls": adapter_cls, "guarantee": guarantee})
+    machine: type[PoolMachine] = type(name, (PoolMachine,), {"adapter_cls": adapter_cls, "guarantee": guarantee})
     # Pools are slow to drive: no deadline, and the first broken promise found is the one shrunk and reported.
     machine.TestCase.settings = settings(deadline=None, report_multiple_bugs=False,
                                          suppress_health_check=list(HealthCheck))

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
 from .guarantees import LATE, grading, live, show
+from .machine_parts import MachineParts
 from .tasks import ends, executions, starts
 
 SIBLING_NAP = 0.3  # seconds: the items of a map with a death, long enough to be running when it comes
@@ -21,7 +22,7 @@ ERROR_MAP_NAP = 0.2  # the items behind the one that raises, in a map with an er
 STOP_WINDOW = 0.35  # after the call raised: longer than any item's nap, so an item not stopped has ended
 
 
-class MapRules:
+class MapRules(MachineParts):
     """Rules that call the pool's map; see ``GUARANTEES`` map-abort, map-reuse, map-error-abort, right-item."""
 
     @precondition(live)

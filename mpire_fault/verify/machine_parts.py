@@ -1,0 +1,35 @@
+"""What the rule mixins (``MapRules``, ``CallbackRules``) use of the machine they are mixed into.
+
+Hypothesis collects rules from a state machine's bases, so the rules of
+each guarantee family live in a mixin; this base only declares, for the
+type checker, the attributes and helpers that ``machines.PoolMachine``
+defines. It adds nothing at run time.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .adapters import Adapter
+
+
+class MachineParts:
+    if TYPE_CHECKING:
+        adapter_cls: type[Adapter]
+        adapter: Adapter
+        guarantee: str | None
+        bound: float
+        markers: str
+        hung: str | None
+        after_idle_kill: bool
+        succeeded: set[int]
+
+        def violate(self, guarantee: str, message: str) -> None: ...
+
+        def hang(self, what: str) -> None: ...
+
+        def new_index(self) -> int: ...
+
+        def run_map(self, items: list, what: str) -> Any: ...
+
+        def wait_for_results(self) -> None: ...
