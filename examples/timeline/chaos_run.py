@@ -1,0 +1,35 @@
+"""The chaos run drawn in the README (docs/timeline.png): 4 workers, apply tasks and a map, seeded faults.
+
+Run it with `python examples/timeline/chaos_run.py`; it writes events.jsonl and run.html here.
+"""
+import time
+from mpire_fault import WorkerPool, WorkerDiedError
+from mpire_fault.events import read_events
+from mpire_fault.timeline import write_timeline
+
+def work(x):
+    time.sleep(0.02 + (x % 5) * 0.01)
+    return x * x
+
+if __name__ == "__main__":
+    spec = "task.start=6%sigkill;task.start=4%exit(3);task.start=4%raise(ValueError)"
+    with WorkerPool(4, event_log="events.jsonl", chaos=spec, chaos_seed=11) as pool:
+        results = [pool.apply_async(work, (i,)) for i in range(120)]
+        for r in results:
+            try:
+                r.get(30)
+            except Exception:
+                pass
+        try:
+            pool.map(work, range(200), chunk_size=2)
+        except (WorkerDiedError, ValueError) as exc:
+            print("map aborted:", type(exc).__name__)
+        results = [pool.apply_async(work, (i,)) for i in range(40)]
+        for r in results:
+            try:
+                r.get(30)
+            except Exception:
+                pass
+    events = read_events("events.jsonl")
+    write_timeline(events, "run.html", "A real chaos run: 4 workers, SIGKILL, exit(3) and raise injected at random")
+    print(len(events), "events")
