@@ -3,9 +3,11 @@
 Run it with `python examples/timeline/chaos_run.py`; it writes events.jsonl and run.html here.
 """
 import time
-from mpire_fault import WorkerPool, WorkerDiedError
+
+from mpire_fault import WorkerDiedError, WorkerPool
 from mpire_fault.events import read_events
 from mpire_fault.timeline import write_timeline
+
 
 def work(x):
     time.sleep(0.02 + (x % 5) * 0.01)
@@ -18,7 +20,7 @@ if __name__ == "__main__":
         for r in results:
             try:
                 r.get(30)
-            except Exception:
+            except (WorkerDiedError, ValueError):  # the faults the spec injects
                 pass
         try:
             pool.map(work, range(200), chunk_size=2)
@@ -28,7 +30,7 @@ if __name__ == "__main__":
         for r in results:
             try:
                 r.get(30)
-            except Exception:
+            except (WorkerDiedError, ValueError):  # the faults the spec injects
                 pass
     events = read_events("events.jsonl")
     write_timeline(events, "run.html", "A real chaos run: 4 workers, SIGKILL, exit(3) and raise injected at random")
