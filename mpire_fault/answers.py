@@ -16,7 +16,7 @@ from .dispatch import Dispatcher
 from .errors import SupervisorError, TaskTimeoutError
 from .jobs import Task
 from .protocol import DONE, EXIT_FAILED, EXITED, FAILED, INIT_FAILED, READY, RETIRING, SKIPPED, SOFT_TIMEOUT
-from .serialization import PickledError, Serializer, load_exception
+from .serialization import PickledError, Serializer
 from .settlement import Settlement
 from .shm import Shared
 from .slots import WorkerSlot
@@ -53,7 +53,7 @@ class Answers:
         self.state.start_up_time[slot.worker_id] += time.monotonic() - slot.started_at
 
     def on_init_failed(self, slot: WorkerSlot, error: bytes) -> None:
-        slot.init_error = load_exception(error, self.serializer)
+        slot.init_error = error  # still pickled: the callers that get it unpickle it
 
     def answered(self, slot: WorkerSlot, task_id: int) -> Task:
         """Pop the ledger head the worker just answered for."""

@@ -8,13 +8,14 @@ that dies before it is ready counts against the restart budget.
 """
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 
 from .errors import Death, TaskTimeoutError, WorkerDiedError, WorkerExitError, WorkerInitError, hook_error
 from .jobs import Barrier, Job, Task
 from .protocol import CANCEL_SLOTS, IDLE, ITEM, PHASE, PHASE_NAMES, PROGRESS_FIELDS, TASK_ID, KillReason
-from .serialization import PickledError
+from .serialization import PickledError, Serializer
 from .slots import WorkerSlot
 from .state import Mode, PoolState, RestartBackoff
 from .watchdog import DEFAULT_EXIT_GRACE
@@ -22,11 +23,17 @@ from .watchdog import DEFAULT_EXIT_GRACE
 __all__ = ["RestartBackoff", "Settlement"]
 
 
+def _init_failed(head: str, cause: BaseException) -> BaseException:
+    """The error every waiting caller gets when workers cannot start: a WorkerInitError, also of cause's type."""
+    return hook_error(WorkerInitError, head + repr(cause), cause)
+
+
 class Settlement:
     """Settles deaths, requeues and failures on the shared ``PoolState``."""
 
-    def __init__(self, state: PoolState) -> None:
+    def __init__(self, state: PoolState, serializer: Serializer) -> None:
         self.state = state
+        self.serializer = serializer  # for worker_init's errors, which travel on pickled to the callers
 
     def worker_ended(self, slot: WorkerSlot) -> None:
         """A worker process ended (its last answers already read): settle its ledger, plan its restart."""
@@ -82,24 +89,27 @@ class Settlement:
     def start_up_failed(self, slot: WorkerSlot, exitcode: int | None) -> None:
         """A worker died before it was ready: count it against the restart budget."""
         state = self.state
-        init_error = slot.init_error
-        if slot.kill_reason is KillReason.INIT_TIMEOUT:
-            timeout = state.session.worker_init_timeout if state.session else None
-            init_error = TimeoutError(f"worker_init on worker {slot.worker_id} exceeded worker_init_timeout={timeout}s")
-        elif init_error is None:
-            init_error = WorkerDiedError(slot.worker_id, slot.pid, exitcode, task=None, detail="died during start-up")
         slot.failures += 1
         budget = state.settings.backoff
         if slot.failures >= budget.max_failures:
-            message = (f"worker {slot.worker_id} failed to start {slot.failures} times in a row; "
-                       f"last failure: {init_error!r}")
-            self.give_up(hook_error(WorkerInitError, message, init_error), init_error)
+            head = f"worker {slot.worker_id} failed to start {slot.failures} times in a row; last failure: "
+            if slot.kill_reason is KillReason.INIT_TIMEOUT:
+                timeout = state.session.worker_init_timeout if state.session else None
+                ours: BaseException = TimeoutError(
+                    f"worker_init on worker {slot.worker_id} exceeded worker_init_timeout={timeout}s")
+            elif slot.init_error is not None:  # what worker_init raised, unpickled by each caller that reads it
+                self.give_up(PickledError(slot.init_error, self.serializer,
+                                          rebuild=functools.partial(_init_failed, head)), None)
+                return
+            else:
+                ours = WorkerDiedError(slot.worker_id, slot.pid, exitcode, task=None, detail="died during start-up")
+            self.give_up(_init_failed(head, ours), ours)
             return
         slot.restart_at = time.monotonic() + budget.delay(slot.failures)
         if budget.delay(slot.failures) and state.events is not None:
             state.events.restart_backoff(slot, budget.delay(slot.failures), slot.failures)
 
-    def give_up(self, error: BaseException, cause: BaseException | None) -> None:
+    def give_up(self, error: BaseException | PickledError, cause: BaseException | None) -> None:
         """Workers cannot be started: fail what waits and stop respawning until new work arrives."""
         self.fail_pending(error, cause)
         if not self.state.finishing:
@@ -177,15 +187,17 @@ class Settlement:
                 if running and slot.process.exitcode is None:
                     slot.kill(KillReason.ABORT)
 
-    def fail_pending(self, exc: BaseException, cause: BaseException | None) -> None:
+    def fail_pending(self, exc: BaseException | PickledError, cause: BaseException | None) -> None:
         state = self.state
-        exc.__cause__ = cause
+        if isinstance(exc, BaseException):
+            exc.__cause__ = cause
+        name = type(exc).__name__ if isinstance(exc, BaseException) else "the error"
         jobs = {id(t.job): t.job for t in state.pending if isinstance(t, Task)}
         for job in jobs.values():
             if not job.done:
                 job.on_error(None, exc)
                 if job.aborts_on_failure:
-                    self.abort(job, True, reason=f"{type(exc).__name__}: the pool cannot run it")
+                    self.abort(job, True, reason=f"{name}: the pool cannot run it")
         state.pending = deque(t for t in state.pending if isinstance(t, Barrier))
 
     def fail_everything(self, exc: BaseException, cause: BaseException | None = None) -> None:

@@ -73,7 +73,7 @@ class WorkerSlot:
         self.retiring = False
         self.kill_reason: KillReason | None = None
         self.exit_reported = False
-        self.init_error: BaseException | None = None
+        self.init_error: bytes | None = None  # what worker_init raised, pickled (dump_exception)
         self.failures = 0  # start-up failures in a row
         self.idle_deaths = 0  # deaths in a row of a ready worker that owned no task (restart backoff)
         self.restart_at: float | None = None

@@ -57,10 +57,10 @@ class Supervisor(threading.Thread):
         super().__init__(name="mpire_fault-supervisor", daemon=True)
         self.state = PoolState(settings, shared, [WorkerSlot(i) for i in range(settings.n_jobs)],
                                start_up_time=[0.0] * settings.n_jobs, events=events)
-        self.settlement = Settlement(self.state)
+        self.serializer = settings.serializer or Serializer(settings.use_dill)
+        self.settlement = Settlement(self.state, self.serializer)
         preload()
         self.watchdog = Watchdog(self.state)
-        self.serializer = settings.serializer or Serializer(settings.use_dill)
         self.inbox: deque[tuple[Callable[..., None], tuple]] = deque()
         self.finished = threading.Event()
         self._wake_r, self._wake_w = os.pipe()

@@ -37,7 +37,7 @@ class DaskChaos(Chaos):
         self.__setstate__({"spec": spec, "seed": seed, "key": key})
 
     @classmethod
-    def of(cls, chaos: Chaos) -> "DaskChaos":
+    def of(cls, chaos: Chaos) -> DaskChaos:
         """The cluster twin of a local ``Chaos`` (a shared ``Chaos`` object gives its pools one shared key)."""
         key = f"{socket.gethostname()}:{chaos.state_dir}:{chaos.seed}" if chaos.state_dir else uuid.uuid4().hex
         return cls(chaos.spec, chaos.seed, key)
@@ -62,7 +62,7 @@ class DaskChaos(Chaos):
         return self.sites() - set(_WORKER_SITES)
 
     # ------------------------------------------------------------- the hooks of Chaos
-    def bind(self, worker: Any) -> "DaskChaos":
+    def bind(self, worker: Any) -> DaskChaos:
         self.worker = worker
         return self
 

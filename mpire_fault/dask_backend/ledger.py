@@ -38,7 +38,7 @@ class DeadWorker:
     pid: int | None
     exitcode: int | None
 
-    def clean(self) -> "DeadWorker":  # what scheduler.WorkerState offers, for KilledWorker's sake
+    def clean(self) -> DeadWorker:  # what scheduler.WorkerState offers, for KilledWorker's sake
         return self
 
 
@@ -63,9 +63,9 @@ class Ledger(SchedulerPlugin):
 
     def __init__(self) -> None:
         self.claims: dict[str, _Claim] = {}
-        self.exits: "OrderedDict[str, tuple[int | None, float]]" = OrderedDict()
+        self.exits: OrderedDict[str, tuple[int | None, float]] = OrderedDict()
         self.slots: dict[str, int] = {}  # worker address -> stable index
-        self.former: "OrderedDict[str, int]" = OrderedDict()  # the index a departed worker had
+        self.former: OrderedDict[str, int] = OrderedDict()  # the index a departed worker had
         self.names: dict[Any, int] = {}  # worker name -> the index it had last
         self.deaths: list[dict] = []
         self.scheduler: Any = None

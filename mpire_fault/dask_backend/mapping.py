@@ -8,7 +8,8 @@ goes on; the ``worker_exit`` of the call's session still runs.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from distributed import as_completed
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mpire_fault.dask")
 
 
-def iterate_map(pool: "DaskPool", client: Any, call_id: str, func: Callable, chunks: Iterator[tuple[int, list]],
+def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunks: Iterator[tuple[int, list]],
              ordered: bool, max_chunks: int, task_timeout: float | None, hooks: tuple, bar: Any) -> Iterator[Any]:
     name = getattr(func, "__qualname__", None) or repr(func)
     live: dict[Any, tuple[int, int]] = {}

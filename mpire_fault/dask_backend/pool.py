@@ -13,7 +13,8 @@ import os
 import threading
 import uuid
 import weakref
-from typing import Any, Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
+from typing import Any
 
 from distributed import Client, LocalCluster
 
@@ -85,7 +86,7 @@ class DaskPool:
                  start_method: str = "fork", keep_alive: bool = False, use_dill: bool = False,
                  enable_insights: bool = False, order_tasks: bool = False, *, max_worker_memory: int | None = None,
                  max_task_retries: int = 0, restart_backoff: Any = None, chaos: Any = None,
-                 chaos_seed: int | None = None, address: "str | Client | None" = None,
+                 chaos_seed: int | None = None, address: str | Client | None = None,
                  timeout_grace: float | None = None) -> None:
         # Nothing is silently weaker on the cluster: what Dask cannot do is refused by name.
         _refuse({"cpu_ids": cpu_ids, "enable_insights": enable_insights or None, "order_tasks": order_tasks or None,
@@ -385,7 +386,7 @@ class DaskPool:
         self._callbacks.drain(5.0)
         self._callbacks.stop()
 
-    def __enter__(self) -> "DaskPool":
+    def __enter__(self) -> DaskPool:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -17,8 +17,9 @@ import pickle
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import cloudpickle
 from distributed import get_worker
@@ -35,8 +36,8 @@ TIMEOUT_GRACE = 2.0  # after task_timeout raised inside the task, how long befor
 KEEP_RESULT_BYTES = 1 << 20  # answers up to this size are also kept by the ledger, in case the worker dies
 
 _lock = threading.Lock()
-_running: dict[int, "_Guard"] = {}  # thread ident -> the task it runs
-_aborted: "collections.deque[str]" = collections.deque(maxlen=1000)  # calls aborted by the client
+_running: dict[int, _Guard] = {}  # thread ident -> the task it runs
+_aborted: collections.deque[str] = collections.deque(maxlen=1000)  # calls aborted by the client
 _worker_state: dict[str, dict] = {}  # pool id -> this process's worker_state
 
 
@@ -107,7 +108,7 @@ class _Guard:
         self.ident = threading.get_ident()
         self.timers: list[threading.Timer] = []
 
-    def __enter__(self) -> "_Guard":
+    def __enter__(self) -> _Guard:
         with _lock:
             _running[self.ident] = self
         if self.spec.task_timeout:
@@ -233,7 +234,7 @@ def run_task(spec: TaskSpec, payload: bytes, shared: Any = None) -> tuple[str, A
     return outcome
 
 
-def _run_claimed(spec: TaskSpec, payload: bytes, shared: Any, worker: Any, session: "Session | None",
+def _run_claimed(spec: TaskSpec, payload: bytes, shared: Any, worker: Any, session: Session | None,
                  init_now: bool, worker_id: int, chaos: DaskChaos | None, attempt: int) -> tuple[str, Any]:
     pickler = Pickler(spec.use_dill)
     preamble: list[Any] = []
