@@ -175,6 +175,16 @@ def _route(future, callback: Callable | None, error_callback: Callable | None) -
         error_callback(error)
 
 
+def _route_dask(future, callback: Callable | None, error_callback: Callable | None) -> None:
+    """``_route`` for a ``distributed.Future`` (its status says how it ended; nothing here blocks)."""
+    if future.status == "finished":
+        if callback is not None:
+            callback(future.result(0))
+    elif error_callback is not None:
+        error = concurrent.futures.CancelledError() if future.status == "cancelled" else future.exception(0)
+        error_callback(error)
+
+
 def _future_result(future, timeout: float) -> Any:
     # Done first: a task's own TimeoutError (pebble's timeout) is an answer, not a Hang.
     concurrent.futures.wait([future], timeout)
@@ -333,8 +343,13 @@ class DaskAdapter(Adapter):
                                     silence_logs=logging.CRITICAL)
         return Client(self.cluster, set_as_default=False)
 
-    def submit(self, fn, args):
-        return self.pool.submit(fn, *args, pure=False)
+    def submit(self, fn, args, callback=None, error_callback=None, timeout=None):
+        if timeout is not None:
+            raise NotImplementedError("distributed.Client.submit has no per-task timeout")
+        future = self.pool.submit(fn, *args, pure=False)
+        if callback is not None or error_callback is not None:
+            future.add_done_callback(lambda done: _route_dask(done, callback, error_callback))
+        return future
 
     def get(self, handle, timeout):
         from distributed import TimeoutError as DaskTimeout
