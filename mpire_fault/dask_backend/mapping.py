@@ -52,7 +52,7 @@ def iterate_map(pool: "DaskPool", client: Any, call_id: str, func: Callable, chu
             future = next(pending)
             first, n_items = live.pop(future)
             try:
-                values = pool._outcome(future, f"map items {first}..{first + n_items - 1} ({name})")
+                values = pool._outcome(future, f"map items {first}..{first + n_items - 1} ({name})", task_timeout)
             except BaseException as exc:
                 if bar is not None:
                     bar.colour = "red"

@@ -19,7 +19,7 @@ from distributed import Client, LocalCluster
 
 from ..chaos import JournalEntry
 from ..chaos import journal as journal_file
-from ..errors import PoolTerminatedError, WorkerExitError
+from ..errors import PoolTerminatedError, WorkerExitError, WorkerInitError
 from ..results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, maybe_concatenate
 from ..serialization import TASK_ARGS, load_exception, with_boundary
 from .chaos import ChaosStore, chaos_snapshot, register_chaos, resolve_chaos
@@ -115,6 +115,7 @@ class DaskPool:
         self._counter = itertools.count()
         self._pending: dict[str, tuple[Any, AsyncResult]] = {}
         self._apply_sessions: dict[tuple[int, int], str] = {}
+        self._given_up: list[str] = []  # apply sessions whose workers failed to start; closed with the others
         self._exit_results: list[Any] = []
         self._counts = {"tasks_completed": 0, "tasks_failed": 0}
         self._finalizer: Any = None
@@ -217,8 +218,8 @@ class DaskPool:
                 log.debug("unregistering session %s failed", name, exc_info=True)
         return errors
 
-    def _outcome(self, future: Any, description: str) -> list[Any]:
-        return outcome(future, description, self._pickler, self._client)
+    def _outcome(self, future: Any, description: str, task_timeout: float | None = None) -> list[Any]:
+        return outcome(future, description, self._pickler, self._client, task_timeout)
 
     # ------------------------------------------------------------------ apply
     def apply_async(self, func: Callable, args: Any = (), kwargs: dict | None = None,
@@ -255,25 +256,37 @@ class DaskPool:
         future = client.submit(run_task, spec, payload, self._shared(), key=key, pure=False, retries=0)
         with self._lock:
             self._pending[key] = (future, result)
-        future.add_done_callback(lambda f: self._settle(f, key, description))
+        future.add_done_callback(lambda f: self._settle(f, key, description, task_timeout, session))
         return result
 
-    def _settle(self, future: Any, key: str, description: str) -> None:
+    def _settle(self, future: Any, key: str, description: str, task_timeout: float | None = None,
+                session: str | None = None) -> None:
         with self._lock:
             entry = self._pending.pop(key, None)
         if entry is None:
             return  # terminate() answered it already
         result = entry[1]
         try:
-            value = self._outcome(future, description)[0]
+            value = self._outcome(future, description, task_timeout)[0]
         except BaseException as exc:
             self._counts["tasks_failed"] += 1
+            if isinstance(exc, WorkerInitError) and session is not None:
+                self._give_up(session)
             result._resolve(error=exc)
         else:
             self._counts["tasks_completed"] += 1
             result._resolve(value)
         finally:
             future.release()
+
+    def _give_up(self, session: str) -> None:
+        """The session's workers could not start: its pending tasks fail; new work starts a fresh session
+        (as the local pool tries again when new work arrives)."""
+        with self._lock:
+            for hooks, name in list(self._apply_sessions.items()):
+                if name == session:
+                    del self._apply_sessions[hooks]
+                    self._given_up.append(name)
 
     def apply(self, func: Callable, args: Any = (), kwargs: dict | None = None,
               callback: Callable[[Any], Any] | None = None,
@@ -347,7 +360,8 @@ class DaskPool:
         for result in pending:
             result.wait()
         with self._lock:
-            sessions, self._apply_sessions = list(self._apply_sessions.values()), {}
+            sessions, self._apply_sessions = list(self._apply_sessions.values()) + self._given_up, {}
+            self._given_up = []
         errors = [error for name in sessions for error in self._close_session(name)]
         self._callbacks.drain()
         if errors:
@@ -362,7 +376,8 @@ class DaskPool:
         self._keep_chaos(drop=True)
         with self._lock:
             pending, self._pending = dict(self._pending), {}
-            sessions, self._apply_sessions = list(self._apply_sessions.values()), {}
+            sessions, self._apply_sessions = list(self._apply_sessions.values()) + self._given_up, {}
+            self._given_up = []
             client, self._client = self._client, None
             cluster, self._cluster = self._cluster, None
             finalizer, self._finalizer = self._finalizer, None

@@ -207,9 +207,18 @@ def _refuse(spec: TaskSpec, answer: dict) -> None:
     killed = KilledWorker(spec.key, last, spec.retries)
     killed.mpire_fault_deaths = deaths  # travels with the exception (pickled with its __dict__)
     if answer["why"] == "init":
-        error = WorkerInitError(f"worker_init ended worker {last.worker_id} (pid {last.pid}, Dask worker "
-                                f"{last.address}) while starting {spec.description}")
-        error.mpire_fault_cause = killed  # __cause__ does not survive pickling; the pool restores it
+        failures = answer.get("failures", 1)
+        if answer.get("init_error") is not None:
+            cause: BaseException = Pickler(spec.use_dill).loads(answer["init_error"])[0]
+            error = WorkerInitError(f"worker_init failed {failures} times in a row while starting {spec.description} "
+                                    f"(last on worker {last.worker_id}, Dask worker {last.address}): "
+                                    f"{type(cause).__name__}: {cause}")
+        else:
+            cause = killed
+            error = WorkerInitError(f"workers died {failures} times in a row while starting {spec.description} "
+                                    f"(last: worker {last.worker_id}, pid {last.pid}, exit code {last.exitcode}, "
+                                    f"Dask worker {last.address})")
+        error.mpire_fault_cause = cause  # __cause__ does not survive pickling; the pool restores it
         raise error
     raise killed
 
@@ -220,7 +229,7 @@ def run_task(spec: TaskSpec, payload: bytes, shared: Any = None) -> tuple[str, A
     session = worker.plugins.get(spec.session) if spec.session else None
     init_now = session is not None and session.needs_init()
     answer = _ledger(worker, "mpire_fault_claim", key=spec.key, worker=worker.address, pid=os.getpid(),
-                     retries=spec.retries, phase="init" if init_now else "task")
+                     retries=spec.retries, phase="init" if init_now else "task", session=spec.session)
     if not answer["run"]:
         if answer["why"] == "done":
             return tuple(answer["outcome"])  # type: ignore[return-value]
@@ -236,16 +245,34 @@ def run_task(spec: TaskSpec, payload: bytes, shared: Any = None) -> tuple[str, A
 def _run_claimed(spec: TaskSpec, payload: bytes, shared: Any, worker: Any, session: "Session | None",
                  init_now: bool, worker_id: int, chaos: DaskChaos | None, attempt: int) -> tuple[str, Any]:
     pickler = Pickler(spec.use_dill)
-    preamble: list[Any] = []
-    if spec.pass_worker_id:
-        preamble.append(worker_id)
-    if spec.has_shared:
-        preamble.append(shared)
-    if spec.use_worker_state:
-        preamble.append(_worker_state.setdefault(spec.pool_id, {}))
+
+    def arguments() -> list[Any]:
+        preamble: list[Any] = []
+        if spec.pass_worker_id:
+            preamble.append(worker_id)
+        if spec.has_shared:
+            preamble.append(shared)
+        if spec.use_worker_state:
+            preamble.append(_worker_state.setdefault(spec.pool_id, {}))
+        return preamble
+
+    preamble = arguments()
     try:
         if session is not None:
             session.ensure_started(tuple(preamble), worker_id)
+            while init_now and session.failed():
+                # Locally the worker ends and its replacement starts again. Here the process stays (a Dask
+                # nanny does not restart a worker that dies while it is still starting, so killing one can
+                # lose it for good): the session starts afresh in it, with a fresh worker_state, until the
+                # ledger counts MAX_INIT_FAILURES in a row and the call fails with WorkerInitError.
+                answer = _ledger(worker, "mpire_fault_init_failed", key=spec.key, session=spec.session,
+                                 error=session.error(), worker=worker.address, pid=os.getpid())
+                if not answer["run"]:
+                    _refuse(spec, answer)
+                session.reset()
+                _worker_state.pop(spec.pool_id, None)
+                preamble = arguments()
+                session.ensure_started(tuple(preamble), worker_id)
             if init_now:
                 _ledger(worker, "mpire_fault_phase", key=spec.key, phase="task")
             session.check()
@@ -316,6 +343,19 @@ class Session(WorkerPlugin):
         self._preamble: tuple = ()
         self._error: bytes | None = None
         self._exited = False
+
+    def reset(self) -> None:
+        """Start afresh, as the session does in a new worker process (after ``worker_init`` failed)."""
+        with self._lock:
+            self._started, self._error, self._preamble, self._exited = False, None, (), False
+
+    def failed(self) -> bool:
+        """worker_init (or chaos at ``init``) raised in this process."""
+        return self._error is not None
+
+    def error(self) -> bytes | None:
+        """What it raised, pickled with its traceback."""
+        return self._error
 
     def needs_init(self) -> bool:
         return not self._started and (self._init is not None or self._chaos is not None)
