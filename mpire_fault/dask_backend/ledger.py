@@ -17,8 +17,11 @@ would wait until the rerun found a free worker thread to be refused on, which
 behind a busy worker or a restart takes a second or more. Tasks merely queued
 on the dead worker are not armed, so Dask reruns them as before.
 
-Claims are dropped when Dask forgets the key, so the ledger lives exactly as
-long as the task does. Exit codes come from the nannies (``ExitReporter``),
+Claims are dropped when Dask forgets the key; the key itself is remembered
+(bounded), because Dask cannot stop a task a worker already started: a key
+cancelled (a map's abort) while a worker was starting it, or while a worker
+recomputed a result lost with another worker, would otherwise claim afresh and
+run the user's function a second time. Exit codes come from the nannies (``ExitReporter``),
 which are the only ones who see the worker process end; the scheduler often
 removes a dead worker before its nanny has reported, so an error waits for the
 exit code only briefly (``_EXIT_CODE_WAIT``) and says "no exit code" after that.
@@ -37,6 +40,8 @@ LEDGER = "mpire-fault-ledger"
 EXIT_REPORTER = "mpire-fault-exit-reporter"
 _EXIT_CODE_WAIT = 0.3  # how long an error waits for the nanny's exit code (it usually comes within 50 ms)
 _KEEP_EXITS = 1000
+KEY_PREFIX = "mpire-fault-"  # every key of ours starts so (the pool id), and none is ever submitted twice
+_KEEP_FORGOTTEN = 100_000  # keys Dask forgot, kept so a run of one that was cancelled too late never starts
 _MAX_SPARED = 10  # deaths of workers holding a task that never started, before Dask's own count applies
 MAX_INIT_FAILURES = 3  # start-up failures in a row (per session) before its tasks fail with WorkerInitError
 
@@ -85,6 +90,7 @@ class Ledger(SchedulerPlugin):
         self.former: "OrderedDict[str, int]" = OrderedDict()  # the index a departed worker had
         self.names: dict[Any, int] = {}  # worker name -> the index it had last
         self.deaths: list[dict] = []
+        self.forgotten: "OrderedDict[str, None]" = OrderedDict()
         self.spared: dict[Any, int] = {}  # tasks that never started -> deaths spared by _spare
         self.init_failures: "OrderedDict[str, int]" = OrderedDict()  # session -> start-up failures in a row
         self.blocked: "OrderedDict[str, bytes | None]" = OrderedDict()  # sessions that gave up -> last error
@@ -140,6 +146,8 @@ class Ledger(SchedulerPlugin):
         a row; from then on the session's tasks fail with WorkerInitError.
         """
         me = DeadWorker(worker, self.worker_id(worker), pid, None)
+        if key in self.forgotten:  # a cancelled task a worker was already running: its call is over
+            return {"run": False, "why": "forgotten"}
         claim = self.claims.get(key)
         if claim is None:
             if phase == "init" and session in self.blocked:
@@ -262,6 +270,10 @@ class Ledger(SchedulerPlugin):
             if self.claims:
                 self.claims.pop(key, None)
             self.spared.pop(key, None)
+            if isinstance(key, str) and key.startswith(KEY_PREFIX):
+                self.forgotten[key] = None
+                while len(self.forgotten) > _KEEP_FORGOTTEN:
+                    self.forgotten.popitem(last=False)
         elif start == "processing" and finish == "released" and self.scheduler is not None:
             self._spare(key)
 

@@ -23,7 +23,7 @@ from ..errors import PoolTerminatedError, WorkerExitError, WorkerInitError
 from ..results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, maybe_concatenate
 from ..serialization import TASK_ARGS, load_exception, with_boundary
 from .chaos import ChaosStore, chaos_snapshot, register_chaos, resolve_chaos
-from .ledger import ExitReporter, Ledger, ledger_report
+from .ledger import KEY_PREFIX, ExitReporter, Ledger, ledger_report
 from .mapping import iterate_map
 from .outcomes import outcome
 from .remote import Pickler, Session, TaskSpec, abort_call, finish_session, run_on_live, run_task
@@ -111,7 +111,7 @@ class DaskPool:
         self._client: Client | None = None
         self._cluster: LocalCluster | None = None
         self._shared_future: Any = None
-        self._pool_id = f"mpire-fault-{uuid.uuid4().hex[:12]}"
+        self._pool_id = f"{KEY_PREFIX}{uuid.uuid4().hex[:12]}"
         self._counter = itertools.count()
         self._pending: dict[str, tuple[Any, AsyncResult]] = {}
         self._apply_sessions: dict[tuple[int, int], str] = {}
@@ -381,7 +381,7 @@ class DaskPool:
             client, self._client = self._client, None
             cluster, self._cluster = self._cluster, None
             finalizer, self._finalizer = self._finalizer, None
-            pool_id, self._pool_id = self._pool_id, f"mpire-fault-{uuid.uuid4().hex[:12]}"
+            pool_id, self._pool_id = self._pool_id, f"{KEY_PREFIX}{uuid.uuid4().hex[:12]}"
             self._shared_future = None
         for future, result in pending.values():
             result._resolve(error=PoolTerminatedError("the pool was terminated while this task was pending"))

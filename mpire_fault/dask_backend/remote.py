@@ -233,6 +233,8 @@ def run_task(spec: TaskSpec, payload: bytes, shared: Any = None) -> tuple[str, A
     if not answer["run"]:
         if answer["why"] == "done":
             return tuple(answer["outcome"])  # type: ignore[return-value]
+        if answer["why"] == "forgotten":  # cancelled: nobody waits for it, and it must not run now
+            return "aborted", None
         _refuse(spec, answer)
     chaos = for_worker(spec.chaos, worker)
     outcome = _run_claimed(spec, payload, shared, worker, session, init_now, answer["worker_id"], chaos,
