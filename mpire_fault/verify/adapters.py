@@ -33,6 +33,31 @@ SETTLE_BOUND = 1.0  # after a shutdown that returned: how long workers get to le
 REAP_BOUND = 2.0  # how long a SIGKILLed worker may take to be gone (or a zombie)
 
 
+def bounded(fn: Callable[[], Any], timeout: float, what: str) -> Any:
+    """``fn()`` in a daemon thread of its own; ``Hang`` if it has not returned after ``timeout`` seconds.
+
+    For the adapter calls that are no submission (listing a pool's workers asks
+    a Dask cluster over the network): a pool that stops answering there is a
+    verdict too, never a stuck run.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: B902 - handed to the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"verify-{what}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise Hang(f"{what} did not answer within {timeout} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def worker_processes() -> set[int]:
     """Live child processes of this one, less the helpers pools keep (forkserver, resource trackers)."""
     found = set()

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from .adapters import Adapter, Hang, MpireFaultAdapter
+from .adapters import Adapter, Hang, MpireFaultAdapter, bounded
 from .tasks import DEATHS, ends, executions, starts, work
 
 GUARANTEES = {
@@ -150,6 +150,14 @@ class PoolMachine(RuleBasedStateMachine):
         except (Exception, SystemExit) as exc:  # the pool's answer (a pool may re-raise a task's SystemExit)
             return None, exc
 
+    def worker_pids(self) -> list[int]:
+        """The pool's worker pids, or a hang if the pool cannot say within the bound."""
+        try:
+            return bounded(self.adapter.worker_pids, self.bound, "listing the worker processes")
+        except Hang as exc:
+            self.hang(str(exc))
+            raise  # not reached: hang() raises
+
     def run_map(self, items: list, what: str):
         """``(values, error, answered_at_ns)`` of one map call, or a hang."""
         try:
@@ -270,11 +278,11 @@ class PoolMachine(RuleBasedStateMachine):
     @rule()
     def kill_an_idle_worker(self) -> None:
         self.wait_for_results()
-        pids = self.adapter.worker_pids()
+        pids = self.worker_pids()
         if not pids:  # pools that start workers lazily: give them work first
             self.submit("ok", 0.0)
             self.wait_for_results()
-            pids = self.adapter.worker_pids()
+            pids = self.worker_pids()
         if not pids:
             return
         try:
@@ -284,12 +292,12 @@ class PoolMachine(RuleBasedStateMachine):
         self.after_idle_kill = True
         deadline = time.monotonic() + self.bound
         while time.monotonic() < deadline:
-            now = self.adapter.worker_pids()
+            now = self.worker_pids()
             if pids[0] not in now and len(now) >= len(pids):
                 return
             time.sleep(0.02)
         self.violate("idle-kill", f"worker pid {pids[0]}, killed while idle, was not replaced within {self.bound} s "
-                                  f"(live workers: {self.adapter.worker_pids()}, before: {pids})")
+                                  f"(live workers: {self.worker_pids()}, before: {pids})")
 
     # ------------------------------------------------------------------ map
     @precondition(_live)

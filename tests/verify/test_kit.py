@@ -251,3 +251,46 @@ def test_report_paths_are_checked_before_the_run(tmp_path, option):
         assert "Traceback" not in done.stderr and done.stdout == ""
         assert time.monotonic() - started < 20  # refused at once, not after grading
     assert list(private.iterdir()) == []
+
+
+class ReuseHangsAdapter(MpireFaultAdapter):
+    """Our pool, broken so that every map after an aborted one blocks for good (the map-reuse hang)."""
+
+    name = "reuse-hangs"
+
+    def start(self):
+        self.aborted = False
+        self.released = threading.Event()
+        return super().start()
+
+    def run_map(self, fn, items):
+        if self.aborted:
+            self.released.wait(60)
+        try:
+            return super().run_map(fn, items)
+        except Exception:
+            self.aborted = True
+            raise
+
+    def shutdown(self):
+        self.released.set()
+        super().shutdown()
+
+
+class SilentPidsAdapter(MpireFaultAdapter):
+    """Our pool, except that listing its workers never answers (as a cluster that stopped answering)."""
+
+    name = "silent-pids"
+
+    def worker_pids(self):
+        threading.Event().wait(60)
+        return []
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("adapter, guarantee", [(ReuseHangsAdapter, "map-reuse"), (SilentPidsAdapter, "idle-kill")])
+def test_a_hang_outside_submit_and_get_is_a_bounded_verdict(monkeypatch, adapter, guarantee):
+    monkeypatch.setitem(ADAPTERS, adapter.name, adapter)
+    verdict = check(adapter.name, guarantee, examples=3, shrink=False)
+    assert verdict.status == "hang", verdict
+    assert verdict.seconds < 20, verdict.seconds
