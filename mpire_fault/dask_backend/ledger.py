@@ -242,6 +242,11 @@ class Ledger(SchedulerPlugin):
         claim = self.claims.get(key)
         if claim is not None:
             claim.done, claim.outcome = True, outcome
+            if claim.armed:  # finished: a death now (before Dask hears of the result) is no death of it
+                claim.armed = False
+                task = self.scheduler.tasks.get(key) if self.scheduler is not None else None
+                if task is not None and hasattr(task, "suspicious"):
+                    task.suspicious = 0
 
     async def _fill_exit_codes(self, attempts: list[DeadWorker]) -> None:
         deadline = time.monotonic() + _EXIT_CODE_WAIT
@@ -321,13 +326,58 @@ class Ledger(SchedulerPlugin):
         return {"why": "death", "deaths": _plain([dead])}
 
 
+_REVIVE_AFTER = 2.0  # seconds a nanny may be without a live worker process before the reporter restarts one
+_REVIVE_EVERY = 0.25
+
+
 class ExitReporter(NannyPlugin):
-    """Nanny plugin: tells the ledger the exit code of each worker process that ends."""
+    """Nanny plugin: tells the ledger the exit code of each worker process that ends, and revives lost workers.
+
+    A nanny restarts a worker that dies, but not one that dies while it is still
+    starting it (a task sent at once to the new worker kills it before the nanny
+    has read its start-up message: the nanny then logs "Worker failed to connect"
+    and stays without a worker for good). Deaths in quick succession, which is
+    what chaos and the kit do, then shrink the cluster until every call hangs.
+    So the reporter also watches its nanny: without a live worker process for
+    ``_REVIVE_AFTER`` seconds while the nanny is running, it starts one.
+    """
 
     name = EXIT_REPORTER
     idempotent = True
 
     def setup(self, nanny: Any) -> None:
+        self._reporting(nanny)
+        try:
+            self._watch = asyncio.get_running_loop().create_task(self._revive(nanny))
+        except RuntimeError:  # not on the nanny's loop (cannot happen through register_plugin): no watch
+            self._watch = None
+
+    def teardown(self, nanny: Any) -> None:
+        watch = getattr(self, "_watch", None)
+        if watch is not None:
+            watch.cancel()
+
+    async def _revive(self, nanny: Any) -> None:
+        from distributed.core import Status
+
+        dead_since: float | None = None
+        while nanny.status not in (Status.closing, Status.closed, Status.closing_gracefully, Status.failed):
+            await asyncio.sleep(_REVIVE_EVERY)
+            process = getattr(nanny, "process", None)
+            if nanny.status != Status.running or (process is not None and process.is_alive()):
+                dead_since = None
+                continue
+            now = time.monotonic()
+            dead_since = dead_since or now
+            if now - dead_since < _REVIVE_AFTER:
+                continue
+            dead_since = None
+            try:
+                await nanny.instantiate()
+            except Exception:  # the next round tries again
+                pass
+
+    def _reporting(self, nanny: Any) -> None:
         original = getattr(nanny, "_on_worker_exit_sync", None)
         if original is None or getattr(original, "_mpire_fault", False):
             return  # a distributed without this hook: exit codes stay unknown

@@ -95,3 +95,12 @@ def test_a_successful_start_ends_the_failures_in_a_row():
         assert ledger.init_failed(KEY, "s", b"error", A, 100)["run"]
     ledger.set_phase(KEY, "task")
     assert "s" not in ledger.init_failures
+
+
+def test_a_finished_task_is_disarmed():
+    """Its worker may die before Dask hears of the result: that must not err a task that finished."""
+    ledger, task = _ledger()
+    assert _claim(ledger)["run"]
+    ledger.done(KEY, ("ok", b"value"))
+    assert task.suspicious == 0
+    assert _claim(ledger, worker=B) == {"run": False, "why": "done", "outcome": ("ok", b"value")}
