@@ -11,7 +11,7 @@ import os
 import sys
 
 from .adapters import ADAPTERS, available
-from .conformance import as_json, check, markdown, table
+from .conformance import as_json, check, from_json, markdown, table
 from .machines import GUARANTEES
 
 GRADE_EXAMPLES = 50
@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guarantee", action="append", choices=list(GUARANTEES), help="only these (repeatable)")
     parser.add_argument("--json", metavar="PATH", help="write the verdicts as JSON")
     parser.add_argument("--markdown", metavar="PATH", help="write the table and counterexamples as Markdown")
+    parser.add_argument("--from-json", action="append", metavar="PATH",
+                        help="grade nothing: make the table (and --markdown) from verdicts earlier runs wrote "
+                             "with --json (repeatable; one table for several runs)")
     parser.add_argument("--self-test", action="store_true",
                         help="grade built-in broken variants of mpire_fault; exit 1 if any is not caught")
     parser.add_argument("--mutant", action="append", metavar="NAME",
@@ -66,6 +69,8 @@ def main(ns: argparse.Namespace) -> int:
                 return _fail(problem)
     if ns.self_test:
         return self_test(ns, examples)
+    if ns.from_json:
+        return render(ns)
     if ns.mutant:
         return _fail("--mutant only goes with --self-test")
     if ns.pool == "all":
@@ -97,6 +102,24 @@ def main(ns: argparse.Namespace) -> int:
         with open(ns.markdown, "w", encoding="utf-8") as handle:
             handle.write(markdown(verdicts, command))
     # "unsupported" is not "held": exit 0 only when every guarantee graded passed
+    return 0 if all(v.status == "pass" for v in verdicts) else 1
+
+
+def render(ns: argparse.Namespace) -> int:
+    """``--from-json``: one table (and Markdown report) from the verdicts of earlier runs."""
+    verdicts = []
+    for path in ns.from_json:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                verdicts += from_json(json.load(handle))
+        except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+            return _fail(f"--from-json {path}: {exc}")
+    print(table(verdicts))
+    if ns.markdown:
+        runs = ", ".join(f"`{os.path.basename(path)}`" for path in ns.from_json)
+        command = "mpire-fault verify " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "mpire-fault verify"
+        with open(ns.markdown, "w", encoding="utf-8") as handle:
+            handle.write(markdown(verdicts, command, [f"The verdicts come from the runs that wrote {runs}."]))
     return 0 if all(v.status == "pass" for v in verdicts) else 1
 
 

@@ -109,11 +109,13 @@ def table(verdicts: list[Verdict]) -> str:
     return "\n".join(lines)
 
 
-def markdown(verdicts: list[Verdict], command: str) -> str:
+def markdown(verdicts: list[Verdict], command: str, notes: list[str] | None = None) -> str:
     out = [
         "# Conformance: which pools keep the promises of API.md §4",
         "",
-        f"Produced by `{command}` (Hypothesis state machines of `mpire_fault.verify`, two workers, fork).",
+        f"Produced by `{command}` (Hypothesis state machines of `mpire_fault.verify`, two workers, fork;",
+        "the Dask pools on a LocalCluster of two single-thread worker processes).",
+        *(notes or []),
         "`hang` means a call did not answer within 3 s: the pool would have waited forever.",
         "`unsupported` means the pool cannot express what the guarantee needs (a per-task timeout, naming the item",
         "that died): it is not checked, and not counted as kept.",
@@ -136,3 +138,12 @@ def markdown(verdicts: list[Verdict], command: str) -> str:
 
 def as_json(verdicts: list[Verdict]) -> list[dict]:
     return [asdict(v) for v in verdicts]
+
+
+def from_json(data: list[dict]) -> list[Verdict]:
+    """Verdicts written by ``--json`` (so several runs can make one table)."""
+    fields = set(Verdict.__dataclass_fields__)
+    rows = [row for row in data if isinstance(row, dict) and fields <= set(row)]
+    if len(rows) != len(data):
+        raise ValueError(f"not a verdict list written by --json (each row needs {', '.join(sorted(fields))})")
+    return [Verdict(**{name: row[name] for name in fields}) for row in rows]

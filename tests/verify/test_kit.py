@@ -294,3 +294,23 @@ def test_a_hang_outside_submit_and_get_is_a_bounded_verdict(monkeypatch, adapter
     verdict = check(adapter.name, guarantee, examples=3, shrink=False)
     assert verdict.status == "hang", verdict
     assert verdict.seconds < 20, verdict.seconds
+
+
+def test_one_table_from_the_verdicts_of_several_runs(tmp_path):
+    from mpire_fault.verify.conformance import Verdict, as_json
+
+    runs = []
+    for pool, status in (("mpire_fault", "pass"), ("dask", "fail")):
+        path = tmp_path / f"{pool}.json"
+        path.write_text(json.dumps(as_json([Verdict(pool, "exactly-once", status, "ran twice", "state.x()", 1.0)])))
+        runs += ["--from-json", str(path)]
+    report = tmp_path / "conformance.md"
+    done = _verify(*runs, "--markdown", str(report))
+    assert done.returncode == 1, done.stderr  # one verdict is not a pass
+    assert "| exactly-once | pass | fail |" in done.stdout
+    text = report.read_text()
+    assert "### dask: exactly-once (fail)" in text and "`mpire_fault.json`, `dask.json`" in text
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"pool": "x"}]')
+    done = _verify("--from-json", str(bad))
+    assert done.returncode == 2 and "not a verdict list" in done.stderr
