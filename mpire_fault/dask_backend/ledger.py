@@ -416,6 +416,9 @@ async def death_of(address: str, key: str | None = None, dask_scheduler: Any = N
 def ledger_report(dask_scheduler: Any = None) -> dict:
     """``Client.run_on_scheduler`` target: slots and deaths, for ``DaskPool.statistics``."""
     ledger = dask_scheduler.plugins.get(LEDGER)
+    # the pids as the workers registered them: asking the workers themselves would wait on a dead one
+    # (still listed until the scheduler notices) for Dask's whole connect timeout
+    pids = {address: worker.pid for address, worker in dask_scheduler.workers.items()}
     if ledger is None:
-        return {"slots": {}, "deaths": []}
-    return {"slots": dict(ledger.slots), "deaths": list(ledger.deaths)}
+        return {"slots": {}, "deaths": [], "pids": pids}
+    return {"slots": dict(ledger.slots), "deaths": list(ledger.deaths), "pids": pids}

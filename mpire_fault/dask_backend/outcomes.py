@@ -18,6 +18,8 @@ from ..serialization import RESULT, load_exception, with_boundary
 from .ledger import DeadWorker, death_of
 from .remote import Pickler
 
+DEATH_QUERY_BOUND = 2.0  # seconds to ask the ledger about a death (it waits at most 0.3 s for the exit code)
+
 
 def outcome(future: Any, description: str, pickler: Pickler, client: Any,
             task_timeout: float | None = None) -> list[Any]:
@@ -60,8 +62,11 @@ def death_error(killed: KilledWorker, description: str, client: Any,
         info = {"why": "death", "deaths": [{"address": address, "worker_id": -1, "pid": None, "exitcode": None}]}
         if client is not None:
             try:
-                info = client.run_on_scheduler(death_of, address, killed.task)
-            except Exception:  # the scheduler is gone: say what Dask said
+                # Bounded: this runs in Dask's one callback thread (shared by every future of the process),
+                # and a scheduler that is closing must not hold the answers of other pools behind it.
+                info = client.sync(client._run_on_scheduler, death_of, address, killed.task,
+                                   callback_timeout=DEATH_QUERY_BOUND)
+            except Exception:  # the scheduler is gone or slow: say what Dask said
                 pass
         deaths = [DeadWorker(**d) for d in info["deaths"]]
         if info["why"] == "timeout":

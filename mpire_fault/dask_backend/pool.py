@@ -414,8 +414,8 @@ class DaskPool:
         client = self._client
         if client is None:
             return stats
-        pids = client.run(os.getpid, on_error="ignore")
         report = client.run_on_scheduler(ledger_report)
+        pids = report["pids"]
         stats.update(address=client.scheduler.address, live_workers=len(pids),
                      worker_pids={report["slots"].get(address, -1): pid for address, pid in pids.items()},
                      deaths=report["deaths"], restarts=len(report["deaths"]))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib.util
-import os
 import threading
 import time
 from typing import Any, Callable
@@ -388,8 +387,9 @@ class DaskAdapter(Adapter):
         return self.pool.gather(self.pool.map(fn, *zip(*items), pure=False))
 
     def worker_pids(self) -> list[int]:
+        # as the scheduler knows them: Client.run would wait on a dead worker for Dask's connect timeout
         try:
-            return sorted(self.pool.run(os.getpid, on_error="ignore").values())
+            return sorted(self.pool.run_on_scheduler(_scheduler_worker_pids))
         except Exception:
             return []
 
@@ -398,6 +398,11 @@ class DaskAdapter(Adapter):
             self.pool.close(timeout=3)
         finally:
             self.cluster.close(timeout=3)
+
+
+def _scheduler_worker_pids(dask_scheduler: Any = None) -> list[int]:
+    """``Client.run_on_scheduler`` target: the pids of the workers the scheduler has now."""
+    return [worker.pid for worker in dask_scheduler.workers.values()]
 
 
 class MpireFaultDaskAdapter(MpireFaultAdapter):
