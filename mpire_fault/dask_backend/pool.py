@@ -256,8 +256,17 @@ class DaskPool:
         future = client.submit(run_task, spec, payload, self._shared(), key=key, pure=False, retries=0)
         with self._lock:
             self._pending[key] = (future, result)
-        future.add_done_callback(lambda f: self._settle(f, key, description, task_timeout, session))
+        future.add_done_callback(lambda f: self._settle_soon(f, key, description, task_timeout, session))
         return result
+
+    def _settle_soon(self, future: Any, *args: Any) -> None:
+        """Done callback. A failure may ask the scheduler what happened, so it is settled in a thread
+        of its own: Dask runs the done callbacks of every future in the process in one thread."""
+        if future.status == "error":
+            threading.Thread(target=self._settle, args=(future, *args), name="mpire-fault-dask-settle",
+                             daemon=True).start()
+        else:
+            self._settle(future, *args)
 
     def _settle(self, future: Any, key: str, description: str, task_timeout: float | None = None,
                 session: str | None = None) -> None:
