@@ -11,7 +11,7 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
 from .adapters import ADAPTERS, Adapter
-from .machines import GUARANTEES, PoolHang, machine_for, unsupported
+from .machines import GUARANTEES, BrokenBeforeHang, PoolHang, machine_for, unsupported
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ def check(pool: str, guarantee: str, examples: int, steps: int = 8, shrink: bool
                   report_multiple_bugs=False, suppress_health_check=list(HealthCheck))
     started = time.monotonic()
     outcome = _run(machine, settings(phases=[Phase.explicit, Phase.reuse, Phase.generate], **common))
-    if outcome is not None and shrink and not isinstance(outcome[0], PoolHang):
+    if outcome is not None and shrink and not isinstance(outcome[0], (PoolHang, BrokenBeforeHang)):
         shrunk = _run(machine, settings(phases=[Phase.reuse, Phase.shrink], **common))
         if shrunk is not None and isinstance(shrunk[0], AssertionError):
             outcome = shrunk

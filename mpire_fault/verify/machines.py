@@ -64,6 +64,15 @@ class PoolHang(AssertionError):
     """The pool did not answer within the bound: it would have kept its caller waiting forever."""
 
 
+class BrokenBeforeHang(AssertionError):
+    """The pool broke the graded promise (a task already ran twice) and then stopped answering.
+
+    A verdict "fail" rather than "hang": the broken promise is a fact the
+    markers prove, whatever the pool would have done after the bound. Not
+    shrunk, like a hang (each replay would wait out the bound again).
+    """
+
+
 def unsupported(adapter_cls: type[Adapter], guarantee: str | None) -> frozenset[str]:
     """The features ``guarantee`` needs that the adapter does not have."""
     return REQUIRES.get(guarantee or "", frozenset()) - adapter_cls.features
@@ -115,6 +124,11 @@ class PoolMachine(RuleBasedStateMachine):
     def hang(self, what: str) -> None:
         """Stop here: a call that never answers breaks §4 whatever guarantee is graded."""
         self.hung = f"{self.adapter.name}: {what}"
+        if self.guarantee in (None, "exactly-once"):  # a rerun the pool started while we waited is still a rerun
+            twice = {i: n for i, n in executions(self.markers).items() if n > 1}
+            if twice:
+                self.fail(BrokenBeforeHang(f"[exactly-once] tasks ran more than once: {twice} "
+                                           f"(then: {what})"))
         self.fail(PoolHang(f"[hang] {self.hung}"))
 
     def fail(self, error: AssertionError) -> None:

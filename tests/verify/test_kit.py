@@ -314,3 +314,13 @@ def test_one_table_from_the_verdicts_of_several_runs(tmp_path):
     bad.write_text('[{"pool": "x"}]')
     done = _verify("--from-json", str(bad))
     assert done.returncode == 2 and "not a verdict list" in done.stderr
+
+
+@pytest.mark.timeout(120)
+def test_plain_dask_reruns_are_a_failed_exactly_once_not_a_hang():
+    """Dask reruns a task whose worker died (allowed-failures): the markers prove the second run before
+    the kit's bound runs out, so the verdict says so instead of a bare hang."""
+    if "dask" not in available():
+        pytest.skip("distributed is not installed")
+    verdict = check("dask", "exactly-once", examples=2, shrink=False)
+    assert verdict.status == "fail" and "ran more than once" in verdict.detail, verdict
