@@ -54,6 +54,9 @@ def _close_cluster(client: Client | None, cluster: LocalCluster | None, close_cl
             log.debug("closing the LocalCluster failed", exc_info=True)
 
 
+_WORKER_MODULE = "mpire_fault.dask_backend.remote"
+
+
 def _fast_worker_starts() -> None:
     """Owned clusters start (and restart) workers from a forkserver that preloaded distributed.
 
@@ -68,6 +71,17 @@ def _fast_worker_starts() -> None:
     key = "distributed.worker.multiprocessing-method"
     if dask.config.get(key) == "spawn" and not os.environ.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD"):
         dask.config.set({key: "forkserver"})
+    if dask.config.get(key) == "forkserver":
+        # Our worker side too (importing it costs a new worker about as much as distributed itself, at
+        # its first task); effective unless the process's forkserver is already running.
+        from multiprocessing import forkserver
+
+        from distributed.utils import get_mp_context
+
+        context = get_mp_context()  # sets Dask's own preload list first
+        modules = list(getattr(getattr(forkserver, "_forkserver", None), "_preload_modules", ["distributed"]))
+        if _WORKER_MODULE not in modules:
+            context.set_forkserver_preload([*modules, _WORKER_MODULE])
 
 
 def _refuse(options: dict[str, Any]) -> None:
