@@ -31,6 +31,7 @@ from ..serialization import RESULT, TASK_ARGS, dump_exception, with_boundary
 from .chaos import DaskChaos, for_worker
 from .ledger import DeadWorker
 
+RUN_BOUND = 5.0  # seconds for Client.run on the workers (an abort, a session's close)
 TIMEOUT_GRACE = 2.0  # after task_timeout raised inside the task, how long before its worker is killed
 KEEP_RESULT_BYTES = 1 << 20  # answers up to this size are also kept by the ledger, in case the worker dies
 
@@ -151,11 +152,13 @@ def live_workers(dask_scheduler: Any = None) -> list[str]:
 
 def run_on_live(client: Any, function: Callable, *args: Any) -> dict:
     """``Client.run`` on the live workers only: a dead worker's address would be retried until Dask's
-    30 s connect timeout, stalling an abort or a session's close behind a death."""
+    30 s connect timeout, stalling an abort or a session's close behind a death. A worker can still die
+    between the listing and the call, so the call is bounded too (``RUN_BOUND``; then TimeoutError)."""
     workers = client.run_on_scheduler(live_workers)
     if not workers:
         return {}
-    return client.run(function, *args, workers=workers, on_error="return")
+    return client.sync(client._run, function, *args, workers=workers, on_error="return",
+                       callback_timeout=RUN_BOUND)
 
 
 def abort_call(call_id: str, dask_worker: Any = None) -> int:

@@ -1,6 +1,8 @@
 """Chaos on the cluster: the same spec and seed give the same faults and outcomes on DaskPool as on WorkerPool."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytest.importorskip("distributed")
@@ -150,7 +152,7 @@ def test_a_session_that_never_starts_gives_up_after_three_failures(dask_client):
         with pytest.raises(WorkerInitError) as info:
             pool.map(tasks.square, range(6), chunk_size=1)
         assert isinstance(info.value.__cause__, OSError) and isinstance(info.value, OSError)
-        assert "3 times in a row" in str(info.value)
+        assert re.search(r"failed [34] times in a row", str(info.value))  # both workers may fail at once
         assert pool.statistics()["restarts"] == before  # a raise ends no process
         journal = pool.chaos_journal()
         assert len(journal) >= 3 and {e.site for e in journal} == {"init"}
