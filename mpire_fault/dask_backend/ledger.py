@@ -9,9 +9,22 @@ for the one it was running: our contract says a task runs at most once unless
 (its event loop makes check-and-set atomic); a rerun whose key was already
 claimed is refused at once with a description of the earlier death.
 
-Claims are dropped when Dask forgets the key, so the ledger lives exactly as
-long as the task does. Exit codes come from the nannies (``ExitReporter``),
-which are the only ones who see the worker process end.
+A claim on a task's last allowed attempt also *arms* it: its Dask task state
+is marked as suspicious as Dask's ``allowed-failures`` permits, so the death
+of the worker running it errs the task at once (Dask's own ``KilledWorker``,
+raised by the scheduler as it removes the worker). Without that, the error
+would wait until the rerun found a free worker thread to be refused on, which
+behind a busy worker or a restart takes a second or more. Tasks merely queued
+on the dead worker are not armed, so Dask reruns them as before.
+
+Claims are dropped when Dask forgets the key; the key itself is remembered
+(bounded), because Dask cannot stop a task a worker already started: a key
+cancelled (a map's abort) while a worker was starting it, or while a worker
+recomputed a result lost with another worker, would otherwise claim afresh and
+run the user's function a second time. Exit codes come from the nannies (``ExitReporter``),
+which are the only ones who see the worker process end; the scheduler often
+removes a dead worker before its nanny has reported, so an error waits for the
+exit code only briefly (``_EXIT_CODE_WAIT``) and says "no exit code" after that.
 """
 from __future__ import annotations
 
@@ -25,8 +38,12 @@ from distributed.diagnostics.plugin import NannyPlugin, SchedulerPlugin
 
 LEDGER = "mpire-fault-ledger"
 EXIT_REPORTER = "mpire-fault-exit-reporter"
-_EXIT_CODE_WAIT = 1.5  # how long a refusal waits for the nanny's exit code
+_EXIT_CODE_WAIT = 0.3  # how long an error waits for the nanny's exit code (it usually comes within 50 ms)
 _KEEP_EXITS = 1000
+KEY_PREFIX = "mpire-fault-"  # every key of ours starts so (the pool id), and none is ever submitted twice
+_KEEP_FORGOTTEN = 100_000  # keys Dask forgot, kept so a run of one that was cancelled too late never starts
+_MAX_SPARED = 10  # deaths of workers holding a task that never started, before Dask's own count applies
+MAX_INIT_FAILURES = 3  # start-up failures in a row (per session) before its tasks fail with WorkerInitError
 
 
 @dataclass
@@ -49,6 +66,11 @@ class _Claim:
     timed_out: bool = False
     done: bool = False
     outcome: Any = None  # the finished task's (status, pickled) answer, kept in case its worker dies
+    retries: int = 0  # the reruns the task may have (max_task_retries)
+    session: str | None = None  # the session (worker_init/worker_exit of a call) the task starts workers with
+    init_deaths: list[DeadWorker] = field(default_factory=list)  # workers that ended while starting it
+    init_error: bytes | None = None  # what worker_init (or chaos at init) raised last, pickled by the worker
+    armed: bool = False  # its worker's death errs it at once (see Ledger._arm)
 
 
 def _plain(attempts: list[DeadWorker]) -> list[dict]:
@@ -68,6 +90,10 @@ class Ledger(SchedulerPlugin):
         self.former: OrderedDict[str, int] = OrderedDict()  # the index a departed worker had
         self.names: dict[Any, int] = {}  # worker name -> the index it had last
         self.deaths: list[dict] = []
+        self.forgotten: OrderedDict[str, None] = OrderedDict()
+        self.spared: dict[Any, int] = {}  # tasks that never started -> deaths spared by _spare
+        self.init_failures: OrderedDict[str, int] = OrderedDict()  # session -> start-up failures in a row
+        self.blocked: OrderedDict[str, bytes | None] = OrderedDict()  # sessions that gave up -> last error
         self.scheduler: Any = None
 
     async def start(self, scheduler: Any) -> None:
@@ -77,6 +103,7 @@ class Ledger(SchedulerPlugin):
             "mpire_fault_phase": self.set_phase,
             "mpire_fault_exit": self.record_exit,
             "mpire_fault_done": self.done,
+            "mpire_fault_init_failed": self.init_failed,
         })
         for address in scheduler.workers:
             self.add_worker(scheduler, address)
@@ -108,12 +135,25 @@ class Ledger(SchedulerPlugin):
         return self.slots.get(address, -1)
 
     # -------------------------------------------------------------- claims
-    async def claim(self, key: str, worker: str, pid: int, retries: int, phase: str = "task") -> dict:
-        """Check-and-set the claim of ``key``; refuse a rerun beyond ``retries``."""
+    async def claim(self, key: str, worker: str, pid: int, retries: int, phase: str = "task",
+                    session: str | None = None) -> dict:
+        """Check-and-set the claim of ``key``; refuse a rerun beyond ``retries``.
+
+        A worker that ended while it started the task (``phase`` still
+        "init": ``worker_init`` or chaos at ``init`` raised or crashed) did not
+        run it: as in the local pool the task goes on, on a restarted worker,
+        until its session has failed to start ``MAX_INIT_FAILURES`` times in
+        a row; from then on the session's tasks fail with WorkerInitError.
+        """
         me = DeadWorker(worker, self.worker_id(worker), pid, None)
+        if key in self.forgotten:  # a cancelled task a worker was already running: its call is over
+            return {"run": False, "why": "forgotten"}
         claim = self.claims.get(key)
         if claim is None:
-            self.claims[key] = _Claim([me], phase)
+            if phase == "init" and session in self.blocked:
+                return self._init_refusal(session, _Claim([me], phase, session=session), me)
+            self.claims[key] = claim = _Claim([me], phase, session=session)
+            self._arm(key, claim, retries)
             return {"run": True, "worker_id": me.worker_id, "attempt": 0}
         if claim.done:  # Dask recomputes a result lost with its worker: answer from here, never rerun
             if claim.outcome is not None:
@@ -121,12 +161,70 @@ class Ledger(SchedulerPlugin):
             return {"run": False, "why": "lost-result", "worker_id": me.worker_id, "deaths": _plain(claim.attempts)}
         if claim.timed_out:
             return {"run": False, "why": "timeout", "worker_id": me.worker_id, "deaths": _plain(claim.attempts)}
+        if claim.phase == "init":  # its worker died while starting the task: that was no run of it
+            claim.init_deaths.append(claim.attempts.pop())
+            if self._count_init_failure(claim.session):
+                await self._fill_exit_codes(claim.init_deaths)
+                return self._init_refusal(claim.session, claim, me)
         await self._fill_exit_codes(claim.attempts)
-        if claim.phase == "init" or len(claim.attempts) > retries:
+        if len(claim.attempts) > retries:
             return {"run": False, "why": claim.phase, "worker_id": me.worker_id, "deaths": _plain(claim.attempts)}
         claim.attempts.append(me)
         claim.phase = phase
+        self._arm(key, claim, retries)
         return {"run": True, "worker_id": me.worker_id, "attempt": len(claim.attempts) - 1}
+
+    def _init_refusal(self, session: str | None, claim: _Claim, me: DeadWorker) -> dict:
+        if claim.init_error is not None and self.blocked.get(session, b"") is None:
+            self.blocked[session] = claim.init_error  # later refusals of the session name the same error
+        error = claim.init_error if claim.init_error is not None else self.blocked.get(session)
+        deaths = claim.init_deaths or claim.attempts
+        return {"run": False, "why": "init", "worker_id": me.worker_id, "deaths": _plain(deaths),
+                "init_error": error, "failures": max(self.init_failures.get(session, 0), MAX_INIT_FAILURES)}
+
+    def init_failed(self, key: str, session: str | None, error: bytes, worker: str, pid: int) -> dict:
+        """``worker_init`` (or chaos at ``init``) raised on ``worker`` while it started ``key``: try again?
+
+        Counted with the starts that crashed (see ``claim``); ``run`` is False
+        once the session has failed ``MAX_INIT_FAILURES`` times in a row.
+        """
+        me = DeadWorker(worker, self.worker_id(worker), pid, None)
+        claim = self.claims.get(key)
+        if claim is None:  # not claimed through us (cannot happen): still bounded
+            claim = _Claim([me], "init", session=session)
+        claim.init_error = error
+        claim.init_deaths.append(me)
+        if self._count_init_failure(claim.session):
+            return self._init_refusal(claim.session, claim, me)
+        return {"run": True}
+
+    def _count_init_failure(self, session: str | None) -> bool:
+        """One more start-up failure of ``session``; True when the session gives up."""
+        failures = self.init_failures[session] = self.init_failures.get(session, 0) + 1
+        self.init_failures.move_to_end(session)
+        while len(self.init_failures) > _KEEP_EXITS:
+            self.init_failures.popitem(last=False)
+        if failures < MAX_INIT_FAILURES and session not in self.blocked:
+            return False
+        self.blocked[session] = self.blocked.get(session)
+        while len(self.blocked) > _KEEP_EXITS:
+            self.blocked.popitem(last=False)
+        return True
+
+    def _arm(self, key: str, claim: _Claim, retries: int) -> None:
+        """On the last allowed attempt, once past start-up: the worker's death errs the task at once."""
+        claim.retries, claim.armed = retries, False
+        if claim.phase != "task" or len(claim.attempts) <= retries or self.scheduler is None:
+            return
+        task = self.scheduler.tasks.get(key)
+        worker = getattr(task, "processing_on", None)
+        if worker is None or worker.address != claim.attempts[-1].address:
+            return  # not running where it claimed (stolen, or already gone): the rerun's claim will refuse
+        try:
+            task.suspicious = max(task.suspicious, self.scheduler.allowed_failures)
+            claim.armed = True
+        except AttributeError:  # a distributed without these counters: refusals still work, only later
+            pass
 
     def set_phase(self, key: str, phase: str) -> None:
         claim = self.claims.get(key)
@@ -135,12 +233,20 @@ class Ledger(SchedulerPlugin):
         if phase == "timed-out":
             claim.timed_out = True
         else:
+            if claim.phase == "init" and phase == "task":  # the worker started: the failures in a row end
+                self.init_failures.pop(claim.session, None)
             claim.phase = phase
+            self._arm(key, claim, claim.retries)
 
     def done(self, key: str, outcome: Any = None) -> None:
         claim = self.claims.get(key)
         if claim is not None:
             claim.done, claim.outcome = True, outcome
+            if claim.armed:  # finished: a death now (before Dask hears of the result) is no death of it
+                claim.armed = False
+                task = self.scheduler.tasks.get(key) if self.scheduler is not None else None
+                if task is not None and hasattr(task, "suspicious"):
+                    task.suspicious = 0
 
     async def _fill_exit_codes(self, attempts: list[DeadWorker]) -> None:
         deadline = time.monotonic() + _EXIT_CODE_WAIT
@@ -165,25 +271,113 @@ class Ledger(SchedulerPlugin):
         del self.deaths[:-_KEEP_EXITS]
 
     def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
-        if finish == "forgotten" and self.claims:
-            self.claims.pop(key, None)
+        if finish == "forgotten":
+            if self.claims:
+                self.claims.pop(key, None)
+            self.spared.pop(key, None)
+            if isinstance(key, str) and key.startswith(KEY_PREFIX):
+                self.forgotten[key] = None
+                while len(self.forgotten) > _KEEP_FORGOTTEN:
+                    self.forgotten.popitem(last=False)
+        elif start == "processing" and finish == "released" and self.scheduler is not None:
+            self._spare(key)
 
-    def death_of(self, address: str) -> dict:
-        exitcode = self.exits.get(address, (None, 0.0))[0]
-        for claim in self.claims.values():
-            for dead in claim.attempts:
-                if dead.address == address:
-                    return {"worker_id": dead.worker_id, "pid": dead.pid, "exitcode": exitcode}
-        return {"worker_id": -1, "pid": None, "exitcode": exitcode}
+    def _spare(self, key: Any) -> None:
+        """Undo Dask's count of a death for a task that was not running its last attempt on that worker.
+
+        Dask counts a death against every task the worker held (``suspicious``) and
+        gives up on a task after ``allowed-failures`` of them; the ledger knows better
+        which task was running: a task only queued there, or still starting its worker
+        (``init``), or with reruns left, is run again as the contract says, and the
+        ledger's own counts bound that (``MAX_INIT_FAILURES``, ``max_task_retries``).
+        A task that never claims (its worker dies before it starts, ``_MAX_SPARED``
+        times) is left to Dask's count, so nothing loops for ever.
+        """
+        claim = self.claims.get(key)
+        if claim is not None and claim.armed:
+            return
+        task = self.scheduler.tasks.get(key)
+        if task is None or getattr(task, "suspicious", 0) <= 0:
+            return  # released without a death (a cancel): nothing to undo
+        if claim is None:
+            spared = self.spared[key] = self.spared.get(key, 0) + 1
+            if spared > _MAX_SPARED:
+                return
+        task.suspicious -= 1
+
+    async def death_of(self, address: str, key: str | None = None) -> dict:
+        """What is known of the task ``key`` that Dask failed when the worker at ``address`` died.
+
+        ``why`` is "timeout" when our own deadline killed the worker, else
+        "death"; ``deaths`` lists every attempt of the task, with exit codes
+        filled in if the nannies report them within ``_EXIT_CODE_WAIT``.
+        """
+        claim = self.claims.get(key) if key is not None else None
+        if claim is not None and claim.attempts[-1].address == address:
+            await self._fill_exit_codes(claim.attempts)
+            why = "timeout" if claim.timed_out else ("init" if claim.phase == "init" else "death")
+            return {"why": why, "deaths": _plain(claim.attempts)}
+        dead = DeadWorker(address, self.former.get(address, self.slots.get(address, -1)), None, None)
+        for other in self.claims.values():
+            for attempt in other.attempts:
+                if attempt.address == address:
+                    dead.worker_id, dead.pid = attempt.worker_id, attempt.pid
+        await self._fill_exit_codes([dead])
+        return {"why": "death", "deaths": _plain([dead])}
+
+
+_REVIVE_AFTER = 2.0  # seconds a nanny may be without a live worker process before the reporter restarts one
+_REVIVE_EVERY = 0.25
 
 
 class ExitReporter(NannyPlugin):
-    """Nanny plugin: tells the ledger the exit code of each worker process that ends."""
+    """Nanny plugin: tells the ledger the exit code of each worker process that ends, and revives lost workers.
+
+    A nanny restarts a worker that dies, but not one that dies while it is still
+    starting it (a task sent at once to the new worker kills it before the nanny
+    has read its start-up message: the nanny then logs "Worker failed to connect"
+    and stays without a worker for good). Deaths in quick succession, which is
+    what chaos and the kit do, then shrink the cluster until every call hangs.
+    So the reporter also watches its nanny: without a live worker process for
+    ``_REVIVE_AFTER`` seconds while the nanny is running, it starts one.
+    """
 
     name = EXIT_REPORTER
     idempotent = True
 
     def setup(self, nanny: Any) -> None:
+        self._reporting(nanny)
+        try:
+            self._watch = asyncio.get_running_loop().create_task(self._revive(nanny))
+        except RuntimeError:  # not on the nanny's loop (cannot happen through register_plugin): no watch
+            self._watch = None
+
+    def teardown(self, nanny: Any) -> None:
+        watch = getattr(self, "_watch", None)
+        if watch is not None:
+            watch.cancel()
+
+    async def _revive(self, nanny: Any) -> None:
+        from distributed.core import Status
+
+        dead_since: float | None = None
+        while nanny.status not in (Status.closing, Status.closed, Status.closing_gracefully, Status.failed):
+            await asyncio.sleep(_REVIVE_EVERY)
+            process = getattr(nanny, "process", None)
+            if nanny.status != Status.running or (process is not None and process.is_alive()):
+                dead_since = None
+                continue
+            now = time.monotonic()
+            dead_since = dead_since or now
+            if now - dead_since < _REVIVE_AFTER:
+                continue
+            dead_since = None
+            try:
+                await nanny.instantiate()
+            except Exception:  # noqa: BLE001 - the next round tries again
+                pass
+
+    def _reporting(self, nanny: Any) -> None:
         original = getattr(nanny, "_on_worker_exit_sync", None)
         if original is None or getattr(original, "_mpire_fault", False):
             return  # a distributed without this hook: exit codes stay unknown
@@ -194,13 +388,13 @@ class ExitReporter(NannyPlugin):
             async def send() -> None:
                 try:
                     await nanny.scheduler.mpire_fault_exit(address=address, exitcode=exitcode)
-                except Exception:  # the scheduler is gone (the cluster is closing): nobody to tell
+                except Exception:  # noqa: BLE001 - the scheduler is gone (the cluster is closing): nobody to tell
                     pass
 
             try:
                 if address:
                     nanny._ongoing_background_tasks.call_soon(send)
-            except Exception:
+            except Exception:  # noqa: BLE001 - best effort: the exit code is a detail of the error
                 pass
             original(exitcode)
 
@@ -211,15 +405,20 @@ class ExitReporter(NannyPlugin):
             process.on_exit = report
 
 
-def death_of(address: str, dask_scheduler: Any = None) -> dict:
-    """``Client.run_on_scheduler`` target: what the ledger knows of the worker at ``address``."""
+async def death_of(address: str, key: str | None = None, dask_scheduler: Any = None) -> dict:
+    """``Client.run_on_scheduler`` target: what the ledger knows of task ``key`` and the worker at ``address``."""
     ledger = dask_scheduler.plugins.get(LEDGER)
-    return ledger.death_of(address) if ledger else {"worker_id": -1, "pid": None, "exitcode": None}
+    if ledger is None:
+        return {"why": "death", "deaths": [asdict(DeadWorker(address, -1, None, None))]}
+    return await ledger.death_of(address, key)
 
 
 def ledger_report(dask_scheduler: Any = None) -> dict:
     """``Client.run_on_scheduler`` target: slots and deaths, for ``DaskPool.statistics``."""
     ledger = dask_scheduler.plugins.get(LEDGER)
+    # the pids as the workers registered them: asking the workers themselves would wait on a dead one
+    # (still listed until the scheduler notices) for Dask's whole connect timeout
+    pids = {address: worker.pid for address, worker in dask_scheduler.workers.items()}
     if ledger is None:
-        return {"slots": {}, "deaths": []}
-    return {"slots": dict(ledger.slots), "deaths": list(ledger.deaths)}
+        return {"slots": {}, "deaths": [], "pids": pids}
+    return {"slots": dict(ledger.slots), "deaths": list(ledger.deaths), "pids": pids}

@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("mpire_fault.dask")
 
 
+def _describe(first: int, n_items: int, name: str) -> str:
+    """The chunk an error names: its one item exactly (as the local pool does), or the range it held
+    (which of its items a dead worker was running, the worker can no longer tell)."""
+    if n_items == 1:
+        return f"map item {first} ({name})"
+    return f"map items {first}..{first + n_items - 1} ({name})"
+
+
 def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunks: Iterator[tuple[int, list]],
              ordered: bool, max_chunks: int, task_timeout: float | None, hooks: tuple, bar: Any) -> Iterator[Any]:
     name = getattr(func, "__qualname__", None) or repr(func)
@@ -40,10 +48,10 @@ def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunk
                     break
                 try:
                     payload = pool._pickler.dumps((func, items))
-                except BaseException as exc:
-                    raise with_boundary(exc, TASK_ARGS)
+                except BaseException as exc:  # noqa: BLE001 - whatever it raised is handed on
+                    raise with_boundary(exc, TASK_ARGS)  # noqa: B904 - its cause is set by us
                 key = f"{call_id}-{first}"
-                description = f"map items {first}..{first + len(items) - 1} ({name})"
+                description = _describe(first, len(items), name)
                 spec = pool._spec(call_id, key, description, session, task_timeout, 0, is_map=True, first_index=first)
                 future = client.submit(run_task, spec, payload, pool._shared(), key=key, pure=False, retries=0)
                 live[future] = (first, len(items))
@@ -53,7 +61,7 @@ def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunk
             future = next(pending)
             first, n_items = live.pop(future)
             try:
-                values = pool._outcome(future, f"map items {first}..{first + n_items - 1} ({name})")
+                values = pool._outcome(future, _describe(first, n_items, name), task_timeout)
             except BaseException as exc:
                 if bar is not None:
                     bar.colour = "red"

@@ -13,29 +13,32 @@ from typing import Any
 
 from distributed.scheduler import KilledWorker
 
-from ..errors import Death, PoolTerminatedError, WorkerDiedError
+from ..errors import Death, PoolTerminatedError, TaskTimeoutError, WorkerDiedError, WorkerInitError, hook_error
 from ..serialization import RESULT, load_exception, with_boundary
 from .ledger import DeadWorker, death_of
 from .remote import Pickler
 
+DEATH_QUERY_BOUND = 2.0  # seconds to ask the ledger about a death (it waits at most 0.3 s for the exit code)
 
-def outcome(future: Any, description: str, pickler: Pickler, client: Any) -> list[Any]:
+
+def outcome(future: Any, description: str, pickler: Pickler, client: Any,
+            task_timeout: float | None = None) -> list[Any]:
     """The values of a finished task (a list: one per item), or raise its error."""
     if future.status == "cancelled":
         raise PoolTerminatedError(f"{description} was cancelled (the pool was terminated)")
     try:
         kind, data = future.result()
     except KilledWorker as exc:
-        raise death_error(exc, description, client)
+        raise death_error(exc, description, client, task_timeout)  # noqa: B904 - its cause is set by us
     except CancelledError:
         raise PoolTerminatedError(f"{description} was cancelled (the pool was terminated)") from None
-    except BaseException as exc:
-        raise restored(exc)
+    except BaseException as exc:  # noqa: BLE001 - whatever it raised is handed on
+        raise restored(exc)  # noqa: B904 - its cause is set by us
     if kind == "ok":
         try:
             return pickler.loads(data)
-        except BaseException as exc:
-            raise with_boundary(exc, RESULT)
+        except BaseException as exc:  # noqa: BLE001 - whatever it raised is handed on
+            raise with_boundary(exc, RESULT)  # noqa: B904 - its cause is set by us
     if kind == "aborted":
         raise PoolTerminatedError(f"{description} was stopped: its call was aborted")
     raise restored(load_exception(data, pickler))
@@ -45,16 +48,37 @@ def restored(exc: BaseException) -> BaseException:
     """Put back the ``__cause__`` a worker attached before pickling (pickle drops it)."""
     cause = exc.__dict__.pop("mpire_fault_cause", None)
     if cause is not None:
+        if type(exc) is WorkerInitError:  # also an instance of the hook's own type, as the local pool raises it
+            return hook_error(WorkerInitError, str(exc), cause)
         exc.__cause__ = cause
     return exc
 
 
-def death_error(killed: KilledWorker, description: str, client: Any) -> WorkerDiedError:
+def death_error(killed: KilledWorker, description: str, client: Any,
+                task_timeout: float | None = None) -> BaseException:
     deaths = getattr(killed, "mpire_fault_deaths", None)
-    if deaths is None:  # Dask's own KilledWorker: its allowed-failures ran out first
+    if deaths is None:  # Dask's own KilledWorker: the ledger armed the task (or allowed-failures ran out)
         address = getattr(killed.last_worker, "address", str(killed.last_worker))
-        info = client.run_on_scheduler(death_of, address) if client is not None else {}
-        deaths = [DeadWorker(address, info.get("worker_id", -1), info.get("pid"), info.get("exitcode"))]
+        info = {"why": "death", "deaths": [{"address": address, "worker_id": -1, "pid": None, "exitcode": None}]}
+        if client is not None:
+            try:
+                # Bounded: this runs in Dask's one callback thread (shared by every future of the process),
+                # and a scheduler that is closing must not hold the answers of other pools behind it.
+                info = client.sync(client._run_on_scheduler, death_of, address, killed.task,
+                                   callback_timeout=DEATH_QUERY_BOUND)
+            except Exception:  # noqa: BLE001 - the scheduler is gone or slow: say what Dask said
+                pass
+        deaths = [DeadWorker(**d) for d in info["deaths"]]
+        if info["why"] == "timeout":
+            error: BaseException = TaskTimeoutError(task_timeout or 0.0, deaths[-1].worker_id, description)
+            error.__cause__ = killed
+            return error
+        if info["why"] == "init":
+            last = deaths[-1]
+            error = WorkerInitError(f"worker_init ended worker {last.worker_id} (pid {last.pid}, Dask worker "
+                                    f"{last.address}) while starting {description}")
+            error.__cause__ = killed
+            return error
     last = deaths[-1]
     error = WorkerDiedError(last.worker_id, last.pid, last.exitcode, task=description,
                             deaths=[Death(d.worker_id, d.pid, d.exitcode) for d in deaths],

@@ -20,11 +20,11 @@ from distributed import Client, LocalCluster
 
 from ..chaos import JournalEntry
 from ..chaos import journal as journal_file
-from ..errors import PoolTerminatedError, WorkerExitError
+from ..errors import PoolTerminatedError, WorkerExitError, WorkerInitError
 from ..results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, maybe_concatenate
 from ..serialization import TASK_ARGS, load_exception, with_boundary
 from .chaos import ChaosStore, chaos_snapshot, register_chaos, resolve_chaos
-from .ledger import ExitReporter, Ledger, ledger_report
+from .ledger import KEY_PREFIX, ExitReporter, Ledger, ledger_report
 from .mapping import iterate_map
 from .outcomes import outcome
 from .remote import Pickler, Session, TaskSpec, abort_call, finish_session, run_on_live, run_task
@@ -55,6 +55,9 @@ def _close_cluster(client: Client | None, cluster: LocalCluster | None, close_cl
             log.debug("closing the LocalCluster failed", exc_info=True)
 
 
+_WORKER_MODULE = "mpire_fault.dask_backend.remote"
+
+
 def _fast_worker_starts() -> None:
     """Owned clusters start (and restart) workers from a forkserver that preloaded distributed.
 
@@ -69,6 +72,17 @@ def _fast_worker_starts() -> None:
     key = "distributed.worker.multiprocessing-method"
     if dask.config.get(key) == "spawn" and not os.environ.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD"):
         dask.config.set({key: "forkserver"})
+    if dask.config.get(key) == "forkserver":
+        # Our worker side too (importing it costs a new worker about as much as distributed itself, at
+        # its first task); effective unless the process's forkserver is already running.
+        from multiprocessing import forkserver
+
+        from distributed.utils import get_mp_context
+
+        context = get_mp_context()  # sets Dask's own preload list first
+        modules = list(getattr(getattr(forkserver, "_forkserver", None), "_preload_modules", ["distributed"]))
+        if _WORKER_MODULE not in modules:
+            context.set_forkserver_preload([*modules, _WORKER_MODULE])
 
 
 def _refuse(options: dict[str, Any]) -> None:
@@ -112,10 +126,11 @@ class DaskPool:
         self._client: Client | None = None
         self._cluster: LocalCluster | None = None
         self._shared_future: Any = None
-        self._pool_id = f"mpire-fault-{uuid.uuid4().hex[:12]}"
+        self._pool_id = f"{KEY_PREFIX}{uuid.uuid4().hex[:12]}"
         self._counter = itertools.count()
         self._pending: dict[str, tuple[Any, AsyncResult]] = {}
         self._apply_sessions: dict[tuple[int, int], str] = {}
+        self._given_up: list[str] = []  # apply sessions whose workers failed to start; closed with the others
         self._exit_results: list[Any] = []
         self._counts = {"tasks_completed": 0, "tasks_failed": 0}
         self._finalizer: Any = None
@@ -189,8 +204,8 @@ class DaskPool:
             return None
         try:
             hooks = self._pickler.dumps((worker_init, worker_exit))
-        except Exception as exc:
-            raise with_boundary(exc, TASK_ARGS)
+        except Exception as exc:  # noqa: BLE001 - whatever it raised is handed on
+            raise with_boundary(exc, TASK_ARGS)  # noqa: B904 - its cause is set by us
         self.client.register_plugin(Session(name, hooks, self._use_dill, self._chaos), name=name)
         return name
 
@@ -218,8 +233,8 @@ class DaskPool:
                 log.debug("unregistering session %s failed", name, exc_info=True)
         return errors
 
-    def _outcome(self, future: Any, description: str) -> list[Any]:
-        return outcome(future, description, self._pickler, self._client)
+    def _outcome(self, future: Any, description: str, task_timeout: float | None = None) -> list[Any]:
+        return outcome(future, description, self._pickler, self._client, task_timeout)
 
     # ------------------------------------------------------------------ apply
     def apply_async(self, func: Callable, args: Any = (), kwargs: dict | None = None,
@@ -247,7 +262,7 @@ class DaskPool:
                     self._apply_sessions[hooks] = session  # type: ignore[assignment]
         try:
             payload = self._pickler.dumps((func, [(args, kwargs or {})]))
-        except BaseException as exc:  # even SystemExit from a __reduce__: it belongs to this task
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit from a __reduce__: it belongs to this task
             result._resolve(error=with_boundary(exc, TASK_ARGS))
             return result
         key = f"{self._pool_id}-apply-{index}"
@@ -256,25 +271,46 @@ class DaskPool:
         future = client.submit(run_task, spec, payload, self._shared(), key=key, pure=False, retries=0)
         with self._lock:
             self._pending[key] = (future, result)
-        future.add_done_callback(lambda f: self._settle(f, key, description))
+        future.add_done_callback(lambda f: self._settle_soon(f, key, description, task_timeout, session))
         return result
 
-    def _settle(self, future: Any, key: str, description: str) -> None:
+    def _settle_soon(self, future: Any, *args: Any) -> None:
+        """Done callback. A failure may ask the scheduler what happened, so it is settled in a thread
+        of its own: Dask runs the done callbacks of every future in the process in one thread."""
+        if future.status == "error":
+            threading.Thread(target=self._settle, args=(future, *args), name="mpire-fault-dask-settle",
+                             daemon=True).start()
+        else:
+            self._settle(future, *args)
+
+    def _settle(self, future: Any, key: str, description: str, task_timeout: float | None = None,
+                session: str | None = None) -> None:
         with self._lock:
             entry = self._pending.pop(key, None)
         if entry is None:
             return  # terminate() answered it already
         result = entry[1]
         try:
-            value = self._outcome(future, description)[0]
-        except BaseException as exc:
+            value = self._outcome(future, description, task_timeout)[0]
+        except BaseException as exc:  # noqa: BLE001 - whatever it raised is handed on
             self._counts["tasks_failed"] += 1
+            if isinstance(exc, WorkerInitError) and session is not None:
+                self._give_up(session)
             result._resolve(error=exc)
         else:
             self._counts["tasks_completed"] += 1
             result._resolve(value)
         finally:
             future.release()
+
+    def _give_up(self, session: str) -> None:
+        """The session's workers could not start: its pending tasks fail; new work starts a fresh session
+        (as the local pool tries again when new work arrives)."""
+        with self._lock:
+            for hooks, name in list(self._apply_sessions.items()):
+                if name == session:
+                    del self._apply_sessions[hooks]
+                    self._given_up.append(name)
 
     def apply(self, func: Callable, args: Any = (), kwargs: dict | None = None,
               callback: Callable[[Any], Any] | None = None,
@@ -348,7 +384,8 @@ class DaskPool:
         for result in pending:
             result.wait()
         with self._lock:
-            sessions, self._apply_sessions = list(self._apply_sessions.values()), {}
+            sessions, self._apply_sessions = list(self._apply_sessions.values()) + self._given_up, {}
+            self._given_up = []
         errors = [error for name in sessions for error in self._close_session(name)]
         self._callbacks.drain()
         if errors:
@@ -363,13 +400,14 @@ class DaskPool:
         self._keep_chaos(drop=True)
         with self._lock:
             pending, self._pending = dict(self._pending), {}
-            sessions, self._apply_sessions = list(self._apply_sessions.values()), {}
+            sessions, self._apply_sessions = list(self._apply_sessions.values()) + self._given_up, {}
+            self._given_up = []
             client, self._client = self._client, None
             cluster, self._cluster = self._cluster, None
             finalizer, self._finalizer = self._finalizer, None
-            pool_id, self._pool_id = self._pool_id, f"mpire-fault-{uuid.uuid4().hex[:12]}"
+            pool_id, self._pool_id = self._pool_id, f"{KEY_PREFIX}{uuid.uuid4().hex[:12]}"
             self._shared_future = None
-        for future, result in pending.values():
+        for _future, result in pending.values():
             result._resolve(error=PoolTerminatedError("the pool was terminated while this task was pending"))
         if client is not None:
             try:
@@ -400,8 +438,8 @@ class DaskPool:
         client = self._client
         if client is None:
             return stats
-        pids = client.run(os.getpid, on_error="ignore")
         report = client.run_on_scheduler(ledger_report)
+        pids = report["pids"]
         stats.update(address=client.scheduler.address, live_workers=len(pids),
                      worker_pids={report["slots"].get(address, -1): pid for address, pid in pids.items()},
                      deaths=report["deaths"], restarts=len(report["deaths"]))

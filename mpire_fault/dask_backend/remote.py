@@ -32,6 +32,7 @@ from ..serialization import RESULT, TASK_ARGS, dump_exception, with_boundary
 from .chaos import DaskChaos, for_worker
 from .ledger import DeadWorker
 
+RUN_BOUND = 5.0  # seconds for Client.run on the workers (an abort, a session's close)
 TIMEOUT_GRACE = 2.0  # after task_timeout raised inside the task, how long before its worker is killed
 KEEP_RESULT_BYTES = 1 << 20  # answers up to this size are also kept by the ledger, in case the worker dies
 
@@ -152,11 +153,13 @@ def live_workers(dask_scheduler: Any = None) -> list[str]:
 
 def run_on_live(client: Any, function: Callable, *args: Any) -> dict:
     """``Client.run`` on the live workers only: a dead worker's address would be retried until Dask's
-    30 s connect timeout, stalling an abort or a session's close behind a death."""
+    30 s connect timeout, stalling an abort or a session's close behind a death. A worker can still die
+    between the listing and the call, so the call is bounded too (``RUN_BOUND``; then TimeoutError)."""
     workers = client.run_on_scheduler(live_workers)
     if not workers:
         return {}
-    return client.run(function, *args, workers=workers, on_error="return")
+    return client.sync(client._run, function, *args, workers=workers, on_error="return",
+                       callback_timeout=RUN_BOUND)
 
 
 def abort_call(call_id: str, dask_worker: Any = None) -> int:
@@ -182,7 +185,7 @@ def _die(exc: SystemExit) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:
+        except Exception:  # noqa: BLE001 - flushing is best effort before _exit
             pass
     os._exit(code)
 
@@ -208,9 +211,18 @@ def _refuse(spec: TaskSpec, answer: dict) -> None:
     killed = KilledWorker(spec.key, last, spec.retries)
     killed.mpire_fault_deaths = deaths  # travels with the exception (pickled with its __dict__)
     if answer["why"] == "init":
-        error = WorkerInitError(f"worker_init ended worker {last.worker_id} (pid {last.pid}, Dask worker "
-                                f"{last.address}) while starting {spec.description}")
-        error.mpire_fault_cause = killed  # __cause__ does not survive pickling; the pool restores it
+        failures = answer.get("failures", 1)
+        if answer.get("init_error") is not None:
+            cause: BaseException = Pickler(spec.use_dill).loads(answer["init_error"])[0]
+            error = WorkerInitError(f"worker_init failed {failures} times in a row while starting {spec.description} "
+                                    f"(last on worker {last.worker_id}, Dask worker {last.address}): "
+                                    f"{type(cause).__name__}: {cause}")
+        else:
+            cause = killed
+            error = WorkerInitError(f"workers died {failures} times in a row while starting {spec.description} "
+                                    f"(last: worker {last.worker_id}, pid {last.pid}, exit code {last.exitcode}, "
+                                    f"Dask worker {last.address})")
+        error.mpire_fault_cause = cause  # __cause__ does not survive pickling; the pool restores it
         raise error
     raise killed
 
@@ -221,10 +233,12 @@ def run_task(spec: TaskSpec, payload: bytes, shared: Any = None) -> tuple[str, A
     session = worker.plugins.get(spec.session) if spec.session else None
     init_now = session is not None and session.needs_init()
     answer = _ledger(worker, "mpire_fault_claim", key=spec.key, worker=worker.address, pid=os.getpid(),
-                     retries=spec.retries, phase="init" if init_now else "task")
+                     retries=spec.retries, phase="init" if init_now else "task", session=spec.session)
     if not answer["run"]:
         if answer["why"] == "done":
             return tuple(answer["outcome"])  # type: ignore[return-value]
+        if answer["why"] == "forgotten":  # cancelled: nobody waits for it, and it must not run now
+            return "aborted", None
         _refuse(spec, answer)
     chaos = for_worker(spec.chaos, worker)
     outcome = _run_claimed(spec, payload, shared, worker, session, init_now, answer["worker_id"], chaos,
@@ -237,16 +251,34 @@ def run_task(spec: TaskSpec, payload: bytes, shared: Any = None) -> tuple[str, A
 def _run_claimed(spec: TaskSpec, payload: bytes, shared: Any, worker: Any, session: Session | None,
                  init_now: bool, worker_id: int, chaos: DaskChaos | None, attempt: int) -> tuple[str, Any]:
     pickler = Pickler(spec.use_dill)
-    preamble: list[Any] = []
-    if spec.pass_worker_id:
-        preamble.append(worker_id)
-    if spec.has_shared:
-        preamble.append(shared)
-    if spec.use_worker_state:
-        preamble.append(_worker_state.setdefault(spec.pool_id, {}))
+
+    def arguments() -> list[Any]:
+        preamble: list[Any] = []
+        if spec.pass_worker_id:
+            preamble.append(worker_id)
+        if spec.has_shared:
+            preamble.append(shared)
+        if spec.use_worker_state:
+            preamble.append(_worker_state.setdefault(spec.pool_id, {}))
+        return preamble
+
+    preamble = arguments()
     try:
         if session is not None:
             session.ensure_started(tuple(preamble), worker_id)
+            while init_now and session.failed():
+                # Locally the worker ends and its replacement starts again. Here the process stays (a Dask
+                # nanny does not restart a worker that dies while it is still starting, so killing one can
+                # lose it for good): the session starts afresh in it, with a fresh worker_state, until the
+                # ledger counts MAX_INIT_FAILURES in a row and the call fails with WorkerInitError.
+                answer = _ledger(worker, "mpire_fault_init_failed", key=spec.key, session=spec.session,
+                                 error=session.error(), worker=worker.address, pid=os.getpid())
+                if not answer["run"]:
+                    _refuse(spec, answer)
+                session.reset()
+                _worker_state.pop(spec.pool_id, None)
+                preamble = arguments()
+                session.ensure_started(tuple(preamble), worker_id)
             if init_now:
                 _ledger(worker, "mpire_fault_phase", key=spec.key, phase="task")
             session.check()
@@ -254,7 +286,7 @@ def _run_claimed(spec: TaskSpec, payload: bytes, shared: Any, worker: Any, sessi
             if chaos is not None:
                 chaos.visit("args.unpickle", worker_id=worker_id, task_index=spec.first_index, attempt=attempt)
             func, items = pickler.loads(payload)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever it raised is handed on
             return "err", dump_exception(with_boundary(exc, TASK_ARGS), pickler)
         results = []
         try:
@@ -277,14 +309,14 @@ def _run_claimed(spec: TaskSpec, payload: bytes, shared: Any, worker: Any, sessi
             if chaos is not None:
                 chaos.visit("result.pickle", worker_id=worker_id, task_index=spec.first_index, attempt=attempt)
             return "ok", pickler.dumps(results)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever it raised is handed on
             return "err", dump_exception(with_boundary(exc, RESULT), pickler)
     except CallAborted:
         return "aborted", None
     except SystemExit as exc:
         _die(exc)
         raise  # not reached
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever it raised is handed on
         return "err", dump_exception(exc, pickler)
 
 
@@ -318,6 +350,19 @@ class Session(WorkerPlugin):
         self._error: bytes | None = None
         self._exited = False
 
+    def reset(self) -> None:
+        """Start afresh, as the session does in a new worker process (after ``worker_init`` failed)."""
+        with self._lock:
+            self._started, self._error, self._preamble, self._exited = False, None, (), False
+
+    def failed(self) -> bool:
+        """worker_init (or chaos at ``init``) raised in this process."""
+        return self._error is not None
+
+    def error(self) -> bytes | None:
+        """What it raised, pickled with its traceback."""
+        return self._error
+
     def needs_init(self) -> bool:
         return not self._started and (self._init is not None or self._chaos is not None)
 
@@ -334,7 +379,7 @@ class Session(WorkerPlugin):
                     self._chaos.visit("init", worker_id=worker_id)
                 if self._init is not None:
                     self._init(*preamble)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever it raised is handed on
                 self._error = dump_exception(exc, Pickler(self.use_dill))
 
     def check(self) -> None:
@@ -359,7 +404,7 @@ class Session(WorkerPlugin):
                 return "ok", pickler.dumps(self._exit(*self._preamble))
             except SystemExit as exc:
                 _die(exc)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever it raised is handed on
                 return "err", dump_exception(exc, pickler)
         return None
 

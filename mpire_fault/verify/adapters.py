@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib.util
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +33,31 @@ FEATURES = ("task_timeout", "names_item")
 CLOSE_BOUND = 2.0  # how long the pool's own shutdown may take before we stop waiting for it
 SETTLE_BOUND = 1.0  # after a shutdown that returned: how long workers get to leave on their own before SIGKILL
 REAP_BOUND = 2.0  # how long a SIGKILLed worker may take to be gone (or a zombie)
+
+
+def bounded(fn: Callable[[], Any], timeout: float, what: str) -> Any:
+    """``fn()`` in a daemon thread of its own; ``Hang`` if it has not returned after ``timeout`` seconds.
+
+    For the adapter calls that are no submission (listing a pool's workers asks
+    a Dask cluster over the network): a pool that stops answering there is a
+    verdict too, never a stuck run.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"verify-{what}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise Hang(f"{what} did not answer within {timeout} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 class Adapter:
@@ -173,6 +197,16 @@ def _route(future, callback: Callable | None, error_callback: Callable | None) -
         if callback is not None:
             callback(future.result())
     elif error_callback is not None:
+        error_callback(error)
+
+
+def _route_dask(future, callback: Callable | None, error_callback: Callable | None) -> None:
+    """``_route`` for a ``distributed.Future`` (its status says how it ended; nothing here blocks)."""
+    if future.status == "finished":
+        if callback is not None:
+            callback(future.result(0))
+    elif error_callback is not None:
+        error = concurrent.futures.CancelledError() if future.status == "cancelled" else future.exception(0)
         error_callback(error)
 
 
@@ -336,8 +370,13 @@ class DaskAdapter(Adapter):
                                     silence_logs=logging.CRITICAL)
         return Client(self.cluster, set_as_default=False)
 
-    def submit(self, fn, args):
-        return self.pool.submit(fn, *args, pure=False)
+    def submit(self, fn, args, callback=None, error_callback=None, timeout=None):
+        if timeout is not None:
+            raise NotImplementedError("distributed.Client.submit has no per-task timeout")
+        future = self.pool.submit(fn, *args, pure=False)
+        if callback is not None or error_callback is not None:
+            future.add_done_callback(lambda done: _route_dask(done, callback, error_callback))
+        return future
 
     def get(self, handle, timeout):
         from distributed import TimeoutError as DaskTimeout
@@ -351,8 +390,9 @@ class DaskAdapter(Adapter):
         return self.pool.gather(self.pool.map(fn, *zip(*items, strict=True), pure=False))
 
     def worker_pids(self) -> list[int]:
+        # as the scheduler knows them: Client.run would wait on a dead worker for Dask's connect timeout
         try:
-            return sorted(self.pool.run(os.getpid, on_error="ignore").values())
+            return sorted(self.pool.run_on_scheduler(_scheduler_worker_pids))
         except Exception:  # noqa: BLE001 - a cluster in trouble has no pids to give; the kit goes on
             return []
 
@@ -361,6 +401,11 @@ class DaskAdapter(Adapter):
             self.pool.close(timeout=3)
         finally:
             self.cluster.close(timeout=3)
+
+
+def _scheduler_worker_pids(dask_scheduler: Any = None) -> list[int]:
+    """``Client.run_on_scheduler`` target: the pids of the workers the scheduler has now."""
+    return [worker.pid for worker in dask_scheduler.workers.values()]
 
 
 class MpireFaultDaskAdapter(MpireFaultAdapter):

@@ -12,7 +12,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from .adapters import ADAPTERS, available, missing
-from .conformance import SEED, Verdict, as_json, check, check_apart, markdown, merge, table
+from .conformance import SEED, Verdict, as_json, check, check_apart, from_json, markdown, merge, table
 from .machines import GUARANTEES
 
 GRADE_EXAMPLES = 50
@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guarantee", action="append", choices=list(GUARANTEES), help="only these (repeatable)")
     parser.add_argument("--json", metavar="PATH", help="write the verdicts as JSON")
     parser.add_argument("--markdown", metavar="PATH", help="write the table and counterexamples as Markdown")
+    parser.add_argument("--from-json", action="append", metavar="PATH",
+                        help="grade nothing: make the table (and --markdown) from verdicts earlier runs wrote "
+                             "with --json (repeatable; one table for several runs)")
     parser.add_argument("--self-test", action="store_true",
                         help="grade built-in broken variants of mpire_fault; exit 1 if any is not caught")
     parser.add_argument("--mutant", action="append", metavar="NAME",
@@ -78,6 +81,8 @@ def main(ns: argparse.Namespace) -> int:
                 return _fail(problem)
     if ns.self_test:
         return self_test(ns, examples)
+    if ns.from_json:
+        return render(ns)
     if ns.mutant:
         return _fail("--mutant only goes with --self-test")
     if ns.pool == "all":
@@ -141,6 +146,24 @@ def grade_all(pairs: list[tuple[str, str]], examples: int, jobs: int) -> list[Ve
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="verify-grading") as executor:
         list(executor.map(one, units))
     return [merge(done[pair]) for pair in pairs]
+
+
+def render(ns: argparse.Namespace) -> int:
+    """``--from-json``: one table (and Markdown report) from the verdicts of earlier runs."""
+    verdicts = []
+    for path in ns.from_json:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                verdicts += from_json(json.load(handle))
+        except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+            return _fail(f"--from-json {path}: {exc}")
+    print(table(verdicts))
+    if ns.markdown:
+        runs = ", ".join(f"`{os.path.basename(path)}`" for path in ns.from_json)
+        command = "mpire-fault verify " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "mpire-fault verify"
+        with open(ns.markdown, "w", encoding="utf-8") as handle:
+            handle.write(markdown(verdicts, command, [f"The verdicts come from the runs that wrote {runs}."]))
+    return 0 if all(v.status == "pass" for v in verdicts) else 1
 
 
 def self_test(ns: argparse.Namespace, examples: int) -> int:

@@ -18,7 +18,7 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
 from .adapters import ADAPTERS, Adapter
-from .machines import GUARANTEES, PoolHang, machine_for, unsupported
+from .machines import GUARANTEES, BrokenBeforeHang, PoolHang, machine_for, unsupported
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ def check(pool: str, guarantee: str, examples: int, steps: int = 8, shrink: bool
                                   report_multiple_bugs=False, suppress_health_check=list(HealthCheck))
     started = time.monotonic()
     outcome = _run(machine, settings(phases=[Phase.explicit, Phase.reuse, Phase.generate], **common))
-    if outcome is not None and shrink and not isinstance(outcome[0], PoolHang):
+    if outcome is not None and shrink and not isinstance(outcome[0], (PoolHang, BrokenBeforeHang)):
         shrunk = _run(machine, settings(phases=[Phase.reuse, Phase.shrink], **common))
         if shrunk is not None and isinstance(shrunk[0], AssertionError):
             outcome = shrunk
@@ -155,11 +155,13 @@ def table(verdicts: list[Verdict]) -> str:
     return "\n".join(lines)
 
 
-def markdown(verdicts: list[Verdict], command: str) -> str:
+def markdown(verdicts: list[Verdict], command: str, notes: list[str] | None = None) -> str:
     out = [
         "# Conformance: which pools keep the promises of docs/guarantees.md §4",
         "",
-        f"Produced by `{command}` (Hypothesis state machines of `mpire_fault.verify`, two workers, fork).",
+        f"Produced by `{command}` (Hypothesis state machines of `mpire_fault.verify`, two workers, fork;",
+        "the Dask pools on a LocalCluster of two single-thread worker processes).",
+        *(notes or []),
         "`hang` means a call did not answer within 3 s: the pool would have waited forever.",
         "`unsupported` means the pool cannot express what the guarantee needs (a per-task timeout, naming the item",
         "that died): it is not checked, and not counted as kept.",
@@ -182,6 +184,15 @@ def markdown(verdicts: list[Verdict], command: str) -> str:
 
 def as_json(verdicts: list[Verdict]) -> list[dict]:
     return [asdict(v) for v in verdicts]
+
+
+def from_json(data: list[dict]) -> list[Verdict]:
+    """Verdicts written by ``--json`` (so several runs can make one table)."""
+    fields = set(Verdict.__dataclass_fields__)
+    rows = [row for row in data if isinstance(row, dict) and fields <= set(row)]
+    if len(rows) != len(data):
+        raise ValueError(f"not a verdict list written by --json (each row needs {', '.join(sorted(fields))})")
+    return [Verdict(**{name: row[name] for name in fields}) for row in rows]
 
 
 def merge(shards: list[Verdict]) -> Verdict:

@@ -22,7 +22,8 @@ GUARANTEES = {
     "apply-death-error": "apply: the task whose worker died gets an error (not a value, not silence)",
     "idle-kill": "a worker killed from outside while idle fails no task and is replaced; later calls work",
     "exactly-once": "every task ran at most once; each success ran exactly once",
-    "map-abort": ("map: a death aborts the call with an error, promptly; its running items are stopped, "
+    "map-abort": ("map: a death aborts the call with an error, promptly (within 1.5 s of the death); "
+                  "its running items are stopped, "
                   "no later one starts"),
     "map-reuse": "map: the next call after an aborted one works",
     "no-orphans": "closing the pool leaves no process behind",
@@ -48,6 +49,15 @@ LATE = 50_000_000  # ns: a start or end this long after the call answered counts
 
 class PoolHang(AssertionError):
     """The pool did not answer within the bound: it would have kept its caller waiting forever."""
+
+
+class BrokenBeforeHang(AssertionError):
+    """The pool broke the graded promise (a task already ran twice) and then stopped answering.
+
+    A verdict "fail" rather than "hang": the broken promise is a fact the
+    markers prove, whatever the pool would have done after the bound. Not
+    shrunk, like a hang (each replay would wait out the bound again).
+    """
 
 
 def unsupported(adapter_cls: type[Adapter], guarantee: str | None) -> frozenset[str]:

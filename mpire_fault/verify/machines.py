@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from .adapters import Adapter, Hang, MpireFaultAdapter
+from .adapters import Adapter, Hang, MpireFaultAdapter, bounded
 from .callback_rules import CallbackRules
 from .guarantees import (
     GUARANTEES,
@@ -34,6 +34,7 @@ from .guarantees import (
     REQUIRES,
     SLOW_CALLBACK,
     TASK_TIMEOUT,
+    BrokenBeforeHang,
     PoolHang,
     Refused,
     can,
@@ -82,7 +83,20 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
     def hang(self, what: str) -> None:
         """Stop here: a call that never answers breaks §4 whatever guarantee is graded."""
         self.hung = f"{self.adapter.name}: {what}"
+        if self.guarantee in (None, "exactly-once"):  # a rerun the pool started while we waited is still a rerun
+            twice = {i: n for i, n in executions(self.markers).items() if n > 1}
+            if twice:
+                self.fail(BrokenBeforeHang(f"[exactly-once] tasks ran more than once: {twice} "
+                                           f"(then: {what})"))
         self.fail(PoolHang(f"[hang] {self.hung}"))
+
+    def worker_pids(self) -> list[int]:
+        """The pool's worker pids, or a hang if the pool cannot say within the bound."""
+        try:
+            return bounded(self.adapter.worker_pids, self.bound, "listing the worker processes")
+        except Hang as exc:
+            self.hang(str(exc))
+            raise  # not reached: hang() raises
 
     def fail(self, error: AssertionError) -> None:
         if self.failures_seen is not None:
@@ -237,11 +251,11 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
     @rule()
     def kill_an_idle_worker(self) -> None:
         self.wait_for_results()
-        pids = self.adapter.worker_pids()
+        pids = self.worker_pids()
         if not pids:  # pools that start workers lazily: give them work first
             self.submit("ok", 0.0)
             self.wait_for_results()
-            pids = self.adapter.worker_pids()
+            pids = self.worker_pids()
         if not pids:
             return
         try:
@@ -251,12 +265,12 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
         self.after_idle_kill = True
         deadline = time.monotonic() + self.bound
         while time.monotonic() < deadline:
-            now = self.adapter.worker_pids()
+            now = self.worker_pids()
             if pids[0] not in now and len(now) >= len(pids):
                 return
             time.sleep(0.02)
         self.violate("idle-kill", f"worker pid {pids[0]}, killed while idle, was not replaced within {self.bound} s "
-                                  f"(live workers: {self.adapter.worker_pids()}, before: {pids})")
+                                  f"(live workers: {self.worker_pids()}, before: {pids})")
 
     # ------------------------------------------------------------------ checks
     @precondition(live)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 
-import psutil
 import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from dask_suite import OWNED, _owned_worker_pids, children, wait_for_no_children  # noqa: E402
+from _children import children, kill, wait_for_no_children  # noqa: E402
+from dask_suite import OWNED, _owned_worker_pids  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def no_orphans():
@@ -24,12 +25,7 @@ def no_orphans():
     before = children()
     yield
     left = wait_for_no_children(lambda: before | _owned_worker_pids(), 5.0)
-    for pid in left:
-        try:
-            psutil.Process(pid).kill()
-        except psutil.Error:
-            pass
-    assert not left, f"the test left child processes behind: {left}"
+    assert not left, f"the test left child processes behind: {kill(left)}"
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,10 @@
 """The origin case, shared by the LocalCluster and the CLI-started cluster suites."""
 from __future__ import annotations
 
+import dask_tasks as tasks
 from distributed.scheduler import KilledWorker
 
 from mpire_fault import WorkerDiedError
-
-import dask_tasks as tasks
 
 BEHAVIOUR = {2: "exit", 5: "raise", 7: "sigkill"}
 

@@ -94,3 +94,8 @@ def use_shared(shared: dict, key: str) -> int:
 
 def shared_id(shared: dict, key: str) -> int:
     return id(shared)
+
+
+def block_and_square(seconds: float, x: int) -> int:
+    time.sleep(seconds)
+    return x * x

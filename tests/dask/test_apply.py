@@ -5,11 +5,11 @@ import pytest
 
 pytest.importorskip("distributed")
 
+import dask_tasks as tasks  # noqa: E402  (tests/dask is not a package: a package named "dask" would shadow the real one)
+from dask_origin import check_origin_case  # noqa: E402
+
 from mpire_fault import PoolTerminatedError, TaskTimeoutError, WorkerDiedError  # noqa: E402
 from mpire_fault.dask_backend import DaskPool  # noqa: E402
-
-from dask_origin import check_origin_case  # noqa: E402
-import dask_tasks as tasks  # noqa: E402  (tests/dask is not a package: a package named "dask" would shadow the real one)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,7 +42,7 @@ def test_callbacks(dask_client, markers):
 def test_timeout_raised_inside_the_task(dask_client, markers):
     """The timeout is raised inside the task (its finally runs), the worker lives on."""
     pool = DaskPool(address=dask_client)
-    pool.client  # connect, so statistics() sees the cluster
+    _ = pool.client  # connect, so statistics() sees the cluster
     deaths = len(pool.statistics()["deaths"])
     with pytest.raises(TaskTimeoutError) as info:
         pool.apply(tasks.spin_forever, (markers,), task_timeout=0.5)

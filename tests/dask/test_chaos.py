@@ -1,6 +1,8 @@
 """Chaos on the cluster: the same spec and seed give the same faults and outcomes on DaskPool as on WorkerPool."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytest.importorskip("distributed")
@@ -66,7 +68,8 @@ def test_percent_decisions_are_the_local_ones(dask_client):
 
 def test_count_budget_is_kept_by_the_cluster(dask_client):
     """2*raise -> off: exactly two faults in the whole run, across both workers; the boundary sites too."""
-    spec = "task.start=2*raise(ValueError)->off;args.unpickle[task=5]=raise(OSError);result.pickle[task=6]=raise(KeyError)"
+    spec = ("task.start=2*raise(ValueError)->off;args.unpickle[task=5]=raise(OSError);"
+            "result.pickle[task=6]=raise(KeyError)")
     expected, got, _ = _both(dask_client, spec)
     assert [kind for kind, *_ in got[0]].count("ValueError") == 2
     assert got[0][5] == ("OSError", None, ("task-args",)) and got[0][6] == ("KeyError", None, ("result",))
@@ -122,3 +125,37 @@ def test_idle_is_not_visited_and_says_so(dask_client):
     with pytest.warns(RuntimeWarning, match="idle"):
         pool = DaskPool(address=dask_client, chaos="idle=sigkill")
     pool.terminate()
+
+
+@pytest.mark.parametrize("action", ["exit(3)", "sigkill", "raise(OSError)"])
+def test_a_worker_failing_once_at_init_is_replaced(dask_client, action):
+    """As in the local pool (tests/chaos/test_sites.py): a worker that fails to start once is restarted
+    and the call goes on; nothing fails, the fault is journaled once."""
+    with DaskPool(address=dask_client, chaos=f"init[worker=0]=1*{action}", chaos_seed=11) as pool:
+        _ = pool.client  # connect, so statistics() sees the cluster's earlier deaths
+        before = pool.statistics()["restarts"]
+        # slow enough items that both workers start the call's session
+        assert pool.map(tasks.block_and_square, [(0.2, x) for x in range(8)], chunk_size=1) == \
+            [x * x for x in range(8)]
+        assert [(e.site, e.worker_id) for e in pool.chaos_journal()] == [("init", 0)]
+        assert pool.map(tasks.square, range(4)) == [0, 1, 4, 9]
+        stats = pool.statistics()
+        # a crash restarts the worker; a raise starts the session afresh in the same process (see remote.py)
+        assert stats["restarts"] == before + (0 if action.startswith("raise") else 1), stats["deaths"]
+
+
+def test_a_session_that_never_starts_gives_up_after_three_failures(dask_client):
+    """Every start fails: after three failures in a row the call fails with WorkerInitError (no endless loop);
+    the cause is the hook's own error and the error is also an instance of its type."""
+    with DaskPool(address=dask_client, chaos="init=raise(OSError)", chaos_seed=2) as pool:
+        _ = pool.client  # connect, so statistics() sees the cluster's earlier deaths
+        before = pool.statistics()["restarts"]
+        with pytest.raises(WorkerInitError) as info:
+            pool.map(tasks.square, range(6), chunk_size=1)
+        assert isinstance(info.value.__cause__, OSError) and isinstance(info.value, OSError)
+        assert re.search(r"failed [34] times in a row", str(info.value))  # both workers may fail at once
+        assert pool.statistics()["restarts"] == before  # a raise ends no process
+        journal = pool.chaos_journal()
+        assert len(journal) >= 3 and {e.site for e in journal} == {"init"}
+    with DaskPool(address=dask_client) as pool:  # the cluster is none the worse
+        assert pool.map(tasks.square, range(3)) == [0, 1, 4]

@@ -19,8 +19,8 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 import dask_suite as conftest  # noqa: E402  (tests/dask is not a package: a package named "dask" would shadow the real one)
-from dask_origin import check_origin_case  # noqa: E402
 import dask_tasks as tasks  # noqa: E402
+from dask_origin import check_origin_case  # noqa: E402
 
 from mpire_fault import WorkerDiedError  # noqa: E402
 from mpire_fault.dask_backend import DaskPool  # noqa: E402

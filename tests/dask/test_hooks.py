@@ -55,7 +55,7 @@ def test_pass_worker_id(dask_client):
 
 def test_worker_id_is_kept_by_a_replacement(dask_client, markers):
     pool = DaskPool(address=dask_client, pass_worker_id=True)
-    pool.client  # connect, so statistics() sees the cluster
+    _ = pool.client  # connect, so statistics() sees the cluster
     slots = set(pool.statistics()["worker_pids"])
     with pytest.raises(WorkerDiedError) as info:
         pool.apply(tasks.die_with_id)

@@ -34,7 +34,7 @@ def test_death_aborts_the_map_then_the_next_map_works(dask_client, markers):
     elapsed = time.monotonic() - began
     assert elapsed < 8, f"the abort took {elapsed:.1f}s"  # the 40 items alone would take ~6s
     assert info.value.exitcode == -9
-    assert "map items 4..4" in str(info.value)
+    assert "map item 4 " in str(info.value)  # a chunk of one item names it as the local pool does
     assert "tcp://127.0.0.1:" in str(info.value)
     assert tasks.runs(markers, "item4") == 1
     started = sum(tasks.runs(markers, f"item{i}") for i in range(40))

@@ -313,3 +313,76 @@ def test_a_grading_process_that_dies_is_an_error_verdict():
 
     verdict = check_apart("no-such-pool", "map-abort", 1, timeout=60)
     assert verdict.status == "error" and "the grading process failed" in verdict.detail
+
+
+class ReuseHangsAdapter(MpireFaultAdapter):
+    """Our pool, broken so that every map after an aborted one blocks for good (the map-reuse hang)."""
+
+    name = "reuse-hangs"
+
+    def start(self):
+        self.aborted = False
+        self.released = threading.Event()
+        return super().start()
+
+    def run_map(self, fn, items):
+        if self.aborted:
+            self.released.wait(60)
+        try:
+            return super().run_map(fn, items)
+        except Exception:
+            self.aborted = True
+            raise
+
+    def shutdown(self):
+        self.released.set()
+        super().shutdown()
+
+
+class SilentPidsAdapter(MpireFaultAdapter):
+    """Our pool, except that listing its workers never answers (as a cluster that stopped answering)."""
+
+    name = "silent-pids"
+
+    def worker_pids(self):
+        threading.Event().wait(60)
+        return []
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("adapter, guarantee", [(ReuseHangsAdapter, "map-reuse"), (SilentPidsAdapter, "idle-kill")])
+def test_a_hang_outside_submit_and_get_is_a_bounded_verdict(monkeypatch, adapter, guarantee):
+    monkeypatch.setitem(ADAPTERS, adapter.name, adapter)
+    verdict = check(adapter.name, guarantee, examples=3, shrink=False)
+    assert verdict.status == "hang", verdict
+    assert verdict.seconds < 20, verdict.seconds
+
+
+def test_one_table_from_the_verdicts_of_several_runs(tmp_path):
+    from mpire_fault.verify.conformance import Verdict, as_json
+
+    runs = []
+    for pool, status in (("mpire_fault", "pass"), ("dask", "fail")):
+        path = tmp_path / f"{pool}.json"
+        path.write_text(json.dumps(as_json([Verdict(pool, "exactly-once", status, "ran twice", "state.x()", 1.0)])))
+        runs += ["--from-json", str(path)]
+    report = tmp_path / "conformance.md"
+    done = _verify(*runs, "--markdown", str(report))
+    assert done.returncode == 1, done.stderr  # one verdict is not a pass
+    assert "| exactly-once | pass | fail |" in done.stdout
+    text = report.read_text()
+    assert "### dask: exactly-once (fail)" in text and "`mpire_fault.json`, `dask.json`" in text
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"pool": "x"}]')
+    done = _verify("--from-json", str(bad))
+    assert done.returncode == 2 and "not a verdict list" in done.stderr
+
+
+@pytest.mark.timeout(120)
+def test_plain_dask_reruns_are_a_failed_exactly_once_not_a_hang():
+    """Dask reruns a task whose worker died (allowed-failures): the markers prove the second run before
+    the kit's bound runs out, so the verdict says so instead of a bare hang."""
+    if "dask" not in available():
+        pytest.skip("distributed is not installed")
+    verdict = check("dask", "exactly-once", examples=2, shrink=False)
+    assert verdict.status == "fail" and "ran more than once" in verdict.detail, verdict

@@ -1,0 +1,106 @@
+"""The ledger's decisions on their own, against a stand-in scheduler (no cluster, no processes)."""
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("distributed")
+
+from mpire_fault.dask_backend.ledger import KEY_PREFIX, MAX_INIT_FAILURES, Ledger  # noqa: E402
+
+KEY = f"{KEY_PREFIX}0123456789ab-map-0-0"
+A, B = "tcp://127.0.0.1:1001", "tcp://127.0.0.1:1002"
+
+
+def _ledger(processing_on: str | None = A) -> tuple[Ledger, SimpleNamespace]:
+    where = SimpleNamespace(address=processing_on) if processing_on else None
+    task = SimpleNamespace(suspicious=0, processing_on=where)
+    scheduler = SimpleNamespace(tasks={KEY: task}, allowed_failures=3, handlers={}, nanny_plugins={},
+                                workers={A: SimpleNamespace(name=0), B: SimpleNamespace(name=1)})
+    ledger = Ledger()
+    asyncio.run(ledger.start(scheduler))
+    return ledger, task
+
+
+def _claim(ledger: Ledger, worker: str = A, retries: int = 0, phase: str = "task", session: str | None = None):
+    return asyncio.run(ledger.claim(KEY, worker, 100, retries, phase, session))
+
+
+def test_last_attempt_is_armed_so_its_death_errs_at_once():
+    ledger, task = _ledger()
+    assert _claim(ledger)["run"]
+    assert task.suspicious == 3  # one more death and Dask errs it (suspicious > allowed_failures)
+
+
+def test_an_attempt_with_reruns_left_or_still_starting_is_not_armed():
+    ledger, task = _ledger()
+    assert _claim(ledger, retries=1)["run"]
+    assert task.suspicious == 0
+    ledger, task = _ledger()
+    assert _claim(ledger, phase="init", session="s")["run"]
+    assert task.suspicious == 0
+    ledger.set_phase(KEY, "task")  # the worker started: now it is the task's run
+    assert task.suspicious == 3
+
+
+def test_a_task_not_running_where_it_claimed_is_not_armed():
+    ledger, task = _ledger(processing_on=B)
+    assert _claim(ledger, worker=A)["run"]
+    assert task.suspicious == 0
+
+
+def test_a_death_counted_against_a_task_that_was_not_running_is_undone():
+    ledger, task = _ledger()
+    task.suspicious = 1  # Dask counted the death of a worker that only held it
+    ledger.transition(KEY, "processing", "released")
+    assert task.suspicious == 0
+    assert _claim(ledger)["run"]
+    task.suspicious += 1  # the armed task's own death is not undone
+    ledger.transition(KEY, "processing", "released")
+    assert task.suspicious == 4
+
+
+def test_a_forgotten_key_never_runs_again():
+    """A cancelled task a worker had already started (or was recomputing) must not claim afresh."""
+    ledger, _ = _ledger()
+    assert _claim(ledger)["run"]
+    ledger.done(KEY, ("ok", b""))
+    ledger.transition(KEY, "memory", "forgotten")
+    assert KEY not in ledger.claims
+    assert _claim(ledger, worker=B) == {"run": False, "why": "forgotten"}
+
+
+def test_a_rerun_after_a_death_is_refused():
+    ledger, _ = _ledger()
+    assert _claim(ledger)["run"]
+    answer = _claim(ledger, worker=B)
+    assert not answer["run"] and answer["why"] == "task" and answer["deaths"][0]["address"] == A
+
+
+def test_start_up_failures_give_up_after_three_in_a_row():
+    ledger, _ = _ledger()
+    assert _claim(ledger, phase="init", session="s")["run"]
+    answers = [ledger.init_failed(KEY, "s", b"error", A, 100) for _ in range(MAX_INIT_FAILURES)]
+    assert [a["run"] for a in answers] == [True] * (MAX_INIT_FAILURES - 1) + [False]
+    assert answers[-1]["why"] == "init" and answers[-1]["init_error"] == b"error"
+    assert not _claim(ledger, phase="init", session="s")["run"]  # the session gave up: its next task too
+
+
+def test_a_successful_start_ends_the_failures_in_a_row():
+    ledger, _ = _ledger()
+    assert _claim(ledger, phase="init", session="s")["run"]
+    for _ in range(MAX_INIT_FAILURES - 1):
+        assert ledger.init_failed(KEY, "s", b"error", A, 100)["run"]
+    ledger.set_phase(KEY, "task")
+    assert "s" not in ledger.init_failures
+
+
+def test_a_finished_task_is_disarmed():
+    """Its worker may die before Dask hears of the result: that must not err a task that finished."""
+    ledger, task = _ledger()
+    assert _claim(ledger)["run"]
+    ledger.done(KEY, ("ok", b"value"))
+    assert task.suspicious == 0
+    assert _claim(ledger, worker=B) == {"run": False, "why": "done", "outcome": ("ok", b"value")}
