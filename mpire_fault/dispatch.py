@@ -16,7 +16,7 @@ from collections.abc import Callable
 from .jobs import Barrier, Task
 from .protocol import run_task, stop
 from .slots import WorkerSlot
-from .state import Mode, PoolState
+from .state import FINISHING, STOPPED, Mode, PoolState
 from .watchdog import DEFAULT_EXIT_GRACE
 
 PREFETCH = 2  # tasks handed to a worker at once: one running, one waiting in its pipe
@@ -36,6 +36,7 @@ class Dispatcher:
         self.selector = selector
         self.start_workers = start_workers
         self._unflushed: set[WorkerSlot] = set()  # slots handed tasks in this pass, written once at its end
+        self.events = state.events  # fixed for the supervisor's life
 
     def dispatch(self) -> None:
         """Hand pending tasks to workers; each worker's new tasks go out in one write."""
@@ -46,7 +47,7 @@ class Dispatcher:
 
     def _dispatch(self) -> None:
         state = self.state
-        while state.pending and not state.finishing or state.front_barrier() is not None:
+        while state.pending and state.mode is not FINISHING or state.front_barrier() is not None:
             head = state.pending[0]
             if isinstance(head, Barrier):
                 if not self.run_barrier(head):
@@ -55,7 +56,7 @@ class Dispatcher:
             if head.job.done:
                 state.pending.popleft()
                 continue
-            if state.mode is Mode.STOPPED:
+            if state.mode is STOPPED:
                 if any(s.alive for s in state.slots):
                     return  # an earlier graceful stop is still finishing
                 state.session, state.mode = head.job.session, Mode.RUNNING
@@ -107,8 +108,8 @@ class Dispatcher:
                            job.task_timeout is not None, job.chaos_call)
         slot.queue_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
         self._unflushed.add(slot)
-        if self.state.events is not None:
-            self.state.events.task_dispatched(slot, task)
+        if self.events is not None:
+            self.events.task_dispatched(slot, task)
 
     def flush(self, slot: WorkerSlot) -> None:
         if slot.task_fd is None:

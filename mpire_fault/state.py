@@ -75,9 +75,9 @@ class Mode(enum.Enum):
     BLOCKED = "blocked"  # the restart budget ran out: no respawn until new work arrives
     FINISHING = "finishing"  # terminate() or shutdown: nothing new starts, ever
 
-    @property
-    def wants_workers(self) -> bool:
-        return self is Mode.RUNNING
+
+# Module constants: comparing with these skips the enum's class attribute lookup on the loop's hot path.
+STOPPED, RUNNING, BLOCKED, FINISHING = Mode.STOPPED, Mode.RUNNING, Mode.BLOCKED, Mode.FINISHING
 
 
 @dataclass(slots=True, eq=False)

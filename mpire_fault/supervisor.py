@@ -40,7 +40,7 @@ from .serialization import Serializer
 from .settlement import Settlement
 from .shm import sweep, sweep_worker
 from .slots import WorkerSlot
-from .state import Mode, PoolSettings, PoolState, SharedArrays
+from .state import FINISHING, RUNNING, Mode, PoolSettings, PoolState, SharedArrays
 from .statistics import Counters
 from .watchdog import Watchdog
 from .worker import PickledObjects, WorkerConfig, preload
@@ -136,7 +136,7 @@ class Supervisor(threading.Thread):
         try:
             while True:
                 self.read_inbox()
-                if state.finishing and not any(s.alive for s in state.slots) and not state.pending:
+                if state.mode is FINISHING and not any(s.alive for s in state.slots) and not state.pending:
                     break
                 self.start_wanted_workers()
                 self.dispatcher.dispatch()
@@ -231,7 +231,7 @@ class Supervisor(threading.Thread):
     # ------------------------------------------------------------------ workers
     def start_wanted_workers(self) -> None:
         state = self.state
-        if not state.mode.wants_workers:
+        if state.mode is not RUNNING:
             return
         now, close_fds = time.monotonic(), None
         for slot in state.slots:
