@@ -9,6 +9,16 @@ from mpire_fault.events import read_events
 from mpire_fault.timeline import write_timeline
 
 
+def apply_all(pool, items):
+    """Submit every item, then wait for each; an injected fault fails only its own task."""
+    results = [pool.apply_async(work, (i,)) for i in items]
+    for result in results:
+        try:
+            result.get(30)
+        except (WorkerDiedError, ValueError):  # the faults the spec injects
+            pass
+
+
 def work(x):
     time.sleep(0.02 + (x % 5) * 0.01)
     return x * x
@@ -16,22 +26,12 @@ def work(x):
 if __name__ == "__main__":
     spec = "task.start=6%sigkill;task.start=4%exit(3);task.start=4%raise(ValueError)"
     with WorkerPool(4, event_log="events.jsonl", chaos=spec, chaos_seed=11) as pool:
-        results = [pool.apply_async(work, (i,)) for i in range(120)]
-        for r in results:
-            try:
-                r.get(30)
-            except (WorkerDiedError, ValueError):  # the faults the spec injects
-                pass
+        apply_all(pool, range(120))
         try:
             pool.map(work, range(200), chunk_size=2)
         except (WorkerDiedError, ValueError) as exc:
             print("map aborted:", type(exc).__name__)
-        results = [pool.apply_async(work, (i,)) for i in range(40)]
-        for r in results:
-            try:
-                r.get(30)
-            except (WorkerDiedError, ValueError):  # the faults the spec injects
-                pass
+        apply_all(pool, range(40))
     events = read_events("events.jsonl")
     write_timeline(events, "run.html", "A real chaos run: 4 workers, SIGKILL, exit(3) and raise injected at random")
     print(len(events), "events")
