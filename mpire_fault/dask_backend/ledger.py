@@ -92,8 +92,9 @@ class Ledger(SchedulerPlugin):
         self.deaths: list[dict] = []
         self.forgotten: OrderedDict[str, None] = OrderedDict()
         self.spared: dict[Any, int] = {}  # tasks that never started -> deaths spared by _spare
-        self.init_failures: OrderedDict[str, int] = OrderedDict()  # session -> start-up failures in a row
-        self.blocked: OrderedDict[str, bytes | None] = OrderedDict()  # sessions that gave up -> last error
+        # keyed by session as the claims carry it (a task in phase "init" always has one; None is kept as is)
+        self.init_failures: OrderedDict[str | None, int] = OrderedDict()  # session -> start-up failures in a row
+        self.blocked: OrderedDict[str | None, bytes | None] = OrderedDict()  # sessions that gave up -> last error
         self.scheduler: Any = None
 
     async def start(self, scheduler: Any) -> None:
@@ -344,6 +345,8 @@ class ExitReporter(NannyPlugin):
 
     name = EXIT_REPORTER
     idempotent = True
+
+    _watch: asyncio.Task[None] | None = None  # the revival loop on the nanny's event loop
 
     def setup(self, nanny: Any) -> None:
         self._reporting(nanny)

@@ -14,7 +14,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sized
-from typing import Any
+from typing import Any, cast
 
 from distributed import Client, LocalCluster
 
@@ -328,19 +328,21 @@ class DaskPool:
              worker_lifespan: int | None = None, progress_bar: bool = False, worker_init: Callable | None = None,
              worker_exit: Callable | None = None, task_timeout: float | None = None,
              worker_init_timeout: float | None = None, worker_exit_timeout: float | None = None,
-             progress_bar_options: dict | None = None, progress_bar_style: str | None = None,
+             progress_bar_options: dict | None = None, progress_bar_style: str | None = None, *,
              _ordered: bool = True) -> Iterator[Any]:
         """Results in input order as they arrive; a death or an exception aborts the whole call."""
         _refuse({"worker_lifespan": worker_lifespan, "worker_init_timeout": worker_init_timeout,
                  "worker_exit_timeout": worker_exit_timeout})
         if isinstance(iterable_of_args, int) and not isinstance(iterable_of_args, bool):
             iterable_of_args = range(iterable_of_args)
+        # an int is a range by now; a bool is no count, and fails as the iterable it is not (as in WorkerPool)
+        items = cast(Iterable[Any], iterable_of_args)
         for name, value in (("iterable_len", iterable_len), ("max_tasks_active", max_tasks_active),
                             ("chunk_size", chunk_size), ("n_splits", n_splits), ("worker_lifespan", worker_lifespan)):
             _check_positive(name, value)
         _check_positive("task_timeout", task_timeout, number=True)
         client = self.client
-        size = choose_chunk_size(iterable_of_args, self.n_jobs or 1, chunk_size, n_splits, iterable_len)
+        size = choose_chunk_size(items, self.n_jobs or 1, chunk_size, n_splits, iterable_len)
         max_chunks = max(1, max_tasks_active // size) if max_tasks_active else (self.n_jobs or 1) * 3
         call_id = f"{self._pool_id}-map-{next(self._counter)}"
         bar = None
@@ -348,9 +350,9 @@ class DaskPool:
             from tqdm.auto import tqdm
 
             total = iterable_len if iterable_len is not None else (
-                len(iterable_of_args) if isinstance(iterable_of_args, Sized) else None)
+                len(items) if isinstance(items, Sized) else None)
             bar = tqdm(total=total, **(progress_bar_options or {}))
-        chunks = chunk_iterable(iterable_of_args, size, iterable_len)
+        chunks = chunk_iterable(items, size, iterable_len)
         return iterate_map(self, client, call_id, func, chunks, _ordered, max_chunks, task_timeout,
                            (worker_init, worker_exit), bar)
 

@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import cloudpickle
 from distributed import get_worker
@@ -31,6 +31,9 @@ from ..errors import TaskTimeoutError, WorkerDiedError, WorkerInitError
 from ..serialization import RESULT, TASK_ARGS, dump_exception, with_boundary
 from .chaos import DaskChaos, for_worker
 from .ledger import DeadWorker
+
+if TYPE_CHECKING:
+    from distributed.scheduler import WorkerState
 
 RUN_BOUND = 5.0  # seconds for Client.run on the workers (an abort, a session's close)
 TIMEOUT_GRACE = 2.0  # after task_timeout raised inside the task, how long before its worker is killed
@@ -208,8 +211,10 @@ def _refuse(spec: TaskSpec, answer: dict) -> None:
                               detail=f"it had finished, but its result was lost with Dask worker {last.address}")
     if answer["why"] == "timeout":
         raise TaskTimeoutError(spec.task_timeout or 0.0, last.worker_id, spec.description)
-    killed = KilledWorker(spec.key, last, spec.retries)
-    killed.mpire_fault_deaths = deaths  # travels with the exception (pickled with its __dict__)
+    # A DeadWorker stands in for the scheduler's WorkerState: KilledWorker only reads its .address.
+    killed = KilledWorker(spec.key, cast("WorkerState", last), spec.retries)
+    # travels with the exception (pickled with its __dict__), which declares no such attribute
+    killed.__dict__["mpire_fault_deaths"] = deaths
     if answer["why"] == "init":
         failures = answer.get("failures", 1)
         if answer.get("init_error") is not None:
@@ -222,7 +227,7 @@ def _refuse(spec: TaskSpec, answer: dict) -> None:
             error = WorkerInitError(f"workers died {failures} times in a row while starting {spec.description} "
                                     f"(last: worker {last.worker_id}, pid {last.pid}, exit code {last.exitcode}, "
                                     f"Dask worker {last.address})")
-        error.mpire_fault_cause = cause  # __cause__ does not survive pickling; the pool restores it
+        error.__dict__["mpire_fault_cause"] = cause  # __cause__ does not survive pickling; the pool restores it
         raise error
     raise killed
 
@@ -230,7 +235,8 @@ def _refuse(spec: TaskSpec, answer: dict) -> None:
 def run_task(spec: TaskSpec, payload: bytes, shared: Any = None) -> tuple[str, Any]:
     """The Dask task: claim, init, unpickle, run, pickle. Returns ``(status, pickled)``."""
     worker = get_worker()
-    session = worker.plugins.get(spec.session) if spec.session else None
+    # the plugin registered under a session's name is always that session (DaskPool._open_session)
+    session = cast("Session | None", worker.plugins.get(spec.session)) if spec.session else None
     init_now = session is not None and session.needs_init()
     answer = _ledger(worker, "mpire_fault_claim", key=spec.key, worker=worker.address, pid=os.getpid(),
                      retries=spec.retries, phase="init" if init_now else "task", session=spec.session)
@@ -386,7 +392,8 @@ class Session(WorkerPlugin):
         if self._error is not None:
             original, tb = Pickler(self.use_dill).loads(self._error)
             error = WorkerInitError(f"worker_init raised {type(original).__name__}: {original}")
-            error.mpire_fault_cause = original  # __cause__ does not survive pickling; the pool restores it
+            # __cause__ does not survive pickling; the pool restores it
+            error.__dict__["mpire_fault_cause"] = original
             raise error
 
     def finish(self) -> tuple[str, Any] | None:
