@@ -11,13 +11,25 @@ from __future__ import annotations
 import pickle
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from . import shm
 from .errors import RemoteTraceback
 
 TASK_ARGS = "task-args"
 RESULT = "result"
+
+
+class Codec(Protocol):
+    """What ``dump_exception``/``load_exception`` need of a serializer: ``Serializer`` or the Dask backend's
+    ``Pickler``. An ``inband_dumps`` (bytes, never shared memory) is used when the codec has one (read
+    with ``getattr``, so it is optional); otherwise ``dumps`` must return bytes itself."""
+
+    @property
+    def dumps(self) -> Callable[[Any], Any]: ...
+
+    @property
+    def loads(self) -> Callable[[Any], Any]: ...
 
 
 class Serializer:
@@ -77,7 +89,7 @@ def with_boundary(exc: BaseException, boundary: str) -> BaseException:
     return exc
 
 
-def dump_exception(exc: BaseException, serializer: Serializer) -> bytes:
+def dump_exception(exc: BaseException, serializer: Codec) -> bytes:
     """Pickle an exception raised in a worker together with its formatted traceback.
 
     An exception that cannot itself be pickled (a common trap: a custom
@@ -111,7 +123,7 @@ def summarize(exc: BaseException) -> str:
     return line.splitlines()[0][:300] if line else type(exc).__name__
 
 
-def load_exception(data: bytes, serializer: Serializer) -> BaseException:
+def load_exception(data: bytes, serializer: Codec) -> BaseException:
     """Rebuild a worker's exception with its traceback chained as ``__cause__``."""
     exc, tb = serializer.loads(data)
     exc.__cause__ = RemoteTraceback(tb)

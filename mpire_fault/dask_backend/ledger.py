@@ -21,7 +21,7 @@ Claims are dropped when Dask forgets the key; the key itself is remembered
 (bounded), because Dask cannot stop a task a worker already started: a key
 cancelled (a map's abort) while a worker was starting it, or while a worker
 recomputed a result lost with another worker, would otherwise claim afresh and
-run the user's function a second time. Exit codes come from the nannies (``ExitReporter``),
+run the user's function a second time. Exit codes come from the nannies (``ExitReporter``, in ``exits``),
 which are the only ones who see the worker process end; the scheduler often
 removes a dead worker before its nanny has reported, so an error waits for the
 exit code only briefly (``_EXIT_CODE_WAIT``) and says "no exit code" after that.
@@ -34,10 +34,12 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from distributed.diagnostics.plugin import NannyPlugin, SchedulerPlugin
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+from .exits import EXIT_REPORTER
+from .exits import ExitReporter as ExitReporter  # re-exported: it was defined here
 
 LEDGER = "mpire-fault-ledger"
-EXIT_REPORTER = "mpire-fault-exit-reporter"
 _EXIT_CODE_WAIT = 0.3  # how long an error waits for the nanny's exit code (it usually comes within 50 ms)
 _KEEP_EXITS = 1000
 KEY_PREFIX = "mpire-fault-"  # every key of ours starts so (the pool id), and none is ever submitted twice
@@ -92,8 +94,9 @@ class Ledger(SchedulerPlugin):
         self.deaths: list[dict] = []
         self.forgotten: OrderedDict[str, None] = OrderedDict()
         self.spared: dict[Any, int] = {}  # tasks that never started -> deaths spared by _spare
-        self.init_failures: OrderedDict[str, int] = OrderedDict()  # session -> start-up failures in a row
-        self.blocked: OrderedDict[str, bytes | None] = OrderedDict()  # sessions that gave up -> last error
+        # keyed by session as the claims carry it (a task in phase "init" always has one; None is kept as is)
+        self.init_failures: OrderedDict[str | None, int] = OrderedDict()  # session -> start-up failures in a row
+        self.blocked: OrderedDict[str | None, bytes | None] = OrderedDict()  # sessions that gave up -> last error
         self.scheduler: Any = None
 
     async def start(self, scheduler: Any) -> None:
@@ -324,85 +327,6 @@ class Ledger(SchedulerPlugin):
                     dead.worker_id, dead.pid = attempt.worker_id, attempt.pid
         await self._fill_exit_codes([dead])
         return {"why": "death", "deaths": _plain([dead])}
-
-
-_REVIVE_AFTER = 2.0  # seconds a nanny may be without a live worker process before the reporter restarts one
-_REVIVE_EVERY = 0.25
-
-
-class ExitReporter(NannyPlugin):
-    """Nanny plugin: tells the ledger the exit code of each worker process that ends, and revives lost workers.
-
-    A nanny restarts a worker that dies, but not one that dies while it is still
-    starting it (a task sent at once to the new worker kills it before the nanny
-    has read its start-up message: the nanny then logs "Worker failed to connect"
-    and stays without a worker for good). Deaths in quick succession, which is
-    what chaos and the kit do, then shrink the cluster until every call hangs.
-    So the reporter also watches its nanny: without a live worker process for
-    ``_REVIVE_AFTER`` seconds while the nanny is running, it starts one.
-    """
-
-    name = EXIT_REPORTER
-    idempotent = True
-
-    def setup(self, nanny: Any) -> None:
-        self._reporting(nanny)
-        try:
-            self._watch = asyncio.get_running_loop().create_task(self._revive(nanny))
-        except RuntimeError:  # not on the nanny's loop (cannot happen through register_plugin): no watch
-            self._watch = None
-
-    def teardown(self, nanny: Any) -> None:
-        watch = getattr(self, "_watch", None)
-        if watch is not None:
-            watch.cancel()
-
-    async def _revive(self, nanny: Any) -> None:
-        from distributed.core import Status
-
-        dead_since: float | None = None
-        while nanny.status not in (Status.closing, Status.closed, Status.closing_gracefully, Status.failed):
-            await asyncio.sleep(_REVIVE_EVERY)
-            process = getattr(nanny, "process", None)
-            if nanny.status != Status.running or (process is not None and process.is_alive()):
-                dead_since = None
-                continue
-            now = time.monotonic()
-            dead_since = dead_since or now
-            if now - dead_since < _REVIVE_AFTER:
-                continue
-            dead_since = None
-            try:
-                await nanny.instantiate()
-            except Exception:  # noqa: BLE001 - the next round tries again
-                pass
-
-    def _reporting(self, nanny: Any) -> None:
-        original = getattr(nanny, "_on_worker_exit_sync", None)
-        if original is None or getattr(original, "_mpire_fault", False):
-            return  # a distributed without this hook: exit codes stay unknown
-
-        def report(exitcode: int | None) -> None:
-            address = getattr(nanny, "worker_address", None)
-
-            async def send() -> None:
-                try:
-                    await nanny.scheduler.mpire_fault_exit(address=address, exitcode=exitcode)
-                except Exception:  # noqa: BLE001 - the scheduler is gone (the cluster is closing): nobody to tell
-                    pass
-
-            try:
-                if address:
-                    nanny._ongoing_background_tasks.call_soon(send)
-            except Exception:  # noqa: BLE001 - best effort: the exit code is a detail of the error
-                pass
-            original(exitcode)
-
-        report._mpire_fault = True  # type: ignore[attr-defined]
-        nanny._on_worker_exit_sync = report
-        process = getattr(nanny, "process", None)
-        if process is not None and hasattr(process, "on_exit"):
-            process.on_exit = report
 
 
 async def death_of(address: str, key: str | None = None, dask_scheduler: Any = None) -> dict:

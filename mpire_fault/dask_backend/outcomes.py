@@ -59,7 +59,8 @@ def death_error(killed: KilledWorker, description: str, client: Any,
     deaths = getattr(killed, "mpire_fault_deaths", None)
     if deaths is None:  # Dask's own KilledWorker: the ledger armed the task (or allowed-failures ran out)
         address = getattr(killed.last_worker, "address", str(killed.last_worker))
-        info = {"why": "death", "deaths": [{"address": address, "worker_id": -1, "pid": None, "exitcode": None}]}
+        info: dict[str, Any] = {"why": "death",
+                                "deaths": [{"address": address, "worker_id": -1, "pid": None, "exitcode": None}]}
         if client is not None:
             try:
                 # Bounded: this runs in Dask's one callback thread (shared by every future of the process),

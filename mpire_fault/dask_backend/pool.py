@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sized
-from typing import Any
+from typing import Any, cast
 
 from distributed import Client, LocalCluster
 
-from ..chaos import JournalEntry
-from ..chaos import journal as journal_file
 from ..errors import PoolTerminatedError, WorkerExitError, WorkerInitError
 from ..results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, maybe_concatenate
 from ..serialization import TASK_ARGS, load_exception, with_boundary
-from .chaos import ChaosStore, chaos_snapshot, register_chaos, resolve_chaos
-from .ledger import KEY_PREFIX, ExitReporter, Ledger, ledger_report
+from .chaos import resolve_chaos
+from .cluster import ClusterOwner
+from .ledger import KEY_PREFIX
 from .mapping import iterate_map
 from .outcomes import outcome
 from .remote import Pickler, Session, TaskSpec, abort_call, finish_session, run_on_live, run_task
@@ -42,49 +40,6 @@ def _check_positive(name: str, value: Any, number: bool = False) -> None:
         raise ValueError(f"{name} must be a positive {'number' if number else 'integer'} or None, got {value!r}")
 
 
-def _close_cluster(client: Client | None, cluster: LocalCluster | None, close_client: bool) -> None:
-    try:
-        if client is not None and close_client:
-            client.close(timeout=10)
-    except Exception:  # closing is best effort; the cluster below is what owns processes
-        log.debug("closing the Dask client failed", exc_info=True)
-    if cluster is not None:
-        try:
-            cluster.close(timeout=20)
-        except Exception:
-            log.debug("closing the LocalCluster failed", exc_info=True)
-
-
-_WORKER_MODULE = "mpire_fault.dask_backend.remote"
-
-
-def _fast_worker_starts() -> None:
-    """Owned clusters start (and restart) workers from a forkserver that preloaded distributed.
-
-    Dask's default, spawn, takes seconds per worker; a worker that a task
-    killed is then back in a fraction of a second, as in the local pool.
-    Only Dask's default is replaced: a method set in Dask's configuration
-    (file or environment) is kept. The setting is process-wide, as Dask's
-    configuration is.
-    """
-    import dask
-
-    key = "distributed.worker.multiprocessing-method"
-    if dask.config.get(key) == "spawn" and not os.environ.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD"):
-        dask.config.set({key: "forkserver"})
-    if dask.config.get(key) == "forkserver":
-        # Our worker side too (importing it costs a new worker about as much as distributed itself, at
-        # its first task); effective unless the process's forkserver is already running.
-        from multiprocessing import forkserver
-
-        from distributed.utils import get_mp_context
-
-        context = get_mp_context()  # sets Dask's own preload list first
-        modules = list(getattr(getattr(forkserver, "_forkserver", None), "_preload_modules", ["distributed"]))
-        if _WORKER_MODULE not in modules:
-            context.set_forkserver_preload([*modules, _WORKER_MODULE])
-
-
 def _refuse(options: dict[str, Any]) -> None:
     given = [name for name, value in options.items() if value is not None]
     if given:
@@ -92,7 +47,7 @@ def _refuse(options: dict[str, Any]) -> None:
                          "and owns the worker processes); see the README's table for the Dask backend")
 
 
-class DaskPool:
+class DaskPool(ClusterOwner):
     """WorkerPool's API on a Dask cluster (``address=None``: a LocalCluster owned by the pool)."""
 
     def __init__(self, n_jobs: int | None = None, daemon: bool = True, cpu_ids: list | None = None,
@@ -140,53 +95,6 @@ class DaskPool:
         self._mirrored = 0  # journal entries already copied to MP_CHAOS_JOURNAL
         if self._local_chaos is not None and self._local_chaos is not chaos:
             weakref.finalize(self, self._local_chaos.close)  # its (unused) state directory is ours to remove
-
-    # ------------------------------------------------------------------ cluster
-    @property
-    def client(self) -> Client:
-        """The ``distributed.Client`` the pool submits through (connecting, or starting its cluster, on first use)."""
-        with self._lock:
-            if self._client is None:
-                self._connect()
-            return self._client  # type: ignore[return-value]
-
-    def _connect(self) -> None:
-        if self.address is None:
-            n = self.n_jobs or os.cpu_count() or 1
-            _fast_worker_starts()
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                   silence_logs=logging.CRITICAL, memory_limit=self._max_worker_memory or "auto")
-            client, owns_client = Client(cluster, set_as_default=False), True
-            self._cluster = cluster
-        elif isinstance(self.address, Client):
-            client, owns_client = self.address, False
-        else:
-            client, owns_client = Client(self.address, set_as_default=False), True
-        try:
-            client.register_plugin(Ledger())
-            if self._chaos is not None:
-                client.register_plugin(ChaosStore())
-                client.run_on_scheduler(register_chaos, self._chaos.key, self._chaos.spec, self._chaos.seed,
-                                        *self._chaos_kept)
-            if client.scheduler_info().get("workers"):
-                client.register_plugin(ExitReporter())
-        except BaseException:
-            _close_cluster(client, self._cluster, owns_client)
-            self._cluster = None
-            raise
-        if self.n_jobs is None:
-            self.n_jobs = max(1, len(client.scheduler_info()["workers"]))
-        self._client = client
-        self._finalizer = weakref.finalize(self, _close_cluster, client, self._cluster, owns_client)
-
-    def _shared(self) -> Any:
-        if self._shared_objects is None:
-            return None
-        future = self._shared_future
-        if future is None or future.status in ("lost", "error", "cancelled"):
-            future = self.client.scatter([self._shared_objects], broadcast=True, hash=False)[0]
-            self._shared_future = future
-        return future
 
     def _spec(self, call_id: str, key: str, description: str, session: str | None, task_timeout: float | None,
               retries: int, is_map: bool, first_index: int = 0) -> TaskSpec:
@@ -328,19 +236,21 @@ class DaskPool:
              worker_lifespan: int | None = None, progress_bar: bool = False, worker_init: Callable | None = None,
              worker_exit: Callable | None = None, task_timeout: float | None = None,
              worker_init_timeout: float | None = None, worker_exit_timeout: float | None = None,
-             progress_bar_options: dict | None = None, progress_bar_style: str | None = None,
+             progress_bar_options: dict | None = None, progress_bar_style: str | None = None, *,
              _ordered: bool = True) -> Iterator[Any]:
         """Results in input order as they arrive; a death or an exception aborts the whole call."""
         _refuse({"worker_lifespan": worker_lifespan, "worker_init_timeout": worker_init_timeout,
                  "worker_exit_timeout": worker_exit_timeout})
         if isinstance(iterable_of_args, int) and not isinstance(iterable_of_args, bool):
             iterable_of_args = range(iterable_of_args)
+        # an int is a range by now; a bool is no count, and fails as the iterable it is not (as in WorkerPool)
+        items = cast(Iterable[Any], iterable_of_args)
         for name, value in (("iterable_len", iterable_len), ("max_tasks_active", max_tasks_active),
                             ("chunk_size", chunk_size), ("n_splits", n_splits), ("worker_lifespan", worker_lifespan)):
             _check_positive(name, value)
         _check_positive("task_timeout", task_timeout, number=True)
         client = self.client
-        size = choose_chunk_size(iterable_of_args, self.n_jobs or 1, chunk_size, n_splits, iterable_len)
+        size = choose_chunk_size(items, self.n_jobs or 1, chunk_size, n_splits, iterable_len)
         max_chunks = max(1, max_tasks_active // size) if max_tasks_active else (self.n_jobs or 1) * 3
         call_id = f"{self._pool_id}-map-{next(self._counter)}"
         bar = None
@@ -348,9 +258,9 @@ class DaskPool:
             from tqdm.auto import tqdm
 
             total = iterable_len if iterable_len is not None else (
-                len(iterable_of_args) if isinstance(iterable_of_args, Sized) else None)
+                len(items) if isinstance(items, Sized) else None)
             bar = tqdm(total=total, **(progress_bar_options or {}))
-        chunks = chunk_iterable(iterable_of_args, size, iterable_len)
+        chunks = chunk_iterable(items, size, iterable_len)
         return iterate_map(self, client, call_id, func, chunks, _ordered, max_chunks, task_timeout,
                            (worker_init, worker_exit), bar)
 
@@ -429,41 +339,3 @@ class DaskPool:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.terminate()
-
-    # ------------------------------------------------------------------ observation
-    def statistics(self) -> dict[str, Any]:
-        """Live workers and their pids by slot, deaths the nannies reported, task counts."""
-        stats: dict[str, Any] = {"backend": "dask", "n_jobs": self.n_jobs, "live_workers": 0, "worker_pids": {},
-                                 "restarts": 0, "deaths": [], "tasks_requeued": 0, **self._counts}
-        client = self._client
-        if client is None:
-            return stats
-        report = client.run_on_scheduler(ledger_report)
-        pids = report["pids"]
-        stats.update(address=client.scheduler.address, live_workers=len(pids),
-                     worker_pids={report["slots"].get(address, -1): pid for address, pid in pids.items()},
-                     deaths=report["deaths"], restarts=len(report["deaths"]))
-        return stats
-
-    # ------------------------------------------------------------------ chaos
-    def _keep_chaos(self, drop: bool = False) -> None:
-        """Copy the chaos run's state and journal from the scheduler (it may close, or be shared)."""
-        client = self._client
-        if self._chaos is None or client is None:
-            return
-        try:
-            self._chaos_kept = client.run_on_scheduler(chaos_snapshot, self._chaos.key, drop)
-        except Exception:
-            log.debug("reading the chaos journal from the scheduler failed", exc_info=True)
-            return
-        extra = getattr(self._local_chaos, "extra_journal", None)
-        entries = self._chaos_kept[1]
-        if extra:  # the pytest plugin's per-test journal file (MP_CHAOS_JOURNAL), on this machine
-            for data in entries[self._mirrored:]:
-                journal_file.append(extra, JournalEntry.from_dict(data))
-        self._mirrored = len(entries)
-
-    def chaos_journal(self) -> list[JournalEntry]:
-        """Faults the chaos layer injected into this pool's Dask workers so far (kept by the scheduler)."""
-        self._keep_chaos()
-        return [JournalEntry.from_dict(data) for data in self._chaos_kept[1]]

@@ -1,4 +1,7 @@
-"""The worker side of the Dask backend: the function every task runs inside, and the session plugin.
+"""The worker side of the Dask backend: the function every task runs inside.
+
+The session plugin (``worker_init``/``worker_exit`` per worker process) is in
+``session``, the pickler both use in ``pickler``; both are re-exported here.
 
 ``run_task`` claims the task's key in the ledger before anything else, so a
 rerun after a death is refused instead of running the user's function a
@@ -13,17 +16,13 @@ from __future__ import annotations
 import collections
 import ctypes
 import os
-import pickle
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-import cloudpickle
 from distributed import get_worker
-from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.scheduler import KilledWorker
 from distributed.utils import sync
 
@@ -31,6 +30,12 @@ from ..errors import TaskTimeoutError, WorkerDiedError, WorkerInitError
 from ..serialization import RESULT, TASK_ARGS, dump_exception, with_boundary
 from .chaos import DaskChaos, for_worker
 from .ledger import DeadWorker
+from .pickler import Pickler as Pickler  # re-exported: it was defined here
+from .session import Session, _die
+from .session import finish_session as finish_session  # re-exported: it was defined here
+
+if TYPE_CHECKING:
+    from distributed.scheduler import WorkerState
 
 RUN_BOUND = 5.0  # seconds for Client.run on the workers (an abort, a session's close)
 TIMEOUT_GRACE = 2.0  # after task_timeout raised inside the task, how long before its worker is killed
@@ -40,24 +45,6 @@ _lock = threading.Lock()
 _running: dict[int, _Guard] = {}  # thread ident -> the task it runs
 _aborted: collections.deque[str] = collections.deque(maxlen=1000)  # calls aborted by the client
 _worker_state: dict[str, dict] = {}  # pool id -> this process's worker_state
-
-
-class Pickler:
-    """cloudpickle (so lambdas and closures work, as they do under fork) or dill, and their loaders."""
-
-    def __init__(self, use_dill: bool = False) -> None:
-        self.use_dill = use_dill
-        if use_dill:
-            import dill
-
-            self.dumps: Callable[[Any], bytes] = lambda obj: dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-            self.loads: Callable[[bytes], Any] = dill.loads
-        else:
-            self.dumps = lambda obj: cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-            self.loads = pickle.loads
-
-    def __reduce__(self):
-        return (Pickler, (self.use_dill,))
 
 
 @dataclass(frozen=True)
@@ -174,22 +161,6 @@ def abort_call(call_id: str, dask_worker: Any = None) -> int:
     return hit
 
 
-def _die(exc: SystemExit) -> None:
-    """``sys.exit`` in a task ends the worker process, as it does in the local pool."""
-    code = exc.code
-    if code is None:
-        code = 0
-    elif not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001 - flushing is best effort before _exit
-            pass
-    os._exit(code)
-
-
 def call_item(func: Callable, preamble: tuple, item: Any) -> Any:
     """A map item as MPIRE passes it: a dict as keywords, another iterable unpacked, anything else whole."""
     if isinstance(item, dict):
@@ -208,8 +179,10 @@ def _refuse(spec: TaskSpec, answer: dict) -> None:
                               detail=f"it had finished, but its result was lost with Dask worker {last.address}")
     if answer["why"] == "timeout":
         raise TaskTimeoutError(spec.task_timeout or 0.0, last.worker_id, spec.description)
-    killed = KilledWorker(spec.key, last, spec.retries)
-    killed.mpire_fault_deaths = deaths  # travels with the exception (pickled with its __dict__)
+    # A DeadWorker stands in for the scheduler's WorkerState: KilledWorker only reads its .address.
+    killed = KilledWorker(spec.key, cast("WorkerState", last), spec.retries)
+    # travels with the exception (pickled with its __dict__), which declares no such attribute
+    killed.__dict__["mpire_fault_deaths"] = deaths
     if answer["why"] == "init":
         failures = answer.get("failures", 1)
         if answer.get("init_error") is not None:
@@ -222,7 +195,7 @@ def _refuse(spec: TaskSpec, answer: dict) -> None:
             error = WorkerInitError(f"workers died {failures} times in a row while starting {spec.description} "
                                     f"(last: worker {last.worker_id}, pid {last.pid}, exit code {last.exitcode}, "
                                     f"Dask worker {last.address})")
-        error.mpire_fault_cause = cause  # __cause__ does not survive pickling; the pool restores it
+        error.__dict__["mpire_fault_cause"] = cause  # __cause__ does not survive pickling; the pool restores it
         raise error
     raise killed
 
@@ -230,7 +203,8 @@ def _refuse(spec: TaskSpec, answer: dict) -> None:
 def run_task(spec: TaskSpec, payload: bytes, shared: Any = None) -> tuple[str, Any]:
     """The Dask task: claim, init, unpickle, run, pickle. Returns ``(status, pickled)``."""
     worker = get_worker()
-    session = worker.plugins.get(spec.session) if spec.session else None
+    # the plugin registered under a session's name is always that session (DaskPool._open_session)
+    session = cast("Session | None", worker.plugins.get(spec.session)) if spec.session else None
     init_now = session is not None and session.needs_init()
     answer = _ledger(worker, "mpire_fault_claim", key=spec.key, worker=worker.address, pid=os.getpid(),
                      retries=spec.retries, phase="init" if init_now else "task", session=spec.session)
@@ -318,102 +292,3 @@ def _run_claimed(spec: TaskSpec, payload: bytes, shared: Any, worker: Any, sessi
         raise  # not reached
     except Exception as exc:  # noqa: BLE001 - whatever it raised is handed on
         return "err", dump_exception(exc, pickler)
-
-
-class Session(WorkerPlugin):
-    """The worker_init/worker_exit of one call (or of one pair of apply hooks), per worker process.
-
-    Registered with ``Client.register_plugin`` so every worker process,
-    including one the nanny starts after a death, gets a fresh copy: the
-    hooks then run again in the new process, as in the local pool.
-    ``worker_init`` runs in the task thread before the first task of the
-    session on this worker (so it sees the shared objects and the worker's
-    slot); ``finish`` runs ``worker_exit`` and is called through
-    ``Client.run`` so its return value reaches the pool.
-    """
-
-    idempotent = False
-
-    def __init__(self, name: str, hooks: bytes, use_dill: bool, chaos: DaskChaos | None = None) -> None:
-        self.name = name
-        self.hooks = hooks
-        self.use_dill = use_dill
-        self.chaos = chaos if chaos is not None and chaos.sites() & {"init", "exit"} else None
-
-    def setup(self, worker: Any) -> None:
-        self._chaos = for_worker(self.chaos, worker)
-        self._worker_id: int | None = None
-        self._lock = threading.Lock()
-        self._init, self._exit = Pickler(self.use_dill).loads(self.hooks)
-        self._started = False
-        self._preamble: tuple = ()
-        self._error: bytes | None = None
-        self._exited = False
-
-    def reset(self) -> None:
-        """Start afresh, as the session does in a new worker process (after ``worker_init`` failed)."""
-        with self._lock:
-            self._started, self._error, self._preamble, self._exited = False, None, (), False
-
-    def failed(self) -> bool:
-        """worker_init (or chaos at ``init``) raised in this process."""
-        return self._error is not None
-
-    def error(self) -> bytes | None:
-        """What it raised, pickled with its traceback."""
-        return self._error
-
-    def needs_init(self) -> bool:
-        return not self._started and (self._init is not None or self._chaos is not None)
-
-    def ensure_started(self, preamble: tuple, worker_id: int | None = None) -> None:
-        """Chaos's ``init`` site, then ``worker_init``: once per worker process and session."""
-        with self._lock:
-            if self._started:
-                return
-            self._started = True
-            self._preamble = preamble
-            self._worker_id = worker_id
-            try:
-                if self._chaos is not None:
-                    self._chaos.visit("init", worker_id=worker_id)
-                if self._init is not None:
-                    self._init(*preamble)
-            except Exception as exc:  # noqa: BLE001 - whatever it raised is handed on
-                self._error = dump_exception(exc, Pickler(self.use_dill))
-
-    def check(self) -> None:
-        if self._error is not None:
-            original, tb = Pickler(self.use_dill).loads(self._error)
-            error = WorkerInitError(f"worker_init raised {type(original).__name__}: {original}")
-            error.mpire_fault_cause = original  # __cause__ does not survive pickling; the pool restores it
-            raise error
-
-    def finish(self) -> tuple[str, Any] | None:
-        """Chaos's ``exit`` site, then worker_exit: once, if this worker ran any task of the session."""
-        with self._lock:
-            if not self._started or self._exited or self._error is not None:
-                return None
-            self._exited = True
-            pickler = Pickler(self.use_dill)
-            try:
-                if self._chaos is not None:
-                    self._chaos.visit("exit", worker_id=self._worker_id)
-                if self._exit is None:
-                    return None
-                return "ok", pickler.dumps(self._exit(*self._preamble))
-            except SystemExit as exc:
-                _die(exc)
-            except Exception as exc:  # noqa: BLE001 - whatever it raised is handed on
-                return "err", dump_exception(exc, pickler)
-        return None
-
-
-async def finish_session(name: str, dask_worker: Any = None) -> tuple[str, Any] | None:
-    """``Client.run`` target: worker_exit of session ``name`` on this worker, off the event loop."""
-    import asyncio
-
-    plugin = dask_worker.plugins.get(name)
-    if plugin is None:
-        return None
-    return await asyncio.get_running_loop().run_in_executor(None, plugin.finish)

@@ -1,0 +1,170 @@
+"""DaskPool's ownership of its cluster: the client it connects (or the LocalCluster it starts), and what it reads back.
+
+``ClusterOwner`` is DaskPool's base: connecting on first use, the shared
+objects scattered to the workers, the statistics and the chaos journal the
+scheduler keeps. The calls themselves (apply, the map family, the lifecycle)
+are in ``pool``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from typing import Any
+
+from distributed import Client, LocalCluster
+
+from ..chaos import JournalEntry
+from ..chaos import journal as journal_file
+from .chaos import ChaosStore, chaos_snapshot, register_chaos
+from .ledger import ExitReporter, Ledger, ledger_report
+
+log = logging.getLogger("mpire_fault.dask")
+
+
+def _close_cluster(client: Client | None, cluster: LocalCluster | None, close_client: bool) -> None:
+    try:
+        if client is not None and close_client:
+            client.close(timeout=10)
+    except Exception:  # closing is best effort; the cluster below is what owns processes
+        log.debug("closing the Dask client failed", exc_info=True)
+    if cluster is not None:
+        try:
+            cluster.close(timeout=20)
+        except Exception:
+            log.debug("closing the LocalCluster failed", exc_info=True)
+
+
+_WORKER_MODULE = "mpire_fault.dask_backend.remote"
+
+
+def _fast_worker_starts() -> None:
+    """Owned clusters start (and restart) workers from a forkserver that preloaded distributed.
+
+    Dask's default, spawn, takes seconds per worker; a worker that a task
+    killed is then back in a fraction of a second, as in the local pool.
+    Only Dask's default is replaced: a method set in Dask's configuration
+    (file or environment) is kept. The setting is process-wide, as Dask's
+    configuration is.
+    """
+    import dask
+
+    key = "distributed.worker.multiprocessing-method"
+    if dask.config.get(key) == "spawn" and not os.environ.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD"):
+        dask.config.set({key: "forkserver"})
+    if dask.config.get(key) == "forkserver":
+        # Our worker side too (importing it costs a new worker about as much as distributed itself, at
+        # its first task); effective unless the process's forkserver is already running.
+        from multiprocessing import forkserver
+
+        from distributed.utils import get_mp_context
+
+        context = get_mp_context()  # sets Dask's own preload list first
+        modules = list(getattr(getattr(forkserver, "_forkserver", None), "_preload_modules", ["distributed"]))
+        if _WORKER_MODULE not in modules:
+            context.set_forkserver_preload([*modules, _WORKER_MODULE])
+
+
+class ClusterOwner:
+    """The cluster half of DaskPool (whose ``__init__`` sets every attribute below)."""
+
+    n_jobs: int | None
+    address: str | Client | None
+    _shared_objects: Any
+    _max_worker_memory: int | None
+    _lock: threading.RLock
+    _client: Client | None
+    _cluster: LocalCluster | None
+    _shared_future: Any
+    _counts: dict[str, int]
+    _finalizer: Any
+    _chaos: Any
+    _local_chaos: Any
+    _chaos_kept: tuple[dict, list[dict]]
+    _mirrored: int
+
+    # ------------------------------------------------------------------ cluster
+    @property
+    def client(self) -> Client:
+        """The ``distributed.Client`` the pool submits through (connecting, or starting its cluster, on first use)."""
+        with self._lock:
+            if self._client is None:
+                self._connect()
+            return self._client  # type: ignore[return-value]
+
+    def _connect(self) -> None:
+        if self.address is None:
+            n = self.n_jobs or os.cpu_count() or 1
+            _fast_worker_starts()
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                   silence_logs=logging.CRITICAL, memory_limit=self._max_worker_memory or "auto")
+            client, owns_client = Client(cluster, set_as_default=False), True
+            self._cluster = cluster
+        elif isinstance(self.address, Client):
+            client, owns_client = self.address, False
+        else:
+            client, owns_client = Client(self.address, set_as_default=False), True
+        try:
+            client.register_plugin(Ledger())
+            if self._chaos is not None:
+                client.register_plugin(ChaosStore())
+                client.run_on_scheduler(register_chaos, self._chaos.key, self._chaos.spec, self._chaos.seed,
+                                        *self._chaos_kept)
+            if client.scheduler_info().get("workers"):
+                client.register_plugin(ExitReporter())
+        except BaseException:
+            _close_cluster(client, self._cluster, owns_client)
+            self._cluster = None
+            raise
+        if self.n_jobs is None:
+            self.n_jobs = max(1, len(client.scheduler_info()["workers"]))
+        self._client = client
+        self._finalizer = weakref.finalize(self, _close_cluster, client, self._cluster, owns_client)
+
+    def _shared(self) -> Any:
+        if self._shared_objects is None:
+            return None
+        future = self._shared_future
+        if future is None or future.status in ("lost", "error", "cancelled"):
+            future = self.client.scatter([self._shared_objects], broadcast=True, hash=False)[0]
+            self._shared_future = future
+        return future
+
+    # ------------------------------------------------------------------ observation
+    def statistics(self) -> dict[str, Any]:
+        """Live workers and their pids by slot, deaths the nannies reported, task counts."""
+        stats: dict[str, Any] = {"backend": "dask", "n_jobs": self.n_jobs, "live_workers": 0, "worker_pids": {},
+                                 "restarts": 0, "deaths": [], "tasks_requeued": 0, **self._counts}
+        client = self._client
+        if client is None:
+            return stats
+        report = client.run_on_scheduler(ledger_report)
+        pids = report["pids"]
+        stats.update(address=client.scheduler.address, live_workers=len(pids),
+                     worker_pids={report["slots"].get(address, -1): pid for address, pid in pids.items()},
+                     deaths=report["deaths"], restarts=len(report["deaths"]))
+        return stats
+
+    # ------------------------------------------------------------------ chaos
+    def _keep_chaos(self, drop: bool = False) -> None:
+        """Copy the chaos run's state and journal from the scheduler (it may close, or be shared)."""
+        client = self._client
+        if self._chaos is None or client is None:
+            return
+        try:
+            self._chaos_kept = client.run_on_scheduler(chaos_snapshot, self._chaos.key, drop)
+        except Exception:
+            log.debug("reading the chaos journal from the scheduler failed", exc_info=True)
+            return
+        extra = getattr(self._local_chaos, "extra_journal", None)
+        entries = self._chaos_kept[1]
+        if extra:  # the pytest plugin's per-test journal file (MP_CHAOS_JOURNAL), on this machine
+            for data in entries[self._mirrored:]:
+                journal_file.append(extra, JournalEntry.from_dict(data))
+        self._mirrored = len(entries)
+
+    def chaos_journal(self) -> list[JournalEntry]:
+        """Faults the chaos layer injected into this pool's Dask workers so far (kept by the scheduler)."""
+        self._keep_chaos()
+        return [JournalEntry.from_dict(data) for data in self._chaos_kept[1]]

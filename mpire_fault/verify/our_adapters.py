@@ -1,0 +1,44 @@
+"""The kit's adapters for our own pools: ``WorkerPool`` and ``DaskPool``."""
+from __future__ import annotations
+
+from typing import Any
+
+from .adapter_base import Adapter, async_result
+
+
+class MpireFaultAdapter(Adapter):
+    name = "mpire_fault"
+    death_error = "WorkerDiedError"
+    features = frozenset({"task_timeout", "names_item"})
+
+    @staticmethod
+    def create(**options: Any) -> Any:
+        from mpire_fault import WorkerPool
+
+        return WorkerPool(2, **{"keep_alive": True, **options})
+
+    def submit(self, fn, args, callback=None, error_callback=None, timeout=None):
+        return self.pool.apply_async(fn, args, callback=callback, error_callback=error_callback,
+                                     task_timeout=timeout)
+
+    def get(self, handle, timeout):
+        return async_result(handle, timeout)
+
+    def run_map(self, fn, items):
+        return self.pool.map(fn, items, chunk_size=1)
+
+    def worker_pids(self) -> list[int]:
+        return sorted(self.pool.statistics()["worker_pids"].values())
+
+
+class MpireFaultDaskAdapter(MpireFaultAdapter):
+    """Our ``DaskPool`` on a LocalCluster it owns (two workers, one thread each)."""
+
+    name = "mpire_fault-dask"
+
+    def start(self) -> Any:
+        from mpire_fault.dask_backend import DaskPool
+
+        pool = DaskPool(2)
+        _ = pool.client  # start the cluster now, not inside the first bounded call
+        return pool
