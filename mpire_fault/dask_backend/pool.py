@@ -56,10 +56,10 @@ class DaskPool(ClusterOwner):
                  enable_insights: bool = False, order_tasks: bool = False, *, max_worker_memory: int | None = None,
                  max_task_retries: int = 0, restart_backoff: Any = None, chaos: Any = None,
                  chaos_seed: int | None = None, address: str | Client | None = None,
-                 timeout_grace: float | None = None) -> None:
+                 timeout_grace: float | None = None, event_log: Any = None) -> None:
         # Nothing is silently weaker on the cluster: what Dask cannot do is refused by name.
         _refuse({"cpu_ids": cpu_ids, "enable_insights": enable_insights or None, "order_tasks": order_tasks or None,
-                 "timeout_grace": timeout_grace})
+                 "timeout_grace": timeout_grace, "event_log": event_log})
         _check_positive("n_jobs", n_jobs)
         _check_positive("max_worker_memory", max_worker_memory)
         if isinstance(max_task_retries, bool) or not isinstance(max_task_retries, int) or max_task_retries < 0:
