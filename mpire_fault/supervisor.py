@@ -178,6 +178,8 @@ class Supervisor(threading.Thread):
         try:
             if chaos is not None:
                 events.faults(chaos.journal())
+        except Exception:  # noqa: BLE001 - the log's last events must never keep finished from being set
+            log.exception("mpire_fault could not copy the chaos journal into the event log")
         finally:
             events.close()
 

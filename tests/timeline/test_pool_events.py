@@ -173,3 +173,18 @@ def test_the_log_is_off_unless_asked(tmp_path, monkeypatch):
         pool.map(act, range(4))
     logs = list(tmp_path.glob("*.jsonl"))
     assert len(logs) == 1 and read_events(logs[0])
+
+
+def test_a_log_that_cannot_be_written_never_stops_the_pool(tmp_path, monkeypatch, caplog):
+    """Disk full under the log: it is reported once and left out; every task still resolves."""
+    from mpire_fault.events import EventLog
+
+    def full(self, kind, **fields):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(EventLog, "emit", full)
+    with WorkerPool(2, event_log=tmp_path / "events.jsonl") as pool:
+        assert pool.map(act, range(20)) == list(range(20))
+        assert outcome(pool.apply_async(act, ("kill",))) == "died"
+        assert pool.apply(act, (3,)) == 3
+    assert sum("event log cannot be written" in r.getMessage() for r in caplog.records) == 1
