@@ -31,7 +31,7 @@ def _describe(first: int, n_items: int, name: str) -> str:
 
 
 def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunks: Iterator[tuple[int, list]],
-             ordered: bool, max_chunks: int, task_timeout: float | None, hooks: tuple, bar: Any) -> Iterator[Any]:
+             ordered: bool, max_chunks: int, task_timeout: float | None, hooks: tuple, bar: Any) -> Iterator[list]:
     name = getattr(func, "__qualname__", None) or repr(func)
     live: dict[Any, tuple[int, int]] = {}
     waiting: dict[int, list] = {}
@@ -73,14 +73,14 @@ def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunk
                 bar.update(n_items)
             if not ordered:
                 pool._counts["tasks_completed"] += n_items
-                yield from values
+                yield values
                 continue
             waiting[first] = values
             while next_index in waiting:
                 values = waiting.pop(next_index)
                 next_index += len(values)
                 pool._counts["tasks_completed"] += len(values)
-                yield from values
+                yield values
         failed = False
     finally:
         if live:  # aborted (an error, or the caller stopped iterating): nothing of this call may go on

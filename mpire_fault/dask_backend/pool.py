@@ -17,8 +17,9 @@ from typing import Any, cast
 
 from distributed import Client, LocalCluster
 
+from ..calls import CallForms
 from ..errors import PoolTerminatedError, WorkerExitError, WorkerInitError
-from ..results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable, maybe_concatenate
+from ..results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable
 from ..serialization import TASK_ARGS, load_exception, with_boundary
 from .chaos import resolve_chaos
 from .cluster import ClusterOwner
@@ -47,7 +48,7 @@ def _refuse(options: dict[str, Any]) -> None:
                          "and owns the worker processes); see the README's table for the Dask backend")
 
 
-class DaskPool(ClusterOwner):
+class DaskPool(ClusterOwner, CallForms):
     """WorkerPool's API on a Dask cluster (``address=None``: a LocalCluster owned by the pool)."""
 
     def __init__(self, n_jobs: int | None = None, daemon: bool = True, cpu_ids: list | None = None,
@@ -220,25 +221,15 @@ class DaskPool(ClusterOwner):
                     del self._apply_sessions[hooks]
                     self._given_up.append(name)
 
-    def apply(self, func: Callable, args: Any = (), kwargs: dict | None = None,
-              callback: Callable[[Any], Any] | None = None,
-              error_callback: Callable[[BaseException], Any] | None = None,
-              worker_init: Callable | None = None, worker_exit: Callable | None = None,
-              task_timeout: float | None = None, worker_init_timeout: float | None = None,
-              worker_exit_timeout: float | None = None) -> Any:
-        """Blocking ``apply_async(...).get()``."""
-        return self.apply_async(func, args, kwargs, callback, error_callback, worker_init, worker_exit,
-                                task_timeout, worker_init_timeout, worker_exit_timeout).get()
-
     # ------------------------------------------------------------------ map family
-    def imap(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
-             max_tasks_active: int | None = None, chunk_size: int | None = None, n_splits: int | None = None,
-             worker_lifespan: int | None = None, progress_bar: bool = False, worker_init: Callable | None = None,
-             worker_exit: Callable | None = None, task_timeout: float | None = None,
-             worker_init_timeout: float | None = None, worker_exit_timeout: float | None = None,
-             progress_bar_options: dict | None = None, progress_bar_style: str | None = None, *,
-             _ordered: bool = True) -> Iterator[Any]:
-        """Results in input order as they arrive; a death or an exception aborts the whole call."""
+    def _chunks(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None,
+                max_tasks_active: int | None, chunk_size: int | None, n_splits: int | None,
+                worker_lifespan: int | None, progress_bar: bool, worker_init: Callable | None,
+                worker_exit: Callable | None, task_timeout: float | None, worker_init_timeout: float | None,
+                worker_exit_timeout: float | None, progress_bar_options: dict | None,
+                progress_bar_style: str | None, ordered: bool) -> Iterator[list]:
+        """The map family's engine on the cluster: each chunk's results as they arrive (see ``calls.CallForms``);
+        a death or an exception aborts the whole call."""
         _refuse({"worker_lifespan": worker_lifespan, "worker_init_timeout": worker_init_timeout,
                  "worker_exit_timeout": worker_exit_timeout})
         if isinstance(iterable_of_args, int) and not isinstance(iterable_of_args, bool):
@@ -261,26 +252,8 @@ class DaskPool(ClusterOwner):
                 len(items) if isinstance(items, Sized) else None)
             bar = tqdm(total=total, **(progress_bar_options or {}))
         chunks = chunk_iterable(items, size, iterable_len)
-        return iterate_map(self, client, call_id, func, chunks, _ordered, max_chunks, task_timeout,
+        return iterate_map(self, client, call_id, func, chunks, ordered, max_chunks, task_timeout,
                            (worker_init, worker_exit), bar)
-
-    def imap_unordered(self, func: Callable, iterable_of_args: Iterable | int, *args: Any,
-                       **kwargs: Any) -> Iterator[Any]:
-        """Results as they come, in any order; a death aborts the whole call."""
-        return self.imap(func, iterable_of_args, *args, _ordered=False, **kwargs)
-
-    def map(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
-            max_tasks_active: int | None = None, chunk_size: int | None = None, n_splits: int | None = None,
-            worker_lifespan: int | None = None, progress_bar: bool = False, concatenate_numpy_output: bool = True,
-            **kwargs: Any) -> Any:
-        """``list(imap(...))``: results in input order (numpy outputs concatenated, as MPIRE does)."""
-        results = list(self.imap(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits,
-                                 worker_lifespan, progress_bar, **kwargs))
-        return maybe_concatenate(results) if concatenate_numpy_output else results
-
-    def map_unordered(self, func: Callable, iterable_of_args: Iterable | int, *args: Any, **kwargs: Any) -> list[Any]:
-        """``list(imap_unordered(...))``."""
-        return list(self.imap_unordered(func, iterable_of_args, *args, **kwargs))
 
     # ------------------------------------------------------------------ lifecycle
     def get_exit_results(self) -> list[Any]:
