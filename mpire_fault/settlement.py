@@ -159,33 +159,41 @@ class Settlement:
         self.state.counters.tasks_failed += 1
         if task.job.done:
             return
-        task.job.on_error(task, exc)
         if task.job.aborts_on_failure:
-            self.abort(task.job, True, reason=f"task {task.task_id} failed", worker_id=worker_id)
+            self.abort(task.job, True, reason=f"task {task.task_id} failed", worker_id=worker_id,
+                       error=exc, failed=task)
+        else:
+            task.job.on_error(task, exc)
 
     def abort(self, job: Job, kill_running: bool, reason: str = "the caller stopped the call",
-              worker_id: int | None = None) -> None:
-        """Stop a map call: no further item starts, running items are killed if asked."""
+              worker_id: int | None = None, error: BaseException | PickledError | None = None,
+              failed: Task | None = None) -> None:
+        """Stop a map call: no further item starts, running items are killed if asked, then ``error`` goes out.
+
+        In that order: a caller woken by the error must find no item of its
+        call still running to its end (the kit's map-error-abort checks it).
+        """
         state, events = self.state, self.state.events
         if events is not None and state.shared.cancelled[job.job_id % CANCEL_SLOTS] != job.job_id:
             events.map_aborted(job, reason, worker_id)
             for task in state.pending:
                 if isinstance(task, Task) and task.job is job:
                     events.task_failed(task, None, None, "its map call was aborted before it began", "abort")
-        job.done = True
         state.shared.cancelled[job.job_id % CANCEL_SLOTS] = job.job_id
         state.pending = deque(t for t in state.pending if isinstance(t, Barrier) or t.job is not job)
-        if not kill_running:
-            return
-        progress = state.shared.progress
-        for slot in state.slots:
-            if slot.alive and slot.ledger and slot.ledger[0].job is job:
-                base = slot.worker_id * PROGRESS_FIELDS
-                running = progress[base + TASK_ID] == slot.ledger[0].task_id and progress[base + PHASE] != IDLE
-                # A worker that already died on its own is a death of its own
-                # (recorded), not one of ours: only kill the living.
-                if running and slot.process.exitcode is None:
-                    slot.kill(KillReason.ABORT)
+        if kill_running:
+            progress = state.shared.progress
+            for slot in state.slots:
+                if slot.alive and slot.ledger and slot.ledger[0].job is job:
+                    base = slot.worker_id * PROGRESS_FIELDS
+                    running = progress[base + TASK_ID] == slot.ledger[0].task_id and progress[base + PHASE] != IDLE
+                    # A worker that already died on its own is a death of its own
+                    # (recorded), not one of ours: only kill the living.
+                    if running and slot.process.exitcode is None:
+                        slot.kill(KillReason.ABORT)
+        if error is not None and not job.done:
+            job.on_error(failed, error)
+        job.done = True
 
     def fail_pending(self, exc: BaseException | PickledError, cause: BaseException | None) -> None:
         state = self.state
