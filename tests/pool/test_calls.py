@@ -11,8 +11,8 @@ import pytest
 
 from mpire_fault import WorkerDiedError, WorkerPool
 
-from . import tasks
-from .tasks import runs, wait_recovered
+from . import observe, tasks
+from .observe import runs, wait_recovered
 
 # ---------------------------------------------------------------------------
 # Callbacks
@@ -87,7 +87,7 @@ def test_submitting_from_inside_a_callback(start_method):
 
         first = pool.apply_async(tasks.square, (2,), callback=resubmit)
         assert first.get(timeout=30) == 4
-        tasks.wait_until(lambda: any(v >= 100 for v in chained), what="the callback chain")
+        observe.wait_until(lambda: any(v >= 100 for v in chained), what="the callback chain")
         assert chained[:3] == [4, 25, 676]
         assert all(r.get(timeout=30) is not None for r in list(inner))
 
@@ -248,7 +248,7 @@ def test_busy_worker_killed_from_outside_aborts_the_map(start_method, markers):
 
         thread = threading.Thread(target=consume, daemon=True)
         thread.start()
-        victim = tasks.wait_until(lambda: os.path.exists(pid_file) and open(pid_file).read(), what="victim pid")
+        victim = observe.wait_until(lambda: os.path.exists(pid_file) and open(pid_file).read(), what="victim pid")
         os.kill(int(victim), signal.SIGKILL)
         thread.join(30)
         assert not thread.is_alive()

@@ -8,7 +8,7 @@ import pytest
 from mpire_fault import WorkerDiedError, WorkerPool
 
 from . import tasks
-from .tasks import runs
+from .observe import runs
 
 
 def test_apply_from_many_threads_with_deaths(start_method, markers):

@@ -20,8 +20,9 @@ import pytest
 
 from mpire_fault import TaskTimeoutError, WorkerDiedError, WorkerPool
 
-from . import tasks
-from .tasks import ArgsBomb, BoundaryError, runs, wait_recovered
+from . import observe, tasks
+from .observe import runs, wait_recovered
+from .tasks import ArgsBomb, BoundaryError
 
 N_JOBS = 2
 KILLER = 2  # the index of the task that misbehaves
@@ -80,7 +81,7 @@ def check_error(exc: BaseException, death: Death, mode: str, directory: str) -> 
         assert exc.oom is False
         assert len(exc.deaths) == 1
         if death.body_runs:  # the pid that touched the killer's marker is the one reported dead
-            assert tasks.marker_pids(directory, KILLER) == [exc.pid]
+            assert observe.marker_pids(directory, KILLER) == [exc.pid]
         assert str(exc.pid) in str(exc)
     if death.error in (WorkerDiedError, TaskTimeoutError):
         assert "work" in exc.task

@@ -9,8 +9,8 @@ import pytest
 
 from mpire_fault import Death, WorkerDiedError, WorkerPool
 
-from . import tasks
-from .tasks import runs, wait_recovered, wait_until
+from . import observe, tasks
+from .observe import runs, wait_recovered, wait_until
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
@@ -24,7 +24,7 @@ def test_tasks_handed_to_a_dying_worker_run_elsewhere(start_method, markers, n_j
         killer = pool.apply_async(tasks.wait_for_file_then, (go, "sigkill"))
         followers = [pool.apply_async(tasks.work, (markers, i)) for i in range(40)]
         if n_jobs == 1:
-            tasks.wait_handed(pool, 2)  # a follower sits unstarted in the doomed worker's pipe
+            observe.wait_handed(pool, 2)  # a follower sits unstarted in the doomed worker's pipe
         with open(go, "w"):
             pass
         with pytest.raises(WorkerDiedError) as info:
@@ -57,7 +57,7 @@ def test_retries_exhausted_report_every_death(start_method, markers, retries):
         assert len(exc.deaths) == retries + 1
         assert all(isinstance(d, Death) and d.exitcode == -9 and d.worker_id in range(2) for d in exc.deaths)
         assert len({d.pid for d in exc.deaths}) == retries + 1
-        assert set(tasks.marker_pids(markers, 0)) == {d.pid for d in exc.deaths}
+        assert set(observe.marker_pids(markers, 0)) == {d.pid for d in exc.deaths}
         assert f"killed {retries + 1} workers" in str(exc)
         assert [r.get(timeout=30) for r in fine] == [1, 2, 3, 4, 5]
         assert runs(markers) == {0: retries + 1, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1}

@@ -16,8 +16,9 @@ import pytest
 
 from mpire_fault import RemoteTraceback, TaskTimeoutError, WorkerDiedError, WorkerPool
 
-from . import tasks
-from .tasks import ArgsBomb, BoundaryError, ParentArgsBomb, TaskError, runs, wait_recovered
+from . import observe, tasks
+from .observe import runs, wait_recovered
+from .tasks import ArgsBomb, BoundaryError, ParentArgsBomb, TaskError
 
 # ---------------------------------------------------------------------------
 # A task's own exception
@@ -172,7 +173,7 @@ def test_slow_result_unpickling_does_not_stall_the_pool(start_method, markers, w
         wait_recovered(pool_)
         slow = pool_.apply_async(tasks.return_slow_to_load, (3.0, "slow"),
                                  callback=seen.append if with_callback else None)
-        tasks.wait_until(lambda: pool_.statistics()["tasks_completed"] >= 2, what="the slow result to arrive")
+        observe.wait_until(lambda: pool_.statistics()["tasks_completed"] >= 2, what="the slow result to arrive")
         began = time.monotonic()
         doomed = pool_.apply_async(tasks.work, (markers, 0, "sigkill"))
         with pytest.raises(WorkerDiedError):
@@ -241,7 +242,7 @@ def test_worker_dies_while_a_big_payload_is_being_written_to_it(markers):
             pool.apply(tasks.wait_for_file_then, (go,))
         killer = pool.apply_async(tasks.wait_for_file_then, (go, "sigkill"))
         big = pool.apply_async(tasks.echo_size, (bytes(8 * 2**20), 1))
-        tasks.wait_handed(pool, 2)
+        observe.wait_handed(pool, 2)
         with open(go, "w"):
             pass
         with pytest.raises(WorkerDiedError):
@@ -272,6 +273,6 @@ def test_worker_killed_around_sending_a_big_result(start_method, markers, delay)
                 assert len(value) == size and value[:1] == value[-1:] == b"\x07"
             # The kill may have hit the victim after it answered (an idle death): wait
             # until the pool has replaced it, so the next round starts with two workers.
-            tasks.wait_until(lambda gone=victim_pid: gone not in wait_recovered(pool)["worker_pids"].values(),
+            observe.wait_until(lambda gone=victim_pid: gone not in wait_recovered(pool)["worker_pids"].values(),
                              what="the victim's replacement")
         assert pool.apply(tasks.square, (3,)) == 9

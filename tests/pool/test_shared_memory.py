@@ -19,7 +19,7 @@ import pytest
 from mpire_fault import PoolTerminatedError, WorkerDiedError, WorkerPool, shm
 
 from . import shm_tasks
-from .tasks import pid_gone, wait_recovered, wait_until
+from .observe import pid_gone, wait_recovered, wait_until
 
 pytestmark = pytest.mark.skipif(not shm.AVAILABLE, reason="POSIX shared memory in /dev/shm is Linux-only here")
 

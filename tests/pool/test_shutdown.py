@@ -14,8 +14,8 @@ import pytest
 
 from mpire_fault import PoolTerminatedError, WorkerDiedError, WorkerExitError, WorkerPool
 
-from . import tasks
-from .tasks import pid_gone, wait_recovered, wait_until
+from . import observe, tasks
+from .observe import pid_gone, wait_recovered, wait_until
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "parent_script.py")
 BOUND = 10.0  # seconds any shutdown may take on a loaded 2-core machine
@@ -195,13 +195,13 @@ def test_terminate_while_workers_keep_crashing(start_method, markers):
         assert result.ready()
         with pytest.raises((WorkerDiedError, PoolTerminatedError)):
             result.get(timeout=0)
-    assert max(tasks.runs(markers).values()) == 1
+    assert max(observe.runs(markers).values()) == 1
 
 
 def test_terminate_while_worker_init_keeps_crashing(start_method, markers):
     pool = WorkerPool(2, start_method=start_method)
     result = pool.apply_async(tasks.square, (2,), worker_init=tasks.init_marker(markers, "os_exit3"))
-    wait_until(lambda: tasks.init_calls(markers) >= 1, what="a first worker_init")
+    wait_until(lambda: observe.init_calls(markers) >= 1, what="a first worker_init")
     began = time.monotonic()
     pool.terminate()
     assert time.monotonic() - began < BOUND

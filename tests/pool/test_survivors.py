@@ -15,7 +15,7 @@ import pytest
 
 from mpire_fault import WorkerDiedError, WorkerPool
 
-from .tasks import runs, wait_until
+from .observe import runs, wait_until
 
 BOUND = 30.0  # no wait in this file may take longer, even on a loaded 2-core machine
 

@@ -7,8 +7,9 @@ import pytest
 
 from mpire_fault import WorkerDiedError, WorkerInitError, WorkerPool
 
-from . import tasks
-from .tasks import BoundaryError, init_calls
+from . import observe, tasks
+from .observe import init_calls
+from .tasks import BoundaryError
 
 N_JOBS = 2
 # "three times in a row" per slot (docs/guarantees.md §4), plus one start in flight when the call fails.
@@ -86,10 +87,10 @@ def test_worker_init_runs_again_after_a_death(start_method, markers):
     init = tasks.init_marker(markers)
     with WorkerPool(N_JOBS, start_method=start_method) as pool:
         assert pool.apply_async(tasks.square, (2,), worker_init=init).get(timeout=30) == 4
-        tasks.wait_until(lambda: init_calls(markers) == N_JOBS, what="both inits")
+        observe.wait_until(lambda: init_calls(markers) == N_JOBS, what="both inits")
         with pytest.raises(WorkerDiedError):
             pool.apply_async(tasks.work, (markers, 0, "sigkill"), worker_init=init).get(timeout=30)
-        tasks.wait_recovered(pool)
+        observe.wait_recovered(pool)
         assert init_calls(markers) == N_JOBS + 1
 
 
