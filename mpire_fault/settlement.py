@@ -184,13 +184,19 @@ class Settlement:
         if kill_running:
             progress = state.shared.progress
             for slot in state.slots:
-                if slot.alive and slot.ledger and slot.ledger[0].job is job:
-                    base = slot.worker_id * PROGRESS_FIELDS
-                    running = progress[base + TASK_ID] == slot.ledger[0].task_id and progress[base + PHASE] != IDLE
-                    # A worker that already died on its own is a death of its own
-                    # (recorded), not one of ours: only kill the living.
-                    if running and slot.process.exitcode is None:
-                        slot.kill(KillReason.ABORT)
+                if not (slot.alive and slot.ledger):
+                    continue
+                base = slot.worker_id * PROGRESS_FIELDS
+                if progress[base + PHASE] == IDLE:
+                    continue
+                # The running task need not be the ledger's head: answers for
+                # the tasks before it may still be unread in the pipe.
+                began = progress[base + TASK_ID]
+                running = any(task.task_id == began and task.job is job for task in slot.ledger)
+                # A worker that already died on its own is a death of its own
+                # (recorded), not one of ours: only kill the living.
+                if running and slot.process.exitcode is None:
+                    slot.kill(KillReason.ABORT)
         if error is not None and not job.done:
             job.on_error(failed, error)
         job.done = True
