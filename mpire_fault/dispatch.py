@@ -19,13 +19,17 @@ from .slots import WorkerSlot
 from .state import FINISHING, STOPPED, Mode, PoolState
 from .watchdog import DEFAULT_EXIT_GRACE
 
-PREFETCH = 2  # tasks handed to a worker at once: one running, one waiting in its pipe
-# A second task waits behind the first only when tasks of that function are
-# known to be short: a task queued behind a long one would sit there while
-# another worker idles (head-of-line blocking), and a queued message cannot
-# be taken back from a pipe without risking it running twice.
-PREFETCH_BELOW = 0.005
-
+# How many tasks a worker is handed at once: the running one, plus others
+# waiting in its pipe so it never idles while the supervisor catches up.
+# A task waits behind others only while the expected wait (the tasks ahead
+# times the function's mean duration) stays under QUEUE_BUDGET: a task queued
+# behind a long one would sit there while another worker idles (head-of-line
+# blocking), and a queued message cannot be taken back from a pipe without
+# risking it running twice. Tiny tasks get a deep queue (up to PREFETCH_MAX,
+# so a worker never waits for a round trip through the supervisor); tasks of
+# 5 ms or more, or of a function not seen yet, get none.
+PREFETCH_MAX = 16
+QUEUE_BUDGET = 0.005
 
 class Dispatcher:
     """Moves tasks from the pending queue into workers' ledgers and pipes."""
@@ -85,11 +89,12 @@ class Dispatcher:
         return best
 
     def has_room(self, slot: WorkerSlot) -> bool:
-        if not slot.ledger:
+        ahead = len(slot.ledger)
+        if not ahead:
             return True
-        if len(slot.ledger) >= PREFETCH:
+        if ahead >= PREFETCH_MAX:
             return False
-        return self.state.durations.get(slot.ledger[-1].job.func_name, 1.0) < PREFETCH_BELOW
+        return ahead * self.state.durations.get(slot.ledger[-1].job.func_name, 1.0) < QUEUE_BUDGET
 
     def record_duration(self, slot: WorkerSlot, task: Task) -> None:
         """Keep a moving average of task durations per function (for ``has_room``)."""

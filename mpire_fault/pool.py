@@ -13,7 +13,6 @@ from typing import Any
 
 from . import shm
 from .calls import CallForms
-from .dispatch import PREFETCH
 from .events import EventLog
 from .insights import format_insights, gather_insights
 from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerSession, next_task_id
@@ -75,6 +74,10 @@ def _chaos_scope(chaos: Any) -> int:
 
 
 _PLAIN_SESSION = WorkerSession()
+# Chunks of a map call pickled and handed over ahead of their results, per
+# worker: enough to keep every worker busy, few enough that imap over a lazy
+# iterable holds only a handful of chunks in memory.
+MAP_CHUNKS_AHEAD = 4
 
 
 def _chunk_rows(items: list) -> int:
@@ -297,7 +300,7 @@ class WorkerPool(CallForms):
             size = choose_chunk_size(args, self.n_jobs, chunk_size, n_splits, iterable_len)
             chunks = chunk_iterable(args, size, iterable_len)
             total = iterable_len if iterable_len is not None else (len(args) if isinstance(args, Sized) else None)
-        max_chunks = self.n_jobs * (PREFETCH + 2)
+        max_chunks = self.n_jobs * MAP_CHUNKS_AHEAD
         if max_tasks_active is not None:
             max_chunks = max(1, max_tasks_active // size)
         supervisor = self._running_supervisor()
