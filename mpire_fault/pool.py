@@ -27,6 +27,7 @@ from .results import (
     choose_chunk_size,
     chunk_iterable,
     chunk_ndarray,
+    chunk_range,
     is_ndarray,
     iterate_map,
 )
@@ -298,7 +299,8 @@ class WorkerPool(CallForms):
             rows = _chunk_rows
         else:
             size = choose_chunk_size(args, self.n_jobs, chunk_size, n_splits, iterable_len)
-            chunks = chunk_iterable(args, size, iterable_len)
+            chunks = chunk_range(args, size, iterable_len) if type(args) is range else \
+                chunk_iterable(args, size, iterable_len)
             total = iterable_len if iterable_len is not None else (len(args) if isinstance(args, Sized) else None)
         max_chunks = self.n_jobs * MAP_CHUNKS_AHEAD
         if max_tasks_active is not None:

@@ -251,6 +251,18 @@ def chunk_iterable(iterable: Iterable, chunk_size: int, iterable_len: int | None
         first += len(items)
 
 
+def chunk_range(numbers: range, chunk_size: int, iterable_len: int | None) -> Iterator[tuple[int, range]]:
+    """``chunk_iterable`` for a range (and MPIRE's ``map(f, n)``): each chunk is a range, not a list of ints.
+
+    A range pickles in a few bytes and needs no check of its items' types in
+    the worker (every item is one int argument), where a list of 12 500 ints
+    costs about 0.7 ms to build, pickle, unpickle and check.
+    """
+    stop = len(numbers) if iterable_len is None else min(len(numbers), iterable_len)
+    for first in range(0, stop, chunk_size):
+        yield first, numbers[first:min(first + chunk_size, stop)]
+
+
 def choose_chunk_size(iterable: Iterable, n_jobs: int, chunk_size: int | None, n_splits: int | None,
                       iterable_len: int | None) -> int:
     if chunk_size is not None:

@@ -43,8 +43,10 @@ def _style(kind: type) -> int:
     return style
 
 
-def uniform_style(items: list) -> int | None:
+def uniform_style(items: list | range) -> int | None:
     """The argument style shared by every item, or None for a mix (or keyword items)."""
+    if type(items) is range:  # results.chunk_range: ints, one argument each
+        return _ONE
     kinds = set(map(type, items))
     if len(kinds) != 1:
         return None

@@ -385,3 +385,10 @@ def raise_on(x, doomed):
     if x == doomed:
         raise ValueError(f"item {x} refuses")
     return x
+
+
+def sigkill_at(x: int, at: int = 37) -> int:
+    """A trivial map item, except ``at``, which SIGKILLs its worker (mid-batch: the items before it are fast)."""
+    if x == at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x + 1
