@@ -8,7 +8,7 @@ import multiprocessing
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from typing import Any
 
 from . import shm
@@ -81,7 +81,7 @@ _PLAIN_SESSION = WorkerSession()
 MAP_CHUNKS_AHEAD = 4
 
 
-def _chunk_rows(items: list) -> int:
+def _chunk_rows(items: Sequence) -> int:
     return len(items[0])
 
 
@@ -290,7 +290,8 @@ class WorkerPool(CallForms):
                               ("worker_exit_timeout", worker_exit_timeout)):
             positive_number(name, seconds)
         check_style(progress_bar_style)
-        rows: Callable[[list], int] = len
+        rows: Callable[[Sequence], int] = len
+        chunks: Iterator[tuple[int, Sequence]]
         if is_ndarray(args):  # MPIRE: slices along axis 0, each chunk passed whole
             array = args if iterable_len is None else args[:iterable_len]
             size = choose_chunk_size(array, self.n_jobs, chunk_size, n_splits, None)

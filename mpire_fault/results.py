@@ -12,7 +12,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from typing import Any, Generic, TypeVar
 
 from .errors import SupervisorError
@@ -274,9 +274,9 @@ def choose_chunk_size(iterable: Iterable, n_jobs: int, chunk_size: int | None, n
     return max(1, math.ceil(iterable_len / (n_splits or n_jobs * 4)))
 
 
-def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[int, list]], ordered: bool,
+def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[int, Sequence]], ordered: bool,
                 max_chunks: int, dumps: Callable, loads: Callable, progress: Any = None,
-                rows: Callable[[list], int] = len) -> Iterator[list]:
+                rows: Callable[[Sequence], int] = len) -> Iterator[list]:
     """Feed chunks to the supervisor and yield each chunk's results (in input order if ``ordered``).
 
     Results come out a chunk (a list) at a time: ``map`` extends its list with
