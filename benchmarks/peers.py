@@ -29,6 +29,7 @@ BENCHMARKS = {
     "f": ("imap over 10 000 000 lazy items: peak RSS growth", "MiB"),
     "g": ("map over 128 numpy arrays of 4 MiB (arguments)", "MiB/s"),
     "h": ("map returning 128 numpy arrays of 4 MiB (results)", "MiB/s"),
+    "i": ("map of 100 000 trivial tasks over a list", "s"),
 }
 RATES = {"g", "h"}  # throughputs: higher is better
 BIG_ITEMS, BIG_BYTES = 128, 4 << 20
@@ -133,6 +134,12 @@ def timed(fn: Callable[[], Any]) -> float:
 def bench_a(pool: Pool, quick: bool) -> float:
     n = 10_000 if quick else 100_000
     return timed(lambda: pool.map(inc, range(n)))
+
+
+def bench_i(pool: Pool, quick: bool) -> float:
+    """(a) over a list of ints: (a)'s range travels as ranges, a list item by item."""
+    items = list(range(10_000 if quick else 100_000))
+    return timed(lambda: pool.map(inc, items))
 
 
 def bench_b(pool: Pool, quick: bool) -> float:
