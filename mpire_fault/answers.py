@@ -48,6 +48,7 @@ class Answers:
 
     def on_ready(self, slot: WorkerSlot, pid: int) -> None:
         slot.ready = True
+        self.state.roomy[slot] = None
         slot.failures = 0
         if self.events is not None:
             self.events.worker_ready(slot)
@@ -59,6 +60,7 @@ class Answers:
     def answered(self, slot: WorkerSlot, task_id: int) -> Task:
         """Pop the ledger head the worker just answered for."""
         task = slot.ledger.popleft()
+        self.state.roomy[slot] = None
         if task.task_id != task_id:
             raise SupervisorError(
                 f"worker {slot.worker_id} answered task {task_id} but its ledger head is {task.task_id}")

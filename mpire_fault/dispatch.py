@@ -75,17 +75,21 @@ class Dispatcher:
             self.hand(slot, head)
 
     def pick_slot(self, task: Task) -> WorkerSlot | None:
-        slots = self.state.slots
-        if self.state.settings.order_tasks:  # MPIRE's order_tasks: task k of a call goes to worker k % n_jobs
-            slot = slots[task.ordinal % len(slots)]
+        state = self.state
+        if state.settings.order_tasks:  # MPIRE's order_tasks: task k of a call goes to worker k % n_jobs
+            slot = state.slots[task.ordinal % len(state.slots)]
             return slot if slot.takes_work and self.has_room(slot) else None
-        best = None
-        for slot in slots:
-            if slot.takes_work and self.has_room(slot):
-                if not slot.ledger:
-                    return slot  # an idle worker: nobody can be better
-                if best is None or len(slot.ledger) < len(best.ledger):
-                    best = slot
+        best, full = None, None
+        for slot in state.roomy:  # not every slot: see PoolState.roomy
+            if not (slot.takes_work and self.has_room(slot)):
+                full = [slot] if full is None else full + [slot]
+            elif not slot.ledger:
+                best = slot  # an idle worker: nobody can be better
+                break
+            elif best is None or len(slot.ledger) < len(best.ledger):
+                best = slot
+        for slot in full or ():
+            del state.roomy[slot]
         return best
 
     def has_room(self, slot: WorkerSlot) -> bool:
@@ -109,6 +113,8 @@ class Dispatcher:
         task.handed_at = time.monotonic()
         slot.ledger.append(task)
         job = task.job
+        if job.task_timeout is not None:
+            self.state.watched.add(slot)
         message = run_task(task.task_id, job.job_id, task.first_index, task.attempt, task.payload,
                            job.task_timeout is not None, job.chaos_call)
         slot.queue_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
@@ -146,6 +152,7 @@ class Dispatcher:
                 if slot.alive:
                     slot.stopping = True
                     slot.stop_deadline = time.monotonic() + grace
+                    state.watched.add(slot)
                     slot.queue_bytes(pickle.dumps(stop()))
                     self.flush(slot)
         if any(s.alive for s in state.slots):

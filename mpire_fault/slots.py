@@ -93,6 +93,11 @@ class WorkerSlot:
         """A soft timeout was sent and its grace period is over: time for the kill."""
         return self.hard_deadline is not None and now > self.hard_deadline
 
+    def off_the_clock(self) -> bool:
+        """A live, ready worker with no deadline and no timed task: nothing of it is checked against time."""
+        return (self.process is not None and self.ready and self.kill_reason is None and self.stop_deadline is None
+                and self.hard_deadline is None and not any(task.job.task_timeout for task in self.ledger))
+
     @property
     def takes_work(self) -> bool:
         """Started, ready, and neither stopping, retiring nor condemned."""

@@ -92,6 +92,18 @@ class PoolState:
     counters: Counters = field(default_factory=Counters)
     durations: dict[str, float] = field(default_factory=dict)  # moving average per function name
     start_up_time: list[float] = field(default_factory=list)  # process start -> ready, summed per slot
+    # Indexes that keep the loop's cost per event flat as n_jobs grows (each
+    # pass would otherwise scan every slot several times):
+    # - ``watched``: slots that may be on a clock or want a process (the
+    #   Watchdog and start_wanted_workers read only these). A slot joins when
+    #   it gets a process, loses it, is stopped or is handed a timed task; the
+    #   Watchdog drops it once ``off_the_clock``.
+    # - ``roomy``: slots that may take a task (Dispatcher.pick_slot), in the
+    #   order they freed up. A slot joins when it becomes ready or answers a
+    #   task; pick_slot drops it when it finds it full. A full slot can only
+    #   gain room by answering, so no slot with room is ever missed.
+    watched: set[WorkerSlot] = field(default_factory=set)
+    roomy: dict[WorkerSlot, None] = field(default_factory=dict)
 
     @property
     def finishing(self) -> bool:

@@ -57,6 +57,7 @@ class Supervisor(threading.Thread):
         super().__init__(name="mpire_fault-supervisor", daemon=True)
         self.state = PoolState(settings, shared, [WorkerSlot(i) for i in range(settings.n_jobs)],
                                start_up_time=[0.0] * settings.n_jobs, events=events)
+        self.state.watched.update(self.state.slots)  # none has a process yet
         self.serializer = settings.serializer or Serializer(settings.use_dill)
         self.settlement = Settlement(self.state, self.serializer)
         preload()
@@ -236,8 +237,9 @@ class Supervisor(threading.Thread):
         if state.mode is not RUNNING:
             return
         now, close_fds = time.monotonic(), None
-        for slot in state.slots:
-            if slot.process is not None or (slot.restart_at is not None and slot.restart_at > now):
+        vacant = [slot for slot in state.watched if slot.process is None]  # a slot without a process is watched
+        for slot in sorted(vacant, key=lambda s: s.worker_id) if vacant else ():
+            if slot.restart_at is not None and slot.restart_at > now:
                 continue
             if close_fds is None:  # gathered once per pass, then grown by each new worker: not n^2
                 close_fds = [self._wake_r, self._wake_w, self.selector.fileno()]
@@ -287,6 +289,7 @@ class Supervisor(threading.Thread):
         assert slot.result_conn is not None and slot.sentinel is not None, "set by slot.start"
         self.selector.register(slot.result_conn.fileno(), selectors.EVENT_READ, ("result", slot))
         self.selector.register(slot.sentinel, selectors.EVENT_READ, ("sentinel", slot))
+        self.state.watched.add(slot)  # on the start-up clock until it is ready
         if self.state.events is not None:
             self.state.events.worker_started(slot, s.start_method)
 
@@ -307,6 +310,8 @@ class Supervisor(threading.Thread):
                 self.release(slot)
 
     def release(self, slot: WorkerSlot) -> None:
+        self.state.watched.add(slot)  # without a process: wants one (start_wanted_workers), maybe after restart_at
+        self.state.roomy.pop(slot, None)
         for fd in (slot.sentinel, slot.task_fd):
             if fd is not None:
                 try:
