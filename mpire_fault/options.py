@@ -89,7 +89,11 @@ def guarded(callback: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, A
     return deliver
 
 
-def normalize_cpu_ids(cpu_ids: list | None, n_jobs: int) -> tuple:
+def normalize_cpu_ids(cpu_ids: list | None, n_jobs: int, start_method: str = "fork") -> tuple:
+    if cpu_ids and start_method == "threading":  # MPIRE's docs: pinning does not work with threads
+        raise ValueError("cpu_ids pins worker processes to CPUs; start_method='threading' has no worker "
+                         "processes to pin (threads share the parent's CPUs): drop cpu_ids or use a process "
+                         "start method")
     if not cpu_ids:
         return (None,) * n_jobs
     if len(cpu_ids) not in (1, n_jobs):

@@ -142,7 +142,7 @@ class WorkerPool(CallForms):
         self._ctx: Any = ThreadingContext if start_method == "threading" else multiprocessing.get_context(start_method)
         self._timeout_grace = float(timeout_grace)
         self._daemon = daemon
-        self._cpu_ids = normalize_cpu_ids(cpu_ids, n_jobs)
+        self._cpu_ids = normalize_cpu_ids(cpu_ids, n_jobs, start_method)
         self._shared_objects = shared_objects
         self._pass_worker_id = pass_worker_id
         self._use_worker_state = use_worker_state

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from typing import Any, Generic, TypeVar
 
-from .errors import SupervisorError
+from .errors import PoolTerminatedError, SupervisorError
 from .jobs import MapJob, Task, next_task_id
 from .serialization import RESULT, TASK_ARGS, PickledError, loaded, with_boundary
 
@@ -314,6 +314,8 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
             if outstanding == 0 and exhausted:
                 return
             event = _next_event(job, supervisor)
+            if supervisor.terminated:  # as MPIRE: after terminate(), an unfinished imap yields nothing more
+                event = ("error", PoolTerminatedError("the pool was terminated while this map call was running"))
             if event[0] == "error":
                 error = loaded(event[1])
                 if progress is not None:  # the bar shows the failure, as MPIRE's does
@@ -366,6 +368,8 @@ def _next_event(job: MapJob, supervisor) -> tuple:
                 try:
                     return job.events.get(timeout=1.0)
                 except queue.Empty:
+                    if supervisor.terminated:
+                        return ("error", PoolTerminatedError("the pool was terminated while this map call was running"))
                     return ("error", SupervisorError("the pool's supervisor ended while this map was running"))
 
 

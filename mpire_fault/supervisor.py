@@ -26,6 +26,7 @@ import os
 import selectors
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +51,14 @@ log = logging.getLogger("mpire_fault")
 __all__ = ["PoolSettings", "Supervisor"]
 
 
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 class Supervisor(threading.Thread):
     """The parent's loop: reads its inbox, starts workers, dispatches, and reacts to what the selector saw."""
 
@@ -64,7 +73,12 @@ class Supervisor(threading.Thread):
         self.watchdog = Watchdog(self.state)
         self.inbox: deque[tuple[Callable[..., None], tuple]] = deque()
         self.finished = threading.Event()
+        self.terminated = False  # terminate() was called: map iterators still held by callers raise
         self._wake_r, self._wake_w = os.pipe()
+        # The wake-up pipe lives as long as this object, not as long as the
+        # loop: a caller may still post to a finished supervisor, and a
+        # closed descriptor's number may already belong to another file.
+        weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
         self._wake_sent = False
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -106,6 +120,7 @@ class Supervisor(threading.Thread):
 
     def terminate(self) -> None:
         """Kill every worker and fail everything pending; the loop ends once the workers are gone."""
+        self.terminated = True
         self._post(self._on_terminate)
 
     def _post(self, handler: Callable[..., None], *args: Any) -> None:
@@ -166,11 +181,6 @@ class Supervisor(threading.Thread):
             sweep(state.settings.shm_prefix and state.settings.shm_prefix + "r")  # results nobody read
             self.finished.set()
             self.selector.close()
-            for fd in (self._wake_r, self._wake_w):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
 
     def _close_events(self) -> None:
         events, chaos = self.state.events, self.state.settings.chaos

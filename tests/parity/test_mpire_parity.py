@@ -87,6 +87,12 @@ def test_cpu_ids_pin_workers():
         WorkerPool(2, cpu_ids=[0, 1, 0])
 
 
+def test_cpu_ids_with_threads_is_refused_by_name():
+    with pytest.raises(ValueError, match="cpu_ids.*threading"):
+        WorkerPool(2, cpu_ids=[0], start_method="threading")
+    WorkerPool(2, cpu_ids=None, start_method="threading").terminate()  # no pinning asked: fine
+
+
 def test_insights_count_tasks_and_deaths():
     with WorkerPool(2, enable_insights=True) as pool:
         pool.map(tasks.square, range(20), chunk_size=2)
