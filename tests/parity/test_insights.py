@@ -166,3 +166,14 @@ def test_tasks_rerun_after_deaths_are_counted_once(tmp_path):
     assert sum(insights["n_completed_tasks"]) == 4  # the killed call never returned: not counted
     assert sum(insights["deaths"]) == 4
     assert len(insights["top_5_max_task_args"]) == 4
+
+
+def test_an_argument_whose_repr_raises_does_not_fail_the_task():
+    from mpire_fault.insights import describe_args
+
+    class Opaque:
+        def __repr__(self):
+            raise ValueError("no")
+
+    shown = describe_args((1, Opaque()), {"k": "v"})
+    assert shown == "Arg 0: 1 | Arg 1: <Opaque with a failing repr: ValueError('no')> | Arg k: 'v'"
