@@ -15,7 +15,18 @@ from typing import Any
 from .dispatch import Dispatcher
 from .errors import SupervisorError, TaskTimeoutError
 from .jobs import Task
-from .protocol import DONE, EXIT_FAILED, EXITED, FAILED, INIT_FAILED, READY, RETIRING, SKIPPED, SOFT_TIMEOUT
+from .protocol import (
+    DONE,
+    EXIT_FAILED,
+    EXITED,
+    FAILED,
+    INIT_FAILED,
+    READY,
+    RETIRING,
+    SKIPPED,
+    SOFT_TIMEOUT,
+    TOP_TASKS,
+)
 from .serialization import PickledError, Serializer
 from .settlement import Settlement
 from .shm import Shared
@@ -43,7 +54,7 @@ class Answers:
         self.handlers: dict[int, Callable[..., None]] = {
             READY: self.on_ready, INIT_FAILED: self.on_init_failed, DONE: self.on_done, FAILED: self.on_failed,
             SKIPPED: self.on_skipped, EXITED: self.on_exited, EXIT_FAILED: self.on_exit_failed,
-            RETIRING: self.on_retiring,
+            RETIRING: self.on_retiring, TOP_TASKS: self.on_top_tasks,
         }
 
     def on_ready(self, slot: WorkerSlot, pid: int) -> None:
@@ -117,3 +128,8 @@ class Answers:
 
     def on_retiring(self, slot: WorkerSlot, handled: int) -> None:
         slot.retiring = True
+
+    def on_top_tasks(self, slot: WorkerSlot, entries: list[tuple[float, str]]) -> None:
+        offer = self.state.top_tasks.offer
+        for seconds, args in entries:
+            offer(seconds, args)

@@ -1,39 +1,162 @@
 """Worker insights (``enable_insights=True``): where each worker's time went.
 
-Workers add their timings to a shared array, one row per slot, so the
-numbers survive a worker's death and add up across its replacements.
+MPIRE 2.10.2's ``get_insights()`` shape, so code written for it reads ours
+unchanged: per-worker item counts, times as ``'0:00:00.227'`` strings, their
+totals, means, standard deviations and ratios, and the five longest tasks
+with their arguments as MPIRE writes them (``'Arg 0: 14 | Arg b: 2'``).
+
+Where the numbers live, so they survive a worker's death:
+
+* counters and seconds go to a shared array, ``INSIGHT_FIELDS`` doubles per
+  slot (layout in ``protocol``). A worker adds to its slot after each item,
+  so a replacement continues the sum and a SIGKILL loses nothing written.
+* the longest tasks cannot live in an array of doubles (their arguments are
+  text). Each worker keeps its own five longest (``TaskClock``) and sends
+  the ones that entered since its last answer in a ``TOP_TASKS`` message
+  just before that answer; the supervisor merges them into the pool's five
+  (``TopTasks``). A worker's own five bound what it can contribute, so the
+  merge is exact; a death loses only entries of the chunk it died in, whose
+  items are run again elsewhere. Sending before the answer means a map that
+  returned has had its entries merged. Arguments are formatted only for a
+  task that enters its worker's five, as MPIRE does.
+
+With insights off no ``TaskClock`` exists: the task function is not
+wrapped and nothing is timed or sent.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import heapq
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from time import perf_counter
 from typing import Any
 
-from .protocol import EXIT_TIME, INIT_TIME, INSIGHT_FIELDS, MAX_TASK_TIME, N_TASKS, WAIT_TIME, WORK_TIME
+from .protocol import EXIT_TIME, INIT_TIME, INSIGHT_FIELDS, N_TASKS, WAIT_TIME, WORK_TIME
 
-_PHASES = ("start_up", "init", "waiting", "working", "exit")
+TOP_N = 5  # MPIRE's "top 5 longest tasks"
+_PARTS = ("start_up", "init", "waiting", "working", "exit")
+_FIELDS = {"init": INIT_TIME, "waiting": WAIT_TIME, "working": WORK_TIME, "exit": EXIT_TIME}
+DISABLED_TEXT = "No profiling stats available. Try to run a function first with insights enabled ..."
 
 
-def gather_insights(n_jobs: int, array: Any, start_up: Sequence[float],
+class TopTasks:
+    """The ``TOP_N`` longest tasks seen: ``(seconds, args)`` pairs in a min-heap."""
+
+    __slots__ = ("heap",)
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, str]] = []
+
+    @property
+    def floor(self) -> float:
+        """What a task must exceed to enter."""
+        return self.heap[0][0] if len(self.heap) == TOP_N else 0.0
+
+    def offer(self, seconds: float, args: str) -> bool:
+        if len(self.heap) < TOP_N:
+            heapq.heappush(self.heap, (seconds, args))
+            return True
+        if seconds > self.heap[0][0]:
+            heapq.heapreplace(self.heap, (seconds, args))
+            return True
+        return False
+
+    def longest(self) -> list[tuple[float, str]]:
+        return sorted(self.heap, reverse=True)
+
+
+def _shown(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:  # noqa: BLE001 - a broken __repr__ must not fail the task (MPIRE's would)
+        return f"<{type(value).__name__} with a failing repr: {exc!r}>"
+
+
+def describe_args(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+    """The arguments of one call as MPIRE shows them: ``'Arg 0: 1 | Arg b: 2'``."""
+    shown = [f"Arg {n}: {_shown(value)}" for n, value in enumerate(args)]
+    shown += [f"Arg {key}: {_shown(value)}" for key, value in kwargs.items()]
+    return " | ".join(shown)
+
+
+class TaskClock:
+    """A worker's timer of each call of the task function; made only with insights on.
+
+    ``skip`` is the number of leading arguments the pool adds (worker id,
+    shared objects, worker state): MPIRE does not show those.
+    """
+
+    __slots__ = ("array", "work", "count", "skip", "top", "fresh")
+
+    def __init__(self, array: Any, worker_id: int, skip: int) -> None:
+        base = worker_id * INSIGHT_FIELDS
+        self.array, self.work, self.count, self.skip = array, base + WORK_TIME, base + N_TASKS, skip
+        self.top = TopTasks()
+        self.fresh: list[tuple[float, str]] = []  # entered self.top since the last take_fresh()
+
+    def wrap(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        array, work, count, skip, top, fresh = self.array, self.work, self.count, self.skip, self.top, self.fresh
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            began = perf_counter()
+            try:
+                result = func(*args, **kwargs)
+            finally:  # as MPIRE: a call that raised counts as working time and may be among the longest
+                spent = perf_counter() - began
+                array[work] += spent
+                if spent > top.floor:
+                    entry = (spent, describe_args(args[skip:], kwargs))
+                    if top.offer(*entry):
+                        fresh.append(entry)
+            array[count] += 1  # completed: it returned
+            return result
+
+        return timed
+
+    def take_fresh(self) -> list[tuple[float, str]]:
+        fresh = self.fresh[:]
+        self.fresh.clear()
+        return fresh
+
+
+# ---------------------------------------------------------------- the parent's view
+def format_seconds(seconds: float) -> str:
+    """``'0:00:01.234'`` (milliseconds truncated, none shown for whole seconds), as MPIRE prints times."""
+    whole, _, fraction = str(timedelta(seconds=seconds)).partition(".")
+    return f"{whole}.{fraction[:3]}" if fraction else whole
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+def gather_insights(n_jobs: int, array: Any, start_up: Sequence[float], top: TopTasks,
                     deaths: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """MPIRE's insights dict (same keys, order and types), then our ``deaths`` and ``death_details``."""
     def column(field: int) -> list[float]:
         if array is None:
             return [0.0] * n_jobs
         return [array[w * INSIGHT_FIELDS + field] for w in range(n_jobs)]
 
-    per_phase = {
-        "start_up": list(start_up),
-        "init": column(INIT_TIME),
-        "waiting": column(WAIT_TIME),
-        "working": column(WORK_TIME),
-        "exit": column(EXIT_TIME),
-    }
+    seconds = {"start_up": list(start_up), **{part: column(field) for part, field in _FIELDS.items()}}
+    totals = {part: sum(values) for part, values in seconds.items()}
+    total_time = sum(totals.values())
+    longest = [(spent, args) for spent, args in top.longest() if spent > 0]
     insights: dict[str, Any] = {"n_completed_tasks": [int(n) for n in column(N_TASKS)]}
-    grand_total = sum(sum(values) for values in per_phase.values())
-    for phase, values in per_phase.items():
-        insights[f"{phase}_time"] = values
-        insights[f"total_{phase}_time"] = sum(values)
-        insights[f"{phase}_ratio"] = sum(values) / grand_total if grand_total else 0.0
-    insights["max_task_duration"] = column(MAX_TASK_TIME)
+    for part in _PARTS:
+        insights[f"{part}_time"] = [format_seconds(s) for s in seconds[part]]
+    for part in _PARTS:
+        insights[f"total_{part}_time"] = format_seconds(totals[part])
+    insights["top_5_max_task_durations"] = [format_seconds(spent) for spent, _ in longest]
+    insights["top_5_max_task_args"] = [args for _, args in longest]
+    insights["total_time"] = format_seconds(total_time)
+    for part in _PARTS:
+        mean, std = _mean_std(seconds[part])
+        insights[f"{part}_ratio"] = totals[part] / (total_time + 1e-8)  # MPIRE's epsilon: 0.0 before any work
+        insights[f"{part}_time_mean"] = format_seconds(mean)
+        insights[f"{part}_time_std"] = format_seconds(std)
     counts = [0] * n_jobs
     for death in deaths:
         counts[death["worker_id"]] += 1
@@ -42,15 +165,28 @@ def gather_insights(n_jobs: int, array: Any, start_up: Sequence[float],
     return insights
 
 
-def format_insights(insights: dict[str, Any]) -> str:
-    n_jobs = len(insights["n_completed_tasks"])
-    header = f"{'worker':>6} {'tasks':>7} " + " ".join(f"{p + ' s':>10}" for p in _PHASES) + f" {'deaths':>6}"
-    lines = ["WorkerPool insights", header, "-" * len(header)]
-    for w in range(n_jobs):
-        cells = " ".join(f"{insights[f'{p}_time'][w]:>10.3f}" for p in _PHASES)
-        lines.append(f"{w:>6} {insights['n_completed_tasks'][w]:>7} {cells} {insights['deaths'][w]:>6}")
-    totals = " ".join(f"{insights[f'total_{p}_time']:>10.3f}" for p in _PHASES)
-    lines.append(f"{'total':>6} {sum(insights['n_completed_tasks']):>7} {totals} {sum(insights['deaths']):>6}")
-    ratios = ", ".join(f"{p} {insights[f'{p}_ratio']:.1%}" for p in _PHASES)
-    lines.append(f"time share: {ratios}")
+def format_insights(insights: Mapping[str, Any]) -> str:
+    """``print_insights()``'s text: MPIRE's summary, plus the deaths per worker when there were any."""
+    if not insights:
+        return DISABLED_TEXT
+    lines = ["WorkerPool insights", "-------------------",
+             f"Total number of tasks completed: {sum(insights['n_completed_tasks'])}"]
+    for part in _PARTS:
+        lines.append(f"Total {part.replace('_', ' ')} time: {insights[f'total_{part}_time']}s "
+                     f"(mean: {insights[f'{part}_time_mean']}, std: {insights[f'{part}_time_std']}, "
+                     f"ratio: {insights[f'{part}_ratio'] * 100:.2f}%)")
+    if insights["working_ratio"] < 0.8:
+        lines += ["", "Efficiency warning: working ratio is < 80%!"]
+    lines += ["", "Stats per worker", "----------------"]
+    deaths = insights.get("deaths") or [0] * len(insights["n_completed_tasks"])
+    for worker_id, n_tasks in enumerate(insights["n_completed_tasks"]):
+        cells = [f"Worker {worker_id}", f"Tasks completed: {n_tasks}"]
+        cells += [f"{part.replace('_', ' ')}: {insights[f'{part}_time'][worker_id]}s" for part in _PARTS]
+        if any(deaths):
+            cells.append(f"deaths: {deaths[worker_id]}")
+        lines.append(" - ".join(cells))
+    lines += ["", "Top 5 longest tasks", "-------------------"]
+    for rank, (spent, args) in enumerate(zip(insights["top_5_max_task_durations"], insights["top_5_max_task_args"],
+                                             strict=True), start=1):
+        lines.append(f"{rank}. Time: {spent} - {args}")
     return "\n".join(lines)

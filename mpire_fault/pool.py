@@ -14,7 +14,7 @@ from typing import Any
 from . import shm
 from .calls import CallForms
 from .events import EventLog
-from .insights import format_insights, gather_insights
+from .insights import TopTasks, format_insights, gather_insights
 from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerSession, next_task_id
 from .options import check_event_log, check_options, normalize_cpu_ids, positive_int, positive_number, resolve_chaos
 from .progress import check_style
@@ -168,6 +168,10 @@ class WorkerPool(CallForms):
         self._supervisor: Supervisor | None = None
         self._start_lock = threading.Lock()  # callers in several threads must share one supervisor
         self._exit_results: list[Any] = []
+        # MPIRE starts its insights afresh whenever it starts workers again after
+        # stopping them (each call without keep_alive): set by such a stop,
+        # cleared by the next call.
+        self._insights_stale = False
         self._event_log = check_event_log(event_log)
         self._pool_id = f"pool{next(_POOL_IDS)}"
 
@@ -203,7 +207,7 @@ class WorkerPool(CallForms):
             ctx = self._ctx if self._start_method != "threading" else multiprocessing
             progress = ctx.RawArray("d", self.n_jobs * PROGRESS_FIELDS)
             cancelled = ctx.RawArray("q", CANCEL_SLOTS)
-            insights = ctx.RawArray("d", self.n_jobs * INSIGHT_FIELDS)
+            insights = ctx.RawArray("d", self.n_jobs * INSIGHT_FIELDS) if self.enable_insights else None
             log = (EventLog.from_env(self._pool_id) if self._event_log is None
                    else EventLog(self._event_log, pool=self._pool_id))
             supervisor = Supervisor(self._settings(), SharedArrays(progress, cancelled, insights),
@@ -269,6 +273,8 @@ class WorkerPool(CallForms):
         except BaseException as exc:  # noqa: BLE001 - even SystemExit from a __reduce__: it belongs to this task
             job.on_error(None, with_boundary(exc, TASK_ARGS))
             return result
+        if self._insights_stale:
+            self._reset_insights(supervisor)
         supervisor.submit([Task(next_task_id(), job, index, 1, payload, next(self._apply_ordinal))])
         return result
 
@@ -307,6 +313,8 @@ class WorkerPool(CallForms):
         if max_tasks_active is not None:
             max_chunks = max(1, max_tasks_active // size)
         supervisor = self._running_supervisor()
+        if self._insights_stale:
+            self._reset_insights(supervisor)
         session = WorkerSession(worker_init, worker_exit, worker_lifespan, worker_init_timeout, worker_exit_timeout)
         job = MapJob(session, _func_name(func), task_timeout)
         job.chaos_call = self._chaos_scope | next(self._map_calls)
@@ -341,8 +349,13 @@ class WorkerPool(CallForms):
                 break
         if keep_workers:
             return list(barrier.errors)
+        self._insights_stale = self.enable_insights
         self._exit_results, errors = barrier.outcome(self._serializer)
         return errors
+
+    def _reset_insights(self, supervisor: Supervisor) -> None:
+        self._insights_stale = False
+        supervisor.reset_insights()
 
     def get_exit_results(self) -> list[Any]:
         """The return values of ``worker_exit`` from the last graceful stop (empty without a ``worker_exit``)."""
@@ -386,16 +399,17 @@ class WorkerPool(CallForms):
                                        supervisor.worker_pids())
 
     def get_insights(self) -> dict[str, Any]:
-        """Per-worker time in start-up, init, waiting, working and exit; tasks, restarts and deaths."""
+        """MPIRE's insights dict (``{}`` with insights off), plus ``deaths`` and ``death_details``."""
         if not self.enable_insights:
-            raise RuntimeError("insights are off: create the pool with enable_insights=True")
+            return {}
         supervisor = self._supervisor
-        if supervisor is None:
-            return gather_insights(self.n_jobs, None, [0.0] * self.n_jobs, [])
-        return gather_insights(self.n_jobs, supervisor.insights, supervisor.start_up_time, supervisor.counters.deaths)
+        if supervisor is None:  # nothing ran yet: zeros (MPIRE gives {} until its first map starts workers)
+            return gather_insights(self.n_jobs, None, [0.0] * self.n_jobs, TopTasks(), [])
+        return gather_insights(self.n_jobs, supervisor.insights, supervisor.start_up_time, supervisor.top_tasks,
+                               supervisor.insight_deaths)
 
     def print_insights(self) -> None:
-        """Print ``get_insights()`` as a readable table."""
+        """Print MPIRE's insights summary (or its "no profiling stats" line with insights off)."""
         print(format_insights(self.get_insights()))
 
     def chaos_journal(self) -> list[Any]:

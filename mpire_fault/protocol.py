@@ -8,7 +8,7 @@ side dispatches on the kind to a handler whose parameters carry the same
 names (``Supervisor.on_done(slot, task_id, data)``, ``Worker`` for
 ``RUN_TASK``), so no code indexes into a message.
 
-Beside the pipes, each worker shares two arrays with the parent:
+Beside the pipes, each worker shares arrays with the parent:
 
 * ``progress``: ``PROGRESS_FIELDS`` doubles per worker slot, written by the
   worker before it begins a task, an item, or a phase. After a death the
@@ -17,6 +17,8 @@ Beside the pipes, each worker shares two arrays with the parent:
   writes the interrupt target fields before it sends the soft-timeout signal.
 * ``cancelled``: a table of aborted map calls, read by workers before each
   chunk, so no further item of an aborted call starts.
+* ``insights`` (only with ``enable_insights=True``): ``INSIGHT_FIELDS``
+  doubles per slot, counters the worker adds to and the parent reads.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ SKIPPED = 5  # (SKIPPED, task_id): the task's map call was aborted before it beg
 EXITED = 6  # (EXITED, data): worker_exit returned (pickled value); the process ends next
 EXIT_FAILED = 7  # (EXIT_FAILED, error): worker_exit raised
 RETIRING = 8  # (RETIRING, handled): worker_lifespan reached; the process ends next
+TOP_TASKS = 9  # (TOP_TASKS, entries): (seconds, args) of tasks that entered the worker's longest five (insights)
 # ``error`` fields are ``serialization.dump_exception`` bytes: the exception and its traceback;
 # ``summary`` is its one-line text (``ValueError: bad input``), for the event log, which must not unpickle.
 # ``boundary`` names where a FAILED error arose outside the user's function
@@ -88,6 +91,10 @@ def retiring(handled: int) -> tuple:
     return (RETIRING, handled)
 
 
+def top_tasks(entries: list[tuple[float, str]]) -> tuple:
+    return (TOP_TASKS, entries)
+
+
 class KillReason(enum.StrEnum):
     """Why the supervisor killed a worker (``Death.reason`` in ``statistics()``; None: nobody did)."""
 
@@ -125,6 +132,9 @@ INIT_TARGET, EXIT_TARGET = -2.0, -3.0
 CANCEL_SLOTS = 4096
 
 # ---------------------------------------------------------------- the insights array
-# Accumulated per slot across restarts (seconds, except the count).
-INIT_TIME, WAIT_TIME, WORK_TIME, EXIT_TIME, N_TASKS, MAX_TASK_TIME = range(6)
+# Accumulated per slot across restarts (seconds, except N_TASKS: items whose
+# function returned). The longest tasks travel as TOP_TASKS messages instead:
+# their arguments are text (see insights.py).
+INIT_TIME, WAIT_TIME, WORK_TIME, EXIT_TIME, N_TASKS = range(5)
 INSIGHT_FIELDS = 16  # a stride, as PROGRESS_FIELDS: each slot's counters on cache lines of their own
+assert N_TASKS < INSIGHT_FIELDS

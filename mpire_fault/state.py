@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .insights import TopTasks
 from .jobs import Barrier, Task, WorkerSession
 from .recorder import Recorder
 from .slots import WorkerSlot
@@ -92,6 +93,8 @@ class PoolState:
     counters: Counters = field(default_factory=Counters)
     durations: dict[str, float] = field(default_factory=dict)  # moving average per function name
     start_up_time: list[float] = field(default_factory=list)  # process start -> ready, summed per slot
+    top_tasks: TopTasks = field(default_factory=TopTasks)  # the pool's longest tasks (insights; TOP_TASKS answers)
+    insight_deaths_from: int = 0  # counters.deaths[this:] happened since insights were last reset
     # Indexes that keep the loop's cost per event flat as n_jobs grows (each
     # pass would otherwise scan every slot several times):
     # - ``watched``: slots that may be on a clock or want a process (the

@@ -21,6 +21,7 @@ queue. Memory limits and timeouts are the only things checked on a clock.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import selectors
@@ -33,7 +34,8 @@ from typing import Any
 
 from .answers import Answers
 from .dispatch import Dispatcher
-from .errors import PoolTerminatedError, SupervisorError, WorkerInitError, hook_error
+from .errors import Death, PoolTerminatedError, SupervisorError, WorkerInitError, hook_error
+from .insights import TopTasks
 from .jobs import Barrier, Job, Task
 from .protocol import PHASE_START, PROGRESS_FIELDS, KillReason
 from .recorder import Recorder
@@ -104,6 +106,14 @@ class Supervisor(threading.Thread):
     def start_up_time(self) -> list[float]:
         return self.state.start_up_time
 
+    @property
+    def top_tasks(self) -> TopTasks:
+        return self.state.top_tasks
+
+    @property
+    def insight_deaths(self) -> list[Death]:
+        return self.state.counters.deaths[self.state.insight_deaths_from:]
+
     # ------------------------------------------------------------------ callers
     # Any thread may call these; each posts a command that the loop runs.
     def submit(self, tasks: list[Task]) -> None:
@@ -122,6 +132,10 @@ class Supervisor(threading.Thread):
         """Kill every worker and fail everything pending; the loop ends once the workers are gone."""
         self.terminated = True
         self._post(self._on_terminate)
+
+    def reset_insights(self) -> None:
+        """Start the insights afresh (posted, so it runs before any task submitted after it)."""
+        self._post(self._on_reset_insights)
 
     def _post(self, handler: Callable[..., None], *args: Any) -> None:
         """Hand a command to the loop.
@@ -235,6 +249,14 @@ class Supervisor(threading.Thread):
             barrier.event.set()
         else:
             self.state.pending.append(barrier)
+
+    def _on_reset_insights(self) -> None:
+        state = self.state
+        if state.shared.insights is not None:
+            ctypes.memset(state.shared.insights, 0, ctypes.sizeof(state.shared.insights))
+        state.start_up_time[:] = [0.0] * len(state.start_up_time)
+        state.top_tasks = TopTasks()
+        state.insight_deaths_from = len(state.counters.deaths)
 
     def _on_terminate(self) -> None:
         self.state.mode = Mode.FINISHING

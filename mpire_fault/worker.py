@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import TaskTimeoutError
+from .insights import TaskClock
 from .protocol import (
     EXIT_TARGET,
     EXIT_TIME,
@@ -37,8 +38,6 @@ from .protocol import (
     INITIALIZING,
     INSIGHT_FIELDS,
     ITEM,
-    MAX_TASK_TIME,
-    N_TASKS,
     PHASE,
     PHASE_START,
     PICKLING,
@@ -51,7 +50,6 @@ from .protocol import (
     TASK_ID,
     UNPICKLING,
     WAIT_TIME,
-    WORK_TIME,
     done,
     exit_failed,
     exited,
@@ -60,6 +58,7 @@ from .protocol import (
     ready,
     retiring,
     skipped,
+    top_tasks,
 )
 from .runners import SKIPPED, run_batches, run_items, uniform_style
 from .serialization import RESULT, TASK_ARGS, Serializer, dump_exception, summarize
@@ -177,9 +176,21 @@ class _Worker:
         if cfg.use_worker_state:
             preamble.append({})
         self.preamble = tuple(preamble)
+        # With insights on, each answer is preceded by the tasks that entered
+        # this worker's longest five (see insights.py); off, no clock exists
+        # and ``send`` is the plain one: nothing is timed, wrapped or sent.
+        self.clock = TaskClock(insights, cfg.worker_id, len(self.preamble)) if self.insights is not None else None
+        self.send: Callable[[tuple], None] = self._send if self.clock is None else self._send_after_top_tasks
 
-    def send(self, message: tuple) -> None:
+    def _send(self, message: tuple) -> None:
         self.result_conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _send_after_top_tasks(self, message: tuple) -> None:
+        assert self.clock is not None
+        fresh = self.clock.take_fresh()
+        if fresh:
+            self._send(top_tasks(fresh))
+        self._send(message)
 
     def mark(self, task_id: float, index: float, phase: float) -> None:
         p, b = self.progress, self.base
@@ -225,7 +236,8 @@ class _Worker:
             self.mark(-1, -1, IDLE)
             self.send(init_failed(dump_exception(exc, self.serializer)))
             return
-        self.record(INIT_TIME, time.perf_counter() - began)
+        if self.worker_init is not None:  # as MPIRE: no hook, no init time (not even our own start-up's)
+            self.record(INIT_TIME, time.perf_counter() - began)
         self.send(ready(os.getpid()))
         handled = 0
         timed = self.insights is not None
@@ -244,17 +256,9 @@ class _Worker:
                 self.stop()
                 return
             if timed:
-                working = time.perf_counter()
-                self.record(WAIT_TIME, working - began)
-            self.run_task(*fields)
+                self.record(WAIT_TIME, time.perf_counter() - began)
+            self.run_task(*fields)  # working time and items: counted per call by self.clock
             self.mark(-1, -1, IDLE)
-            if timed:
-                spent = time.perf_counter() - working
-                self.record(WORK_TIME, spent)
-                self.record(N_TASKS, 1)
-                base, insights = self.insight_base + MAX_TASK_TIME, self.insights
-                if insights is not None:
-                    insights[base] = max(insights[base], spent)
             handled += 1
             if self.cfg.worker_lifespan is not None and handled >= self.cfg.worker_lifespan:
                 self.send(retiring(handled))
@@ -273,6 +277,8 @@ class _Worker:
         # The task clock starts here, after the arguments (and the function's
         # module) were loaded: importing numpy is not the task's time.
         self.mark(task_id, first_index, RUNNING)
+        if self.clock is not None:
+            func = self.clock.wrap(func)
         results: list[Any] = []
         if self.chaos is None and kind != "apply" and not self.preamble and not timed:
             style = uniform_style(items)
@@ -320,7 +326,8 @@ class _Worker:
             self.mark(-1, -1, IDLE)
             self.send(exit_failed(dump_exception(exc, self.serializer)))
             return
-        self.record(EXIT_TIME, time.perf_counter() - began)
+        if self.worker_exit is not None:
+            self.record(EXIT_TIME, time.perf_counter() - began)
         try:
             data = self.serializer.dumps(value)
         except Exception as exc:  # noqa: BLE001 - whatever pickling worker_exit's value raised is an exit failure

@@ -196,3 +196,34 @@ def shared_lookup(shared, key):
 
 def exit_pid():
     return os.getpid()
+
+
+def nap_first(*args, **kwargs):
+    """Sleep for the ``nap`` keyword or the first argument: the insights' longest tasks are then known."""
+    seconds = kwargs.get("nap", args[0] if args else 0.0)
+    time.sleep(seconds)
+    return seconds
+
+
+def nap_square(x):
+    time.sleep(0.002 * (x % 4))
+    return x * x
+
+
+def caller_name(_x=None):
+    """The name of the frame that called the task function (``timed`` when insights wrap it)."""
+    import sys
+
+    return sys._getframe(1).f_code.co_name
+
+
+def die_once(directory, x):
+    """SIGKILL the worker the first time ``x`` runs (a marker file remembers); return x*x after."""
+    import signal
+
+    try:
+        os.close(os.open(os.path.join(directory, f"died-{x}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return x * x
+    os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(10)
