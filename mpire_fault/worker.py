@@ -246,7 +246,7 @@ class _Worker:
             if timed:
                 working = time.perf_counter()
                 self.record(WAIT_TIME, working - began)
-            self.run_task(*fields)
+            ran = self.run_task(*fields)
             self.mark(-1, -1, IDLE)
             if timed:
                 spent = time.perf_counter() - working
@@ -255,21 +255,28 @@ class _Worker:
                 base, insights = self.insight_base + MAX_TASK_TIME, self.insights
                 if insights is not None:
                     insights[base] = max(insights[base], spent)
-            handled += 1
+            handled += ran
             if self.cfg.worker_lifespan is not None and handled >= self.cfg.worker_lifespan:
                 self.send(retiring(handled))
                 self.stop()
                 return
 
     def run_task(self, task_id: int, job_id: int, first_index: int, attempt: int, payload: bytes,
-                 timed: bool = True, call: int = 0) -> None:
+                 timed: bool = True, call: int = 0) -> int:
+        """Run one task and answer it; return how many items count towards ``worker_lifespan``.
+
+        MPIRE's worker adds ``len(results)`` per chunk: every item whose
+        result (or, for apply, whose exception) it sent. A map chunk that
+        raised or was aborted sends none (MPIRE's worker stops right there),
+        and neither does an apply task its timeout interrupted.
+        """
         self.mark(task_id, first_index, UNPICKLING)
         try:
             self.visit("args.unpickle", first_index, attempt, call)
             func, kind, items = self.serializer.loads(payload)
         except Exception as exc:  # noqa: BLE001 - whatever unpickling raised fails this task
             self.send(failed(task_id, 0, dump_exception(exc, self.serializer), TASK_ARGS, summarize(exc)))
-            return
+            return 0
         # The task clock starts here, after the arguments (and the function's
         # module) were loaded: importing numpy is not the task's time.
         self.mark(task_id, first_index, RUNNING)
@@ -285,21 +292,22 @@ class _Worker:
             outcome = self._run_items(func, kind, items, first_index, job_id, attempt, timed, results, call)
         if outcome is SKIPPED:
             self.send(skipped(task_id))
-            return
+            return 0
         if outcome is not None:  # the exception of item first_index + len(results)
             # A soft timeout is told apart here, so the parent never unpickles an error to learn it.
-            boundary = SOFT_TIMEOUT if isinstance(outcome, TaskTimeoutError) else None
-            self.send(failed(task_id, len(results), dump_exception(outcome, self.serializer), boundary,
-                             summarize(outcome)))
-            return
+            soft_timeout = isinstance(outcome, TaskTimeoutError)
+            self.send(failed(task_id, len(results), dump_exception(outcome, self.serializer),
+                             SOFT_TIMEOUT if soft_timeout else None, summarize(outcome)))
+            return 1 if kind == "apply" and not soft_timeout else 0
         self.mark(task_id, first_index, PICKLING)
         try:
             self.visit("result.pickle", first_index, attempt, call)
             data = self.serializer.dumps(results)
         except Exception as exc:  # noqa: BLE001 - whatever pickling the result raised fails this task
             self.send(failed(task_id, 0, dump_exception(exc, self.serializer), RESULT, summarize(exc)))
-            return
+            return len(results)  # MPIRE counts results before they are pickled on their way out
         self.send(done(task_id, data))
+        return len(results)
 
     def _run_items(self, func: Callable, kind: str, items: list, first_index: int, job_id: int, attempt: int,
                    timed: bool, results: list, call: int) -> Any:
