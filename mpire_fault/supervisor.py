@@ -33,7 +33,7 @@ from typing import Any
 from .answers import Answers
 from .dispatch import Dispatcher
 from .errors import PoolTerminatedError, SupervisorError, WorkerInitError, hook_error
-from .jobs import Barrier, Job, Task
+from .jobs import Barrier, Job, Task, WorkerExits
 from .protocol import PHASE_START, PROGRESS_FIELDS, KillReason
 from .recorder import Recorder
 from .serialization import Serializer
@@ -89,6 +89,11 @@ class Supervisor(threading.Thread):
     @property
     def start_up_time(self) -> list[float]:
         return self.state.start_up_time
+
+    @property
+    def exits(self) -> WorkerExits:
+        """worker_exit's outcomes since the workers were last started from none (MPIRE's get_exit_results())."""
+        return self.state.exits
 
     # ------------------------------------------------------------------ callers
     # Any thread may call these; each posts a command that the loop runs.

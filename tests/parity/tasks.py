@@ -222,3 +222,7 @@ def report_sum(marker_dir, worker_state):
 
 def report_tagged_sum(worker_state):
     return "tagged", worker_state["sum"]
+
+
+def refuse_exit():
+    raise ValueError("exit says no")
