@@ -32,6 +32,7 @@ from .settlement import Settlement
 from .shm import Shared
 from .slots import WorkerSlot
 from .state import PoolState
+from .watchdog import DEFAULT_EXIT_GRACE
 
 
 def _soft_timeout(timeout: float | None, worker_id: int, task: str, raised: BaseException) -> TaskTimeoutError:
@@ -113,21 +114,26 @@ class Answers:
 
     def on_exited(self, slot: WorkerSlot, data: Any) -> None:
         slot.exit_reported = True
-        barrier, session = self.state.front_barrier(), self.state.session
-        # MPIRE's get_exit_results() holds worker_exit's values only: none without a worker_exit.
-        if barrier is not None and not barrier.implicit and session is not None and session.worker_exit is not None:
+        session = self.state.session  # the one the ending worker was started with: it changes only once all ended
+        # MPIRE's get_exit_results() holds worker_exit's values only: none
+        # without a worker_exit, none from a life that ran no task (data None).
+        # Every life's value is kept, whatever ended it: a stop, the worker's
+        # lifespan, a restart for new hooks (an implicit barrier).
+        if data is not None and session is not None and session.worker_exit is not None:
             if type(data) is Shared:
                 data = data.adopt()
-            barrier.exit_data.append(data)  # unpickled by the caller that waits for the stop
+            self.state.exits.data.append(data)  # unpickled by the callers that read them
 
     def on_exit_failed(self, slot: WorkerSlot, error: bytes) -> None:
         slot.exit_reported = True
-        barrier = self.state.front_barrier()
-        if barrier is not None:
-            barrier.exit_failures.append((slot.worker_id, error))
+        self.state.exits.failures.append((slot.worker_id, error))  # raised by the next stop of the workers
 
     def on_retiring(self, slot: WorkerSlot, handled: int) -> None:
         slot.retiring = True
+        # worker_exit runs next: on the clock as in a stop, so a stuck one cannot keep its slot forever.
+        session = self.state.session
+        slot.stop_deadline = time.monotonic() + ((session and session.worker_exit_timeout) or DEFAULT_EXIT_GRACE)
+        self.state.watched.add(slot)
 
     def on_top_tasks(self, slot: WorkerSlot, entries: list[tuple[float, str]]) -> None:
         offer = self.state.top_tasks.offer

@@ -13,7 +13,7 @@ import selectors
 import time
 from collections.abc import Callable
 
-from .jobs import Barrier, Task
+from .jobs import Barrier, Task, WorkerExits
 from .protocol import run_task, stop
 from .slots import WorkerSlot
 from .state import FINISHING, STOPPED, Mode, PoolState
@@ -64,6 +64,8 @@ class Dispatcher:
                 if any(s.alive for s in state.slots):
                     return  # an earlier graceful stop is still finishing
                 state.session, state.mode = head.job.session, Mode.RUNNING
+                if state.exits.closed:  # as MPIRE: starting workers from none empties get_exit_results()
+                    state.exits = WorkerExits()
                 self.start_workers()
             elif head.job.session != state.session:
                 state.pending.appendleft(Barrier(implicit=True))
@@ -138,8 +140,11 @@ class Dispatcher:
         state = self.state
         if any(s.ledger for s in state.slots):
             return False
-        if barrier.keep_workers:  # every task queued before it is answered: that is all it waits for
+        if barrier.keep_workers:  # every task queued before it is answered, and every retiring worker reported
+            if any(s.retiring and s.alive for s in state.slots):
+                return False
             state.pending.popleft()
+            barrier.exits = state.exits
             barrier.event.set()
             return True
         if not barrier.started:
@@ -158,5 +163,8 @@ class Dispatcher:
         if any(s.alive for s in state.slots):
             return False
         state.pending.popleft()
+        if not barrier.implicit:  # new hooks only restart the workers: their lives' values stay in the list
+            barrier.exits = state.exits
+            state.exits.closed = True
         barrier.event.set()
         return True

@@ -133,27 +133,68 @@ class MapJob(Job):
         return True
 
 
+class WorkerExits:
+    """What ``worker_exit`` gave, one entry per worker life, from a start of the workers until they all stopped.
+
+    MPIRE's ``get_exit_results()``: its list is emptied when the pool starts
+    workers from none, and every worker life that ends adds to it, whether it
+    ended at a stop, at its ``worker_lifespan`` or, here, at a restart for new
+    hooks on a ``keep_alive`` pool. The supervisor appends (values still
+    pickled, it never unpickles them); callers unpickle, each value once.
+    """
+
+    def __init__(self) -> None:
+        self.data: list[Any] = []  # worker_exit's return values, still pickled (appended by the supervisor)
+        self.failures: list[tuple[int, bytes]] = []  # (worker_id, pickled error) where worker_exit raised
+        self.errors: list[BaseException] = []  # our own errors (worker_exit timed out)
+        self.closed = False  # a stop of every worker ended it: the next start begins a new one
+        self._lock = threading.Lock()  # callers in several threads share the unpickled values
+        self._values: list[Any] = []
+        self._unreported: list[BaseException] = []
+        self._loaded = self._failed = self._raised = 0
+
+    def values(self, serializer: Serializer) -> list[Any]:
+        """worker_exit's return values so far, unpickled (in this caller's thread)."""
+        with self._lock:
+            self._load(serializer)
+            return list(self._values)
+
+    def take_errors(self, serializer: Serializer) -> list[BaseException]:
+        """The errors not reported yet: worker_exit raised or timed out, or its value failed to unpickle."""
+        with self._lock:
+            self._load(serializer)
+            for worker_id, data in self.failures[self._failed:]:
+                raised = PickledError(data, serializer).load()
+                self._unreported.append(
+                    hook_error(WorkerExitError, f"worker_exit failed on worker {worker_id}: {raised!r}", raised))
+            self._failed = len(self.failures)
+            errors, self._unreported = self.errors[self._raised:] + self._unreported, []
+            self._raised = len(self.errors)
+            return errors
+
+    def _load(self, serializer: Serializer) -> None:
+        for data in self.data[self._loaded:]:
+            try:
+                self._values.append(serializer.loads(data))
+            except BaseException as exc:  # noqa: BLE001 - even SystemExit: it belongs to this caller
+                self._unreported.append(with_boundary(exc, RESULT))
+        self._loaded = len(self.data)
+
+
 class Barrier:
     """Stop every worker gracefully once the tasks queued before it are answered."""
 
     def __init__(self, implicit: bool = False, keep_workers: bool = False) -> None:
         self.implicit = implicit
-        self.keep_workers = keep_workers  # only wait for the tasks queued before it (stop_and_join(keep_alive=True))
+        # Only wait for the tasks queued before it, and for workers that
+        # reached their worker_lifespan to report (stop_and_join(keep_alive=True)).
+        self.keep_workers = keep_workers
         self.started = False
-        self.exit_data: list[Any] = []  # worker_exit's return values, still pickled
-        self.exit_failures: list[tuple[int, bytes]] = []  # (worker_id, pickled error) where worker_exit raised
-        self.errors: list[BaseException] = []  # the stop's own errors (worker_exit timed out)
+        self.exits: WorkerExits | None = None  # the worker lives ended up to this point (set once it is complete)
         self.event = threading.Event()
 
     def outcome(self, serializer: Serializer) -> tuple[list[Any], list[BaseException]]:
-        """worker_exit's values and the stop's errors, unpickled by the caller that waited for the stop."""
-        values, errors = [], list(self.errors)
-        for data in self.exit_data:
-            try:
-                values.append(serializer.loads(data))
-            except BaseException as exc:  # noqa: BLE001 - even SystemExit: it belongs to this caller
-                errors.append(with_boundary(exc, RESULT))
-        for worker_id, data in self.exit_failures:
-            raised = PickledError(data, serializer).load()
-            errors.append(hook_error(WorkerExitError, f"worker_exit failed on worker {worker_id}: {raised!r}", raised))
-        return values, errors
+        """worker_exit's values and the errors not reported yet, unpickled by the caller that waited for the stop."""
+        if self.exits is None:  # the supervisor ended before the stop was complete
+            return [], []
+        return self.exits.values(serializer), self.exits.take_errors(serializer)

@@ -15,7 +15,7 @@ from . import shm
 from .calls import CallForms
 from .events import EventLog
 from .insights import TopTasks, format_insights, gather_insights
-from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerSession, next_task_id
+from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerExits, WorkerSession, next_task_id
 from .options import check_event_log, check_options, normalize_cpu_ids, positive_int, positive_number, resolve_chaos
 from .progress import check_style
 from .progress import progress_bar as make_progress_bar
@@ -167,11 +167,11 @@ class WorkerPool(CallForms):
         self._callbacks = CallbackRunner()
         self._supervisor: Supervisor | None = None
         self._start_lock = threading.Lock()  # callers in several threads must share one supervisor
-        self._exit_results: list[Any] = []
         # MPIRE starts its insights afresh whenever it starts workers again after
         # stopping them (each call without keep_alive): set by such a stop,
         # cleared by the next call.
         self._insights_stale = False
+        self._exits = WorkerExits()  # those of the last supervisor, once it is gone
         self._event_log = check_event_log(event_log)
         self._pool_id = f"pool{next(_POOL_IDS)}"
 
@@ -243,6 +243,7 @@ class WorkerPool(CallForms):
         if self._supervisor is not None and not self._supervisor.finished.is_set():
             self.stop_and_join()
             _stop_supervisor(self._supervisor)
+            self._exits = self._supervisor.exits
             self._supervisor = None
 
     # ------------------------------------------------------------------ apply
@@ -321,9 +322,9 @@ class WorkerPool(CallForms):
         bar = make_progress_bar(progress_bar_style, total, progress_bar_options) if progress_bar else None
         results = iterate_map(supervisor, job, func, chunks, ordered, max_chunks, self._serializer.dumps,
                               self._serializer.loads, bar, rows)
-        return self._finish_after(results)
+        return self._finish_after(results, session)
 
-    def _finish_after(self, results: Iterator[list]) -> Iterator[list]:
+    def _finish_after(self, results: Iterator[list], session: WorkerSession) -> Iterator[list]:
         try:
             yield from results
         except BaseException:
@@ -334,8 +335,15 @@ class WorkerPool(CallForms):
         self._apply_ordinal = itertools.count()  # as MPIRE: order_tasks places apply tasks from worker 0 again
         if not self._keep_alive:
             errors = self._graceful_stop()
-            if errors:  # worker_exit raised or timed out: MPIRE reports that from the call
-                raise errors[0]
+        elif session.worker_lifespan is not None and session.worker_exit is not None:
+            # MPIRE ends every call with stop_and_join(keep_alive=True), which
+            # waits for the workers that retired during the call: their
+            # worker_exit values are in get_exit_results() when the call returns.
+            errors = self._graceful_stop(keep_workers=True)
+        else:
+            errors = []
+        if errors:  # worker_exit raised or timed out: MPIRE reports that from the call
+            raise errors[0]
 
     # ------------------------------------------------------------------ lifecycle
     def _graceful_stop(self, keep_workers: bool = False) -> list[BaseException]:
@@ -347,19 +355,24 @@ class WorkerPool(CallForms):
         while not barrier.event.wait(0.25):
             if supervisor.finished.is_set():
                 break
-        if keep_workers:
-            return list(barrier.errors)
-        self._insights_stale = self.enable_insights
-        self._exit_results, errors = barrier.outcome(self._serializer)
-        return errors
+        if not keep_workers:
+            self._insights_stale = self.enable_insights
+        return barrier.outcome(self._serializer)[1]
 
     def _reset_insights(self, supervisor: Supervisor) -> None:
         self._insights_stale = False
         supervisor.reset_insights()
 
     def get_exit_results(self) -> list[Any]:
-        """The return values of ``worker_exit`` from the last graceful stop (empty without a ``worker_exit``)."""
-        return list(self._exit_results)
+        """The return values of ``worker_exit``, one per worker life, since the workers were last started.
+
+        As MPIRE: lives ended by ``worker_lifespan`` count too, so the list may
+        be longer than ``n_jobs`` (a life that replaced a retired worker and
+        ran no task gives none); it is empty without a ``worker_exit``.
+        """
+        supervisor = self._supervisor
+        exits = supervisor.exits if supervisor is not None else self._exits
+        return exits.values(self._serializer)
 
     def stop_and_join(self, keep_alive: bool = False) -> None:
         """Wait for every submitted task, then stop the workers (running ``worker_exit``).

@@ -36,7 +36,7 @@ INIT_FAILED = 2  # (INIT_FAILED, error): worker_init raised; the process ends ne
 DONE = 3  # (DONE, task_id, data): data is the pickled list of the task's results
 FAILED = 4  # (FAILED, task_id, offset, error, boundary, summary): item first_index + offset raised
 SKIPPED = 5  # (SKIPPED, task_id): the task's map call was aborted before it began
-EXITED = 6  # (EXITED, data): worker_exit returned (pickled value); the process ends next
+EXITED = 6  # (EXITED, data): worker_exit returned (pickled value; None: it did not run); the process ends next
 EXIT_FAILED = 7  # (EXIT_FAILED, error): worker_exit raised
 RETIRING = 8  # (RETIRING, handled): worker_lifespan reached; the process ends next
 TOP_TASKS = 9  # (TOP_TASKS, entries): (seconds, args) of tasks that entered the worker's longest five (insights)
@@ -79,7 +79,7 @@ def skipped(task_id: int) -> tuple:
     return (SKIPPED, task_id)
 
 
-def exited(data: bytes) -> tuple:
+def exited(data: bytes | None) -> tuple:
     return (EXITED, data)
 
 

@@ -65,11 +65,10 @@ class Settlement:
         self.requeue(ledger, slot.worker_id)
         if head is not None:
             self.settle_head(slot, head, exitcode, oom, item, phase)
-        barrier = state.front_barrier()
-        if slot.stopping and slot.kill_reason is KillReason.EXIT_TIMEOUT and barrier is not None:
+        if slot.kill_reason is KillReason.EXIT_TIMEOUT:  # a stop's or a retirement's worker_exit
             grace = (state.session and state.session.worker_exit_timeout) or DEFAULT_EXIT_GRACE
             message = f"worker_exit on worker {slot.worker_id} exceeded worker_exit_timeout={grace}s; killed"
-            barrier.errors.append(hook_error(WorkerExitError, message, TimeoutError(message)))
+            state.exits.errors.append(hook_error(WorkerExitError, message, TimeoutError(message)))
         if slot.stopping or state.finishing:
             return
         state.counters.restarts += 1

@@ -3,8 +3,8 @@
 The supervisor thread owns it; the collaborators that settle deaths
 (``Settlement``) and watch the clocks (``Watchdog``) are handed the same
 record instead of reaching into each other, so what each one reads and
-changes is visible in one place. Nothing here is touched by other threads:
-callers talk to the supervisor through its inbox only.
+changes is visible in one place. Nothing here but ``exits`` (made for it) is
+touched by other threads: callers talk to the supervisor through its inbox only.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .insights import TopTasks
-from .jobs import Barrier, Task, WorkerSession
+from .jobs import Barrier, Task, WorkerExits, WorkerSession
 from .recorder import Recorder
 from .slots import WorkerSlot
 from .statistics import Counters
@@ -107,6 +107,9 @@ class PoolState:
     #   gain room by answering, so no slot with room is ever missed.
     watched: set[WorkerSlot] = field(default_factory=set)
     roomy: dict[WorkerSlot, None] = field(default_factory=dict)
+    # worker_exit's outcomes since the workers were last started from none.
+    # The one thing here callers read (Supervisor.exits): the record is made to be shared.
+    exits: WorkerExits = field(default_factory=WorkerExits)
 
     @property
     def finishing(self) -> bool:

@@ -36,7 +36,7 @@ from .answers import Answers
 from .dispatch import Dispatcher
 from .errors import Death, PoolTerminatedError, SupervisorError, WorkerInitError, hook_error
 from .insights import TopTasks
-from .jobs import Barrier, Job, Task
+from .jobs import Barrier, Job, Task, WorkerExits
 from .protocol import PHASE_START, PROGRESS_FIELDS, KillReason
 from .recorder import Recorder
 from .serialization import Serializer
@@ -113,6 +113,11 @@ class Supervisor(threading.Thread):
     @property
     def insight_deaths(self) -> list[Death]:
         return self.state.counters.deaths[self.state.insight_deaths_from:]
+
+    @property
+    def exits(self) -> WorkerExits:
+        """worker_exit's outcomes since the workers were last started from none (MPIRE's get_exit_results())."""
+        return self.state.exits
 
     # ------------------------------------------------------------------ callers
     # Any thread may call these; each posts a command that the loop runs.

@@ -181,6 +181,8 @@ class _Worker:
         # and ``send`` is the plain one: nothing is timed, wrapped or sent.
         self.clock = TaskClock(insights, cfg.worker_id, len(self.preamble)) if self.insights is not None else None
         self.send: Callable[[tuple], None] = self._send if self.clock is None else self._send_after_top_tasks
+        self.handled = 0  # items counted towards worker_lifespan (see run_task)
+        self.retired = False  # worker_lifespan reached: worker_exit, then the end
 
     def _send(self, message: tuple) -> None:
         self.result_conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
@@ -239,7 +241,6 @@ class _Worker:
         if self.worker_init is not None:  # as MPIRE: no hook, no init time (not even our own start-up's)
             self.record(INIT_TIME, time.perf_counter() - began)
         self.send(ready(os.getpid()))
-        handled = 0
         timed = self.insights is not None
         while True:
             if self.chaos is not None and not self.task_conn.poll(0):
@@ -259,20 +260,39 @@ class _Worker:
                 self.record(WAIT_TIME, time.perf_counter() - began)
             self.run_task(*fields)  # working time and items: counted per call by self.clock
             self.mark(-1, -1, IDLE)
-            handled += 1
-            if self.cfg.worker_lifespan is not None and handled >= self.cfg.worker_lifespan:
-                self.send(retiring(handled))
+            if self.retired:
                 self.stop()
                 return
 
+    def answer(self, message: tuple, counted: int) -> None:
+        """Send a task's answer; ``counted`` items count towards ``worker_lifespan``.
+
+        RETIRING goes out before the answer that reaches the lifespan: a
+        caller woken by that answer must find the supervisor already knowing
+        this worker is about to run worker_exit (a keep_alive call waits for it).
+        """
+        self.handled += counted
+        lifespan = self.cfg.worker_lifespan
+        if lifespan is not None and self.handled >= lifespan:
+            self.retired = True
+            self.send(retiring(self.handled))
+        self.send(message)
+
     def run_task(self, task_id: int, job_id: int, first_index: int, attempt: int, payload: bytes,
                  timed: bool = True, call: int = 0) -> None:
+        """Run one task and answer it, counting what MPIRE counts towards ``worker_lifespan``.
+
+        MPIRE's worker adds ``len(results)`` per chunk: every item whose
+        result (or, for apply, whose exception) it sent. A map chunk that
+        raised or was aborted sends none (MPIRE's worker stops right there),
+        and neither does an apply task its timeout interrupted.
+        """
         self.mark(task_id, first_index, UNPICKLING)
         try:
             self.visit("args.unpickle", first_index, attempt, call)
             func, kind, items = self.serializer.loads(payload)
         except Exception as exc:  # noqa: BLE001 - whatever unpickling raised fails this task
-            self.send(failed(task_id, 0, dump_exception(exc, self.serializer), TASK_ARGS, summarize(exc)))
+            self.answer(failed(task_id, 0, dump_exception(exc, self.serializer), TASK_ARGS, summarize(exc)), 0)
             return
         # The task clock starts here, after the arguments (and the function's
         # module) were loaded: importing numpy is not the task's time.
@@ -290,22 +310,24 @@ class _Worker:
         else:
             outcome = self._run_items(func, kind, items, first_index, job_id, attempt, timed, results, call)
         if outcome is SKIPPED:
-            self.send(skipped(task_id))
+            self.answer(skipped(task_id), 0)
             return
         if outcome is not None:  # the exception of item first_index + len(results)
             # A soft timeout is told apart here, so the parent never unpickles an error to learn it.
-            boundary = SOFT_TIMEOUT if isinstance(outcome, TaskTimeoutError) else None
-            self.send(failed(task_id, len(results), dump_exception(outcome, self.serializer), boundary,
-                             summarize(outcome)))
+            soft_timeout = isinstance(outcome, TaskTimeoutError)
+            self.answer(failed(task_id, len(results), dump_exception(outcome, self.serializer),
+                               SOFT_TIMEOUT if soft_timeout else None, summarize(outcome)),
+                        1 if kind == "apply" and not soft_timeout else 0)
             return
         self.mark(task_id, first_index, PICKLING)
         try:
             self.visit("result.pickle", first_index, attempt, call)
             data = self.serializer.dumps(results)
         except Exception as exc:  # noqa: BLE001 - whatever pickling the result raised fails this task
-            self.send(failed(task_id, 0, dump_exception(exc, self.serializer), RESULT, summarize(exc)))
+            # MPIRE counts results before they are pickled on their way out
+            self.answer(failed(task_id, 0, dump_exception(exc, self.serializer), RESULT, summarize(exc)), len(results))
             return
-        self.send(done(task_id, data))
+        self.answer(done(task_id, data), len(results))
 
     def _run_items(self, func: Callable, kind: str, items: list, first_index: int, job_id: int, attempt: int,
                    timed: bool, results: list, call: int) -> Any:
@@ -314,6 +336,14 @@ class _Worker:
                          self.base, self.cancelled, self.preamble, visit)
 
     def stop(self) -> None:
+        if self.cfg.worker_lifespan is not None and self.handled == 0:
+            # A life that replaced a retired worker and ran no task before the
+            # stop: MPIRE's worker runs worker_exit only if it ran a task, so
+            # such a life gives no exit value. (Without a lifespan every worker
+            # still runs it: MPIRE deals chunks round-robin, so each of its
+            # workers gets one, where ours go to whichever worker is free.)
+            self.send(exited(None))
+            return
         value = None
         began = time.perf_counter()
         try:

@@ -227,3 +227,33 @@ def die_once(directory, x):
         return x * x
     os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(10)
+
+
+# ---------------------------------------------------------------- worker_lifespan
+def life_token(worker_state, _x):
+    """A token of this worker life (a new process, or a new thread under threading, gets a new one)."""
+    return worker_state.setdefault("life", os.urandom(8).hex())
+
+
+def start_sum(worker_state):
+    worker_state["sum"] = 0
+
+
+def add_to_sum(worker_state, x):
+    worker_state["sum"] += x
+    return x
+
+
+def report_sum(marker_dir, worker_state):
+    """worker_exit: the sum of the items this life ran, and a marker per run (counts the executions)."""
+    with open(os.path.join(marker_dir, f"exit-{time.monotonic_ns()}-{os.getpid()}"), "w"):
+        pass
+    return worker_state["sum"]
+
+
+def report_tagged_sum(worker_state):
+    return "tagged", worker_state["sum"]
+
+
+def refuse_exit():
+    raise ValueError("exit says no")
