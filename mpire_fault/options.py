@@ -1,11 +1,12 @@
 """Checking what a pool is created and called with: each bad value is refused by name, with what was given."""
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import chaos_env as environment
@@ -130,3 +131,16 @@ def resolve_chaos(chaos: Any, seed: int | None, start_method: str, memory_limit:
                 f"{term.action!r} ends a process, and start_method='threading' workers are threads of this "
                 "process; use raise, sleep or hang", resolved.spec, max(0, resolved.spec.find(term.action)))
     return resolved
+
+
+# Pools made with the same chaos (spec and seed) in this process, counted, so
+# two pools in one test roll different dice, and a test rerun alone (the
+# plugin gives each test a seed of its own) rolls the same ones again.
+_chaos_scopes: dict[tuple[str, int], Iterator[int]] = {}
+
+
+def chaos_scope(chaos: Any) -> int:
+    """The ordinal of this pool among the pools of this process made with the same chaos (0 without chaos)."""
+    if chaos is None:
+        return 0
+    return next(_chaos_scopes.setdefault((chaos.spec, chaos.seed), itertools.count()))

@@ -1,36 +1,36 @@
 """WorkerPool: MPIRE's API on top of a supervisor that survives worker death."""
 from __future__ import annotations
 
-import atexit
 import itertools
 import logging
 import multiprocessing
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import shm
 from .calls import CallForms
+from .chunking import plan_chunks
 from .events import EventLog
 from .insights import TopTasks, format_insights, gather_insights
 from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerExits, WorkerSession, next_task_id
-from .options import check_event_log, check_options, normalize_cpu_ids, positive_int, positive_number, resolve_chaos
+from .lifecycle import live_supervisors, stop_supervisor
+from .options import (
+    chaos_scope,
+    check_event_log,
+    check_options,
+    normalize_cpu_ids,
+    positive_int,
+    positive_number,
+    resolve_chaos,
+)
 from .progress import check_style
 from .progress import progress_bar as make_progress_bar
-from .protocol import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS, KillReason
+from .protocol import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS
 from .recorder import Recorder
-from .results import (
-    AsyncResult,
-    CallbackRunner,
-    choose_chunk_size,
-    chunk_iterable,
-    chunk_ndarray,
-    chunk_range,
-    is_ndarray,
-    iterate_map,
-)
+from .results import AsyncResult, CallbackRunner, iterate_map
 from .serialization import TASK_ARGS, Serializer, with_boundary
 from .state import PoolSettings, RestartBackoff, SharedArrays
 from .statistics import PoolStatistics
@@ -38,40 +38,9 @@ from .supervisor import Supervisor
 from .threads import ReferenceSerializer, ThreadingContext
 from .watchdog import DEFAULT_TIMEOUT_GRACE
 
-_live_supervisors: weakref.WeakSet[Supervisor] = weakref.WeakSet()
-
-
-def _shutdown_all() -> None:
-    # Registered after multiprocessing's own exit hook, so it runs first:
-    # workers must be gone before multiprocessing tries to join them.
-    for supervisor in list(_live_supervisors):
-        _stop_supervisor(supervisor)
-
-
-def _stop_supervisor(supervisor: Supervisor, timeout: float = 10.0) -> None:
-    if supervisor.finished.is_set():
-        return
-    supervisor.terminate()
-    if supervisor.is_alive():
-        supervisor.join(timeout)
-    if supervisor.is_alive():  # the loop itself is wedged: kill the processes from here
-        supervisor.kill_all(KillReason.TERMINATE)
-
-
-atexit.register(_shutdown_all)
 log = logging.getLogger("mpire_fault")
 
-# Pools made with the same chaos (spec and seed) in this process, counted, so
-# two pools in one test roll different dice, and a test rerun alone (the
-# plugin gives each test a seed of its own) rolls the same ones again.
-_chaos_scopes: dict[tuple[str, int], Iterator[int]] = {}
 _POOL_IDS = itertools.count(1)  # the ``pool`` of each event a pool of this process logs
-
-
-def _chaos_scope(chaos: Any) -> int:
-    if chaos is None:
-        return 0
-    return next(_chaos_scopes.setdefault((chaos.spec, chaos.seed), itertools.count()))
 
 
 _PLAIN_SESSION = WorkerSession()
@@ -79,10 +48,6 @@ _PLAIN_SESSION = WorkerSession()
 # worker: enough to keep every worker busy, few enough that imap over a lazy
 # iterable holds only a handful of chunks in memory.
 MAP_CHUNKS_AHEAD = 4
-
-
-def _chunk_rows(items: Sequence) -> int:
-    return len(items[0])
 
 
 def _func_name(func: Callable) -> str:
@@ -160,7 +125,7 @@ class WorkerPool(CallForms):
         self._shm_prefix = None if start_method == "threading" else shm.pool_prefix()
         self._serializer: Any = ReferenceSerializer() if start_method == "threading" else Serializer(
             use_dill, shm.Segments.arguments(self._shm_prefix) if self._shm_prefix else None)
-        self._chaos_scope = _chaos_scope(self._chaos) << 32
+        self._chaos_scope = chaos_scope(self._chaos) << 32
         self._map_calls = itertools.count(1)
         self._apply_counter = itertools.count()
         self._apply_ordinal = itertools.count()
@@ -213,8 +178,8 @@ class WorkerPool(CallForms):
             supervisor = Supervisor(self._settings(), SharedArrays(progress, cancelled, insights),
                                     Recorder(log) if log is not None else None)
             supervisor.start()
-            _live_supervisors.add(supervisor)
-            weakref.finalize(self, _stop_supervisor, supervisor)
+            live_supervisors.add(supervisor)
+            weakref.finalize(self, stop_supervisor, supervisor)
             self._supervisor = supervisor
         return supervisor
 
@@ -242,7 +207,7 @@ class WorkerPool(CallForms):
         # Settings live in the workers; new settings need new workers.
         if self._supervisor is not None and not self._supervisor.finished.is_set():
             self.stop_and_join()
-            _stop_supervisor(self._supervisor)
+            stop_supervisor(self._supervisor)
             self._exits = self._supervisor.exits
             self._supervisor = None
 
@@ -297,19 +262,7 @@ class WorkerPool(CallForms):
                               ("worker_exit_timeout", worker_exit_timeout)):
             positive_number(name, seconds)
         check_style(progress_bar_style)
-        rows: Callable[[Sequence], int] = len
-        chunks: Iterator[tuple[int, Sequence]]
-        if is_ndarray(args):  # MPIRE: slices along axis 0, each chunk passed whole
-            array = args if iterable_len is None else args[:iterable_len]
-            size = choose_chunk_size(array, self.n_jobs, chunk_size, n_splits, None)
-            chunks = chunk_ndarray(array, self.n_jobs, chunk_size, n_splits)
-            total: int | None = len(array)
-            rows = _chunk_rows
-        else:
-            size = choose_chunk_size(args, self.n_jobs, chunk_size, n_splits, iterable_len)
-            chunks = chunk_range(args, size, iterable_len) if type(args) is range else \
-                chunk_iterable(args, size, iterable_len)
-            total = iterable_len if iterable_len is not None else (len(args) if isinstance(args, Sized) else None)
+        chunks, size, total, rows = plan_chunks(args, self.n_jobs, chunk_size, n_splits, iterable_len)
         max_chunks = self.n_jobs * MAP_CHUNKS_AHEAD
         if max_tasks_active is not None:
             max_chunks = max(1, max_tasks_active // size)
@@ -392,7 +345,7 @@ class WorkerPool(CallForms):
     def terminate(self) -> None:
         """Kill every worker now; pending results become ready with PoolTerminatedError."""
         if self._supervisor is not None:
-            _stop_supervisor(self._supervisor)
+            stop_supervisor(self._supervisor)
         self._callbacks.drain(5.0)
         self._callbacks.stop()
 

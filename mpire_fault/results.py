@@ -6,15 +6,14 @@ forever for an answer nobody will send.
 """
 from __future__ import annotations
 
-import itertools
 import logging
-import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
+from .chunking import choose_chunk_size, chunk_iterable, chunk_ndarray, chunk_range, is_ndarray  # noqa: F401 - old paths
 from .errors import PoolTerminatedError, SupervisorError
 from .jobs import MapJob, Task, next_task_id
 from .serialization import RESULT, TASK_ARGS, PickledError, loaded, with_boundary
@@ -213,65 +212,6 @@ class AsyncResult(Generic[T]):
         if self._error is not None:
             raise self._error
         return self._value
-
-
-def is_ndarray(value: Any) -> bool:
-    kind = type(value)
-    return kind.__name__ == "ndarray" and kind.__module__ == "numpy"
-
-
-def chunk_ndarray(array: Any, n_jobs: int, chunk_size: int | None, n_splits: int | None) -> Iterator[tuple[int, list]]:
-    """MPIRE's numpy input: slices along axis 0, each passed whole as one argument (a view, not rows).
-
-    Without a ``chunk_size`` the slices are ``len / n_splits`` rows on
-    average, the remainder spread as MPIRE spreads it (20 rows in 8 splits:
-    3, 2, 3, 2, ...), so a function sees the same shapes under both.
-    """
-    n_rows = len(array)
-    size = float(chunk_size) if chunk_size is not None else n_rows / (n_splits or n_jobs * 4)
-    start, ordinal, carry = 0, 0, size
-    while start < n_rows:
-        stop = start + max(1, math.ceil(carry))
-        yield ordinal, [array[start:stop]]
-        carry = carry - (min(stop, n_rows) - start) + size
-        start, ordinal = stop, ordinal + 1
-
-
-def chunk_iterable(iterable: Iterable, chunk_size: int, iterable_len: int | None) -> Iterator[tuple[int, list]]:
-    """Yield ``(first_index, items)`` lazily; a generator is never materialized."""
-    iterator = iter(iterable)
-    if iterable_len is not None:
-        iterator = itertools.islice(iterator, iterable_len)
-    first = 0
-    while True:
-        items = list(itertools.islice(iterator, chunk_size))
-        if not items:
-            return
-        yield first, items
-        first += len(items)
-
-
-def chunk_range(numbers: range, chunk_size: int, iterable_len: int | None) -> Iterator[tuple[int, range]]:
-    """``chunk_iterable`` for a range (and MPIRE's ``map(f, n)``): each chunk is a range, not a list of ints.
-
-    A range pickles in a few bytes and needs no check of its items' types in
-    the worker (every item is one int argument), where a list of 12 500 ints
-    costs about 0.7 ms to build, pickle, unpickle and check.
-    """
-    stop = len(numbers) if iterable_len is None else min(len(numbers), iterable_len)
-    for first in range(0, stop, chunk_size):
-        yield first, numbers[first:min(first + chunk_size, stop)]
-
-
-def choose_chunk_size(iterable: Iterable, n_jobs: int, chunk_size: int | None, n_splits: int | None,
-                      iterable_len: int | None) -> int:
-    if chunk_size is not None:
-        return chunk_size
-    if iterable_len is None and isinstance(iterable, Sized):
-        iterable_len = len(iterable)
-    if iterable_len is None:
-        return 1
-    return max(1, math.ceil(iterable_len / (n_splits or n_jobs * 4)))
 
 
 def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[int, Sequence]], ordered: bool,

@@ -37,6 +37,7 @@ from .dispatch import Dispatcher
 from .errors import Death, PoolTerminatedError, SupervisorError, WorkerInitError, hook_error
 from .insights import TopTasks
 from .jobs import Barrier, Job, Task, WorkerExits
+from .orphans import preload
 from .protocol import PHASE_START, PROGRESS_FIELDS, KillReason
 from .recorder import Recorder
 from .serialization import Serializer
@@ -46,7 +47,7 @@ from .slots import WorkerSlot
 from .state import FINISHING, RUNNING, Mode, PoolSettings, PoolState, SharedArrays
 from .statistics import Counters
 from .watchdog import Watchdog
-from .worker import PickledObjects, WorkerConfig, preload
+from .worker import PickledObjects, WorkerConfig
 
 log = logging.getLogger("mpire_fault")
 

@@ -13,10 +13,7 @@ no further item of an aborted map starts.
 """
 from __future__ import annotations
 
-import ctypes
 import faulthandler
-import functools
-import multiprocessing.forkserver
 import os
 import pickle
 import signal
@@ -28,6 +25,7 @@ from typing import Any
 
 from .errors import TaskTimeoutError
 from .insights import TaskClock
+from .orphans import die_with_parent, preload, release_forkserver  # noqa: F401 - preload: its old path
 from .protocol import (
     EXIT_TARGET,
     EXIT_TIME,
@@ -64,8 +62,6 @@ from .runners import SKIPPED, run_batches, run_items, uniform_style
 from .serialization import RESULT, TASK_ARGS, Serializer, dump_exception, summarize
 from .shm import Segments
 
-PR_SET_PDEATHSIG = 1
-
 
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
@@ -96,56 +92,6 @@ class PickledObjects:
     """
 
     data: bytes
-
-
-@functools.cache
-def _libc() -> Any:
-    # Loaded once in the parent (WorkerPool does it) so that forked workers
-    # inherit it instead of each paying for the lookup while they start.
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def preload() -> None:
-    """Do in the parent, once, what every forked worker would otherwise do while it starts."""
-    try:
-        _libc()
-    except OSError:
-        pass
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL us when the parent dies (even by SIGKILL).
-
-    The parent's pipe closing is the second line of defence: an idle worker
-    sees EOF on its task pipe and leaves.
-    """
-    try:
-        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: rely on the pipe
-        return
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _release_forkserver() -> None:
-    """Drop our copy of the forkserver's "alive" pipe.
-
-    Every process the forkserver starts inherits that pipe, and the server
-    exits only when every copy is closed. A busy forkserver worker would so
-    keep its own parent, the server, alive after the main process died, and
-    PR_SET_PDEATHSIG (which watches the server) would never fire. A pool
-    created inside the worker starts a forkserver of its own.
-    """
-    forkserver = multiprocessing.forkserver
-    server = getattr(forkserver, "_forkserver", None)
-    fd = getattr(server, "_forkserver_alive_fd", None)
-    if server is None or fd is None:
-        return
-    server._forkserver_alive_fd = None
-    try:
-        os.close(fd)
-    except OSError:
-        pass
 
 
 class _Worker:
@@ -373,8 +319,8 @@ def worker_main(cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, 
         # Ctrl-C goes to the whole process group; the parent decides what
         # stops. Ignored first, so a worker still starting prints no traceback.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _die_with_parent()
-        _release_forkserver()
+        die_with_parent()
+        release_forkserver()
         for fd in cfg.close_fds:  # fork: the parent's ends of other workers' pipes
             try:
                 os.close(fd)
