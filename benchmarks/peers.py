@@ -33,7 +33,7 @@ BENCHMARKS = {
 }
 RATES = {"g", "h"}  # throughputs: higher is better
 BIG_ITEMS, BIG_BYTES = 128, 4 << 20
-_SPIN = 0
+SPIN_VARIABLE = "MPIRE_FAULT_BENCH_SPIN"  # burn()'s count for about 1 ms, set once per run by run.py
 
 
 def inc(x: int) -> int:
@@ -143,7 +143,9 @@ def bench_i(pool: Pool, quick: bool) -> float:
 
 
 def bench_b(pool: Pool, quick: bool) -> float:
-    spin = calibrate()
+    # One calibration for every pool of a run (run.py passes it): calibrated in
+    # each child, a noisy first timing could halve one pool's work.
+    spin = int(os.environ.get(SPIN_VARIABLE) or calibrate())
     n = 200 if quick else 2000
     return timed(lambda: pool.map(burn, [spin] * n))
 
