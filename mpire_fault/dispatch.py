@@ -31,6 +31,7 @@ from .watchdog import DEFAULT_EXIT_GRACE
 PREFETCH_MAX = 16
 QUEUE_BUDGET = 0.005
 
+
 class Dispatcher:
     """Moves tasks from the pending queue into workers' ledgers and pipes."""
 
