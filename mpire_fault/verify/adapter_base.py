@@ -87,22 +87,7 @@ class Adapter:
 
     def map(self, fn: Callable, items: list, timeout: float) -> list:
         """Run the pool's map in a thread, so a map that never returns is a Hang, not a stuck caller."""
-        box: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                box["value"] = self.run_map(fn, items)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                box["error"] = exc
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        thread.join(timeout)
-        if thread.is_alive():
-            raise Hang(f"map did not return within {timeout} s")
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
+        return bounded(lambda: self.run_map(fn, items), timeout, "map")
 
     def run_map(self, fn: Callable, items: list) -> list:
         raise NotImplementedError

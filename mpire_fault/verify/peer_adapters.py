@@ -24,6 +24,13 @@ def _route(future, callback: Callable | None, error_callback: Callable | None) -
         error_callback(error)
 
 
+def _routed(future, callback: Callable | None, error_callback: Callable | None) -> Any:
+    """``future``, its outcome routed by ``_route`` once done (if there is a hook to route it to)."""
+    if callback is not None or error_callback is not None:
+        future.add_done_callback(lambda done: _route(done, callback, error_callback))
+    return future
+
+
 def _route_dask(future, callback: Callable | None, error_callback: Callable | None) -> None:
     """``_route`` for a ``distributed.Future`` (its status says how it ended; nothing here blocks)."""
     if future.status == "finished":
@@ -76,10 +83,7 @@ class FuturesAdapter(Adapter):
     def submit(self, fn, args, callback=None, error_callback=None, timeout=None):
         if timeout is not None:
             raise NotImplementedError(f"{self.name} has no per-task timeout")
-        future = self.pool.submit(fn, *args)
-        if callback is not None or error_callback is not None:
-            future.add_done_callback(lambda done: _route(done, callback, error_callback))
-        return future
+        return _routed(self.pool.submit(fn, *args), callback, error_callback)
 
     def get(self, handle, timeout):
         return _future_result(handle, timeout)
@@ -130,10 +134,7 @@ class PebbleAdapter(Adapter):
         return ProcessPool(max_workers=2, **options)
 
     def submit(self, fn, args, callback=None, error_callback=None, timeout=None):
-        future = self.pool.schedule(fn, args=args, timeout=timeout)
-        if callback is not None or error_callback is not None:
-            future.add_done_callback(lambda done: _route(done, callback, error_callback))
-        return future
+        return _routed(self.pool.schedule(fn, args=args, timeout=timeout), callback, error_callback)
 
     def get(self, handle, timeout):
         return _future_result(handle, timeout)
