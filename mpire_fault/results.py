@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
-from .chunking import choose_chunk_size, chunk_iterable, chunk_ndarray, chunk_range, is_ndarray  # noqa: F401 - old paths
+from .chunking import is_ndarray
 from .errors import PoolTerminatedError, SupervisorError
 from .jobs import MapJob, Task, next_task_id
 from .serialization import RESULT, TASK_ARGS, PickledError, loaded, with_boundary

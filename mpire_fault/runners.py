@@ -45,7 +45,7 @@ def _style(kind: type) -> int:
 
 def uniform_style(items: list | range) -> int | None:
     """The argument style shared by every item, or None for a mix (or keyword items)."""
-    if type(items) is range:  # results.chunk_range: ints, one argument each
+    if type(items) is range:  # chunking.chunk_range: ints, one argument each
         return _ONE
     kinds = set(map(type, items))
     if len(kinds) != 1:

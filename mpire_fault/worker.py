@@ -25,7 +25,7 @@ from typing import Any
 
 from .errors import TaskTimeoutError
 from .insights import TaskClock
-from .orphans import die_with_parent, preload, release_forkserver  # noqa: F401 - preload: its old path
+from .orphans import die_with_parent, release_forkserver
 from .protocol import (
     EXIT_TARGET,
     EXIT_TIME,

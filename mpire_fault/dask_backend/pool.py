@@ -18,8 +18,9 @@ from typing import Any, cast
 from distributed import Client, LocalCluster
 
 from ..calls import CallForms
+from ..chunking import choose_chunk_size, chunk_iterable
 from ..errors import PoolTerminatedError, WorkerExitError, WorkerInitError
-from ..results import AsyncResult, CallbackRunner, choose_chunk_size, chunk_iterable
+from ..results import AsyncResult, CallbackRunner
 from ..serialization import TASK_ARGS, load_exception, with_boundary
 from .chaos import resolve_chaos
 from .cluster import ClusterOwner

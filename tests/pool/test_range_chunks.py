@@ -1,10 +1,10 @@
-"""A range travels as ranges (results.chunk_range): same results, same item indices, deaths named exactly."""
+"""A range travels as ranges (chunking.chunk_range): same results, same item indices, deaths named exactly."""
 from __future__ import annotations
 
 import pytest
 
 from mpire_fault import WorkerDiedError, WorkerPool
-from mpire_fault.results import chunk_range
+from mpire_fault.chunking import chunk_range
 
 from . import tasks
 
