@@ -11,6 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from time import perf_counter
 from typing import Any, Generic, TypeVar
 
 from .chunking import is_ndarray
@@ -21,6 +22,8 @@ from .serialization import RESULT, TASK_ARGS, PickledError, loaded, with_boundar
 T = TypeVar("T")
 log = logging.getLogger("mpire_fault")
 _POLL = 0.25
+_SLOW_PICKLE = 0.0001  # a chunk that took this long to pickle: the next ones would keep the workers waiting
+_SYNC_WAIT = 0.005
 
 
 class CallbackRunner:
@@ -227,6 +230,7 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
     error of this call aborts it, and closing the iterator early cancels it.
     """
     outstanding, exhausted, next_index, ordinal, aborted = 0, False, 0, 0, False
+    n_workers = len(supervisor.slots)
     waiting: dict[int, list] = {}
     units: dict[int, int] = {}  # rows per chunk, for the progress bar
     try:
@@ -240,6 +244,7 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
                 except BaseException:
                     supervisor.abort(job, True)
                     raise
+                began = perf_counter()
                 try:
                     payload = dumps((func, "map", items))
                 except BaseException as exc:  # noqa: BLE001 - any pickling error of the user's fails this call
@@ -247,6 +252,8 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
                     raise with_boundary(exc, TASK_ARGS)  # noqa: B904 - the same exception, marked
                 supervisor.submit([Task(next_task_id(), job, first, len(items), payload, ordinal)])
                 payload = None  # the task owns it now (a shared-memory segment must not outlive the task)
+                if ordinal < n_workers and perf_counter() - began > _SLOW_PICKLE:
+                    supervisor.sync(_SYNC_WAIT)  # the workers start now, not after every chunk is pickled
                 ordinal += 1
                 outstanding += 1
                 if progress is not None:

@@ -126,6 +126,17 @@ class Supervisor(threading.Thread):
         """Queue tasks behind those already pending."""
         self._post(self._on_submit, tasks)
 
+    def sync(self, timeout: float) -> None:
+        """Let the loop hand out what was submitted before this, waiting at most ``timeout`` seconds.
+
+        A caller that goes on pickling a map's chunks holds the GIL, and the
+        loop gets it only after the switch interval (5 ms): every worker
+        would wait that long for its first chunk. Waiting here gives it up.
+        """
+        done = threading.Event()
+        self._post(self._on_sync, done)
+        done.wait(timeout)
+
     def barrier(self, barrier: Barrier) -> None:
         """Queue a graceful stop of every worker behind the pending tasks."""
         self._post(self._on_barrier, barrier)
@@ -250,6 +261,11 @@ class Supervisor(threading.Thread):
                 slot.failures = 0
         state.pending.extend(tasks)
 
+    def _on_sync(self, done: threading.Event) -> None:
+        self.start_wanted_workers()
+        self.dispatcher.dispatch()
+        done.set()
+
     def _on_barrier(self, barrier: Barrier) -> None:
         if self.state.finishing:
             barrier.event.set()
@@ -304,6 +320,7 @@ class Supervisor(threading.Thread):
             in_thread=s.start_method == "threading",
             serializer=s.serializer,
             shm_prefix=s.shm_prefix,
+            pool_size=len(self.state.slots),
         )
         user: Any = (session.worker_init, session.worker_exit)
         shared_objects = s.shared_objects
