@@ -23,6 +23,7 @@ Beside the pipes, each worker shares arrays with the parent:
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 # ---------------------------------------------------------------- parent -> worker
 RUN_TASK = 1  # (RUN_TASK, task_id, job_id, first_index, attempt, payload, timed, chaos_call)
@@ -108,13 +109,48 @@ class KillReason(enum.StrEnum):
 
 
 # ---------------------------------------------------------------- the progress array
-TASK_ID, ITEM, PHASE, PHASE_START, TARGET_TASK, TARGET_ITEM = range(6)
-# The stride between two slots, not the number of fields: 16 doubles (128
-# bytes) keep any two workers' fields at least 80 bytes apart, so they never
-# share a 64-byte cache line whatever the array's alignment. Sharing one made
-# each worker's per-item store of ITEM bounce the line between cores: a map
-# of trivial items ran 2 to 3 times slower in the workers than alone.
-PROGRESS_FIELDS = 16
+TASK_ID, ITEM, PHASE, PHASE_START, TARGET_TASK, TARGET_ITEM, BATCH = range(7)
+# A worker's fields take the first 16 doubles (128 bytes) of its stride, so
+# two workers' fields never share a 64-byte cache line whatever the array's
+# alignment. Sharing one made each worker's per-item store bounce the line
+# between cores: a map of trivial items ran 2 to 3 times slower than alone.
+#
+# The rest of the stride holds two areas of item flags. While a worker runs
+# plain map items in C-level batches (runners.run_batches), BATCH is
+# ``2 * first + area``: the batch began at item ``first`` and byte j of flag
+# area ``area`` is set just before item ``first + j`` starts, so the item
+# last started is ``first + (leading set bytes) - 1``. Otherwise BATCH is -1
+# and ITEM says it. One byte store per item costs less than storing a float
+# index per item (no float is made). The worker clears the other area before
+# a batch and then switches to it with the single store of BATCH, so a death
+# at any instant reads a consistent pair.
+FLAGS = 16  # the double index where a worker's flag areas begin
+MAX_BATCH = 4096
+FLAG_AREA = MAX_BATCH + 8  # one byte per item of a batch and a zero after the last, rounded to a double
+PROGRESS_FIELDS = FLAGS + 2 * FLAG_AREA // 8
+NOT_BATCHED = -1.0
+
+
+def flag_offset(base: int, area: int) -> int:
+    """The byte offset of a worker's flag area in the progress array (``base``: the worker's first field)."""
+    return (base + FLAGS) * 8 + area * FLAG_AREA
+
+
+def running_item(progress: Any, base: int) -> int:
+    """The item a worker last started, read from its fields after it died.
+
+    Before the first item of a batch that is one less than the batch's
+    first item (``MapJob.describe`` names the chunk's first item for that).
+    """
+    batch = progress[base + BATCH]
+    if batch < 0:
+        return int(progress[base + ITEM])
+    first, area = divmod(int(batch), 2)
+    start = flag_offset(base, area)
+    started = bytes(memoryview(progress).cast("B")[start:start + FLAG_AREA]).find(0)
+    return first + started - 1
+
+
 # Phases (stored as doubles). The task clock only runs in RUNNING.
 IDLE, UNPICKLING, RUNNING, PICKLING, INITIALIZING, EXITING = 0.0, 1.0, 2.0, 3.0, 4.0, 5.0
 PHASE_NAMES = {

@@ -14,7 +14,7 @@ from collections import deque
 
 from .errors import Death, TaskTimeoutError, WorkerDiedError, WorkerExitError, WorkerInitError, hook_error
 from .jobs import Barrier, Job, Task
-from .protocol import CANCEL_SLOTS, IDLE, ITEM, PHASE, PHASE_NAMES, PROGRESS_FIELDS, TASK_ID, KillReason
+from .protocol import CANCEL_SLOTS, IDLE, PHASE, PHASE_NAMES, PROGRESS_FIELDS, TASK_ID, KillReason, running_item
 from .serialization import PickledError, Serializer
 from .slots import WorkerSlot
 from .state import Mode, PoolState, RestartBackoff
@@ -44,7 +44,7 @@ class Settlement:
         slot.reap(1.0)
         exitcode = slot.process.exitcode
         progress, base = state.shared.progress, slot.worker_id * PROGRESS_FIELDS
-        began_id, item, phase = progress[base + TASK_ID], int(progress[base + ITEM]), progress[base + PHASE]
+        began_id, item, phase = progress[base + TASK_ID], running_item(progress, base), progress[base + PHASE]
         limit = state.settings.max_worker_memory
         oom = slot.kill_reason is KillReason.OOM or (exitcode == -9 and limit is not None and 0 < limit < slot.rss)
         ledger = list(slot.ledger)

@@ -7,6 +7,7 @@ that died, must never stop the supervisor), so outgoing bytes wait in
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import pickle
 import signal
@@ -18,7 +19,18 @@ from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
 from .jobs import Task
-from .protocol import IDLE, ITEM, PHASE, PROGRESS_FIELDS, TARGET_ITEM, TARGET_TASK, TASK_ID, KillReason
+from .protocol import (
+    BATCH,
+    IDLE,
+    ITEM,
+    NOT_BATCHED,
+    PHASE,
+    PROGRESS_FIELDS,
+    TARGET_ITEM,
+    TARGET_TASK,
+    TASK_ID,
+    KillReason,
+)
 from .threads import WorkerThread
 from .worker import WorkerConfig, worker_main
 
@@ -44,6 +56,31 @@ def frame(payload: bytes) -> bytes:
     if len(payload) < 0x7FFFFFFF:
         return _HEADER.pack(len(payload)) + payload
     return _BIG_HEADER.pack(-1, len(payload)) + payload
+
+
+# A whole chunk of a map (12 500 small ints pickle to about 60 KiB) should
+# fit in a pipe, so the supervisor can queue a worker's next chunks while it
+# runs one, and a worker can answer without waiting for the supervisor to
+# read. Linux gives 64 KiB by default; a user's pipes beyond 64 MiB in all
+# (pipe-user-pages-soft) are cut to one page each, so a pool keeps its
+# pipes under 16 MiB together.
+_PIPES_TOTAL = 16 << 20
+_PIPE_MAX = 1 << 20
+_PIPE_DEFAULT = 1 << 16
+
+
+def pipe_size(n_workers: int) -> int:
+    """The capacity asked for each of a worker's two pipes in a pool of ``n_workers``."""
+    return max(_PIPE_DEFAULT, min(_PIPE_MAX, _PIPES_TOTAL // (2 * max(1, n_workers))))
+
+
+def _widen(fd: int, size: int) -> None:
+    if size <= _PIPE_DEFAULT:
+        return
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
+    except (AttributeError, OSError):  # not Linux, or over the system's limit: the default pipe still works
+        pass
 
 
 def _pidfd(pid: int) -> int | None:
@@ -129,10 +166,14 @@ class WorkerSlot:
                daemon: bool) -> None:
         read_fd, write_fd = os.pipe()
         result_reader, result_writer = Pipe(duplex=False)
+        size = pipe_size(cfg.pool_size)
+        _widen(write_fd, size)
+        _widen(result_writer.fileno(), size)
         task_reader = Connection(read_fd, writable=False)
         base = self.worker_id * PROGRESS_FIELDS
         progress[base + TASK_ID] = -1.0
         progress[base + ITEM] = -1.0
+        progress[base + BATCH] = NOT_BATCHED
         progress[base + PHASE] = IDLE
         progress[base + TARGET_TASK] = -1.0
         launch = WorkerThread if cfg.in_thread else ctx.Process

@@ -36,6 +36,7 @@ from .protocol import (
     INITIALIZING,
     INSIGHT_FIELDS,
     ITEM,
+    MAX_BATCH,
     PHASE,
     PHASE_START,
     PICKLING,
@@ -52,6 +53,7 @@ from .protocol import (
     exit_failed,
     exited,
     failed,
+    flag_offset,
     init_failed,
     ready,
     retiring,
@@ -80,6 +82,7 @@ class WorkerConfig:
     in_thread: bool = False  # start_method="threading": a thread of the parent, not a process
     serializer: Any = None  # the parent's own, for threads (see threads.py); None: pickle or dill by use_dill
     shm_prefix: str | None = None  # big results go to shared memory under this prefix (see shm.py)
+    pool_size: int = 1  # n_jobs: sizes the worker's pipes (slots.pipe_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,8 @@ class _Worker:
         self.result_conn = result_conn
         self.progress = progress
         self.progress_view = memoryview(progress).cast("B").cast("d")  # stores from C code (run_batches)
+        self.flags = memoryview(progress).cast("B")
+        self.flag_positions: tuple[list[int], list[int]] | None = None  # made by the first batched chunk
         self.base = cfg.worker_id * PROGRESS_FIELDS
         self.cancelled = cancelled
         self.insights = insights if cfg.insights else None
@@ -250,7 +255,7 @@ class _Worker:
             style = uniform_style(items)
             if style is not None:
                 outcome = run_batches(func, items, first_index, job_id, style, results, self.progress_view,
-                                      self.base, self.cancelled)
+                                      self.flags, self._flag_positions(), self.base, self.cancelled)
             else:
                 outcome = self._run_items(func, kind, items, first_index, job_id, attempt, timed, results, call)
         else:
@@ -274,6 +279,14 @@ class _Worker:
             self.answer(failed(task_id, 0, dump_exception(exc, self.serializer), RESULT, summarize(exc)), len(results))
             return
         self.answer(done(task_id, data), len(results))
+
+    def _flag_positions(self) -> tuple[list[int], list[int]]:
+        """The byte offsets of this worker's two flag areas, as lists: iterating them makes no int per item."""
+        if self.flag_positions is None:
+            first, second = (list(range(flag_offset(self.base, area), flag_offset(self.base, area) + MAX_BATCH))
+                             for area in (0, 1))
+            self.flag_positions = (first, second)
+        return self.flag_positions
 
     def _run_items(self, func: Callable, kind: str, items: list, first_index: int, job_id: int, attempt: int,
                    timed: bool, results: list, call: int) -> Any:
