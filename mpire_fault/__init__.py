@@ -1,4 +1,6 @@
 """mpire_fault: an MPIRE-compatible process pool that keeps its promises when workers die."""
+from multiprocessing import cpu_count
+
 from .errors import (
     ChaosSpecError,
     Death,
@@ -31,4 +33,5 @@ __all__ = [
     "WorkerExitError",
     "WorkerInitError",
     "WorkerPool",
+    "cpu_count",
 ]

@@ -34,7 +34,7 @@ def test_public_surface_is_pinned():
     assert set(mpire_fault.__all__) == {
         "AsyncResult", "ChaosSpecError", "Death", "PoolStatistics", "PoolTerminatedError", "RemoteTraceback",
         "RestartBackoff", "SupervisorError", "TaskTimeoutError", "WorkerDiedError", "WorkerExitError",
-        "WorkerInitError", "WorkerPool",
+        "WorkerInitError", "WorkerPool", "cpu_count",
     }
 
 
