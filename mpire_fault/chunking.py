@@ -3,13 +3,23 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from typing import Any
 
 
+def is_ndarray_type(kind: type) -> bool:
+    """Whether ``kind`` is numpy's ``ndarray`` or a subclass (``memmap``, masked arrays), as MPIRE's isinstance.
+
+    No array exists unless numpy was imported, so numpy's absence from
+    ``sys.modules`` answers without importing it.
+    """
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and issubclass(kind, numpy.ndarray)
+
+
 def is_ndarray(value: Any) -> bool:
-    kind = type(value)
-    return kind.__name__ == "ndarray" and kind.__module__ == "numpy"
+    return is_ndarray_type(type(value))
 
 
 def chunk_ndarray(array: Any, n_jobs: int, chunk_size: int | None, n_splits: int | None) -> Iterator[tuple[int, list]]:

@@ -21,6 +21,7 @@ from itertools import repeat, starmap
 from operator import countOf, itemgetter, setitem
 from typing import Any
 
+from .chunking import is_ndarray_type
 from .protocol import BATCH, CANCEL_SLOTS, FLAG_AREA, ITEM, MAX_BATCH, NOT_BATCHED, PHASE, PHASE_START, PICKLING
 
 _STYLES: dict[type, int] = {}  # argument style per item type: decided once per type, not per item
@@ -35,7 +36,7 @@ def _style(kind: type) -> int:
         if issubclass(kind, dict):
             style = _KEYWORDS
         elif (issubclass(kind, Iterable) and not issubclass(kind, (str, bytes, bytearray))
-              and not (kind.__name__ == "ndarray" and kind.__module__ == "numpy")):
+              and not is_ndarray_type(kind)):
             style = _UNPACK
         else:
             style = _ONE

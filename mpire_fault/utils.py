@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 from collections.abc import Collection, Generator, Iterable
 from typing import Any, Literal, TypeVar, overload
+
+from .chunking import is_ndarray
 
 __all__ = ["chunk_tasks", "make_single_arguments"]
 
@@ -59,16 +60,6 @@ def make_single_arguments(iterable_of_args: Iterable[T],
     """
     wrapped = ((item,) for item in iterable_of_args)
     return wrapped if generator else list(wrapped)
-
-
-def _is_numpy_array(value: object) -> bool:
-    """Whether ``value`` is an ``ndarray`` (subclasses included), without importing numpy.
-
-    An array cannot exist unless numpy has been imported, so numpy's absence
-    from ``sys.modules`` answers the question without the import.
-    """
-    numpy = sys.modules.get("numpy")
-    return numpy is not None and isinstance(value, numpy.ndarray)
 
 
 def _target_size(iterable_of_args: Iterable[Any], iterable_len: int | None,
@@ -131,7 +122,7 @@ def chunk_tasks(iterable_of_args: Iterable[T], iterable_len: int | None = None,
         ``n_splits`` is not greater than 0, or ``iterable_len`` is negative.
     """
     size = _target_size(iterable_of_args, iterable_len, chunk_size, n_splits)
-    array: Any = iterable_of_args if _is_numpy_array(iterable_of_args) else None
+    array: Any = iterable_of_args if is_ndarray(iterable_of_args) else None
     items = iter(iterable_of_args)
     handed_out = 0
     # The size owed to the next chunk, carrying what rounding up took from earlier ones.

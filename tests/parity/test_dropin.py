@@ -254,6 +254,21 @@ def test_numpy_chunks_are_mpire_chunks():
                     == theirs.map(tasks.chunk_shape, array, concatenate_numpy_output=False, **options)), options
 
 
+def test_numpy_subclasses_are_sliced_as_arrays(tmp_path):
+    """np.memmap and masked arrays are ndarrays to MPIRE (isinstance): sliced along axis 0, each slice one argument."""
+    numpy = pytest.importorskip("numpy")
+    mpire = pytest.importorskip("mpire")
+    stored = numpy.memmap(tmp_path / "rows.dat", dtype="float64", mode="w+", shape=(20, 2))
+    stored[:] = numpy.arange(40).reshape(20, 2)
+    masked = numpy.ma.masked_array(numpy.arange(40).reshape(20, 2))
+    for array in (stored, masked):
+        with WorkerPool(2) as ours, mpire.WorkerPool(2) as theirs:
+            mine = ours.map(tasks.chunk_shape, array, chunk_size=3, concatenate_numpy_output=False)
+            assert mine == theirs.map(tasks.chunk_shape, array, chunk_size=3, concatenate_numpy_output=False)
+            assert mine[0] == (3, 2)
+            assert (ours.map(tasks.double, array) == numpy.asarray(array) * 2).all()
+
+
 def test_numpy_map_imap_and_concatenation(start_method, capsys):
     numpy = pytest.importorskip("numpy")
     array = numpy.arange(40).reshape(20, 2)
