@@ -6,6 +6,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -131,6 +132,7 @@ class WorkerPool(CallForms):
         self._apply_ordinal = itertools.count()
         self._callbacks = CallbackRunner()
         self._supervisor: Supervisor | None = None
+        self._live_hooks: tuple[Callable | None, Callable | None] | None = None  # the last map's, while workers live
         self._start_lock = threading.Lock()  # callers in several threads must share one supervisor
         # MPIRE starts its insights afresh whenever it starts workers again after
         # stopping them (each call without keep_alive): set by such a stop,
@@ -269,6 +271,7 @@ class WorkerPool(CallForms):
         supervisor = self._running_supervisor()
         if self._insights_stale:
             self._reset_insights(supervisor)
+        self._note_hooks(worker_init, worker_exit)
         session = WorkerSession(worker_init, worker_exit, worker_lifespan, worker_init_timeout, worker_exit_timeout)
         job = MapJob(session, _func_name(func), task_timeout)
         job.chaos_call = self._chaos_scope | next(self._map_calls)
@@ -276,6 +279,15 @@ class WorkerPool(CallForms):
         results = iterate_map(supervisor, job, func, chunks, ordered, max_chunks, self._serializer.dumps,
                               self._serializer.loads, bar, rows)
         return self._finish_after(results, session)
+
+    def _note_hooks(self, worker_init: Callable | None, worker_exit: Callable | None) -> None:
+        """Warn, with MPIRE's warning category, when a keep_alive pool's workers get new hooks."""
+        hooks = (worker_init, worker_exit)
+        if self._keep_alive and self._live_hooks is not None and self._live_hooks != hooks:
+            warnings.warn("worker_init or worker_exit changed while keep_alive=True: the workers are restarted, so "
+                          "the new worker_init runs on each (MPIRE keeps its workers and never runs it)",
+                          RuntimeWarning, stacklevel=4)
+        self._live_hooks = hooks if self._keep_alive else None
 
     def _finish_after(self, results: Iterator[list], session: WorkerSession) -> Iterator[list]:
         try:
@@ -310,6 +322,7 @@ class WorkerPool(CallForms):
                 break
         if not keep_workers:
             self._insights_stale = self.enable_insights
+            self._live_hooks = None
         return barrier.outcome(self._serializer)[1]
 
     def _reset_insights(self, supervisor: Supervisor) -> None:
@@ -346,6 +359,7 @@ class WorkerPool(CallForms):
         """Kill every worker now; pending results become ready with PoolTerminatedError."""
         if self._supervisor is not None:
             stop_supervisor(self._supervisor)
+        self._live_hooks = None
         self._callbacks.drain(5.0)
         self._callbacks.stop()
 

@@ -257,3 +257,7 @@ def report_tagged_sum(worker_state):
 
 def refuse_exit():
     raise ValueError("exit says no")
+
+
+def noop(*_args):
+    return None

@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -219,6 +220,22 @@ def test_keep_alive_with_a_new_worker_init_runs_it_on_every_worker(start_method,
         workers_b = {(pid, ident) for _, pid, ident in second}
         ran_b = {tuple(map(int, name.split("-")[1:])) for name in os.listdir(tags) if name.startswith("b-")}
         assert workers_b <= ran_b
+
+
+def test_keep_alive_warns_as_mpire_when_the_hooks_change():
+    """MPIRE warns (RuntimeWarning) when a keep_alive pool's next map brings another worker_init or worker_exit."""
+    with WorkerPool(2, keep_alive=True) as pool:
+        pool.map(tasks.square, range(4), worker_init=tasks.noop)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            pool.map(tasks.square, range(4), worker_init=tasks.noop)  # the same hooks: no warning
+        with pytest.warns(RuntimeWarning, match="keep_alive") as caught:
+            pool.map(tasks.square, range(4), worker_init=tasks.noop, worker_exit=tasks.noop)
+        assert caught[0].filename == __file__  # it points at the caller's line
+        pool.stop_and_join()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            pool.map(tasks.square, range(4))  # new workers after a stop: nothing to warn about
 
 
 def _bound_init(tag_dir: str, tag: str):
