@@ -114,12 +114,12 @@ class Answers:
 
     def on_exited(self, slot: WorkerSlot, data: Any) -> None:
         slot.exit_reported = True
-        session = self.state.session  # the one the ending worker was started with: it changes only once all ended
-        # MPIRE's get_exit_results() holds worker_exit's values only: none
-        # without a worker_exit, none from a life that ran no task (data None).
-        # Every life's value is kept, whatever ended it: a stop, the worker's
-        # lifespan, a restart for new hooks (an implicit barrier).
-        if data is not None and session is not None and session.worker_exit is not None:
+        # MPIRE's get_exit_results() holds worker_exit's values only: the
+        # worker sends None without a worker_exit (its own: a later call may
+        # have changed it) and from a life that ran no task. Every life's
+        # value is kept, whatever ended it: a stop, the worker's lifespan, a
+        # restart for new hooks (an implicit barrier).
+        if data is not None:
             if type(data) is Shared:
                 data = data.adopt()
             self.state.exits.data.append(data)  # unpickled by the callers that read them

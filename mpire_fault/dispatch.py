@@ -12,9 +12,10 @@ import pickle
 import selectors
 import time
 from collections.abc import Callable
+from typing import Any
 
-from .jobs import Barrier, Task, WorkerExits
-from .protocol import run_task, stop
+from .jobs import Barrier, Task, WorkerExits, WorkerSession
+from .protocol import run_task, stop, update
 from .slots import WorkerSlot
 from .state import FINISHING, STOPPED, Mode, PoolState
 from .watchdog import DEFAULT_EXIT_GRACE
@@ -35,10 +36,11 @@ QUEUE_BUDGET = 0.005
 class Dispatcher:
     """Moves tasks from the pending queue into workers' ledgers and pipes."""
 
-    def __init__(self, state: PoolState, selector: selectors.BaseSelector,
+    def __init__(self, state: PoolState, selector: selectors.BaseSelector, dumps: Callable[[Any], Any],
                  start_workers: Callable[[], None]) -> None:
         self.state = state
         self.selector = selector
+        self.dumps = dumps  # the pool's serializer: hooks sent to live workers
         self.start_workers = start_workers
         self._unflushed: set[WorkerSlot] = set()  # slots handed tasks in this pass, written once at its end
         self.events = state.events  # fixed for the supervisor's life
@@ -64,11 +66,11 @@ class Dispatcher:
             if state.mode is STOPPED:
                 if any(s.alive for s in state.slots):
                     return  # an earlier graceful stop is still finishing
-                state.session, state.mode = head.job.session, Mode.RUNNING
+                state.session, state.mode, state.gave_up = head.job.session, Mode.RUNNING, False
                 if state.exits.closed:  # as MPIRE: starting workers from none empties get_exit_results()
                     state.exits = WorkerExits()
                 self.start_workers()
-            elif head.job.session != state.session:
+            elif head.job.session != state.session and not self.update_session(head.job.session):
                 state.pending.appendleft(Barrier(implicit=True))
                 continue
             slot = self.pick_slot(head)
@@ -76,6 +78,37 @@ class Dispatcher:
                 return
             state.pending.popleft()
             self.hand(slot, head)
+
+    def update_session(self, wanted: WorkerSession) -> bool:
+        """A call brings other hooks while workers live: keep the workers, as MPIRE does.
+
+        The live workers (and their replacements) keep the ``worker_init``
+        they ran, so the state it built survives the call (MPIRE's "worker
+        state with keep_alive" recipe); the call's ``worker_exit``,
+        ``worker_lifespan`` and ``worker_exit_timeout`` take effect, sent to
+        each worker behind the tasks it already holds. False when there are
+        no live workers to keep, or the new ``worker_exit`` cannot be
+        pickled: the workers are then restarted with the call's hooks.
+        """
+        state = self.state
+        current = state.session
+        if (current is None or state.mode is not Mode.RUNNING or state.gave_up
+                or not any(s.alive and s.ready for s in state.slots)):
+            return False
+        merged = WorkerSession(current.worker_init, wanted.worker_exit, wanted.worker_lifespan,
+                               current.worker_init_timeout, wanted.worker_exit_timeout)
+        if (merged.worker_exit, merged.worker_lifespan) != (current.worker_exit, current.worker_lifespan):
+            live = [slot for slot in state.slots if slot.alive and not slot.stopping]
+            try:  # once per worker: a thread's serializer hands each reference over once
+                messages = [pickle.dumps(update(self.dumps((merged.worker_exit, merged.worker_lifespan))),
+                                         protocol=pickle.HIGHEST_PROTOCOL) for _ in live]
+            except Exception:  # noqa: BLE001 - a hook that will not pickle can still reach new workers by fork
+                return False
+            for slot, message in zip(live, messages, strict=True):
+                slot.queue_bytes(message)
+                self._unflushed.add(slot)
+        state.session = merged
+        return True
 
     def pick_slot(self, task: Task) -> WorkerSlot | None:
         state = self.state

@@ -284,8 +284,8 @@ class WorkerPool(CallForms):
         """Warn, with MPIRE's warning category, when a keep_alive pool's workers get new hooks."""
         hooks = (worker_init, worker_exit)
         if self._keep_alive and self._live_hooks is not None and self._live_hooks != hooks:
-            warnings.warn("worker_init or worker_exit changed while keep_alive=True: the workers are restarted, so "
-                          "the new worker_init runs on each (MPIRE keeps its workers and never runs it)",
+            warnings.warn("worker_init or worker_exit changed while keep_alive=True: as in MPIRE, the live workers "
+                          "keep the state of the worker_init they ran, and the new worker_exit runs when they stop",
                           RuntimeWarning, stacklevel=4)
         self._live_hooks = hooks if self._keep_alive else None
 

@@ -30,6 +30,7 @@ RUN_TASK = 1  # (RUN_TASK, task_id, job_id, first_index, attempt, payload, timed
 # chaos_call tells the chaos layer which call of which pool a task belongs to
 # (pool ordinal << 32 | map-call ordinal), so every call rolls its own dice.
 STOP = 2  # (STOP,): run worker_exit, report it, and end
+UPDATE = 3  # (UPDATE, hooks): a later call's (worker_exit, worker_lifespan), pickled, for a live worker
 
 # ---------------------------------------------------------------- worker -> parent
 READY = 1  # (READY, pid): worker_init succeeded; tasks may come
@@ -58,6 +59,10 @@ def run_task(task_id: int, job_id: int, first_index: int, attempt: int, payload:
 
 def stop() -> tuple:
     return (STOP,)
+
+
+def update(hooks: bytes) -> tuple:
+    return (UPDATE, hooks)
 
 
 def ready(pid: int) -> tuple:

@@ -111,6 +111,7 @@ class Settlement:
     def give_up(self, error: BaseException | PickledError, cause: BaseException | None) -> None:
         """Workers cannot be started: fail what waits and stop respawning until new work arrives."""
         self.fail_pending(error, cause)
+        self.state.gave_up = True
         if not self.state.finishing:
             self.state.mode = Mode.BLOCKED
         for slot in self.state.slots:

@@ -87,7 +87,8 @@ class PoolState:
     shared: SharedArrays
     slots: list[WorkerSlot]
     pending: deque[Task | Barrier] = field(default_factory=deque)
-    session: WorkerSession | None = None  # the hooks the live workers were started with
+    session: WorkerSession | None = None  # the hooks the live workers were started with (see Dispatcher.update_session)
+    gave_up: bool = False  # the workers of this session could not be started: the next call's hooks start afresh
     mode: Mode = Mode.STOPPED
     events: Recorder | None = None  # the event log (WorkerPool(event_log=...)); None: off, and free
     counters: Counters = field(default_factory=Counters)

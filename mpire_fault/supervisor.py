@@ -87,7 +87,7 @@ class Supervisor(threading.Thread):
         os.set_blocking(self._wake_w, False)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
-        self.dispatcher = Dispatcher(self.state, self.selector, self.start_wanted_workers)
+        self.dispatcher = Dispatcher(self.state, self.selector, self.serializer.dumps, self.start_wanted_workers)
         self.answers = Answers(self.state, self.settlement, self.dispatcher, self.serializer)
 
     # what the pool reads

@@ -48,6 +48,7 @@ from .protocol import (
     TARGET_TASK,
     TASK_ID,
     UNPICKLING,
+    UPDATE,
     WAIT_TIME,
     done,
     exit_failed,
@@ -106,6 +107,7 @@ class _Worker:
         if isinstance(user, bytes):
             user = self.serializer.loads(user)
         self.worker_init, self.worker_exit = user
+        self.lifespan = cfg.worker_lifespan  # a later call may change it and worker_exit (UPDATE)
         if isinstance(shared_objects, PickledObjects):
             shared_objects = self.serializer.loads(shared_objects.data)
         self.task_conn = task_conn
@@ -207,6 +209,14 @@ class _Worker:
             if kind == STOP:
                 self.stop()
                 return
+            if kind == UPDATE:
+                self.worker_exit, self.lifespan = self.serializer.loads(fields[0])
+                if self.lifespan is not None and self.handled >= self.lifespan:  # the new lifespan is already over
+                    self.retired = True
+                    self.send(retiring(self.handled))
+                    self.stop()
+                    return
+                continue
             if timed:
                 self.record(WAIT_TIME, time.perf_counter() - began)
             self.run_task(*fields)  # working time and items: counted per call by self.clock
@@ -223,7 +233,7 @@ class _Worker:
         this worker is about to run worker_exit (a keep_alive call waits for it).
         """
         self.handled += counted
-        lifespan = self.cfg.worker_lifespan
+        lifespan = self.lifespan
         if lifespan is not None and self.handled >= lifespan:
             self.retired = True
             self.send(retiring(self.handled))
@@ -295,7 +305,7 @@ class _Worker:
                          self.base, self.cancelled, self.preamble, visit)
 
     def stop(self) -> None:
-        if self.cfg.worker_lifespan is not None and self.handled == 0:
+        if self.lifespan is not None and self.handled == 0:
             # A life that replaced a retired worker and ran no task before the
             # stop: MPIRE's worker runs worker_exit only if it ran a task, so
             # such a life gives no exit value. (Without a lifespan every worker
@@ -315,8 +325,10 @@ class _Worker:
             self.mark(-1, -1, IDLE)
             self.send(exit_failed(dump_exception(exc, self.serializer)))
             return
-        if self.worker_exit is not None:
-            self.record(EXIT_TIME, time.perf_counter() - began)
+        if self.worker_exit is None:
+            self.send(exited(None))  # no worker_exit, no exit value
+            return
+        self.record(EXIT_TIME, time.perf_counter() - began)
         try:
             data = self.serializer.dumps(value)
         except Exception as exc:  # noqa: BLE001 - whatever pickling worker_exit's value raised is an exit failure

@@ -235,6 +235,19 @@ def life_token(worker_state, _x):
     return worker_state.setdefault("life", os.urandom(8).hex())
 
 
+def load_model(worker_state):
+    worker_state["model"] = 42
+
+
+def use_model(worker_state, x):
+    return worker_state["model"] + x
+
+
+def use_model_where(worker_state, x):
+    time.sleep(0.02)
+    return worker_state["model"] + x, os.getpid()
+
+
 def start_sum(worker_state):
     worker_state["sum"] = 0
 

@@ -209,17 +209,42 @@ def test_the_task_clock_starts_when_the_function_starts(start_method, tmp_path, 
 
 
 # ---------------------------------------------------------------- keep_alive, order_tasks, lifespans
-def test_keep_alive_with_a_new_worker_init_runs_it_on_every_worker(start_method, tmp_path):
+def test_keep_alive_keeps_its_workers_and_their_init_when_the_hooks_change(start_method, tmp_path):
+    """As MPIRE: live workers never rerun worker_init; a call without (or with another) worker_init keeps them."""
     tags = tmp_path / "tags"
     tags.mkdir()
     with WorkerPool(2, start_method=start_method, keep_alive=True) as pool:
         first = pool.map(tasks.read_tag, range(8), chunk_size=1, worker_init=_bound_init(str(tags), "a"))
         assert {tag for tag, _, _ in first} == {"a"}
-        second = pool.map(tasks.read_tag, range(8), chunk_size=1, worker_init=_bound_init(str(tags), "b"))
-        assert {tag for tag, _, _ in second} == {"b"}  # every worker ran the new init
-        workers_b = {(pid, ident) for _, pid, ident in second}
-        ran_b = {tuple(map(int, name.split("-")[1:])) for name in os.listdir(tags) if name.startswith("b-")}
-        assert workers_b <= ran_b
+        with pytest.warns(RuntimeWarning, match="keep_alive"):
+            second = pool.map(tasks.read_tag, range(8), chunk_size=1, worker_init=_bound_init(str(tags), "b"))
+        with pytest.warns(RuntimeWarning, match="keep_alive"):
+            third = pool.map(tasks.read_tag, range(8), chunk_size=1)
+        assert {tag for tag, _, _ in second + third} == {"a"}  # the state worker_init built is still there
+        assert {(pid, ident) for _, pid, ident in second + third} <= {(pid, ident) for _, pid, ident in first}
+        assert not any(name.startswith("b-") for name in os.listdir(tags))  # "b" never ran
+
+
+def test_worker_state_built_by_init_survives_later_calls_and_deaths(start_method):
+    """MPIRE's worker_state recipe: load once with worker_init, reuse in later calls; a replacement loads it too."""
+    if start_method == "threading":
+        pytest.skip("a thread worker cannot be killed")
+    with WorkerPool(2, start_method=start_method, use_worker_state=True, keep_alive=True) as pool:
+        assert pool.map(tasks.use_model, range(4), worker_init=tasks.load_model) == [42, 43, 44, 45]
+        with pytest.warns(RuntimeWarning):
+            assert pool.map(tasks.use_model, range(4)) == [42, 43, 44, 45]
+        deadline = time.monotonic() + 30
+        while len(pool.statistics()["worker_pids"]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)  # spawn: the second worker may still be starting
+        victim = pool.statistics()["worker_pids"][1]
+        os.kill(victim, 9)
+        while pool.statistics()["worker_pids"].get(1) in (None, victim) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        replacement = pool.statistics()["worker_pids"][1]
+        done = pool.map(tasks.use_model_where, range(16), chunk_size=1)
+        assert [value for value, _ in done] == list(range(42, 58))  # the replacement ran the init too
+        assert replacement in {pid for _, pid in done}
+        assert pool.apply(tasks.use_model, (1,)) == 43
 
 
 def test_keep_alive_warns_as_mpire_when_the_hooks_change():

@@ -64,7 +64,7 @@ _EXITS: dict[str, functools.partial] = {}
 
 
 def _summing_map(pool: WorkerPool, marker_dir: str, n_items: int, lifespan: int) -> list:
-    # One worker_exit object per directory: a new partial would be new hooks, and restart a keep_alive pool's workers.
+    # One worker_exit object per directory: a new partial would be new hooks (and a RuntimeWarning, as MPIRE).
     worker_exit = _EXITS.setdefault(marker_dir, functools.partial(tasks.report_sum, marker_dir))
     pool.map(tasks.add_to_sum, range(n_items), chunk_size=1, worker_lifespan=lifespan, worker_init=tasks.start_sum,
              worker_exit=worker_exit)
@@ -119,20 +119,21 @@ def test_keep_alive_call_returns_after_its_retired_workers_reported(start_method
     assert _exits_run(str(tmp_path)) == 10
 
 
-def test_keep_alive_hook_change_keeps_the_old_lives_values(start_method, tmp_path):
-    """A new worker_exit on a keep_alive pool restarts the workers: the old lives' values are kept, not dropped.
+def test_keep_alive_hook_change_keeps_the_worker_and_runs_the_new_exit(start_method, tmp_path):
+    """As MPIRE: a new worker_exit on a keep_alive pool reaches the live worker, which goes on summing.
 
-    (MPIRE keeps its workers and never runs the old worker_exit, so it returns
-    [("tagged", 12)]; our old life ends here, and what its worker_exit returned
-    is reported with the rest: no value a worker_exit returned is lost.)
+    The old worker_exit never runs (no marker), the lifespan of the first call
+    no longer applies, and the one value is the new worker_exit's: MPIRE's [("tagged", 12)].
     """
     with WorkerPool(1, start_method=start_method, use_worker_state=True, keep_alive=True) as pool:
         assert _summing_map(pool, str(tmp_path), 4, 10) == []  # no worker has stopped yet
-        pool.map(tasks.add_to_sum, range(4), chunk_size=1, worker_init=tasks.start_sum,
-                 worker_exit=tasks.report_tagged_sum)
-        assert pool.get_exit_results() == [6]
+        with pytest.warns(RuntimeWarning, match="keep_alive"):
+            pool.map(tasks.add_to_sum, range(4), chunk_size=1, worker_init=tasks.start_sum,
+                     worker_exit=tasks.report_tagged_sum)
+        assert pool.get_exit_results() == []
         pool.stop_and_join()
-        assert pool.get_exit_results() == [6, ("tagged", 6)]
+        assert pool.get_exit_results() == [("tagged", 12)]
+    assert _exits_run(str(tmp_path)) == 0
 
 
 def test_a_retired_lifes_worker_exit_error_fails_the_call(start_method):
