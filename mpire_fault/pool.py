@@ -15,6 +15,7 @@ from . import shm
 from .calls import CallForms
 from .chunking import plan_chunks
 from .events import EventLog
+from .inherit import shippable
 from .insights import TopTasks, format_insights, gather_insights
 from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerExits, WorkerSession, next_task_id
 from .lifecycle import live_supervisors, stop_supervisor
@@ -276,9 +277,10 @@ class WorkerPool(CallForms):
         job = MapJob(session, _func_name(func), task_timeout)
         job.chaos_call = self._chaos_scope | next(self._map_calls)
         bar = make_progress_bar(progress_bar_style, total, progress_bar_options) if progress_bar else None
-        results = iterate_map(supervisor, job, func, chunks, ordered, max_chunks, self._serializer.dumps,
+        shipped, release = shippable(func, self._serializer.dumps, self._start_method)
+        results = iterate_map(supervisor, job, shipped, chunks, ordered, max_chunks, self._serializer.dumps,
                               self._serializer.loads, bar, rows)
-        return self._finish_after(results, session)
+        return self._finish_after(results, session, release)
 
     def _note_hooks(self, worker_init: Callable | None, worker_exit: Callable | None) -> None:
         """Warn, with MPIRE's warning category, when a keep_alive pool's workers get new hooks."""
@@ -289,7 +291,14 @@ class WorkerPool(CallForms):
                           RuntimeWarning, stacklevel=4)
         self._live_hooks = hooks if self._keep_alive else None
 
-    def _finish_after(self, results: Iterator[list], session: WorkerSession) -> Iterator[list]:
+    def _finish_after(self, results: Iterator[list], session: WorkerSession,
+                      release: Callable[[], None]) -> Iterator[list]:
+        try:
+            yield from self._settled(results, session)
+        finally:
+            release()  # an unpicklable function's entry in inherit's table: the call is over
+
+    def _settled(self, results: Iterator[list], session: WorkerSession) -> Iterator[list]:
         try:
             yield from results
         except BaseException:
