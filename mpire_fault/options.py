@@ -100,10 +100,15 @@ def normalize_cpu_ids(cpu_ids: list | None, n_jobs: int, start_method: str = "fo
     if len(cpu_ids) not in (1, n_jobs):
         raise ValueError(f"cpu_ids must have 1 or n_jobs={n_jobs} entries, got {len(cpu_ids)}")
     entries = []
+    n_cpus = os.cpu_count() or 1
     for entry in cpu_ids:
         ids = tuple(entry) if isinstance(entry, (list, tuple, set)) else (entry,)
-        if not ids or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in ids):
-            raise ValueError(f"cpu_ids entries must be CPU numbers or lists of them, got {entry!r}")
+        if not ids or any(isinstance(i, bool) or not isinstance(i, int) for i in ids):  # MPIRE: a TypeError
+            raise TypeError(f"cpu_ids entries must be CPU numbers or lists of them, got {entry!r}")
+        if any(i < 0 for i in ids):
+            raise ValueError(f"cpu_ids entries must be CPU numbers (0 or more), got {entry!r}")
+        if max(ids) >= n_cpus:  # checked here, as MPIRE does, not by workers failing to start
+            raise ValueError(f"CPU {max(ids)} in cpu_ids does not exist: this machine has CPUs 0 to {n_cpus - 1}")
         entries.append(ids)
     return tuple(entries * n_jobs if len(entries) == 1 else entries)
 

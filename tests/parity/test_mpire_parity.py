@@ -87,6 +87,17 @@ def test_cpu_ids_pin_workers():
         WorkerPool(2, cpu_ids=[0, 1, 0])
 
 
+def test_bad_cpu_ids_are_refused_as_mpire_refuses_them():
+    with pytest.raises(ValueError, match=f"CPU {os.cpu_count()} in cpu_ids does not exist"):
+        WorkerPool(2, cpu_ids=[os.cpu_count()])
+    with pytest.raises(ValueError, match="does not exist"):
+        WorkerPool(2, cpu_ids=[[0, 10_000]])
+    with pytest.raises(TypeError, match="cpu_ids"):
+        WorkerPool(2, cpu_ids=["0"])
+    with pytest.raises(ValueError, match="cpu_ids"):
+        WorkerPool(2, cpu_ids=[-1])
+
+
 def test_cpu_ids_with_threads_is_refused_by_name():
     with pytest.raises(ValueError, match="cpu_ids.*threading"):
         WorkerPool(2, cpu_ids=[0], start_method="threading")
