@@ -189,6 +189,7 @@ class _Worker:
                 self.mark(-1, -1, IDLE)
         except Exception as exc:  # noqa: BLE001 - whatever worker_init raised is an init failure
             self.mark(-1, -1, IDLE)
+            exc = _hook_timeout(exc, f"worker_init on worker {self.cfg.worker_id} exceeded worker_init_timeout")
             self.send(init_failed(dump_exception(exc, self.serializer)))
             return
         if self.worker_init is not None:  # as MPIRE: no hook, no init time (not even our own start-up's)
@@ -323,6 +324,7 @@ class _Worker:
             self.mark(-1, -1, IDLE)
         except Exception as exc:  # noqa: BLE001 - whatever worker_exit raised is an exit failure
             self.mark(-1, -1, IDLE)
+            exc = _hook_timeout(exc, f"worker_exit on worker {self.cfg.worker_id} exceeded worker_exit_timeout")
             self.send(exit_failed(dump_exception(exc, self.serializer)))
             return
         if self.worker_exit is None:
@@ -335,6 +337,13 @@ class _Worker:
             self.send(exit_failed(dump_exception(exc, self.serializer)))
             return
         self.send(exited(data))
+
+
+def _hook_timeout(exc: Exception, message: str) -> Exception:
+    """A thread worker's soft timeout lands in a hook as the task's interrupt: name the hook instead."""
+    if isinstance(exc, TaskTimeoutError) and exc.timeout is None and not exc.killed:
+        return TimeoutError(message)
+    return exc
 
 
 def worker_main(cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, cancelled, insights,

@@ -138,9 +138,11 @@ def test_init_and_exit_timeouts_are_timeout_errors_and_interrupt(start_method):
         with pytest.raises(TimeoutError) as info:
             pool.map(tasks.square, range(4), worker_init=tasks.spin_init, worker_init_timeout=0.3)
         assert isinstance(info.value, WorkerInitError)
+        assert "worker_init on worker" in str(info.value.__cause__)  # named by its hook, threads included
         with pytest.raises(TimeoutError) as info:
             pool.map(tasks.square, range(4), worker_exit=tasks.spin_exit, worker_exit_timeout=0.3)
         assert isinstance(info.value, WorkerExitError)
+        assert "worker_exit on worker" in str(info.value.__cause__) or "worker_exit" in str(info.value)
         assert time.monotonic() - began < 25  # interrupted (three init attempts), not waited out
 
 
