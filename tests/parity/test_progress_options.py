@@ -170,3 +170,17 @@ def test_an_invalid_default_style_raises_value_error(which, monkeypatch):
     monkeypatch.setattr(utils, "PROGRESS_BAR_DEFAULT_STYLE", "bogus")
     with pytest.raises(ValueError, match="bogus"):
         _map(which)
+
+
+@both
+@pytest.mark.parametrize("method", ["map", "imap_unordered"])
+def test_an_input_of_unknown_length_ends_as_n_of_n(which, method):
+    out = io.StringIO()
+    pool_class, _ = POOLS[which]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # MPIRE warns that it cannot size the chunks
+        with pool_class(2) as pool:
+            results = list(getattr(pool, method)(tasks.square, iter(range(9)), progress_bar=True,
+                                                 progress_bar_options={"file": out}))
+    assert sorted(results) == [x * x for x in range(9)]
+    assert "9/9" in _last_frame(out.getvalue()), out.getvalue()
