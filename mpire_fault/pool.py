@@ -28,7 +28,7 @@ from .options import (
     positive_number,
     resolve_chaos,
 )
-from .progress import check_style
+from .progress import bar_options, check_style
 from .progress import progress_bar as make_progress_bar
 from .protocol import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS
 from .recorder import Recorder
@@ -264,8 +264,10 @@ class WorkerPool(CallForms):
         for name, seconds in (("task_timeout", task_timeout), ("worker_init_timeout", worker_init_timeout),
                               ("worker_exit_timeout", worker_exit_timeout)):
             positive_number(name, seconds)
-        check_style(progress_bar_style)
+        style = check_style(progress_bar_style)
         chunks, size, total, rows = plan_chunks(args, self.n_jobs, chunk_size, n_splits, iterable_len)
+        # checked on every call, as MPIRE does; stacklevel 3 is the user's line (via calls.py)
+        options = bar_options(progress_bar_options, total, style, stacklevel=3)
         max_chunks = self.n_jobs * MAP_CHUNKS_AHEAD
         if max_tasks_active is not None:
             max_chunks = max(1, max_tasks_active // size)
@@ -276,7 +278,7 @@ class WorkerPool(CallForms):
         session = WorkerSession(worker_init, worker_exit, worker_lifespan, worker_init_timeout, worker_exit_timeout)
         job = MapJob(session, _func_name(func), task_timeout)
         job.chaos_call = self._chaos_scope | next(self._map_calls)
-        bar = make_progress_bar(progress_bar_style, total, progress_bar_options) if progress_bar else None
+        bar = make_progress_bar(style, options) if progress_bar else None
         shipped, release = shippable(func, self._serializer.dumps, self._start_method)
         results = iterate_map(supervisor, job, shipped, chunks, ordered, max_chunks, self._serializer.dumps,
                               self._serializer.loads, bar, rows)

@@ -233,6 +233,7 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
     n_workers = len(supervisor.slots)
     waiting: dict[int, list] = {}
     units: dict[int, int] = {}  # rows per chunk, for the progress bar
+    submitted = 0  # rows sent, the bar's total once an input of unknown length runs out (as MPIRE)
     try:
         while True:
             while not exhausted and outstanding < max_chunks and not job.done:
@@ -240,6 +241,9 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
                     first, items = next(chunks)
                 except StopIteration:
                     exhausted = True
+                    if progress is not None and progress.total is None:
+                        progress.total = submitted
+                        progress.refresh()
                     break
                 except BaseException:
                     supervisor.abort(job, True)
@@ -258,6 +262,7 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
                 outstanding += 1
                 if progress is not None:
                     units[first] = rows(items)
+                    submitted += units[first]
             if outstanding == 0 and exhausted:
                 return
             event = _next_event(job, supervisor)

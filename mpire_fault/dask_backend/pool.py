@@ -20,6 +20,8 @@ from distributed import Client, LocalCluster
 from ..calls import CallForms
 from ..chunking import choose_chunk_size, chunk_iterable
 from ..errors import PoolTerminatedError, WorkerExitError, WorkerInitError
+from ..progress import bar_options, check_style
+from ..progress import progress_bar as make_progress_bar
 from ..results import AsyncResult, CallbackRunner
 from ..serialization import TASK_ARGS, load_exception, with_boundary
 from .chaos import resolve_chaos
@@ -245,13 +247,11 @@ class DaskPool(ClusterOwner, CallForms):
         size = choose_chunk_size(items, self.n_jobs or 1, chunk_size, n_splits, iterable_len)
         max_chunks = max(1, max_tasks_active // size) if max_tasks_active else (self.n_jobs or 1) * 3
         call_id = f"{self._pool_id}-map-{next(self._counter)}"
-        bar = None
-        if progress_bar:
-            from tqdm.auto import tqdm
-
-            total = iterable_len if iterable_len is not None else (
-                len(items) if isinstance(items, Sized) else None)
-            bar = tqdm(total=total, **(progress_bar_options or {}))
+        style = check_style(progress_bar_style)
+        total = iterable_len if iterable_len is not None else (len(items) if isinstance(items, Sized) else None)
+        # checked on every call, as MPIRE does; stacklevel 3 is the user's line (via calls.py)
+        options = bar_options(progress_bar_options, total, style, stacklevel=3)
+        bar = make_progress_bar(style, options) if progress_bar else None
         chunks = chunk_iterable(items, size, iterable_len)
         return iterate_map(self, client, call_id, func, chunks, ordered, max_chunks, task_timeout,
                            (worker_init, worker_exit), bar)

@@ -1,6 +1,7 @@
 """map family on Dask: a death or an exception aborts the call promptly; the next call works."""
 from __future__ import annotations
 
+import io
 import time
 
 import pytest
@@ -69,3 +70,13 @@ def test_progress_bar(dask_client, capsys):
     pool = DaskPool(address=dask_client)
     assert pool.map(tasks.square, range(20), progress_bar=True) == [x * x for x in range(20)]
     assert "20/20" in capsys.readouterr().err
+
+
+def test_progress_bar_options_follow_mpires_rules(dask_client):
+    pool = DaskPool(address=dask_client)
+    out = io.StringIO()
+    with pytest.warns(RuntimeWarning, match="'total'"):
+        pool.map(tasks.square, range(6), progress_bar=True, progress_bar_options={"total": 99, "file": out})
+    assert "6/6" in out.getvalue()
+    with pytest.raises(TypeError, match="should be a dictionary"):
+        pool.map(tasks.square, range(6), progress_bar_options="desc")
