@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import traceback
+import types
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -92,33 +93,151 @@ def with_boundary(exc: BaseException, boundary: str) -> BaseException:
 def dump_exception(exc: BaseException, serializer: Codec) -> bytes:
     """Pickle an exception raised in a worker together with its formatted traceback.
 
-    An exception that cannot itself be pickled (a common trap: a custom
-    ``__init__`` signature, or an unpicklable attribute) is replaced by a
-    RuntimeError that names the original type, so the task still fails with
-    a readable error instead of the result path breaking.
+    An exception that does not survive a pickle round trip (a common trap: a
+    custom ``__init__`` signature, so unpickling's ``cls(*args)`` fails; a
+    ``__reduce__`` that raises; an unpicklable attribute) is sent as its
+    parts instead and rebuilt in the parent without calling ``__init__``
+    (``rebuild_exception``): same class, ``args``, notes and the attributes
+    that pickle; a dropped attribute is named in a note. Only when even that
+    fails (the class itself cannot be pickled, say) is it replaced by a
+    RuntimeError that names the original type and text, so the task still
+    fails with a readable error instead of the result path breaking.
     """
     tb = "".join(traceback.format_exception(exc))
     dumps = getattr(serializer, "inband_dumps", serializer.dumps)  # the error message itself stays in band
+    loads = serializer.loads
     try:
         data = dumps((exc, tb))
-        serializer.loads(data)  # an exception that pickles but cannot be rebuilt is just as fatal
+        loads(data)  # an exception that pickles but cannot be rebuilt is just as fatal
         return data
-    except Exception as problem:  # noqa: BLE001 - whatever pickling the exception raised, the task still fails readably
+    except Exception:  # noqa: BLE001 - whatever pickling the exception raised, the task still fails readably
+        pass
+    try:
+        data = dumps((_ExceptionParts.of(exc, dumps, loads), tb))
+        loads(data)
+        return data
+    except Exception as problem:  # noqa: BLE001 - not even the parts travel: say what it was
+        cls = type(exc)
+        module = "__main__" if cls.__module__ == "__mp_main__" else cls.__module__  # spawn's name for __main__
         substitute = RuntimeError(
-            f"{type(exc).__module__}.{type(exc).__qualname__}: {exc} "
+            f"{module}.{cls.__qualname__}: {_text(exc)} "
             f"(the original exception could not be sent to the parent: {problem!r})"
         )
-        for note in getattr(exc, "__notes__", ()):
+    for note in getattr(exc, "__notes__", ()):
+        if isinstance(note, str):
             substitute.add_note(note)
-        return pickle.dumps((substitute, tb), protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps((substitute, tb), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _text(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not fail the task a second time
+        return "<unprintable>"
+
+
+def _travels(value: Any, dumps: Callable[[Any], Any], loads: Callable[[Any], Any]) -> BaseException | None:
+    """None if ``value`` survives a round trip through ``dumps``/``loads``, else the error it raised."""
+    try:
+        loads(dumps(value))
+    except Exception as problem:  # noqa: BLE001 - any failure means it stays behind
+        return problem
+    return None
+
+
+class _ExceptionParts:
+    """An exception taken apart in the worker: pickles as a call of ``rebuild_exception``."""
+
+    __slots__ = ("cls", "args", "state", "members")
+
+    def __init__(self, cls: type[BaseException], args: tuple, state: dict[str, Any],
+                 members: dict[str, Any]) -> None:
+        self.cls, self.args, self.state, self.members = cls, args, state, members
+
+    @classmethod
+    def of(cls, exc: BaseException, dumps: Callable[[Any], Any], loads: Callable[[Any], Any]) -> _ExceptionParts:
+        """``exc``'s class, ``args`` and the instance attributes that travel; a note for each that does not."""
+        dropped: list[str] = []
+        args = exc.args
+        if _travels(args, dumps, loads) is not None:
+            kept = []
+            for i, arg in enumerate(args):
+                problem = _travels(arg, dumps, loads)
+                if problem is not None:
+                    dropped.append(f"mpire_fault: argument {i} ({type(arg).__qualname__}) of this exception was "
+                                   f"replaced by its text: it could not be sent to the parent ({problem!r})")
+                    arg = _text(arg) if len(args) == 1 else repr(arg)  # keeps str(exc) as it was
+                kept.append(arg)
+            args = tuple(kept)
+        state: dict[str, Any] = {}
+        members: dict[str, Any] = {}
+        for kept_in, items in ((state, vars(exc).items()), (members, _members(exc))):
+            for name, value in items:
+                problem = _travels(value, dumps, loads)
+                if problem is None:
+                    kept_in[name] = value
+                else:
+                    dropped.append(f"mpire_fault: attribute {name!r} ({type(value).__qualname__}) of this "
+                                   f"exception was dropped: it could not be sent to the parent ({problem!r})")
+        if dropped:
+            notes = state.get("__notes__")
+            state["__notes__"] = (list(notes) if isinstance(notes, list) else []) + dropped
+        return cls(type(exc), args, state, members)
+
+    def __reduce__(self) -> tuple:
+        return (rebuild_exception, (self.cls, self.args, self.state, self.members))
+
+
+def _members(exc: BaseException) -> list[tuple[str, Any]]:
+    """The attributes a built-in base keeps outside ``__dict__`` (``OSError.filename``, ``SystemExit.code``...)."""
+    found = []
+    for base in type(exc).__mro__:
+        if base.__module__ != "builtins" or base in (BaseException, object):
+            continue
+        for name, attr in vars(base).items():
+            if isinstance(attr, (types.MemberDescriptorType, types.GetSetDescriptorType)) and not name.startswith("_"):
+                try:
+                    value = getattr(exc, name)
+                except Exception:  # noqa: BLE001 - an unset member: nothing to carry
+                    continue
+                if value is not None:  # None is unset: setting it would show (OSError: "-> None")
+                    found.append((name, value))
+    return found
+
+
+def rebuild_exception(cls: type[BaseException], args: tuple, state: dict[str, Any],
+                      members: dict[str, Any] | None = None) -> BaseException:
+    """An instance of ``cls`` with ``args`` and the attributes in ``state``, made without calling its ``__init__``.
+
+    The nearest built-in base's ``__init__`` still runs (``Exception.__init__`` sets ``args``;
+    ``OSError.__init__`` also ``errno`` and ``strerror``), and the ``members`` a built-in base keeps outside
+    ``__dict__`` (``OSError.filename``...) are set again, so ``str(exc)`` reads as it did in the worker.
+    """
+    try:
+        exc = BaseException.__new__(cls)
+    except TypeError:  # a built-in base with its own layout (OSError, ExceptionGroup...) needs its own __new__
+        try:
+            exc = cls.__new__(cls, *args)
+        except Exception:  # noqa: BLE001 - a __new__ of its own that wants other arguments
+            exc = cls.__new__(cls)
+    base: Any = next(b for b in cls.__mro__ if b.__module__ == "builtins")
+    try:
+        base.__init__(exc, *args)
+    except Exception:  # noqa: BLE001 - a built-in __init__ that wants other arguments: args alone will do
+        pass
+    exc.args = args
+    for name, value in (members or {}).items():
+        try:
+            setattr(exc, name, value)
+        except Exception:  # noqa: BLE001 - a read-only member: its value came from args already
+            pass
+    vars(exc).update(state)
+    return exc
 
 
 def summarize(exc: BaseException) -> str:
     """One line of text for an exception (``ValueError: bad input``), cut to 300 characters; never raises."""
-    try:
-        text = str(exc)
-    except Exception:  # noqa: BLE001 - a broken __str__ must not fail the task a second time
-        text = "<unprintable>"
+    text = _text(exc)
     line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return line.splitlines()[0][:300] if line else type(exc).__name__
 

@@ -92,13 +92,15 @@ def test_worker_side_boundary_fails_that_task_only(start_method, markers, name, 
 
 
 def test_unpicklable_exception_from_a_task(start_method):
-    """An exception that cannot cross back is replaced by a RuntimeError naming it, for that task only."""
+    """An exception with an attribute that cannot cross back keeps its type; the attribute is dropped, with a note."""
     with WorkerPool(2, start_method=start_method) as pool:
-        with pytest.raises(RuntimeError, match="UnpicklableError") as info:
+        with pytest.raises(tasks.UnpicklableError, match="unpicklable error 1") as info:
             pool.apply_async(tasks.raise_unpicklable, (1,)).get(timeout=30)
         assert isinstance(info.value.__cause__, RemoteTraceback)
         assert "raise_unpicklable" in info.value.__cause__.tb
-        with pytest.raises(RuntimeError, match="UnpicklableError"):
+        assert not hasattr(info.value, "lock")
+        assert any("'lock'" in note for note in info.value.__notes__)
+        with pytest.raises(tasks.UnpicklableError, match="unpicklable error 2"):
             pool.map(tasks.raise_unpicklable, [2])
         assert pool.statistics()["deaths"] == ()
         assert pool.apply(tasks.square, (3,)) == 9
