@@ -45,7 +45,7 @@ class CallForms:
         raise NotImplementedError
 
     def _chunks(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None,
-                max_tasks_active: int | None, chunk_size: int | None, n_splits: int | None,
+                max_tasks_active: int | None, chunk_size: float | None, n_splits: int | None,
                 worker_lifespan: int | None, progress_bar: bool, worker_init: Callable | None,
                 worker_exit: Callable | None, task_timeout: float | None, worker_init_timeout: float | None,
                 worker_exit_timeout: float | None, progress_bar_options: dict | None,
@@ -63,7 +63,7 @@ class CallForms:
                                 task_timeout, worker_init_timeout, worker_exit_timeout).get()
 
     def imap(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
-             max_tasks_active: int | None = None, chunk_size: int | None = None, n_splits: int | None = None,
+             max_tasks_active: int | None = None, chunk_size: float | None = None, n_splits: int | None = None,
              worker_lifespan: int | None = None, progress_bar: bool = False, worker_init: Callable | None = None,
              worker_exit: Callable | None = None, task_timeout: float | None = None,
              worker_init_timeout: float | None = None, worker_exit_timeout: float | None = None,
@@ -75,7 +75,7 @@ class CallForms:
             progress_bar_options, progress_bar_style, ordered=True))
 
     def imap_unordered(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
-                       max_tasks_active: int | None = None, chunk_size: int | None = None,
+                       max_tasks_active: int | None = None, chunk_size: float | None = None,
                        n_splits: int | None = None, worker_lifespan: int | None = None, progress_bar: bool = False,
                        worker_init: Callable | None = None, worker_exit: Callable | None = None,
                        task_timeout: float | None = None, worker_init_timeout: float | None = None,
@@ -88,7 +88,7 @@ class CallForms:
             progress_bar_options, progress_bar_style, ordered=False))
 
     def map(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
-            max_tasks_active: int | None = None, chunk_size: int | None = None, n_splits: int | None = None,
+            max_tasks_active: int | None = None, chunk_size: float | None = None, n_splits: int | None = None,
             worker_lifespan: int | None = None, progress_bar: bool = False, concatenate_numpy_output: bool = True,
             worker_init: Callable | None = None, worker_exit: Callable | None = None,
             task_timeout: float | None = None, worker_init_timeout: float | None = None,
@@ -102,7 +102,7 @@ class CallForms:
         return maybe_concatenate(results) if concatenate_numpy_output else results
 
     def map_unordered(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None = None,
-                      max_tasks_active: int | None = None, chunk_size: int | None = None,
+                      max_tasks_active: int | None = None, chunk_size: float | None = None,
                       n_splits: int | None = None, worker_lifespan: int | None = None, progress_bar: bool = False,
                       worker_init: Callable | None = None, worker_exit: Callable | None = None,
                       task_timeout: float | None = None, worker_init_timeout: float | None = None,

@@ -1,11 +1,31 @@
-"""How a map call's input becomes chunks: lists of items, ranges, or slices of a numpy array (as MPIRE)."""
+"""How a map call's input becomes chunks: lists of items, ranges, or slices of a numpy array (as MPIRE).
+
+Chunk lengths follow MPIRE's ``chunk_tasks``: an average size that may be a
+fraction (a float ``chunk_size``, or the number of items over ``n_splits``),
+each chunk taking the rounded-up size still owed, so that 10 items in chunks
+of 2.5 are 3, 2, 3, 2 and 10 items in 3 splits are 4, 3, 3.
+"""
 from __future__ import annotations
 
 import itertools
 import math
+import os
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
-from typing import Any
+from fractions import Fraction
+from typing import Any, TypeVar
+
+# An average chunk size: an int or float as given, or a Fraction when the
+# number of items over the number of splits is too large for a float.
+ChunkSize = int | float | Fraction
+
+# MPIRE's chunk size when the number of items is unknown and no chunk_size is given.
+UNKNOWN_LENGTH_CHUNK_SIZE = 4
+
+S = TypeVar("S", bound=Sequence)
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def is_ndarray_type(kind: type) -> bool:
@@ -22,7 +42,82 @@ def is_ndarray(value: Any) -> bool:
     return is_ndarray_type(type(value))
 
 
-def chunk_ndarray(array: Any, n_jobs: int, chunk_size: int | None, n_splits: int | None) -> Iterator[tuple[int, list]]:
+def chunk_lengths(size: ChunkSize) -> Iterator[int]:
+    """The lengths of consecutive chunks of average ``size``, without end: MPIRE's arithmetic, step for step.
+
+    Each chunk takes the size still owed, rounded up (at least 1); what the
+    rounding took too much is owed less by the next. The sum is computed as
+    ``(owed + size) - ceil(owed)``, in that order, so float sizes round as
+    MPIRE's do (10 / 3 gives 4, 3, 3, not 4, 3, 4 nor 4, 4, 2). An int size
+    stays exact at any magnitude, and so does a ``Fraction``.
+    """
+    owed = size
+    while True:
+        ceiling = math.ceil(owed)
+        yield max(1, ceiling)
+        owed = owed + size - ceiling
+
+
+def range_length(numbers: range) -> int:
+    """``len(numbers)`` for a range of any size (``len(range(10**30))`` raises ``OverflowError``)."""
+    step = numbers.step
+    return max(0, (numbers.stop - numbers.start + step - (1 if step > 0 else -1)) // step)
+
+
+def input_length(iterable: Any) -> int | None:
+    """The number of items ``len()`` gives, a range's at any size; ``None`` when the input has no ``len()``."""
+    if type(iterable) is range:
+        return range_length(iterable)
+    return len(iterable) if isinstance(iterable, Sized) else None
+
+
+def average_size(n_items: int, n_splits: float) -> ChunkSize:
+    """``n_items / n_splits`` as MPIRE computes it (a float); a ``Fraction`` when that overflows a float."""
+    try:
+        return n_items / n_splits
+    except OverflowError:
+        return Fraction(n_items) / Fraction(n_splits)
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` naming the first frame outside mpire_fault, as seen from the function calling this."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
+def choose_chunk_size(iterable: Iterable, n_jobs: int, chunk_size: float | None, n_splits: int | None,
+                      iterable_len: int | None) -> ChunkSize:
+    """The average chunk size of a map call, as MPIRE's ``check_map_parameters`` chooses it.
+
+    ``chunk_size`` if given; else the number of items (``iterable_len``, or
+    ``len()`` of the input) over ``n_splits``, or over ``n_jobs * 4`` (MPIRE:
+    ``n_jobs * 64``; fewer, larger chunks cost less here). When the number of
+    items is unknown, warns with MPIRE's ``RuntimeWarning`` at the caller's
+    line and uses MPIRE's chunk size of 4.
+    """
+    if chunk_size is not None:
+        return chunk_size
+    n_items = iterable_len if iterable_len is not None else input_length(iterable)
+    if n_items is None:
+        warnings.warn("Failed to obtain length of iterable when chunk size or number of splits is None. Chunk size "
+                      f"is set to {UNKNOWN_LENGTH_CHUNK_SIZE}. Remedy: either provide an iterable with a len() "
+                      "function or specify iterable_len in the function call", RuntimeWarning,
+                      stacklevel=_caller_stacklevel())
+        return UNKNOWN_LENGTH_CHUNK_SIZE
+    return average_size(n_items, n_splits or n_jobs * 4)
+
+
+def chunks_in_flight(max_tasks_active: int, size: ChunkSize) -> int:
+    """How many chunks of average ``size`` keep at most ``max_tasks_active`` items handed out (at least one)."""
+    return max(1, max_tasks_active // max(1, math.ceil(size)))
+
+
+def chunk_ndarray(array: Any, n_jobs: int, chunk_size: float | None,
+                  n_splits: int | None) -> Iterator[tuple[int, list]]:
     """MPIRE's numpy input: slices along axis 0, each passed whole as one argument (a view, not rows).
 
     Without a ``chunk_size`` the slices are ``len / n_splits`` rows on
@@ -30,62 +125,81 @@ def chunk_ndarray(array: Any, n_jobs: int, chunk_size: int | None, n_splits: int
     3, 2, 3, 2, ...), so a function sees the same shapes under both.
     """
     n_rows = len(array)
-    size = float(chunk_size) if chunk_size is not None else n_rows / (n_splits or n_jobs * 4)
-    start, ordinal, carry = 0, 0, size
-    while start < n_rows:
-        stop = start + max(1, math.ceil(carry))
+    size = chunk_size if chunk_size is not None else average_size(n_rows, n_splits or n_jobs * 4)
+    start = 0
+    for ordinal, length in enumerate(chunk_lengths(size)):
+        if start >= n_rows:
+            return
+        stop = start + length
         yield ordinal, [array[start:stop]]
-        carry = carry - (min(stop, n_rows) - start) + size
-        start, ordinal = stop, ordinal + 1
+        start = stop
 
 
-def chunk_iterable(iterable: Iterable, chunk_size: int, iterable_len: int | None) -> Iterator[tuple[int, list]]:
-    """Yield ``(first_index, items)`` lazily; a generator is never materialized."""
+def chunk_iterable(iterable: Iterable, chunk_size: ChunkSize, iterable_len: int | None) -> Iterator[tuple[int, list]]:
+    """Yield ``(first_index, items)`` lazily; a generator is never materialized.
+
+    At most ``iterable_len`` items are read, and no chunk holds more than
+    ``sys.maxsize`` items (``islice``'s limit; no list is that long).
+    """
     iterator = iter(iterable)
-    if iterable_len is not None:
+    if iterable_len is not None and iterable_len <= sys.maxsize:
         iterator = itertools.islice(iterator, iterable_len)
     first = 0
-    while True:
-        items = list(itertools.islice(iterator, chunk_size))
+    for length in chunk_lengths(chunk_size):
+        items = list(itertools.islice(iterator, min(length, sys.maxsize)))
         if not items:
             return
         yield first, items
         first += len(items)
 
 
-def chunk_range(numbers: range, chunk_size: int, iterable_len: int | None) -> Iterator[tuple[int, range]]:
+def chunk_range(numbers: range, chunk_size: ChunkSize, iterable_len: int | None) -> Iterator[tuple[int, range]]:
     """``chunk_iterable`` for a range (and MPIRE's ``map(f, n)``): each chunk is a range, not a list of ints.
 
     A range pickles in a few bytes and needs no check of its items' types in
     the worker (every item is one int argument), where a list of 12 500 ints
-    costs about 0.7 ms to build, pickle, unpickle and check.
+    costs about 0.7 ms to build, pickle, unpickle and check. The chunks
+    are those ``chunk_iterable`` makes (a float size gives ranges of
+    alternating lengths), computed on Python ints, so a range of any size
+    works (``len(range(10**30))`` would raise ``OverflowError``); no chunk
+    holds more than ``sys.maxsize`` items, so ``len()`` works on each.
     """
-    stop = len(numbers) if iterable_len is None else min(len(numbers), iterable_len)
-    for first in range(0, stop, chunk_size):
-        yield first, numbers[first:min(first + chunk_size, stop)]
+    stop = range_length(numbers) if iterable_len is None else min(range_length(numbers), iterable_len)
+    first = 0
+    for length in chunk_lengths(chunk_size):
+        if first >= stop:
+            return
+        end = min(first + min(length, sys.maxsize), stop)
+        yield first, numbers[first:end]
+        first = end
 
 
-def choose_chunk_size(iterable: Iterable, n_jobs: int, chunk_size: int | None, n_splits: int | None,
-                      iterable_len: int | None) -> int:
-    if chunk_size is not None:
-        return chunk_size
-    if iterable_len is None and isinstance(iterable, Sized):
-        iterable_len = len(iterable)
-    if iterable_len is None:
-        return 1
-    return max(1, math.ceil(iterable_len / (n_splits or n_jobs * 4)))
+def expect_length(chunks: Iterator[tuple[int, S]], iterable_len: int) -> Iterator[tuple[int, S]]:
+    """``chunks``, then ``ValueError`` if the input ended before ``iterable_len`` items (MPIRE raises one too).
+
+    The error comes when the input runs out, as MPIRE's does: an ``imap`` has
+    yielded the results that came in before it.
+    """
+    n_items = 0
+    for first, items in chunks:
+        n_items = first + len(items)
+        yield first, items
+    if n_items < iterable_len:
+        raise ValueError(f"iterable_len is {iterable_len}, but the input ended after {n_items} items; pass the "
+                         "number of items the input holds, or less to use only the first ones")
 
 
 def _chunk_rows(items: Sequence) -> int:
     return len(items[0])
 
 
-def plan_chunks(args: Any, n_jobs: int, chunk_size: int | None, n_splits: int | None,
-                iterable_len: int | None) -> tuple[Iterator[tuple[int, Sequence]], int, int | None,
+def plan_chunks(args: Any, n_jobs: int, chunk_size: float | None, n_splits: int | None,
+                iterable_len: int | None) -> tuple[Iterator[tuple[int, Sequence]], ChunkSize, int | None,
                                                    Callable[[Sequence], int]]:
-    """The chunks of a map's input, their size, the number of items if known, and the rows in a chunk.
+    """The chunks of a map's input, their average size, the number of items if known, and the rows in a chunk.
 
-    A numpy array is sliced along axis 0, each slice passed whole (MPIRE);
+    A numpy array is sliced along axis 0, each slice passed whole (MPIRE;
+    an ``iterable_len`` beyond its length is ignored, as MPIRE ignores it);
     a range travels as ranges; anything else is pulled lazily into lists.
     """
     if is_ndarray(args):
@@ -95,5 +209,7 @@ def plan_chunks(args: Any, n_jobs: int, chunk_size: int | None, n_splits: int | 
     size = choose_chunk_size(args, n_jobs, chunk_size, n_splits, iterable_len)
     chunks: Iterator[tuple[int, Sequence]] = (
         chunk_range(args, size, iterable_len) if type(args) is range else chunk_iterable(args, size, iterable_len))
-    total = iterable_len if iterable_len is not None else (len(args) if isinstance(args, Sized) else None)
+    if iterable_len is not None:
+        chunks = expect_length(chunks, iterable_len)
+    total = iterable_len if iterable_len is not None else input_length(args)
     return chunks, size, total, len

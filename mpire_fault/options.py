@@ -52,6 +52,14 @@ def positive_int(name: str, value: Any, allow_none: bool = True) -> None:
         raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
 
 
+def chunk_size_option(value: Any) -> None:
+    """MPIRE's ``chunk_size``: None, or an int or float of 1 or more (2.5 gives chunks of 3, 2, 3, 2, ...)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 1:
+        raise ValueError(f"chunk_size must be an int or float of 1 or more, or None, got {value!r}")
+
+
 def positive_number(name: str, value: Any) -> None:
     if value is None:
         return

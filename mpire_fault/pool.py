@@ -13,7 +13,7 @@ from typing import Any
 
 from . import shm
 from .calls import CallForms
-from .chunking import plan_chunks
+from .chunking import chunks_in_flight, plan_chunks
 from .events import EventLog
 from .inherit import shippable
 from .insights import TopTasks, format_insights, gather_insights
@@ -23,6 +23,7 @@ from .options import (
     chaos_scope,
     check_event_log,
     check_options,
+    chunk_size_option,
     normalize_cpu_ids,
     positive_int,
     positive_number,
@@ -249,7 +250,7 @@ class WorkerPool(CallForms):
 
     # ------------------------------------------------------------------ map family
     def _chunks(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None,
-                max_tasks_active: int | None, chunk_size: int | None, n_splits: int | None,
+                max_tasks_active: int | None, chunk_size: float | None, n_splits: int | None,
                 worker_lifespan: int | None, progress_bar: bool, worker_init: Callable | None,
                 worker_exit: Callable | None, task_timeout: float | None, worker_init_timeout: float | None,
                 worker_exit_timeout: float | None, progress_bar_options: dict | None,
@@ -259,8 +260,9 @@ class WorkerPool(CallForms):
             iterable_of_args = range(iterable_of_args)  # MPIRE accepts an int as range(n)
         args: Any = iterable_of_args
         for name, value in (("iterable_len", iterable_len), ("max_tasks_active", max_tasks_active),
-                            ("chunk_size", chunk_size), ("n_splits", n_splits), ("worker_lifespan", worker_lifespan)):
+                            ("n_splits", n_splits), ("worker_lifespan", worker_lifespan)):
             positive_int(name, value)
+        chunk_size_option(chunk_size)
         for name, seconds in (("task_timeout", task_timeout), ("worker_init_timeout", worker_init_timeout),
                               ("worker_exit_timeout", worker_exit_timeout)):
             positive_number(name, seconds)
@@ -270,7 +272,7 @@ class WorkerPool(CallForms):
         options = bar_options(progress_bar_options, total, style, stacklevel=3)
         max_chunks = self.n_jobs * MAP_CHUNKS_AHEAD
         if max_tasks_active is not None:
-            max_chunks = max(1, max_tasks_active // size)
+            max_chunks = chunks_in_flight(max_tasks_active, size)
         supervisor = self._running_supervisor()
         if self._insights_stale:
             self._reset_insights(supervisor)

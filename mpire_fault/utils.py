@@ -17,11 +17,10 @@ The pool does not use this module: its chunks come from ``chunking.py``.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Collection, Generator, Iterable
 from typing import Any, Literal, TypeVar, overload
 
-from .chunking import is_ndarray
+from .chunking import ChunkSize, average_size, chunk_lengths, is_ndarray
 
 __all__ = ["chunk_tasks", "make_single_arguments"]
 
@@ -63,7 +62,7 @@ def make_single_arguments(iterable_of_args: Iterable[T],
 
 
 def _target_size(iterable_of_args: Iterable[Any], iterable_len: int | None,
-                 chunk_size: float | None, n_splits: float | None) -> float:
+                 chunk_size: float | None, n_splits: float | None) -> ChunkSize:
     """The average chunk size asked for: ``chunk_size`` if given, else the number of items over ``n_splits``."""
     if iterable_len is not None and iterable_len < 0:
         raise ValueError(f"chunk_tasks: iterable_len must be 0 or more, got {iterable_len!r}")
@@ -82,7 +81,7 @@ def _target_size(iterable_of_args: Iterable[Any], iterable_len: int | None,
     else:
         raise ValueError("chunk_tasks: splitting into n_splits chunks needs the number of items; pass "
                          "iterable_len, or an iterable that has a len() (a generator has none), or use chunk_size")
-    return n_items / n_splits
+    return average_size(n_items, n_splits)
 
 
 def chunk_tasks(iterable_of_args: Iterable[T], iterable_len: int | None = None,
@@ -125,10 +124,7 @@ def chunk_tasks(iterable_of_args: Iterable[T], iterable_len: int | None = None,
     array: Any = iterable_of_args if is_ndarray(iterable_of_args) else None
     items = iter(iterable_of_args)
     handed_out = 0
-    # The size owed to the next chunk, carrying what rounding up took from earlier ones.
-    owed = size
-    while True:
-        take = max(1, math.ceil(owed))
+    for take in chunk_lengths(size):
         chunk: Any = (array[handed_out:handed_out + take] if array is not None
                       else tuple(itertools.islice(items, take)))
         if len(chunk) == 0:
@@ -139,6 +135,4 @@ def chunk_tasks(iterable_of_args: Iterable[T], iterable_len: int | None = None,
                 yield chunk
             return
         yield chunk
-        # Evaluated as (owed + size) - ceil(owed), in this order, so float chunk sizes round as MPIRE's do.
-        owed = owed + size - math.ceil(owed)
         handed_out += len(chunk)

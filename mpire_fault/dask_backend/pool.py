@@ -12,14 +12,15 @@ import logging
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
 from distributed import Client, LocalCluster
 
 from ..calls import CallForms
-from ..chunking import choose_chunk_size, chunk_iterable
+from ..chunking import choose_chunk_size, chunk_iterable, chunks_in_flight, expect_length, input_length
 from ..errors import PoolTerminatedError, WorkerExitError, WorkerInitError
+from ..options import chunk_size_option
 from ..progress import bar_options, check_style
 from ..progress import progress_bar as make_progress_bar
 from ..results import AsyncResult, CallbackRunner
@@ -226,7 +227,7 @@ class DaskPool(ClusterOwner, CallForms):
 
     # ------------------------------------------------------------------ map family
     def _chunks(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None,
-                max_tasks_active: int | None, chunk_size: int | None, n_splits: int | None,
+                max_tasks_active: int | None, chunk_size: float | None, n_splits: int | None,
                 worker_lifespan: int | None, progress_bar: bool, worker_init: Callable | None,
                 worker_exit: Callable | None, task_timeout: float | None, worker_init_timeout: float | None,
                 worker_exit_timeout: float | None, progress_bar_options: dict | None,
@@ -240,19 +241,22 @@ class DaskPool(ClusterOwner, CallForms):
         # an int is a range by now; a bool is no count, and fails as the iterable it is not (as in WorkerPool)
         items = cast(Iterable[Any], iterable_of_args)
         for name, value in (("iterable_len", iterable_len), ("max_tasks_active", max_tasks_active),
-                            ("chunk_size", chunk_size), ("n_splits", n_splits), ("worker_lifespan", worker_lifespan)):
+                            ("n_splits", n_splits), ("worker_lifespan", worker_lifespan)):
             _check_positive(name, value)
+        chunk_size_option(chunk_size)
         _check_positive("task_timeout", task_timeout, number=True)
         client = self.client
         size = choose_chunk_size(items, self.n_jobs or 1, chunk_size, n_splits, iterable_len)
-        max_chunks = max(1, max_tasks_active // size) if max_tasks_active else (self.n_jobs or 1) * 3
+        max_chunks = chunks_in_flight(max_tasks_active, size) if max_tasks_active else (self.n_jobs or 1) * 3
         call_id = f"{self._pool_id}-map-{next(self._counter)}"
         style = check_style(progress_bar_style)
-        total = iterable_len if iterable_len is not None else (len(items) if isinstance(items, Sized) else None)
+        total = iterable_len if iterable_len is not None else input_length(items)
         # checked on every call, as MPIRE does; stacklevel 3 is the user's line (via calls.py)
         options = bar_options(progress_bar_options, total, style, stacklevel=3)
         bar = make_progress_bar(style, options) if progress_bar else None
         chunks = chunk_iterable(items, size, iterable_len)
+        if iterable_len is not None:
+            chunks = expect_length(chunks, iterable_len)
         return iterate_map(self, client, call_id, func, chunks, ordered, max_chunks, task_timeout,
                            (worker_init, worker_exit), bar)
 

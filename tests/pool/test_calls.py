@@ -151,6 +151,7 @@ class Pulled:
             yield i
 
 
+@pytest.mark.filterwarnings("ignore:Failed to obtain length:RuntimeWarning")  # no len(): chunks of 4, as MPIRE
 def test_infinite_generator_with_imap(start_method):
     source = Pulled()
     with WorkerPool(2, start_method=start_method) as pool:
@@ -181,6 +182,7 @@ def test_ordered_imap_does_not_read_ahead_behind_a_slow_item(start_method):
         assert source.count < 30, f"the input was pulled {source.count} times while item 0 ran"
 
 
+@pytest.mark.filterwarnings("ignore:Failed to obtain length:RuntimeWarning")  # no len(): chunks of 4, as MPIRE
 def test_generator_is_pulled_lazily(start_method):
     source = Pulled(limit=2000)
     with WorkerPool(2, start_method=start_method) as pool:
@@ -193,6 +195,7 @@ def test_generator_is_pulled_lazily(start_method):
         assert source.count == 2000
 
 
+@pytest.mark.filterwarnings("ignore:Failed to obtain length:RuntimeWarning")  # no len(): chunks of 4, as MPIRE
 def test_death_stops_pulling_the_generator(start_method, markers):
     pulled = Pulled(limit=10_000)
 
