@@ -13,7 +13,7 @@ from typing import Any
 
 from . import shm
 from .calls import CallForms
-from .chunking import chunks_in_flight, plan_chunks
+from .chunking import chunks_in_flight, default_splits, is_ndarray, plan_chunks
 from .events import EventLog
 from .inherit import shippable
 from .insights import TopTasks, format_insights, gather_insights
@@ -267,6 +267,8 @@ class WorkerPool(CallForms):
                               ("worker_exit_timeout", worker_exit_timeout)):
             positive_number(name, seconds)
         style = check_style(progress_bar_style)
+        if chunk_size is None and n_splits is None and not is_ndarray(args):
+            n_splits = default_splits(self.n_jobs, progress_bar)
         chunks, size, total, rows = plan_chunks(args, self.n_jobs, chunk_size, n_splits, iterable_len)
         # checked on every call, as MPIRE does; stacklevel 3 is the user's line (via calls.py)
         options = bar_options(progress_bar_options, total, style, stacklevel=3)

@@ -9,6 +9,7 @@ must give the same chunk lengths. One difference is deliberate: without
 from __future__ import annotations
 
 import inspect
+import io
 import itertools
 import math
 import sys
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 
 import mpire_fault.pool
 from mpire_fault import WorkerPool
-from mpire_fault.chunking import chunk_lengths, plan_chunks
+from mpire_fault.chunking import chunk_lengths, default_splits, plan_chunks
 
 from . import tasks
 
@@ -282,3 +283,22 @@ def test_the_pool_makes_n_jobs_times_4_chunks_by_default(monkeypatch):
     with WorkerPool(3, start_method="threading") as pool:
         assert pool.map(tasks.square, range(1000)) == [x * x for x in range(1000)]
     assert len(spy.lengths) == 12 and sum(spy.lengths) == 1000
+
+
+def test_a_progress_bar_gets_mpires_default_chunks(monkeypatch):
+    """With a bar, 64 chunks per worker as MPIRE (the bar moves per chunk); without, 4 per worker."""
+    import tqdm
+
+    updates: list[int] = []
+    original = tqdm.tqdm.update
+
+    def counting(self, n=1):
+        updates.append(n)
+        return original(self, n)
+
+    monkeypatch.setattr(tqdm.tqdm, "update", counting)
+    with WorkerPool(2) as pool:
+        assert pool.map(tasks.square, range(1000), progress_bar=True,
+                        progress_bar_options={"file": io.StringIO()}) == [x * x for x in range(1000)]
+    assert len(updates) == 128 and sum(updates) == 1000
+    assert default_splits(2, progress_bar=False) == 8 and default_splits(3, progress_bar=True) == 192
