@@ -27,7 +27,12 @@ def next_task_id() -> int:
 
 @dataclass(frozen=True, slots=True)
 class WorkerSession:
-    """How the workers of a call are started and stopped; a change restarts them."""
+    """How the workers of a call are started and stopped.
+
+    Live workers keep theirs when a call brings another (Dispatcher.update_session
+    sends them the new worker_exit and lifespan); only workers that could not
+    start, or a worker_exit that will not pickle, make a change restart them.
+    """
 
     worker_init: Callable | None = None
     worker_exit: Callable | None = None
