@@ -259,6 +259,9 @@ class WorkerPool(CallForms):
         if isinstance(iterable_of_args, int) and not isinstance(iterable_of_args, bool):
             iterable_of_args = range(iterable_of_args)  # MPIRE accepts an int as range(n)
         args: Any = iterable_of_args
+        if iterable_len == 0 and not isinstance(iterable_len, bool):  # MPIRE takes it: no item is read
+            iterable_of_args = args = range(0)
+            iterable_len = None
         for name, value in (("iterable_len", iterable_len), ("max_tasks_active", max_tasks_active),
                             ("n_splits", n_splits), ("worker_lifespan", worker_lifespan)):
             positive_int(name, value)

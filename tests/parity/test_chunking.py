@@ -302,3 +302,21 @@ def test_a_progress_bar_gets_mpires_default_chunks(monkeypatch):
                         progress_bar_options={"file": io.StringIO()}) == [x * x for x in range(1000)]
     assert len(updates) == 128 and sum(updates) == 1000
     assert default_splits(2, progress_bar=False) == 8 and default_splits(3, progress_bar=True) == 192
+
+
+def test_iterable_len_zero_reads_nothing_as_in_mpire():
+    mpire = pytest.importorskip("mpire")
+    consumed: list[int] = []
+
+    def numbers():
+        for x in range(10):
+            consumed.append(x)
+            yield x
+
+    with WorkerPool(2) as ours, mpire.WorkerPool(2) as theirs:
+        assert ours.map(tasks.square, range(10), iterable_len=0) == theirs.map(tasks.square, range(10),
+                                                                              iterable_len=0) == []
+        assert list(ours.imap(tasks.square, numbers(), iterable_len=0)) == []
+        assert consumed == []
+        with pytest.raises(ValueError, match="iterable_len"):
+            ours.map(tasks.square, range(3), iterable_len=-1)
