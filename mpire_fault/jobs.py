@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,26 @@ class WorkerSession:
     worker_lifespan: int | None = None
     worker_init_timeout: float | None = None
     worker_exit_timeout: float | None = None
+
+
+class HookWatch:
+    """The hooks of a keep_alive pool's last map call, so the next call that changes them warns as MPIRE does."""
+
+    def __init__(self) -> None:
+        self._live: tuple[Callable | None, Callable | None] | None = None  # None: no workers to keep
+
+    def note(self, worker_init: Callable | None, worker_exit: Callable | None, keep_alive: bool,
+             stacklevel: int) -> None:
+        hooks = (worker_init, worker_exit)
+        if keep_alive and self._live is not None and self._live != hooks:
+            warnings.warn("worker_init or worker_exit changed while keep_alive=True: as in MPIRE, the live workers "
+                          "keep the state of the worker_init they ran, and the new worker_exit runs when they stop",
+                          RuntimeWarning, stacklevel=stacklevel + 1)
+        self._live = hooks if keep_alive else None
+
+    def forget(self) -> None:
+        """The workers stopped: the next call's hooks start them afresh."""
+        self._live = None
 
 
 @dataclass(slots=True, eq=False)

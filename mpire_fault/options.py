@@ -52,6 +52,26 @@ def positive_int(name: str, value: Any, allow_none: bool = True) -> None:
         raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
 
 
+def map_arguments(iterable_of_args: Any, iterable_len: int | None, max_tasks_active: int | None,
+                  chunk_size: float | None, n_splits: int | None, worker_lifespan: int | None,
+                  timeouts: dict[str, float | None]) -> tuple[Any, int | None]:
+    """Check a map call's numbers by name; the input and ``iterable_len`` as the pool reads them.
+
+    As MPIRE: an int ``n`` is ``range(n)``, and ``iterable_len=0`` reads no item.
+    """
+    if isinstance(iterable_of_args, int) and not isinstance(iterable_of_args, bool):
+        iterable_of_args = range(iterable_of_args)
+    if iterable_len == 0 and not isinstance(iterable_len, bool):
+        iterable_of_args, iterable_len = range(0), None
+    for name, value in (("iterable_len", iterable_len), ("max_tasks_active", max_tasks_active),
+                        ("n_splits", n_splits), ("worker_lifespan", worker_lifespan)):
+        positive_int(name, value)
+    chunk_size_option(chunk_size)
+    for name, seconds in timeouts.items():
+        positive_number(name, seconds)
+    return iterable_of_args, iterable_len
+
+
 def chunk_size_option(value: Any) -> None:
     """MPIRE's ``chunk_size``: None, or an int or float of 1 or more (2.5 gives chunks of 3, 2, 3, 2, ...)."""
     if value is None:

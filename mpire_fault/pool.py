@@ -6,7 +6,6 @@ import logging
 import multiprocessing
 import os
 import threading
-import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -17,15 +16,14 @@ from .chunking import chunks_in_flight, default_splits, is_ndarray, plan_chunks
 from .events import EventLog
 from .inherit import shippable
 from .insights import TopTasks, format_insights, gather_insights
-from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerExits, WorkerSession, next_task_id
+from .jobs import ApplyJob, Barrier, HookWatch, MapJob, Task, WorkerExits, WorkerSession, next_task_id
 from .lifecycle import live_supervisors, stop_supervisor
 from .options import (
     chaos_scope,
     check_event_log,
     check_options,
-    chunk_size_option,
+    map_arguments,
     normalize_cpu_ids,
-    positive_int,
     positive_number,
     resolve_chaos,
 )
@@ -134,7 +132,7 @@ class WorkerPool(CallForms):
         self._apply_ordinal = itertools.count()
         self._callbacks = CallbackRunner()
         self._supervisor: Supervisor | None = None
-        self._live_hooks: tuple[Callable | None, Callable | None] | None = None  # the last map's, while workers live
+        self._hooks = HookWatch()  # warns when a keep_alive call changes the live workers' hooks
         self._start_lock = threading.Lock()  # callers in several threads must share one supervisor
         # MPIRE starts its insights afresh whenever it starts workers again after
         # stopping them (each call without keep_alive): set by such a stop,
@@ -256,19 +254,10 @@ class WorkerPool(CallForms):
                 worker_exit_timeout: float | None, progress_bar_options: dict | None,
                 progress_bar_style: str | None, ordered: bool) -> Iterator[list]:
         """The map family's engine: the results of one chunk at a time."""
-        if isinstance(iterable_of_args, int) and not isinstance(iterable_of_args, bool):
-            iterable_of_args = range(iterable_of_args)  # MPIRE accepts an int as range(n)
-        args: Any = iterable_of_args
-        if iterable_len == 0 and not isinstance(iterable_len, bool):  # MPIRE takes it: no item is read
-            iterable_of_args = args = range(0)
-            iterable_len = None
-        for name, value in (("iterable_len", iterable_len), ("max_tasks_active", max_tasks_active),
-                            ("n_splits", n_splits), ("worker_lifespan", worker_lifespan)):
-            positive_int(name, value)
-        chunk_size_option(chunk_size)
-        for name, seconds in (("task_timeout", task_timeout), ("worker_init_timeout", worker_init_timeout),
-                              ("worker_exit_timeout", worker_exit_timeout)):
-            positive_number(name, seconds)
+        args, iterable_len = map_arguments(
+            iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits, worker_lifespan,
+            {"task_timeout": task_timeout, "worker_init_timeout": worker_init_timeout,
+             "worker_exit_timeout": worker_exit_timeout})
         style = check_style(progress_bar_style)
         if chunk_size is None and n_splits is None and not is_ndarray(args):
             n_splits = default_splits(self.n_jobs, progress_bar)
@@ -281,7 +270,7 @@ class WorkerPool(CallForms):
         supervisor = self._running_supervisor()
         if self._insights_stale:
             self._reset_insights(supervisor)
-        self._note_hooks(worker_init, worker_exit)
+        self._hooks.note(worker_init, worker_exit, self._keep_alive, stacklevel=3)  # the user's line, via calls.py
         session = WorkerSession(worker_init, worker_exit, worker_lifespan, worker_init_timeout, worker_exit_timeout)
         job = MapJob(session, _func_name(func), task_timeout)
         job.chaos_call = self._chaos_scope | next(self._map_calls)
@@ -290,15 +279,6 @@ class WorkerPool(CallForms):
         results = iterate_map(supervisor, job, shipped, chunks, ordered, max_chunks, self._serializer.dumps,
                               self._serializer.loads, bar, rows)
         return self._finish_after(results, session, release)
-
-    def _note_hooks(self, worker_init: Callable | None, worker_exit: Callable | None) -> None:
-        """Warn, with MPIRE's warning category, when a keep_alive pool's workers get new hooks."""
-        hooks = (worker_init, worker_exit)
-        if self._keep_alive and self._live_hooks is not None and self._live_hooks != hooks:
-            warnings.warn("worker_init or worker_exit changed while keep_alive=True: as in MPIRE, the live workers "
-                          "keep the state of the worker_init they ran, and the new worker_exit runs when they stop",
-                          RuntimeWarning, stacklevel=4)
-        self._live_hooks = hooks if self._keep_alive else None
 
     def _finish_after(self, results: Iterator[list], session: WorkerSession,
                       release: Callable[[], None]) -> Iterator[list]:
@@ -340,7 +320,7 @@ class WorkerPool(CallForms):
                 break
         if not keep_workers:
             self._insights_stale = self.enable_insights
-            self._live_hooks = None
+            self._hooks.forget()
         return barrier.outcome(self._serializer)[1]
 
     def _reset_insights(self, supervisor: Supervisor) -> None:
@@ -377,7 +357,7 @@ class WorkerPool(CallForms):
         """Kill every worker now; pending results become ready with PoolTerminatedError."""
         if self._supervisor is not None:
             stop_supervisor(self._supervisor)
-        self._live_hooks = None
+        self._hooks.forget()
         self._callbacks.drain(5.0)
         self._callbacks.stop()
 
