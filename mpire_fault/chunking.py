@@ -133,16 +133,14 @@ def chunks_in_flight(max_tasks_active: int, size: ChunkSize) -> int:
     return max(1, max_tasks_active // max(1, math.ceil(size)))
 
 
-def chunk_ndarray(array: Any, n_jobs: int, chunk_size: float | None,
-                  n_splits: int | None) -> Iterator[tuple[int, list]]:
+def chunk_ndarray(array: Any, size: ChunkSize) -> Iterator[tuple[int, list]]:
     """MPIRE's numpy input: slices along axis 0, each passed whole as one argument (a view, not rows).
 
-    Without a ``chunk_size`` the slices are ``len / n_splits`` rows on
-    average, the remainder spread as MPIRE spreads it (20 rows in 8 splits:
-    3, 2, 3, 2, ...), so a function sees the same shapes under both.
+    The slices are ``size`` rows on average (``choose_chunk_size``), the
+    remainder spread as MPIRE spreads it (20 rows in 8 splits: 3, 2, 3, 2,
+    ...), so a function sees the same shapes under both.
     """
     n_rows = len(array)
-    size = chunk_size if chunk_size is not None else average_size(n_rows, n_splits or n_jobs * 4)
     start = 0
     for ordinal, length in enumerate(chunk_lengths(size)):
         if start >= n_rows:
@@ -222,7 +220,7 @@ def plan_chunks(args: Any, n_jobs: int, chunk_size: float | None, n_splits: int 
     if is_ndarray(args):
         array = args if iterable_len is None else args[:iterable_len]
         size = choose_chunk_size(array, n_jobs, chunk_size, n_splits, None)
-        return chunk_ndarray(array, n_jobs, chunk_size, n_splits), size, len(array), _chunk_rows
+        return chunk_ndarray(array, size), size, len(array), _chunk_rows
     size = choose_chunk_size(args, n_jobs, chunk_size, n_splits, iterable_len)
     chunks: Iterator[tuple[int, Sequence]] = (
         chunk_range(args, size, iterable_len) if type(args) is range else chunk_iterable(args, size, iterable_len))
