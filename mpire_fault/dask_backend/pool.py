@@ -20,7 +20,7 @@ from distributed import Client, LocalCluster
 from ..calls import CallForms
 from ..chunking import choose_chunk_size, chunk_iterable, chunks_in_flight, expect_length, input_length
 from ..errors import PoolTerminatedError, WorkerExitError, WorkerInitError
-from ..options import chunk_size_option
+from ..options import map_arguments
 from ..progress import bar_options, check_style
 from ..progress import progress_bar as make_progress_bar
 from ..results import AsyncResult, CallbackRunner
@@ -236,15 +236,10 @@ class DaskPool(ClusterOwner, CallForms):
         a death or an exception aborts the whole call."""
         _refuse({"worker_lifespan": worker_lifespan, "worker_init_timeout": worker_init_timeout,
                  "worker_exit_timeout": worker_exit_timeout})
-        if isinstance(iterable_of_args, int) and not isinstance(iterable_of_args, bool):
-            iterable_of_args = range(iterable_of_args)
-        # an int is a range by now; a bool is no count, and fails as the iterable it is not (as in WorkerPool)
+        # as WorkerPool: an int is a range, iterable_len=0 reads nothing; a bool fails as the iterable it is not
+        iterable_of_args, iterable_len = map_arguments(iterable_of_args, iterable_len, max_tasks_active, chunk_size,
+                                                       n_splits, worker_lifespan, {"task_timeout": task_timeout})
         items = cast(Iterable[Any], iterable_of_args)
-        for name, value in (("iterable_len", iterable_len), ("max_tasks_active", max_tasks_active),
-                            ("n_splits", n_splits), ("worker_lifespan", worker_lifespan)):
-            _check_positive(name, value)
-        chunk_size_option(chunk_size)
-        _check_positive("task_timeout", task_timeout, number=True)
         client = self.client
         size = choose_chunk_size(items, self.n_jobs or 1, chunk_size, n_splits, iterable_len)
         max_chunks = chunks_in_flight(max_tasks_active, size) if max_tasks_active else (self.n_jobs or 1) * 3

@@ -80,3 +80,15 @@ def test_progress_bar_options_follow_mpires_rules(dask_client):
     assert "6/6" in out.getvalue()
     with pytest.raises(TypeError, match="should be a dictionary"):
         pool.map(tasks.square, range(6), progress_bar_options="desc")
+
+
+def test_map_arguments_read_as_workerpool_reads_them(dask_client):
+    """The same checks and forms as WorkerPool's map: iterable_len=0 reads nothing, bad numbers are named."""
+    pool = DaskPool(address=dask_client)
+    assert pool.map(tasks.square, range(5), iterable_len=0) == []
+    assert pool.map(tasks.square, range(5), iterable_len=2) == [0, 1]
+    for keyword, value in (("n_splits", -1), ("max_tasks_active", 0), ("iterable_len", 1.5)):
+        with pytest.raises(ValueError, match=keyword):
+            pool.map(tasks.square, range(5), **{keyword: value})
+    with pytest.raises(ValueError, match="task_timeout"):
+        pool.map(tasks.square, range(5), task_timeout=-1)
