@@ -1,72 +1,116 @@
-"""A map function that will not pickle still reaches workers started by fork.
+"""A map's function reaches its workers as MPIRE's does: once per worker and call, not once per chunk.
 
 MPIRE hands a map's function to the workers it starts for that call, and
-under ``fork`` they inherit it with the rest of the parent's memory: a
-lambda, a nested function or a bound method of an object holding a lock
-just works. Our chunks carry the function pickled, which refuses those. So
-when pickling fails under ``fork``, the function is put in a table that
-every worker forked from now on inherits, and the chunks carry its key
-instead. The entry lives as long as the call.
+under ``fork`` they inherit it with the rest of the parent's memory: nothing
+is pickled, a lambda or a bound method of an object holding a lock just
+works, and the function is the very object that ``worker_init`` and
+``worker_exit`` (inherited the same way) see. So a bound method that keeps
+state on its instance keeps it across the chunks of the call, and
+``worker_exit=obj.report`` reports it. Workers that already run (a
+``keep_alive`` pool's) get the function pickled, once per call.
 
-Workers forked before the call (a ``keep_alive`` pool's) do not have the
-entry; their tasks fail with an error that says so and what to do instead
-(MPIRE's pickling of new map parameters fails for them too).
+Here every map call puts its function under a key of its own. Under fork it
+also goes in a table that every worker forked from then on inherits, and a
+chunk carries only the key. When workers forked before the call may get its
+chunks, the chunks also carry the function pickled (pickled once); a worker
+unpickles it at the first chunk of the call and keeps it for the others, so
+state kept on the function's instance lasts the call there too (MPIRE's
+kept-alive workers unpickle the new function once as well). A function that
+will not pickle reaches only the workers forked for its call; the others
+fail its chunks with an error that says what to do instead.
 """
 from __future__ import annotations
 
 import itertools
+import pickle
 from collections.abc import Callable
 from typing import Any
 
-_BY_KEY: dict[int, Callable] = {}
+_BY_KEY: dict[int, Callable] = {}  # the parent's table; a forked worker has a copy
+_LOADED: dict[int, Callable] = {}  # in a worker: the function of its current call, when it came pickled
 _keys = itertools.count(1)
+_loads: list[Callable[[bytes], Any]] = [pickle.loads]  # the worker's codec (dill with use_dill)
 
 
-def _lookup(key: int, name: str) -> Callable:
-    """Unpickling an ``Inherited`` in a worker: the function itself, from the worker's copy of the table."""
+def use_loads(loads: Callable[[bytes], Any]) -> None:
+    """Called by each worker process: how the pickled functions of ``Shipped`` are read."""
+    _loads[0] = loads
+
+
+def _lookup(key: int, name: str, data: bytes | None) -> Callable:
+    """Unpickling a ``Shipped`` in a worker: the function itself, the same object for every chunk of the call."""
     func = _BY_KEY.get(key)
-    if func is None:
+    if func is not None:
+        return func
+    func = _LOADED.get(key)
+    if func is not None:
+        return func
+    if data is None:
         raise RuntimeError(
             f"the map function {name} cannot be pickled, and this worker was started before the call that "
             f"passed it: with start_method='fork' such a function reaches only workers started for its call. "
             f"Use keep_alive=False, use_dill=True, or a function defined at module level")
+    func = _loads[0](data)
+    _LOADED.clear()  # one call at a time per worker: the previous call's function goes
+    _LOADED[key] = func
     return func
 
 
-class Inherited:
-    """Stands for a function in ``_BY_KEY`` on its way to a forked worker."""
+class Shipped:
+    """Stands for a map call's function in its chunks: a key, and the function pickled when a worker may need it.
 
-    __slots__ = ("key", "name")
+    ``error`` is what pickling the function raised where every worker needs
+    it pickled: each chunk's pickling raises it, so the call fails as any
+    chunk that will not pickle does.
+    """
 
-    def __init__(self, key: int, name: str) -> None:
+    __slots__ = ("key", "name", "data", "error")
+
+    def __init__(self, key: int, name: str, data: bytes | None, error: BaseException | None = None) -> None:
         self.key = key
         self.name = name
+        self.data = data
+        self.error = error
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_lookup, (self.key, self.name))
+        if self.error is not None:
+            raise self.error
+        return (_lookup, (self.key, self.name, self.data))
 
 
 def _nothing() -> None:
     return None
 
 
-def shippable(func: Callable, dumps: Callable[[Any], Any], start_method: str) -> tuple[Any, Callable[[], None]]:
+def shippable(func: Callable, dumps: Callable[[Any], bytes], start_method: str,
+              workers_running: Callable[[], bool], lock: Any) -> tuple[Any, Callable[[], None]]:
     """What a map's chunks carry for ``func``, and what to call once the call ends.
 
-    ``func`` itself whenever it pickles (the common case costs one pickling
-    of a reference); under ``fork`` otherwise an ``Inherited`` key.
+    ``dumps`` pickles in band (the result is sent with every chunk that
+    carries it). ``workers_running`` tells whether the pool has worker
+    processes now, and ``lock`` is held while workers are forked: taken
+    here, no fork can fall between putting ``func`` in the table and asking.
+    Under ``threading`` the workers share the function itself.
     """
-    if start_method != "fork":
+    if start_method == "threading":
         return func, _nothing
-    try:
-        dumps(func)
-    except Exception:  # noqa: BLE001 - any pickling failure: fork can hand the function over without pickling
-        key = next(_keys)
+    key, name = next(_keys), getattr(func, "__qualname__", None) or repr(func)
+    if start_method != "fork":
+        try:
+            return Shipped(key, name, dumps(func)), _nothing
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit from a __reduce__: raised by each chunk
+            return Shipped(key, name, None, exc), _nothing
+    with lock:
         _BY_KEY[key] = func
-        name = getattr(func, "__qualname__", None) or repr(func)
+        older = workers_running()
+    data = None
+    if older:
+        try:
+            data = dumps(func)
+        except Exception:  # noqa: BLE001 - any pickling failure: only the workers forked from now on can run it
+            data = None
 
-        def release() -> None:
-            _BY_KEY.pop(key, None)
+    def release() -> None:
+        _BY_KEY.pop(key, None)
 
-        return Inherited(key, name), release
-    return func, _nothing
+    return Shipped(key, name, data), release

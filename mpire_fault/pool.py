@@ -33,6 +33,7 @@ from .protocol import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS
 from .recorder import Recorder
 from .results import AsyncResult, CallbackRunner, iterate_map
 from .serialization import TASK_ARGS, Serializer, with_boundary
+from .slots import start_lock
 from .state import PoolSettings, RestartBackoff, SharedArrays
 from .statistics import PoolStatistics
 from .supervisor import Supervisor
@@ -275,7 +276,9 @@ class WorkerPool(CallForms):
         job = MapJob(session, _func_name(func), task_timeout)
         job.chaos_call = self._chaos_scope | next(self._map_calls)
         bar = make_progress_bar(style, options) if progress_bar else None
-        shipped, release = shippable(func, self._serializer.dumps, self._start_method)
+        inband = getattr(self._serializer, "inband_dumps", self._serializer.dumps)  # threading: no pickling at all
+        shipped, release = shippable(func, inband, self._start_method,
+                                     supervisor.has_processes, start_lock())
         results = iterate_map(supervisor, job, shipped, chunks, ordered, max_chunks, self._serializer.dumps,
                               self._serializer.loads, bar, rows)
         return self._finish_after(results, session, release)

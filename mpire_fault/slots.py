@@ -41,6 +41,11 @@ _READ_SIZE = 1 << 20
 _COALESCE = 1 << 16  # small frames queued together are joined into one write
 
 
+def start_lock() -> threading.Lock:
+    """The lock every pool of this process holds while it forks a worker."""
+    return _START_LOCK
+
+
 def _reset_start_lock() -> None:
     # A forked worker inherits the lock held by the thread that forked it;
     # a pool created inside that worker needs a fresh one.

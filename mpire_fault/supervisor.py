@@ -173,6 +173,10 @@ class Supervisor(threading.Thread):
     def live_workers(self) -> int:
         return sum(1 for s in self.slots if s.alive and s.ready)
 
+    def has_processes(self) -> bool:
+        """Whether any worker process of this pool exists now, started or starting (ask under ``start_lock``)."""
+        return any(s.process is not None for s in self.slots)
+
     def worker_pids(self) -> dict[int, int]:
         """Pids of the workers that finished start-up and take tasks, by slot."""
         return {s.worker_id: s.pid for s in self.slots if s.alive and s.ready and s.pid}

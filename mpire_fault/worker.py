@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import TaskTimeoutError
+from .inherit import use_loads
 from .insights import TaskClock
 from .orphans import die_with_parent, release_forkserver
 from .protocol import (
@@ -104,6 +105,8 @@ class _Worker:
         self.cfg = cfg
         segments = Segments.results(cfg.shm_prefix) if cfg.shm_prefix else None
         self.serializer = cfg.serializer or Serializer(cfg.use_dill, segments)
+        if not cfg.in_thread:
+            use_loads(self.serializer.loads)  # how a map's function arrives pickled (inherit.Shipped)
         if isinstance(user, bytes):
             user = self.serializer.loads(user)
         self.worker_init, self.worker_exit = user

@@ -1,4 +1,10 @@
-"""Under fork, a map's function need not pickle (MPIRE's workers inherit it): lambdas, closures, bound methods."""
+"""A map's function reaches each worker once per call, as in MPIRE.
+
+Under fork the workers started for the call inherit it, so it need not pickle
+(lambdas, closures, bound methods) and it is the very object worker_init and
+worker_exit see; workers already running get it pickled once per call. State
+kept on a bound method's instance so lasts the call in each worker.
+"""
 from __future__ import annotations
 
 import threading
@@ -45,6 +51,66 @@ def test_workers_started_before_the_call_say_what_to_do():
         with pytest.raises(RuntimeError, match="keep_alive=False, use_dill=True"):
             pool.map(lambda x: x, range(4))
         assert pool.map(abs, [-3]) == [3]  # and the pool goes on
+
+
+class _Counter:
+    """State on the instance: how many items this copy of the object has seen."""
+
+    pickled = 0  # in the parent: how often an instance was pickled
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.model: str | None = None
+
+    def __getstate__(self) -> dict:
+        _Counter.pickled += 1
+        return self.__dict__
+
+    def add(self, x: int) -> int:
+        self.n += 1
+        return self.n
+
+    def report(self) -> int:
+        return self.n
+
+    def load(self) -> None:
+        self.model = "loaded"
+
+    def predict(self, x: int) -> str:
+        return f"{self.model}:{x}"
+
+
+def test_a_bound_method_keeps_its_state_for_the_call_and_shares_it_with_the_hooks():
+    counter = _Counter()
+    _Counter.pickled = 0
+    with WorkerPool(2, start_method="fork") as pool:
+        counts = pool.map(counter.add, range(20), chunk_size=2, worker_exit=counter.report)
+        # 20 items on 2 workers: one worker saw at least 10, counted on one object across its chunks
+        assert max(counts) >= 10
+        assert sum(pool.get_exit_results()) == 20  # worker_exit reads the same object the task wrote
+        service = _Counter()
+        assert pool.map(service.predict, range(4), worker_init=service.load) == [f"loaded:{x}" for x in range(4)]
+    assert _Counter.pickled == 0  # workers forked for the call inherit the function: nothing was pickled
+    assert counter.n == 0  # the parent's object is untouched
+
+
+def test_workers_already_running_get_the_function_pickled_once_per_call():
+    with WorkerPool(2, start_method="fork", keep_alive=True) as pool:
+        assert pool.map(abs, [-1, -2]) == [1, 2]  # the workers start here
+        for _ in range(2):
+            _Counter.pickled = 0
+            counts = pool.map(_Counter().add, range(20), chunk_size=2)
+            assert max(counts) >= 10  # unpickled once per worker, kept for the call's other chunks
+            assert _Counter.pickled == 1  # once for the call, not once per chunk
+            assert min(counts) == 1  # each call starts from its own, fresh object
+    assert not _BY_KEY
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_other_start_methods_unpickle_the_function_once_per_worker_and_call(start_method):
+    with WorkerPool(2, start_method=start_method) as pool:
+        counts = pool.map(_Counter().add, range(20), chunk_size=2)
+    assert max(counts) >= 10 and counts.count(1) <= 2
 
 
 @pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
