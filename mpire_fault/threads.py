@@ -29,7 +29,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from .errors import TaskTimeoutError
+from .exception import TaskInterrupted
 
 
 class ThreadingContext:
@@ -59,7 +59,7 @@ class ThreadingContext:
         return "threading"
 
 
-class ThreadInterrupt(TaskTimeoutError):
+class ThreadInterrupt(TaskInterrupted):
     """The soft timeout, as raised inside a worker thread (an async exception is made from a class)."""
 
     def __init__(self) -> None:

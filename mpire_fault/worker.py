@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import TaskTimeoutError
+from .exception import TaskInterrupted
 from .inherit import use_loads
 from .insights import TaskClock
 from .orphans import die_with_parent, release_forkserver
@@ -176,7 +177,7 @@ class _Worker:
         p, b = self.progress, self.base
         phase, target = p[b + PHASE], p[b + TARGET_TASK]
         if phase == RUNNING and target == p[b + TASK_ID] and p[b + TARGET_ITEM] == p[b + ITEM]:
-            raise TaskTimeoutError(None, self.cfg.worker_id, killed=False)
+            raise TaskInterrupted(None, self.cfg.worker_id, killed=False)  # also MPIRE's InterruptWorker
         if phase == INITIALIZING and target == INIT_TARGET:
             raise TimeoutError(f"worker_init on worker {self.cfg.worker_id} exceeded worker_init_timeout")
         if phase == EXITING and target == EXIT_TARGET:
