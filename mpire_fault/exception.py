@@ -69,7 +69,7 @@ def remove_highlighting(traceback_str: str) -> str:
     return _ANSI_SEQUENCE.sub("", traceback_str)
 
 
-def populate_exception(err_type: type, err_args: Any, err_state: dict,
+def populate_exception(err_type: type[BaseException], err_args: Any, err_state: dict,
                        traceback_str: str) -> tuple[BaseException, Exception]:
     """An instance of ``err_type`` made without calling its ``__init__``, and the traceback as an exception.
 
