@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .jobs import Barrier, Task, WorkerExits, WorkerSession
+from .jobs import ApplyJob, Barrier, Task, WorkerExits, WorkerSession
 from .protocol import run_task, stop, update
 from .slots import WorkerSlot
 from .state import FINISHING, STOPPED, Mode, PoolState
@@ -70,9 +70,15 @@ class Dispatcher:
                 if state.exits.closed:  # as MPIRE: starting workers from none empties get_exit_results()
                     state.exits = WorkerExits()
                 self.start_workers()
-            elif head.job.session != state.session and not self.update_session(head.job.session):
-                state.pending.appendleft(Barrier(implicit=True))
-                continue
+            elif head.job.session != state.session:
+                if (isinstance(head.job, ApplyJob) and state.mode is Mode.RUNNING and not state.gave_up
+                        and state.session is not None):
+                    # As MPIRE: an apply call's hooks count only when it starts the workers; while
+                    # workers run (or start) it runs under theirs, whatever hooks it names.
+                    head.job.session = state.session
+                elif not self.update_session(head.job.session):
+                    state.pending.appendleft(Barrier(implicit=True))
+                    continue
             slot = self.pick_slot(head)
             if slot is None:
                 return

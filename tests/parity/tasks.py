@@ -274,3 +274,8 @@ def refuse_exit():
 
 def noop(*_args):
     return None
+
+
+def nap_pid(seconds):
+    time.sleep(seconds)
+    return os.getpid()

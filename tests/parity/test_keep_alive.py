@@ -100,3 +100,18 @@ def test_worker_lifespan(start_method, tmp_path):
         assert pool.map(tasks.square, range(8), chunk_size=1, worker_lifespan=1,
                         worker_init=functools.partial(tasks.mark_life, str(tmp_path))) == [i * i for i in range(8)]
     assert len(os.listdir(tmp_path)) >= 8  # each worker life took one task
+
+
+@pytest.mark.parametrize("module", ["mpire", "mpire_fault"])
+def test_apply_hooks_count_only_when_the_call_starts_the_workers(module):
+    """MPIRE's apply_async: later calls' hooks are ignored while workers run (new lambdas each call restart nothing)."""
+    pool_class = pytest.importorskip(module).WorkerPool
+    with pool_class(2, start_method="fork") as pool:
+        handles = [pool.apply_async(tasks.nap_pid, (0.3,), worker_init=lambda: None,
+                                    worker_exit=lambda n=n: n)
+                   for n in range(4)]
+        pids = {handle.get(30) for handle in handles}
+        assert len(pids) == 2  # the same two workers ran all four: none was restarted for new hooks
+        assert pool.get_exit_results() == []  # nobody stopped yet
+        pool.stop_and_join()
+        assert pool.get_exit_results() == [0, 0]  # the first call's worker_exit, once per worker
