@@ -63,6 +63,18 @@ _BATCH_SECONDS = 0.001
 _CLEAR = memoryview(bytes(FLAG_AREA))
 
 
+def arguments_of(kind: str, item: Any) -> tuple[tuple, dict]:
+    """The positional and keyword arguments one item (or apply task) passes, without the pool's preamble."""
+    if kind == "apply":
+        return item
+    style = _style(type(item))
+    if style == _ONE:
+        return (item,), {}
+    if style == _UNPACK:
+        return tuple(item), {}
+    return (), item
+
+
 def _call(func: Callable, preamble: tuple, item: Any) -> Any:
     style = _style(type(item))
     if style == _ONE:

@@ -90,7 +90,7 @@ def with_boundary(exc: BaseException, boundary: str) -> BaseException:
     return exc
 
 
-def dump_exception(exc: BaseException, serializer: Codec) -> bytes:
+def dump_exception(exc: BaseException, serializer: Codec, context: str = "") -> bytes:
     """Pickle an exception raised in a worker together with its formatted traceback.
 
     An exception that does not survive a pickle round trip (a common trap: a
@@ -102,8 +102,9 @@ def dump_exception(exc: BaseException, serializer: Codec) -> bytes:
     fails (the class itself cannot be pickled, say) is it replaced by a
     RuntimeError that names the original type and text, so the task still
     fails with a readable error instead of the result path breaking.
+    ``context`` goes before the traceback (which worker, which arguments).
     """
-    tb = "".join(traceback.format_exception(exc))
+    tb = context + "".join(traceback.format_exception(exc))
     dumps = getattr(serializer, "inband_dumps", serializer.dumps)  # the error message itself stays in band
     loads = serializer.loads
     try:

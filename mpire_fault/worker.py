@@ -26,7 +26,7 @@ from typing import Any
 from .errors import TaskTimeoutError
 from .exception import TaskInterrupted
 from .inherit import use_loads
-from .insights import TaskClock
+from .insights import TaskClock, describe_args
 from .orphans import die_with_parent, release_forkserver
 from .protocol import (
     EXIT_TARGET,
@@ -63,7 +63,7 @@ from .protocol import (
     skipped,
     top_tasks,
 )
-from .runners import SKIPPED, run_batches, run_items, uniform_style
+from .runners import SKIPPED, arguments_of, run_batches, run_items, uniform_style
 from .serialization import RESULT, TASK_ARGS, Serializer, dump_exception, summarize
 from .shm import Segments
 
@@ -281,7 +281,8 @@ class _Worker:
         if outcome is not None:  # the exception of item first_index + len(results)
             # A soft timeout is told apart here, so the parent never unpickles an error to learn it.
             soft_timeout = isinstance(outcome, TaskTimeoutError)
-            self.answer(failed(task_id, len(results), dump_exception(outcome, self.serializer),
+            context = "" if soft_timeout else self._context(kind, items, len(results))
+            self.answer(failed(task_id, len(results), dump_exception(outcome, self.serializer, context),
                                SOFT_TIMEOUT if soft_timeout else None, summarize(outcome)),
                         1 if kind == "apply" and not soft_timeout else 0)
             return
@@ -294,6 +295,15 @@ class _Worker:
             self.answer(failed(task_id, 0, dump_exception(exc, self.serializer), RESULT, summarize(exc)), len(results))
             return
         self.answer(done(task_id, data), len(results))
+
+    def _context(self, kind: str, items: Any, at: int) -> str:
+        """MPIRE's first lines of a task's remote traceback: the worker, and the arguments of the item that raised."""
+        try:
+            args, kwargs = arguments_of(kind, items[at])
+            shown = describe_args(args, kwargs).replace(" | ", "\n")
+        except Exception:  # noqa: BLE001 - the item's error matters, not a failure to describe it
+            return ""
+        return f"Exception occurred in Worker-{self.cfg.worker_id} with the following arguments:\n{shown}\n"
 
     def _flag_positions(self) -> tuple[list[int], list[int]]:
         """The byte offsets of this worker's two flag areas, as lists: iterating them makes no int per item."""

@@ -62,3 +62,23 @@ def test_populate_exception_skips_init():
     err, cause = populate_exception(Picky, ("ab",), {"extra": 1}, "Traceback ...")
     assert type(err) is Picky and err.args == ("ab",) and err.extra == 1
     assert "Traceback" in str(cause)
+
+
+def fails_on(value, *, bad="bad"):
+    if value == bad:
+        raise ValueError(f"cannot read {value}")
+    return value
+
+
+@pytest.mark.parametrize("start_method", ["fork", "threading"])
+def test_the_remote_traceback_names_the_worker_and_the_arguments_as_mpires_does(start_method):
+    with WorkerPool(1, start_method=start_method) as pool:
+        for items in (["a", "bad", "c"], [("a",), ("bad",)], [{"value": "bad"}]):
+            with pytest.raises(ValueError, match="cannot read bad") as info:
+                pool.map(fails_on, items, chunk_size=1)
+            text = str(info.value.__cause__)
+            expected = "Arg value: 'bad'" if isinstance(items[0], dict) else "Arg 0: 'bad'"
+            assert "Exception occurred in Worker-0 with the following arguments:\n" + expected in text
+        with pytest.raises(ValueError) as info:
+            pool.apply(fails_on, ("x",), {"bad": "x"})
+        assert "Arg 0: 'x'\nArg bad: 'x'\n" in str(info.value.__cause__)
