@@ -141,7 +141,9 @@ class TaskTimeoutError(TimeoutError):
         where = f" on worker {worker_id}" if worker_id is not None else ""
         what = ("it did not stop when interrupted, so the worker was killed and replaced" if killed
                 else "it was interrupted and the worker lives on")
-        super().__init__(f"{task or 'task'} exceeded task_timeout={timeout}s{where}; {what}")
+        # MPIRE's words first, so code that matches on them still does
+        mpire = f"Worker-{worker_id} task timed out (timeout={timeout}): " if worker_id is not None else ""
+        super().__init__(f"{mpire}{task or 'task'} exceeded task_timeout={timeout}s{where}; {what}")
 
     def __reduce__(self):
         return (TaskTimeoutError, (self.timeout, self.worker_id, self.task, self.killed))
