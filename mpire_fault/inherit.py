@@ -17,7 +17,10 @@ unpickles it at the first chunk of the call and keeps it for the others, so
 state kept on the function's instance lasts the call there too (MPIRE's
 kept-alive workers unpickle the new function once as well). A function that
 will not pickle reaches only the workers forked for its call; the others
-fail its chunks with an error that says what to do instead.
+fail its chunks with an error that says what to do instead. Under spawn and
+forkserver a worker started for the call gets the function pickled together
+with the hooks (``WorkerSession.function``, ``adopt``): one pickle, shared
+objects, as MPIRE's map parameters.
 """
 from __future__ import annotations
 
@@ -35,6 +38,12 @@ _loads: list[Callable[[bytes], Any]] = [pickle.loads]  # the worker's codec (dil
 def use_loads(loads: Callable[[bytes], Any]) -> None:
     """Called by each worker process: how the pickled functions of ``Shipped`` are read."""
     _loads[0] = loads
+
+
+def adopt(key: int, func: Callable) -> None:
+    """In a spawned worker: the call's function, unpickled together with the hooks it may share objects with."""
+    _LOADED.clear()
+    _LOADED[key] = func
 
 
 def _lookup(key: int, name: str, data: bytes | None) -> Callable:
@@ -76,6 +85,20 @@ class Shipped:
         if self.error is not None:
             raise self.error
         return (_lookup, (self.key, self.name, self.data))
+
+
+def pickled_hooks(dumps: Callable[[Any], bytes], hooks: tuple, function: tuple[int, Callable] | None) -> bytes:
+    """A spawned worker's hooks, pickled with the call's map function (key, function) when that pickles too.
+
+    The worker ``adopt``s the function; one that will not pickle stays with
+    the chunks, whose pickling then fails the call and says why.
+    """
+    if function is not None:
+        try:
+            return dumps((*hooks, *function))
+        except Exception:  # noqa: BLE001 - any failure: the hooks alone, as before
+            pass
+    return dumps(hooks)
 
 
 def _nothing() -> None:

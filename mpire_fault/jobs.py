@@ -40,6 +40,9 @@ class WorkerSession:
     worker_lifespan: int | None = None
     worker_init_timeout: float | None = None
     worker_exit_timeout: float | None = None
+    # spawn/forkserver: the map's function under its inherit key, pickled with the hooks into each worker
+    # started for the call, so they share objects as MPIRE's map parameters do (no part of equality)
+    function: tuple[int, Callable] | None = field(default=None, compare=False)
 
 
 class HookWatch:

@@ -272,13 +272,14 @@ class WorkerPool(CallForms):
         if self._insights_stale:
             self._reset_insights(supervisor)
         self._hooks.note(worker_init, worker_exit, self._keep_alive, stacklevel=3)  # the user's line, via calls.py
-        session = WorkerSession(worker_init, worker_exit, worker_lifespan, worker_init_timeout, worker_exit_timeout)
+        inband = getattr(self._serializer, "inband_dumps", self._serializer.dumps)  # threading: no pickling at all
+        shipped, release = shippable(func, inband, self._start_method, supervisor.has_processes, start_lock())
+        function = (shipped.key, func) if self._start_method in ("spawn", "forkserver") else None
+        session = WorkerSession(worker_init, worker_exit, worker_lifespan, worker_init_timeout, worker_exit_timeout,
+                                function)
         job = MapJob(session, _func_name(func), task_timeout)
         job.chaos_call = self._chaos_scope | next(self._map_calls)
         bar = make_progress_bar(style, options) if progress_bar else None
-        inband = getattr(self._serializer, "inband_dumps", self._serializer.dumps)  # threading: no pickling at all
-        shipped, release = shippable(func, inband, self._start_method,
-                                     supervisor.has_processes, start_lock())
         results = iterate_map(supervisor, job, shipped, chunks, ordered, max_chunks, self._serializer.dumps,
                               self._serializer.loads, bar, rows)
         return self._finish_after(results, session, release)

@@ -35,6 +35,7 @@ from typing import Any
 from .answers import Answers
 from .dispatch import Dispatcher
 from .errors import Death, PoolTerminatedError, SupervisorError, WorkerInitError, hook_error
+from .inherit import pickled_hooks
 from .insights import TopTasks
 from .jobs import Barrier, Job, Task, WorkerExits
 from .orphans import preload
@@ -330,7 +331,7 @@ class Supervisor(threading.Thread):
         shared_objects = s.shared_objects
         if s.start_method in ("spawn", "forkserver"):
             try:
-                user = self.serializer.dumps(user)
+                user = pickled_hooks(self.serializer.dumps, user, session.function)
                 if s.use_dill and shared_objects is not None:
                     shared_objects = PickledObjects(self.serializer.dumps(shared_objects))
             except Exception as exc:  # noqa: BLE001 - the user's hooks may fail to pickle in any way

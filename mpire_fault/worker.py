@@ -25,7 +25,7 @@ from typing import Any
 
 from .errors import TaskTimeoutError
 from .exception import TaskInterrupted
-from .inherit import use_loads
+from .inherit import adopt, use_loads
 from .insights import TaskClock, describe_args
 from .orphans import die_with_parent, release_forkserver
 from .protocol import (
@@ -110,7 +110,9 @@ class _Worker:
             use_loads(self.serializer.loads)  # how a map's function arrives pickled (inherit.Shipped)
         if isinstance(user, bytes):
             user = self.serializer.loads(user)
-        self.worker_init, self.worker_exit = user
+        self.worker_init, self.worker_exit, *function = user
+        if function:  # spawn: the call's map function, unpickled with the hooks so they share objects
+            adopt(*function)
         self.lifespan = cfg.worker_lifespan  # a later call may change it and worker_exit (UPDATE)
         if isinstance(shared_objects, PickledObjects):
             shared_objects = self.serializer.loads(shared_objects.data)

@@ -108,9 +108,13 @@ def test_workers_already_running_get_the_function_pickled_once_per_call():
 
 @pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
 def test_other_start_methods_unpickle_the_function_once_per_worker_and_call(start_method):
+    """As MPIRE's map parameters: the function and the hooks arrive in one pickle, so they share objects."""
+    counter, service = _Counter(), _Counter()
     with WorkerPool(2, start_method=start_method) as pool:
-        counts = pool.map(_Counter().add, range(20), chunk_size=2)
-    assert max(counts) >= 10 and counts.count(1) <= 2
+        counts = pool.map(counter.add, range(20), chunk_size=2, worker_exit=counter.report)
+        assert max(counts) >= 10 and counts.count(1) <= 2
+        assert sum(pool.get_exit_results()) == 20
+        assert pool.map(service.predict, range(4), worker_init=service.load) == [f"loaded:{x}" for x in range(4)]
 
 
 @pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
