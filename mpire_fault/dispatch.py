@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .jobs import ApplyJob, Barrier, Task, WorkerExits, WorkerSession
+from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerExits, WorkerSession
 from .protocol import run_task, stop, update
 from .slots import WorkerSlot
 from .state import FINISHING, STOPPED, Mode, PoolState
@@ -140,14 +140,20 @@ class Dispatcher:
             return True
         if ahead >= PREFETCH_MAX:
             return False
-        return ahead * self.state.durations.get(slot.ledger[-1].job.func_name, 1.0) < QUEUE_BUDGET
+        job = slot.ledger[-1].job
+        duration = job.duration if isinstance(job, MapJob) else self.state.durations.get(job.func_name)
+        return ahead * (1.0 if duration is None else duration) < QUEUE_BUDGET
 
     def record_duration(self, slot: WorkerSlot, task: Task) -> None:
-        """Keep a moving average of task durations per function (for ``has_room``)."""
+        """Keep a moving average of task durations (for ``has_room``): per map call, per apply function."""
         now = time.monotonic()
         spent = now - max(task.handed_at, slot.last_answer)
         slot.last_answer = now
-        name, durations = task.job.func_name, self.state.durations
+        job = task.job
+        if isinstance(job, MapJob):
+            job.duration = spent if job.duration is None else 0.8 * job.duration + 0.2 * spent
+            return
+        name, durations = job.func_name, self.state.durations
         previous = durations.get(name)
         durations[name] = spent if previous is None else 0.8 * previous + 0.2 * spent
 

@@ -140,6 +140,10 @@ class MapJob(Job):
     def __init__(self, session, func_name, task_timeout) -> None:
         super().__init__(session, func_name, task_timeout)
         self.events: queue.SimpleQueue = queue.SimpleQueue()
+        # The moving average of this call's chunk durations (Dispatcher.has_room). Per call, not per
+        # function: a function fast in one call may be slow in the next, and chunks queued behind a
+        # slow one cannot be taken back; until a chunk of this call is answered, none waits in a pipe.
+        self.duration: float | None = None
 
     def describe(self, task: Task, index: int | None = None) -> str:
         if index is None or index < task.first_index:

@@ -92,7 +92,7 @@ class PoolState:
     mode: Mode = Mode.STOPPED
     events: Recorder | None = None  # the event log (WorkerPool(event_log=...)); None: off, and free
     counters: Counters = field(default_factory=Counters)
-    durations: dict[str, float] = field(default_factory=dict)  # moving average per function name
+    durations: dict[str, float] = field(default_factory=dict)  # moving average per apply function name
     start_up_time: list[float] = field(default_factory=list)  # process start -> ready, summed per slot
     top_tasks: TopTasks = field(default_factory=TopTasks)  # the pool's longest tasks (insights; TOP_TASKS answers)
     insight_deaths_from: int = 0  # counters.deaths[this:] happened since insights were last reset

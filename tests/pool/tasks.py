@@ -392,3 +392,14 @@ def sigkill_at(x: int, at: int = 37) -> int:
     if x == at:
         os.kill(os.getpid(), signal.SIGKILL)
     return x + 1
+
+
+def meet_once(shared, worker_state, x):
+    """MPIRE's test_dont_keep_alive: each worker's first item waits until every worker has one."""
+    barrier, counter = shared
+    if not worker_state.get("met"):
+        with counter.get_lock():
+            counter.value += 1
+        worker_state["met"] = True
+        barrier.wait(timeout=20)
+    return x * 2
