@@ -353,9 +353,7 @@ class WorkerPool(CallForms):
         if errors:
             raise errors[0]
 
-    def join(self, keep_alive: bool = False) -> None:
-        """Alias of ``stop_and_join``, as in MPIRE."""
-        self.stop_and_join(keep_alive)
+    join = stop_and_join  # as in MPIRE
 
     def terminate(self) -> None:
         """Kill every worker now; pending results become ready with PoolTerminatedError."""
@@ -393,6 +391,11 @@ class WorkerPool(CallForms):
     def print_insights(self) -> None:
         """Print MPIRE's insights summary (or its "no profiling stats" line with insights off)."""
         print(format_insights(self.get_insights()))
+
+    @property
+    def _workers(self) -> list[Any]:
+        """MPIRE's private list of worker processes by worker id (MPIRE's tests kill one through it)."""
+        return [slot.process for slot in self._supervisor.slots] if self._supervisor is not None else []
 
     def chaos_journal(self) -> list[Any]:
         """Faults the chaos layer injected into this pool's workers so far."""

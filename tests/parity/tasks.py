@@ -279,3 +279,15 @@ def noop(*_args):
 def nap_pid(seconds):
     time.sleep(seconds)
     return os.getpid()
+
+
+def zero_spins_others_square(worker_id, events, x):
+    """MPIRE's test_defunct_processes_kill_apply: worker 0 spins once every other worker ran something."""
+    if worker_id == 0 and not events[0].is_set():
+        for event in events[1:]:
+            event.wait(30)
+        events[0].set()
+        while True:
+            pass
+    events[worker_id].set()
+    return x * x

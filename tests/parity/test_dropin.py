@@ -331,3 +331,24 @@ def test_bad_timeouts_are_refused(bad):
 def test_absurd_n_jobs_is_a_clear_error():
     with pytest.raises(ValueError, match="n_jobs"):
         WorkerPool(2**62)
+
+
+def test_mpires_private_worker_list_kills_one_worker():
+    """MPIRE's own tests kill a worker with ``pool._workers[0].terminate()``: only its task fails."""
+    import threading
+
+    with WorkerPool(n_jobs=3, pass_worker_id=True, start_method="fork") as pool:
+        events = [pool.ctx.Event() for _ in range(3)]
+
+        def kill() -> None:
+            if events[0].wait(30):
+                pool._workers[0].terminate()
+
+        killer = threading.Thread(target=kill, daemon=True)
+        killer.start()
+        pool.set_shared_objects(events)
+        futures = [pool.apply_async(tasks.zero_spins_others_square, args=(x,)) for x in range(100)]
+        for future in futures:
+            future.wait(30)
+        assert [future.successful() for future in futures].count(False) == 1
+        killer.join(5)
