@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -21,10 +22,15 @@ SELF_TEST_EXAMPLES = 5
 # machine took 457 s of wall for 481 s of CPU (1.05 cores busy); with 12, 334 s for 554 s (every
 # guarantee passed both times, at load averages up to 9).
 JOBS = 12
-# Guarantees whose every example waits out fixed delays (resolved-once: a 1.8 s callback; the map checks: items
-# of 0.3 s and a 0.35 s window; timeout-fires: a 0.5 s timeout) are graded in this many shards side by side,
-# each with its share of the examples and a seed of its own; the slowest shard is the wall time.
-SHARDS = {"resolved-once": 3, "map-abort": 2, "map-error-abort": 2, "timeout-fires": 2, "exit-zero": 2}
+# Wall seconds of one example of each guarantee (mpire_fault, idle 2-core machine, one grading at a time):
+# most of it waits out fixed delays (resolved-once: a 1.8 s callback; the map checks: items of 0.3 s and a
+# 0.35 s window; timeout-fires: a 0.5 s timeout). A guarantee whose examples would take longer than an even
+# share of the whole run is graded in shards side by side, each with its part of the examples and a seed of
+# its own; the longest units start first, so the run does not end with one core waiting on a long shard.
+EXAMPLE_SECONDS = {"resolved-once": 2.9, "map-abort": 1.45, "timeout-fires": 1.3, "map-error-abort": 1.05,
+                   "exit-zero": 1.05, "head-only": 0.6, "right-item": 0.5}
+OTHER_EXAMPLE_SECONDS = 0.4
+MIN_SHARD_EXAMPLES = 10  # fewer would make every shard's search start over from the simplest examples
 SECONDS_PER_EXAMPLE = 30.0  # a grading process past examples * this is killed (an "error" verdict)
 
 
@@ -115,13 +121,34 @@ def main(ns: argparse.Namespace) -> int:
     return 0 if all(v.status == "pass" for v in verdicts) else 1
 
 
+def _seconds(guarantee: str) -> float:
+    return EXAMPLE_SECONDS.get(guarantee, OTHER_EXAMPLE_SECONDS)
+
+
+def plan_units(pairs: list[tuple[str, str]], examples: int,
+               jobs: int) -> list[tuple[tuple[str, str], int, int]]:
+    """The gradings to run, as (pair, examples, seed), longest first.
+
+    A pair is split in shards when its examples would take longer than an
+    even share of the run over ``jobs`` slots; every shard gets a seed of
+    its own, and the shards' examples add up to ``examples``.
+    """
+    share = max(1.0, sum(examples * _seconds(guarantee) for _, guarantee in pairs) / jobs)
+    units = []
+    for pair in pairs:
+        shards = max(1, min(examples // MIN_SHARD_EXAMPLES, math.ceil(examples * _seconds(pair[1]) / share)))
+        units += [(pair, examples // shards + (i < examples % shards), SEED + i) for i in range(shards)]
+    units.sort(key=lambda unit: unit[1] * _seconds(unit[0][1]), reverse=True)  # stable for equal lengths
+    return units
+
+
 def grade_all(pairs: list[tuple[str, str]], examples: int, jobs: int) -> list[Verdict]:
     """The verdict on each (pool, guarantee), in the order given; ``jobs`` gradings at a time.
 
     With more than one job each grading runs in a process of its own
-    (``check_apart``), the guarantees of ``SHARDS`` split in shards that
-    start first (they are the longest); a progress line is printed as each
-    guarantee's verdict is in.
+    (``check_apart``), long ones split in shards, the longest first
+    (``plan_units``); a progress line is printed as each guarantee's
+    verdict is in.
     """
     def show(verdict: Verdict) -> Verdict:
         print(f"{verdict.pool:<20} {verdict.guarantee:<18} {verdict.status.upper():<11} {verdict.seconds:6.1f}s  "
@@ -130,11 +157,7 @@ def grade_all(pairs: list[tuple[str, str]], examples: int, jobs: int) -> list[Ve
 
     if jobs == 1:
         return [show(check(pool, guarantee, examples)) for pool, guarantee in pairs]
-    units = []  # (pair, examples, seed) per grading process
-    for pair in pairs:
-        shards = max(1, min(SHARDS.get(pair[1], 1), examples))
-        units += [(pair, examples // shards + (i < examples % shards), SEED + i) for i in range(shards)]
-    units.sort(key=lambda unit: SHARDS.get(unit[0][1], 1), reverse=True)  # stable: the rest keep their order
+    units = plan_units(pairs, examples, jobs)
     left = {pair: sum(1 for unit in units if unit[0] == pair) for pair in pairs}
     done: dict[tuple[str, str], list[Verdict]] = {pair: [] for pair in pairs}
 
