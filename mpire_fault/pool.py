@@ -32,6 +32,7 @@ from .progress import progress_bar as make_progress_bar
 from .protocol import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS
 from .recorder import Recorder
 from .results import AsyncResult, CallbackRunner, iterate_map
+from .runners import apply_arguments
 from .serialization import TASK_ARGS, Serializer, with_boundary
 from .slots import start_lock
 from .state import PoolSettings, RestartBackoff, SharedArrays
@@ -230,8 +231,7 @@ class WorkerPool(CallForms):
             session = WorkerSession(worker_init, worker_exit, None, worker_init_timeout, worker_exit_timeout)
         if task_timeout is not None:
             positive_number("task_timeout", task_timeout)
-        if not isinstance(args, tuple):
-            args = (args,) if not isinstance(args, list) else tuple(args)
+        args = apply_arguments(args)
         supervisor = self._running_supervisor()
         result: AsyncResult = AsyncResult(callback, error_callback, self._callbacks, supervisor.finished.is_set)
         index = next(self._apply_counter)

@@ -30,18 +30,25 @@ _ONE, _UNPACK, _KEYWORDS = 0, 1, 2
 
 def _style(kind: type) -> int:
     # MPIRE's convention: a dict is keyword arguments, any other iterable
-    # (but str/bytes/ndarray) is unpacked, anything else is one argument.
+    # (but str/bytes/ndarray: a bytearray is unpacked) is unpacked, anything else is one argument.
     style = _STYLES.get(kind)
     if style is None:
         if issubclass(kind, dict):
             style = _KEYWORDS
-        elif (issubclass(kind, Iterable) and not issubclass(kind, (str, bytes, bytearray))
-              and not is_ndarray_type(kind)):
+        elif issubclass(kind, Iterable) and not issubclass(kind, (str, bytes)) and not is_ndarray_type(kind):
             style = _UNPACK
         else:
             style = _ONE
         _STYLES[kind] = style
     return style
+
+
+def apply_arguments(args: Any) -> tuple:
+    """``apply``'s ``args`` as MPIRE passes them: a tuple as it is, any other iterable but str/bytes/ndarray
+    unpacked (a dict gives its keys, as MPIRE's worker does with ``kwargs`` given), anything else alone."""
+    if isinstance(args, tuple):
+        return args
+    return tuple(args) if _style(type(args)) != _ONE else (args,)
 
 
 def uniform_style(items: list | range) -> int | None:

@@ -8,6 +8,8 @@ pool. ``use_dill=True`` swaps pickle for dill so lambdas and closures work.
 """
 from __future__ import annotations
 
+import copyreg
+import io
 import pickle
 import traceback
 import types
@@ -53,7 +55,10 @@ class Serializer:
             codec = dill
 
         def inband_dumps(obj: Any) -> bytes:
-            return codec.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            try:
+                return codec.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # noqa: BLE001 - retried as multiprocessing pickles, else this error
+                return as_multiprocessing(codec, obj, pickle.HIGHEST_PROTOCOL, None, exc)
 
         plain_loads = codec.loads
 
@@ -71,7 +76,11 @@ class Serializer:
 
         def dumps(obj: Any) -> Any:
             buffers: list = []
-            data = codec_dumps(obj, protocol=5, buffer_callback=buffers.append)  # every buffer out of band
+            try:
+                data = codec_dumps(obj, protocol=5, buffer_callback=buffers.append)  # every buffer out of band
+            except Exception as exc:  # noqa: BLE001 - retried as multiprocessing pickles, else this error
+                buffers.clear()
+                data = as_multiprocessing(codec, obj, 5, buffers.append, exc)
             if buffers or len(data) >= threshold:
                 return out_of_band(obj, data, buffers, codec, segments)
             return data  # the common case: no buffer at all, small
@@ -81,6 +90,38 @@ class Serializer:
     def __reduce__(self):
         # Segments stay behind: they name (and may own) segments of the process that made them.
         return (Serializer, (self.use_dill,))
+
+
+_DICT_VIEWS = tuple(type(getattr({}, name)()) for name in ("items", "keys", "values"))
+
+
+def _as_list(view: Any) -> tuple[Any, tuple]:
+    return list, (list(view),)
+
+
+def as_multiprocessing(codec: Any, obj: Any, protocol: int, buffer_callback: Callable | None,
+                       error: Exception) -> bytes:
+    """``obj`` pickled with the reducers multiprocessing's queues add, or ``error`` if that fails too.
+
+    MPIRE sends through those queues, so what they can send must go here too:
+    a dict view (``d.items()`` as a result) arrives as a list, as
+    ``multiprocessing.managers`` makes it; sockets and connections travel as
+    multiprocessing hands them over. Only a failed plain pickling pays for it.
+    """
+    from multiprocessing.reduction import ForkingPickler
+
+    table = dict(copyreg.dispatch_table)
+    table.update(ForkingPickler._extra_reducers)  # type: ignore[attr-defined]
+    for view in _DICT_VIEWS:
+        table.setdefault(view, _as_list)
+    buffer = io.BytesIO()
+    try:
+        pickler = codec.Pickler(buffer, protocol=protocol, buffer_callback=buffer_callback)
+        pickler.dispatch_table = table
+        pickler.dump(obj)
+    except Exception:  # noqa: BLE001 - the first error is the one that explains
+        raise error from None
+    return buffer.getvalue()
 
 
 def with_boundary(exc: BaseException, boundary: str) -> BaseException:

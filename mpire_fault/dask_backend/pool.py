@@ -24,6 +24,7 @@ from ..options import map_arguments
 from ..progress import bar_options, check_style
 from ..progress import progress_bar as make_progress_bar
 from ..results import AsyncResult, CallbackRunner
+from ..runners import apply_arguments
 from ..serialization import TASK_ARGS, load_exception, with_boundary
 from .chaos import resolve_chaos
 from .cluster import ClusterOwner
@@ -159,8 +160,7 @@ class DaskPool(ClusterOwner, CallForms):
         """Run ``func(*args, **kwargs)`` on the cluster; a death fails this task only."""
         _refuse({"worker_init_timeout": worker_init_timeout, "worker_exit_timeout": worker_exit_timeout})
         _check_positive("task_timeout", task_timeout, number=True)
-        if not isinstance(args, tuple):
-            args = tuple(args) if isinstance(args, list) else (args,)
+        args = apply_arguments(args)
         client = self.client
         result: AsyncResult = AsyncResult(callback, error_callback, self._callbacks)
         index = next(self._apply_counter)

@@ -291,3 +291,14 @@ def zero_spins_others_square(worker_id, events, x):
             pass
     events[worker_id].set()
     return x * x
+
+
+def show_call(*args, **kwargs):
+    return args, kwargs
+
+
+def view_of(kind, n):
+    """A dict view as a task's result: MPIRE's queues send it as a list (a generator they cannot send)."""
+    if kind == "generator":
+        return (i for i in range(n))
+    return getattr({i: i * i for i in range(n)}, kind)()
