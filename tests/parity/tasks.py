@@ -290,6 +290,7 @@ def zero_spins_others_square(worker_id, events, x):
         while True:
             pass
     events[worker_id].set()
+    time.sleep(0.01)  # long enough that no worker runs every task before the others are up
     return x * x
 
 

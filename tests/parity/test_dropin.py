@@ -337,8 +337,8 @@ def test_mpires_private_worker_list_kills_one_worker():
     """MPIRE's own tests kill a worker with ``pool._workers[0].terminate()``: only its task fails."""
     import threading
 
-    with WorkerPool(n_jobs=3, pass_worker_id=True, start_method="fork") as pool:
-        events = [pool.ctx.Event() for _ in range(3)]
+    with WorkerPool(n_jobs=2, pass_worker_id=True, start_method="fork") as pool:
+        events = [pool.ctx.Event() for _ in range(2)]
 
         def kill() -> None:
             if events[0].wait(30):
@@ -349,6 +349,6 @@ def test_mpires_private_worker_list_kills_one_worker():
         pool.set_shared_objects(events)
         futures = [pool.apply_async(tasks.zero_spins_others_square, args=(x,)) for x in range(100)]
         for future in futures:
-            future.wait(30)
+            future.wait(60)
         assert [future.successful() for future in futures].count(False) == 1
         killer.join(5)
