@@ -19,8 +19,8 @@ from .machines import GUARANTEES
 GRADE_EXAMPLES = 50
 SELF_TEST_EXAMPLES = 5
 # Gradings at a time. An example mostly waits on its pool: with 6, `--examples 200` on an idle 2-core
-# machine took 457 s of wall for 481 s of CPU (1.05 cores busy); with 12, 334 s for 554 s (every
-# guarantee passed both times, at load averages up to 9).
+# machine took 457 s of wall for 481 s of CPU (1.05 cores busy); with 12 (and plan_units' shards), 282 s
+# for 466 s (every guarantee passed both times, at load averages up to 9).
 JOBS = 12
 # Wall seconds of one example of each guarantee (mpire_fault, idle 2-core machine, one grading at a time):
 # most of it waits out fixed delays (resolved-once: a 1.8 s callback; the map checks: items of 0.3 s and a
