@@ -73,11 +73,11 @@ def _shown(value: Any) -> str:
         return f"<{type(value).__name__} with a failing repr: {exc!r}>"
 
 
-def describe_args(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+def describe_args(args: Sequence[Any], kwargs: Mapping[str, Any], separator: str = " | ") -> str:
     """The arguments of one call as MPIRE shows them: ``'Arg 0: 1 | Arg b: 2'``."""
     shown = [f"Arg {n}: {_shown(value)}" for n, value in enumerate(args)]
     shown += [f"Arg {key}: {_shown(value)}" for key, value in kwargs.items()]
-    return " | ".join(shown)
+    return separator.join(shown)
 
 
 class TaskClock:

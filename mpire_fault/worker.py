@@ -302,7 +302,7 @@ class _Worker:
         """MPIRE's first lines of a task's remote traceback: the worker, and the arguments of the item that raised."""
         try:
             args, kwargs = arguments_of(kind, items[at])
-            shown = describe_args(args, kwargs).replace(" | ", "\n")
+            shown = describe_args(args, kwargs, "\n")
         except Exception:  # noqa: BLE001 - the item's error matters, not a failure to describe it
             return ""
         return f"Exception occurred in Worker-{self.cfg.worker_id} with the following arguments:\n{shown}\n"
