@@ -105,25 +105,31 @@ def _nothing() -> None:
     return None
 
 
-def shippable(func: Callable, dumps: Callable[[Any], bytes], start_method: str,
-              workers_running: Callable[[], bool], lock: Any) -> tuple[Any, Callable[[], None]]:
-    """What a map's chunks carry for ``func``, and what to call once the call ends.
+def shippable(func: Callable, serializer: Any, start_method: str,
+              workers_running: Callable[[], bool]) -> tuple[Any, Callable[[], None], tuple[int, Callable] | None]:
+    """What a map's chunks carry for ``func``, what to call once the call ends, and what goes with the hooks.
 
-    ``dumps`` pickles in band (the result is sent with every chunk that
-    carries it). ``workers_running`` tells whether the pool has worker
-    processes now, and ``lock`` is held while workers are forked: taken
-    here, no fork can fall between putting ``func`` in the table and asking.
-    Under ``threading`` the workers share the function itself.
+    The function is pickled in band (the bytes go with every chunk that
+    carries them). ``workers_running`` tells whether the pool has worker
+    processes now; it is asked under the lock every pool holds while it
+    forks, so no fork falls between putting ``func`` in the table and
+    asking. Under ``threading`` the workers share the function itself; under
+    spawn and forkserver the third value, (key, function), is pickled with
+    the hooks of each worker started for the call (``WorkerSession.function``).
     """
     if start_method == "threading":
-        return func, _nothing
+        return func, _nothing, None
+    dumps = serializer.inband_dumps
     key, name = next(_keys), getattr(func, "__qualname__", None) or repr(func)
     if start_method != "fork":
         try:
-            return Shipped(key, name, dumps(func)), _nothing
+            shipped = Shipped(key, name, dumps(func))
         except BaseException as exc:  # noqa: BLE001 - even SystemExit from a __reduce__: raised by each chunk
-            return Shipped(key, name, None, exc), _nothing
-    with lock:
+            shipped = Shipped(key, name, None, exc)
+        return shipped, _nothing, (key, func)
+    from .slots import start_lock  # here: slots imports the worker, which imports this module
+
+    with start_lock():
         _BY_KEY[key] = func
         older = workers_running()
     data = None
@@ -136,4 +142,4 @@ def shippable(func: Callable, dumps: Callable[[Any], bytes], start_method: str,
     def release() -> None:
         _BY_KEY.pop(key, None)
 
-    return Shipped(key, name, data), release
+    return Shipped(key, name, data), release, None

@@ -34,7 +34,6 @@ from .recorder import Recorder
 from .results import AsyncResult, CallbackRunner, iterate_map
 from .runners import apply_arguments
 from .serialization import TASK_ARGS, Serializer, with_boundary
-from .slots import start_lock
 from .state import PoolSettings, RestartBackoff, SharedArrays
 from .statistics import PoolStatistics
 from .supervisor import Supervisor
@@ -272,9 +271,7 @@ class WorkerPool(CallForms):
         if self._insights_stale:
             self._reset_insights(supervisor)
         self._hooks.note(worker_init, worker_exit, self._keep_alive, stacklevel=3)  # the user's line, via calls.py
-        inband = getattr(self._serializer, "inband_dumps", self._serializer.dumps)  # threading: no pickling at all
-        shipped, release = shippable(func, inband, self._start_method, supervisor.has_processes, start_lock())
-        function = (shipped.key, func) if self._start_method in ("spawn", "forkserver") else None
+        shipped, release, function = shippable(func, self._serializer, self._start_method, supervisor.has_processes)
         session = WorkerSession(worker_init, worker_exit, worker_lifespan, worker_init_timeout, worker_exit_timeout,
                                 function)
         job = MapJob(session, _func_name(func), task_timeout)
