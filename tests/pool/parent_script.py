@@ -13,7 +13,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mpire_fault import WorkerPool  # noqa: E402
-from pool import observe, tasks  # noqa: E402
+from pool import hook_tasks, observe, tasks  # noqa: E402
 
 if __name__ == "__main__":
     # argv: start method, then "busy" (one of three workers in a long task,
@@ -28,7 +28,7 @@ if __name__ == "__main__":
         time.sleep(0.2)  # let the busy task begin
         pids = sorted(pool.statistics()["worker_pids"].values())
     else:
-        busy = pool.apply_async(tasks.square, (2,), worker_init=tasks.init_marker(sys.argv[3], "hang"))
+        busy = pool.apply_async(tasks.square, (2,), worker_init=hook_tasks.init_marker(sys.argv[3], "hang"))
         while observe.init_calls(sys.argv[3]) < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
         pids = sorted(int(name.split(".")[1]) for name in os.listdir(sys.argv[3]) if name.endswith(".init"))

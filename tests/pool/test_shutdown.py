@@ -14,7 +14,7 @@ import pytest
 
 from mpire_fault import PoolTerminatedError, WorkerDiedError, WorkerExitError, WorkerPool
 
-from . import observe, tasks
+from . import hook_tasks, observe, tasks
 from .observe import pid_gone, wait_recovered, wait_until
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "parent_script.py")
@@ -136,7 +136,7 @@ def test_stop_and_join_waits_for_work_and_survives_a_death(start_method, markers
 @pytest.mark.parametrize("action", ["os_exit3", "sigkill", "raise"])
 def test_stop_and_join_with_workers_crashing_in_worker_exit(start_method, action):
     with WorkerPool(2, start_method=start_method) as pool:
-        assert pool.apply_async(tasks.square, (2,), worker_exit=tasks.exit_hook(action)).get(timeout=30) == 4
+        assert pool.apply_async(tasks.square, (2,), worker_exit=hook_tasks.exit_hook(action)).get(timeout=30) == 4
         wait_recovered(pool)
         began = time.monotonic()
         try:
@@ -150,7 +150,7 @@ def test_stop_and_join_with_workers_crashing_in_worker_exit(start_method, action
 
 def test_stop_and_join_with_a_hanging_worker_exit_is_bounded_by_its_timeout(start_method):
     with WorkerPool(2, start_method=start_method) as pool:
-        pool.apply_async(tasks.square, (2,), worker_exit=tasks.exit_hook("hang"),
+        pool.apply_async(tasks.square, (2,), worker_exit=hook_tasks.exit_hook("hang"),
                          worker_exit_timeout=0.5).get(timeout=30)
         wait_recovered(pool)
         began = time.monotonic()
@@ -161,7 +161,7 @@ def test_stop_and_join_with_a_hanging_worker_exit_is_bounded_by_its_timeout(star
 
 def test_terminate_during_a_hanging_worker_exit(start_method):
     pool = WorkerPool(2, start_method=start_method)
-    pool.apply_async(tasks.square, (2,), worker_exit=tasks.exit_hook("hang")).get(timeout=30)
+    pool.apply_async(tasks.square, (2,), worker_exit=hook_tasks.exit_hook("hang")).get(timeout=30)
     wait_recovered(pool)
     outcome: list = []
 
@@ -200,7 +200,7 @@ def test_terminate_while_workers_keep_crashing(start_method, markers):
 
 def test_terminate_while_worker_init_keeps_crashing(start_method, markers):
     pool = WorkerPool(2, start_method=start_method)
-    result = pool.apply_async(tasks.square, (2,), worker_init=tasks.init_marker(markers, "os_exit3"))
+    result = pool.apply_async(tasks.square, (2,), worker_init=hook_tasks.init_marker(markers, "os_exit3"))
     wait_until(lambda: observe.init_calls(markers) >= 1, what="a first worker_init")
     began = time.monotonic()
     pool.terminate()

@@ -7,7 +7,7 @@ import pytest
 
 from mpire_fault import WorkerDiedError, WorkerInitError, WorkerPool
 
-from . import observe, tasks
+from . import hook_tasks, observe, tasks
 from .observe import init_calls
 from .tasks import BoundaryError
 
@@ -41,7 +41,7 @@ def _assert_no_respawn_loop(directory: str) -> int:
 
 @pytest.mark.parametrize("action,cause", INIT_FAILURES, ids=[a for a, _ in INIT_FAILURES])
 def test_failing_worker_init_fails_the_call(start_method, markers, action, cause):
-    init = tasks.init_marker(markers, action)
+    init = hook_tasks.init_marker(markers, action)
     with WorkerPool(N_JOBS, start_method=start_method) as pool:
         began = time.monotonic()
         with pytest.raises(WorkerInitError) as info:
@@ -53,7 +53,7 @@ def test_failing_worker_init_fails_the_call(start_method, markers, action, cause
 
 @pytest.mark.parametrize("action,cause", INIT_FAILURES[:2], ids=[a for a, _ in INIT_FAILURES[:2]])
 def test_failing_worker_init_fails_a_map(start_method, markers, action, cause):
-    init = tasks.init_marker(markers, action)
+    init = hook_tasks.init_marker(markers, action)
     with WorkerPool(N_JOBS, start_method=start_method) as pool:
         with pytest.raises(WorkerInitError) as info:
             pool.map(tasks.square, range(10), worker_init=init)
@@ -64,7 +64,7 @@ def test_failing_worker_init_fails_a_map(start_method, markers, action, cause):
 
 
 def test_all_apply_tasks_fail_and_pool_recovers(start_method, markers):
-    init = tasks.init_marker(markers, "raise")
+    init = hook_tasks.init_marker(markers, "raise")
     with WorkerPool(N_JOBS, start_method=start_method) as pool:
         results = [pool.apply_async(tasks.square, (i,), worker_init=init) for i in range(5)]
         for result in results:
@@ -76,7 +76,7 @@ def test_all_apply_tasks_fail_and_pool_recovers(start_method, markers):
 
 def test_flaky_worker_init_then_ok(start_method, markers):
     """The first worker_init of the pool fails, its replacement's works: the call succeeds."""
-    init = tasks.init_marker(markers, "flaky")
+    init = hook_tasks.init_marker(markers, "flaky")
     with WorkerPool(N_JOBS, start_method=start_method) as pool:
         assert pool.apply_async(tasks.square, (3,), worker_init=init).get(timeout=30) == 9
         assert pool.map(tasks.square, range(4), worker_init=init) == [0, 1, 4, 9]
@@ -84,7 +84,7 @@ def test_flaky_worker_init_then_ok(start_method, markers):
 
 
 def test_worker_init_runs_again_after_a_death(start_method, markers):
-    init = tasks.init_marker(markers)
+    init = hook_tasks.init_marker(markers)
     with WorkerPool(N_JOBS, start_method=start_method) as pool:
         assert pool.apply_async(tasks.square, (2,), worker_init=init).get(timeout=30) == 4
         observe.wait_until(lambda: init_calls(markers) == N_JOBS, what="both inits")
@@ -95,7 +95,7 @@ def test_worker_init_runs_again_after_a_death(start_method, markers):
 
 
 def test_worker_init_timeout(start_method, markers):
-    init = tasks.init_marker(markers, "hang")
+    init = hook_tasks.init_marker(markers, "hang")
     with WorkerPool(N_JOBS, start_method=start_method) as pool:
         began = time.monotonic()
         with pytest.raises(WorkerInitError) as info:
@@ -112,7 +112,7 @@ def test_worker_dying_right_after_start_up_is_not_respawned_in_a_tight_loop(star
     pool lives (multiprocessing.Pool's respawn loop): restarts of workers
     that die without answering a task back off.
     """
-    init = tasks.init_marker(markers, "timebomb")
+    init = hook_tasks.init_marker(markers, "timebomb")
     with WorkerPool(N_JOBS, start_method=start_method) as pool:
         result = pool.apply_async(tasks.quick, (5,), worker_init=init)
         try:
