@@ -1,0 +1,20 @@
+"""How ``mpire-fault verify`` plans its gradings: shards, seeds and order (no pool is started)."""
+from __future__ import annotations
+
+from mpire_fault.verify import GUARANTEES
+from mpire_fault.verify.cli import MIN_SHARD_EXAMPLES, plan_units
+
+
+def test_gradings_are_planned_longest_first_with_every_example_once():
+    pairs = [("mpire_fault", guarantee) for guarantee in GUARANTEES]
+    for examples in (1, 7, 50, 200):
+        units = plan_units(pairs, examples, jobs=12)
+        for pair in pairs:
+            mine = [(n, seed) for unit_pair, n, seed in units if unit_pair == pair]
+            assert sum(n for n, _ in mine) == examples  # split, never dropped or doubled
+            assert len({seed for _, seed in mine}) == len(mine)  # each shard searches its own way
+            assert len(mine) == 1 or min(n for n, _ in mine) >= MIN_SHARD_EXAMPLES
+    units = plan_units(pairs, 200, jobs=12)
+    shards = {g: sum(1 for (_, unit_g), _, _ in units if unit_g == g) for g in GUARANTEES}
+    assert shards["resolved-once"] > 1 and shards["no-orphans"] == 1  # the 1.8 s callback's examples are split
+    assert units[0][0][1] in ("resolved-once", "map-abort")  # the longest start first
