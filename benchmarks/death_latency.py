@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from mpire_fault import WorkerDiedError, WorkerPool
-from mpire_fault.start_methods import PROCESS_START_METHODS
+from mpire_fault._core.start_methods import PROCESS_START_METHODS
 
 
 def die_after_stamp(path: str) -> None:

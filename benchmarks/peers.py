@@ -16,7 +16,7 @@ from typing import Any
 
 import psutil
 
-from mpire_fault.children import live_children
+from mpire_fault.testing.children import live_children
 from mpire_fault.verify.adapters import ADAPTERS, missing
 
 PEERS = ("mpire_fault", "mpire", "multiprocessing", "concurrent.futures", "loky")

@@ -68,7 +68,7 @@ def events(n_jobs: int, repeat: int) -> tuple[float, float]:
 
 
 def chaos_off(repeat: int) -> dict[str, float]:
-    from mpire_fault import worker
+    from mpire_fault._engine.child import worker
 
     def measure() -> tuple[float, float]:
         with WorkerPool(2, keep_alive=True) as pool:

@@ -1,6 +1,8 @@
 """mpire_fault: an MPIRE-compatible process pool that keeps its promises when workers die."""
 from multiprocessing import cpu_count
 
+from ._core.restarts import RestartBackoff
+from ._core.results import AsyncResult
 from .errors import (
     ChaosSpecError,
     Death,
@@ -13,8 +15,6 @@ from .errors import (
     WorkerInitError,
 )
 from .pool import WorkerPool
-from .results import AsyncResult
-from .state import RestartBackoff
 from .statistics import PoolStatistics
 
 __version__ = "0.1.0"

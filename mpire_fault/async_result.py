@@ -2,6 +2,6 @@
 
 The class lives in ``results.py``; this is the same class, not a copy.
 """
-from .results import AsyncResult
+from ._core.results import AsyncResult
 
 __all__ = ["AsyncResult"]

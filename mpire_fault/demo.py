@@ -7,9 +7,9 @@ import signal
 import sys
 import time
 
+from ._core.start_methods import PROCESS_START_METHODS
 from .errors import WorkerDiedError
 from .pool import WorkerPool
-from .start_methods import PROCESS_START_METHODS
 
 
 def job(x: int) -> int:

@@ -10,15 +10,10 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from . import shm
-from .calls import CallForms
-from .chunking import chunks_in_flight, default_splits, is_ndarray, plan_chunks
-from .events import EventLog
-from .inherit import shippable
-from .insights import TopTasks, format_insights, gather_insights
-from .jobs import ApplyJob, Barrier, HookWatch, MapJob, Task, WorkerExits, WorkerSession, next_task_id
-from .lifecycle import live_supervisors, stop_supervisor
-from .options import (
+from ._core.arguments import apply_arguments
+from ._core.calls import CallForms
+from ._core.chunking import chunks_in_flight, default_splits, is_ndarray, plan_chunks
+from ._core.options import (
     chaos_scope,
     check_event_log,
     check_options,
@@ -27,18 +22,26 @@ from .options import (
     positive_number,
     resolve_chaos,
 )
-from .progress import bar_options, check_style
-from .progress import progress_bar as make_progress_bar
-from .protocol import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS
-from .recorder import Recorder
-from .results import AsyncResult, CallbackRunner, iterate_map
-from .runners import apply_arguments
-from .serialization import TASK_ARGS, Serializer, with_boundary
-from .state import PoolSettings, RestartBackoff, SharedArrays
+from ._core.progress import bar_options, check_style
+from ._core.progress import progress_bar as make_progress_bar
+from ._core.remote import TASK_ARGS, with_boundary
+from ._core.restarts import RestartBackoff
+from ._core.results import AsyncResult, CallbackRunner
+from ._engine.child.threads import ReferenceSerializer, ThreadingContext
+from ._engine.insights import TopTasks, format_insights, gather_insights
+from ._engine.jobs import ApplyJob, Barrier, HookWatch, MapJob, Task, WorkerExits, WorkerSession, next_task_id
+from ._engine.lifecycle import live_supervisors, stop_supervisor
+from ._engine.mapping import iterate_map
+from ._engine.recorder import Recorder
+from ._engine.state import PoolSettings, SharedArrays
+from ._engine.supervisor import Supervisor
+from ._engine.watchdog import DEFAULT_TIMEOUT_GRACE
+from ._engine.wire import shm
+from ._engine.wire.codec import Serializer
+from ._engine.wire.inherit import shippable
+from ._engine.wire.protocol import CANCEL_SLOTS, INSIGHT_FIELDS, PROGRESS_FIELDS
+from .events import EventLog
 from .statistics import PoolStatistics
-from .supervisor import Supervisor
-from .threads import ReferenceSerializer, ThreadingContext
-from .watchdog import DEFAULT_TIMEOUT_GRACE
 
 log = logging.getLogger("mpire_fault")
 

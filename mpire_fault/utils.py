@@ -20,7 +20,7 @@ import itertools
 from collections.abc import Collection, Generator, Iterable
 from typing import Any, Literal, TypeVar, overload
 
-from .chunking import ChunkSize, average_size, chunk_lengths, is_ndarray
+from ._core.chunking import ChunkSize, average_size, chunk_lengths, is_ndarray
 
 __all__ = ["chunk_tasks", "make_single_arguments"]
 

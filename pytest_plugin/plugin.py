@@ -198,7 +198,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Iterator[None]:
     if spec is None:
         yield
         return
-    from mpire_fault import chaos_env as environment
+    from mpire_fault.chaos import env as environment
     from mpire_fault.events import EVENTS_DIR_ENV
 
     saved = {name: os.environ.get(name) for name in (*environment.NAMES, EVENTS_DIR_ENV)}

@@ -1,4 +1,4 @@
-"""The suite's view of leftover child processes (one copy: ``mpire_fault.children``).
+"""The suite's view of leftover child processes (one copy: ``mpire_fault.testing.children``).
 
 Test modules and conftests import from here (``from _children import children``):
 ``tests/`` is on ``sys.path`` because it has no ``__init__.py``, and ``tests/dask``
@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import psutil
 
-from mpire_fault.children import HELPERS, is_helper, live_children
+from mpire_fault.testing.children import HELPERS, is_helper, live_children
 
 __all__ = ["HELPERS", "children", "is_helper", "kill", "wait_for_no_children"]
 

@@ -4,7 +4,7 @@
     chaos = Chaos("task.start[task=3]=sigkill;idle=1%sigkill", seed=7)
     WorkerPool(4, chaos=chaos)          # or chaos="...", or MP_CHAOS=... in the environment
 """
-from .. import chaos_env as environment
+from . import env as environment
 from .core import Chaos, parse_seed, resolve
 from .foreign import ChaosArgs, ChaosFunction, ChaosResult
 from .journal import JournalEntry, write_jsonl

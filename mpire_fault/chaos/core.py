@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .. import chaos_env as environment
+from . import env as environment
 from . import journal as journal_file
 from .actions import perform
 from .journal import JournalEntry

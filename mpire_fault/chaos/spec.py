@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..errors import ChaosSpecError
-from ..sizes import parse_size
+from .sizes import parse_size
 
 SITES = ("init", "args.unpickle", "task.start", "task.end", "result.pickle", "idle", "exit")
 SELECTORS = ("worker", "task", "attempt")

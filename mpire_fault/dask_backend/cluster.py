@@ -18,7 +18,8 @@ from distributed import Client, LocalCluster
 from ..chaos import JournalEntry
 from ..chaos import journal as journal_file
 from .chaos import ChaosStore, chaos_snapshot, register_chaos
-from .ledger import ExitReporter, Ledger, ledger_report
+from .exits import ExitReporter
+from .ledger import Ledger, ledger_report
 
 log = logging.getLogger("mpire_fault.dask")
 

@@ -37,7 +37,6 @@ from typing import Any
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from .exits import EXIT_REPORTER
-from .exits import ExitReporter as ExitReporter  # re-exported: it was defined here
 
 LEDGER = "mpire-fault-ledger"
 _EXIT_CODE_WAIT = 0.3  # how long an error waits for the nanny's exit code (it usually comes within 50 ms)

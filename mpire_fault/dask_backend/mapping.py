@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from distributed import as_completed
 
-from ..serialization import TASK_ARGS, with_boundary
+from .._core.remote import TASK_ARGS, with_boundary
 from .remote import abort_call, run_on_live, run_task
 
 if TYPE_CHECKING:

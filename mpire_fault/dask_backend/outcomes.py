@@ -13,10 +13,10 @@ from typing import Any
 
 from distributed.scheduler import KilledWorker
 
+from .._core.remote import RESULT, load_exception, with_boundary
 from ..errors import Death, PoolTerminatedError, TaskTimeoutError, WorkerDiedError, WorkerInitError, hook_error
-from ..serialization import RESULT, load_exception, with_boundary
 from .ledger import DeadWorker, death_of
-from .remote import Pickler
+from .pickler import Pickler
 
 DEATH_QUERY_BOUND = 2.0  # seconds to ask the ledger about a death (it waits at most 0.3 s for the exit code)
 

@@ -17,21 +17,23 @@ from typing import Any, cast
 
 from distributed import Client, LocalCluster
 
-from ..calls import CallForms
-from ..chunking import choose_chunk_size, chunk_iterable, chunks_in_flight, expect_length, input_length
+from .._core.arguments import apply_arguments
+from .._core.calls import CallForms
+from .._core.chunking import choose_chunk_size, chunk_iterable, chunks_in_flight, expect_length, input_length
+from .._core.options import map_arguments
+from .._core.progress import bar_options, check_style
+from .._core.progress import progress_bar as make_progress_bar
+from .._core.remote import TASK_ARGS, load_exception, with_boundary
+from .._core.results import AsyncResult, CallbackRunner
 from ..errors import PoolTerminatedError, WorkerExitError, WorkerInitError
-from ..options import map_arguments
-from ..progress import bar_options, check_style
-from ..progress import progress_bar as make_progress_bar
-from ..results import AsyncResult, CallbackRunner
-from ..runners import apply_arguments
-from ..serialization import TASK_ARGS, load_exception, with_boundary
 from .chaos import resolve_chaos
 from .cluster import ClusterOwner
 from .ledger import KEY_PREFIX
 from .mapping import iterate_map
 from .outcomes import outcome
-from .remote import Pickler, Session, TaskSpec, abort_call, finish_session, run_on_live, run_task
+from .pickler import Pickler
+from .remote import Session, TaskSpec, abort_call, run_on_live, run_task
+from .session import finish_session
 
 log = logging.getLogger("mpire_fault.dask")
 

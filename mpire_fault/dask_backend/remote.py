@@ -1,7 +1,7 @@
 """The worker side of the Dask backend: the function every task runs inside.
 
 The session plugin (``worker_init``/``worker_exit`` per worker process) is in
-``session``, the pickler both use in ``pickler``; both are re-exported here.
+``session``, the pickler both use in ``pickler``.
 
 ``run_task`` claims the task's key in the ledger before anything else, so a
 rerun after a death is refused instead of running the user's function a
@@ -18,7 +18,7 @@ import ctypes
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -26,13 +26,13 @@ from distributed import get_worker
 from distributed.scheduler import KilledWorker
 from distributed.utils import sync
 
+from .._core.arguments import call_item
+from .._core.remote import RESULT, TASK_ARGS, dump_exception, with_boundary
 from ..errors import TaskTimeoutError, WorkerDiedError, WorkerInitError
-from ..serialization import RESULT, TASK_ARGS, dump_exception, with_boundary
 from .chaos import DaskChaos, for_worker
 from .ledger import DeadWorker
-from .pickler import Pickler as Pickler  # re-exported: it was defined here
+from .pickler import Pickler
 from .session import Session, _die
-from .session import finish_session as finish_session  # re-exported: it was defined here
 
 if TYPE_CHECKING:
     from distributed.scheduler import WorkerState
@@ -159,16 +159,6 @@ def abort_call(call_id: str, dask_worker: Any = None) -> int:
                 _async_raise(ident, CallAborted)
                 hit += 1
     return hit
-
-
-def call_item(func: Callable, preamble: tuple, item: Any) -> Any:
-    """A map item as MPIRE passes it: a dict as keywords, another iterable unpacked, anything else whole."""
-    if isinstance(item, dict):
-        return func(*preamble, **item)
-    if isinstance(item, Iterable) and not isinstance(item, (str, bytes, bytearray)) \
-            and type(item).__name__ != "ndarray":
-        return func(*preamble, *item)
-    return func(*preamble, item)
 
 
 def _refuse(spec: TaskSpec, answer: dict) -> None:

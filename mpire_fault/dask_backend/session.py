@@ -8,8 +8,8 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from .._core.remote import dump_exception
 from ..errors import WorkerInitError
-from ..serialization import dump_exception
 from .chaos import DaskChaos, for_worker
 from .pickler import Pickler
 

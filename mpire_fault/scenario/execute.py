@@ -25,8 +25,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .. import chaos_env as chaos_environment
-from .. import markers as marker_files
+from ..chaos import env as chaos_environment
+from ..testing import markers as marker_files
 from .afterwards import bounded, follow_up, map_again, ready_after, settled_statistics
 from .loader import Scenario, ScenarioInvalid, check_imports, load_scenario, resolve_function
 

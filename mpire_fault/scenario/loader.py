@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..sizes import parse_size
+from ..chaos.sizes import parse_size
 from .reading import Problem, ScenarioInvalid, check_values, parse_toml, printable
 from .schema import (
     APPLY_MODES,

@@ -28,9 +28,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..children import is_helper
 from ..errors import describe_exitcode
 from ..events import EVENTS_DIR_ENV
+from ..testing.children import is_helper
 from ..timeline import read_folder
 from .expect import Check, evaluate
 from .loader import Problem, Scenario, ScenarioInvalid, load_scenario

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .. import sizes
+from .._core.start_methods import PROCESS_START_METHODS
+from ..chaos import sizes
+from ..chaos.sizes import parse_size
 from ..chaos.spec import ACTIONS
-from ..sizes import parse_size
-from ..start_methods import PROCESS_START_METHODS
 
 MODES = ("apply_async", "apply", "map", "imap", "imap_unordered", "map_unordered")
 APPLY_MODES = ("apply_async", "apply")

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from ..sizes import parse_size
+from ..chaos.sizes import parse_size
 
 
 class WorkloadError(Exception):

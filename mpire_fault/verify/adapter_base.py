@@ -8,7 +8,7 @@ from typing import Any
 
 import psutil
 
-from ..children import live_children
+from ..testing.children import live_children
 
 
 class Hang(Exception):

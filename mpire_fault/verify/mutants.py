@@ -42,13 +42,13 @@ def patched(cls: type, name: str, make: Callable[[Callable], Callable]) -> Itera
 
 # ---------------------------------------------------------------------- the patches
 def _supervisor():
-    from mpire_fault.supervisor import Supervisor
+    from mpire_fault._engine.supervisor import Supervisor
 
     return Supervisor
 
 
 def _settlement():
-    from mpire_fault.settlement import Settlement
+    from mpire_fault._engine.settlement import Settlement
 
     return Settlement
 
@@ -124,7 +124,7 @@ def no_map_abort():
 
 def cancel_flag_left_on():
     """Every map gets the same job id, so the cancel flag an aborted map left set cancels the next one."""
-    from mpire_fault.jobs import MapJob
+    from mpire_fault._engine.jobs import MapJob
 
     def make(original):
         def __init__(self, *args, **kwargs):
@@ -138,7 +138,7 @@ def cancel_flag_left_on():
 @contextlib.contextmanager
 def double_resolve() -> Iterator[None]:
     """AsyncResult without its once-only guard (values and errors alike)."""
-    from mpire_fault.results import AsyncResult
+    from mpire_fault._core.results import AsyncResult
 
     def make(original):
         def resolve(self, *args, **kwargs):
@@ -154,7 +154,7 @@ def double_resolve() -> Iterator[None]:
 @contextlib.contextmanager
 def timeout_never_fires() -> Iterator[None]:
     """The watchdog neither interrupts nor kills a task that overran its task_timeout."""
-    from mpire_fault.slots import WorkerSlot
+    from mpire_fault._engine.slots import WorkerSlot
 
     def make(original):
         def kill(self, reason):
@@ -175,7 +175,7 @@ def timeout_never_fires() -> Iterator[None]:
 
 def wrong_item():
     """A death in a map names the item after the one that died."""
-    from mpire_fault.jobs import MapJob
+    from mpire_fault._engine.jobs import MapJob
 
     def make(original):
         def describe(self, task, index=None):

@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 
-from ..markers import started
+from ..testing.markers import started
 
 DEATHS = ("exit", "sigkill", "exit0")
 

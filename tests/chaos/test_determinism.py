@@ -14,9 +14,9 @@ import psutil
 import pytest
 
 from mpire_fault import WorkerPool
+from mpire_fault._core.start_methods import PROCESS_START_METHODS
 from mpire_fault.chaos import Chaos, ChaosFunction
 from mpire_fault.chaos.actions import perform
-from mpire_fault.start_methods import PROCESS_START_METHODS
 
 from .tasks import square
 

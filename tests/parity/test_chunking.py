@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import mpire_fault.pool
 from mpire_fault import WorkerPool
-from mpire_fault.chunking import chunk_lengths, default_splits, plan_chunks
+from mpire_fault._core.chunking import chunk_lengths, default_splits, plan_chunks
 
 from . import tasks
 

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from mpire_fault import ChaosSpecError, TaskTimeoutError, WorkerDiedError, WorkerExitError, WorkerInitError, WorkerPool
-from mpire_fault.start_methods import PROCESS_START_METHODS as PROCESS_METHODS
-from mpire_fault.start_methods import START_METHODS
+from mpire_fault._core.start_methods import PROCESS_START_METHODS as PROCESS_METHODS
+from mpire_fault._core.start_methods import START_METHODS
 
 from . import tasks
 

@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from mpire_fault import WorkerDiedError, WorkerPool
-from mpire_fault.inherit import _BY_KEY
+from mpire_fault._engine.wire.inherit import _BY_KEY
 
 pytestmark = pytest.mark.timeout(60)
 

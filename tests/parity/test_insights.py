@@ -14,7 +14,7 @@ import pytest
 
 from mpire_fault import WorkerDiedError
 from mpire_fault import WorkerPool as OurPool
-from mpire_fault.insights import format_seconds
+from mpire_fault._engine.insights import format_seconds
 
 from . import tasks
 
@@ -169,7 +169,7 @@ def test_tasks_rerun_after_deaths_are_counted_once(tmp_path):
 
 
 def test_an_argument_whose_repr_raises_does_not_fail_the_task():
-    from mpire_fault.insights import describe_args
+    from mpire_fault._engine.insights import describe_args
 
     class Opaque:
         def __repr__(self):

@@ -13,7 +13,7 @@ import warnings
 import pytest
 
 from mpire_fault import WorkerPool
-from mpire_fault.start_methods import START_METHODS
+from mpire_fault._core.start_methods import START_METHODS
 
 from . import tasks
 

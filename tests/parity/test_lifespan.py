@@ -14,7 +14,7 @@ import os
 import pytest
 
 from mpire_fault import WorkerExitError, WorkerPool
-from mpire_fault.start_methods import START_METHODS
+from mpire_fault._core.start_methods import START_METHODS
 
 from . import tasks
 

@@ -17,7 +17,7 @@ from tqdm.std import TqdmKeyError
 import mpire_fault
 import mpire_fault.pool
 import mpire_fault.tqdm_utils
-from mpire_fault.progress import bar_options
+from mpire_fault._core.progress import bar_options
 
 from . import tasks
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from mpire_fault import PoolTerminatedError, WorkerPool
-from mpire_fault.start_methods import START_METHODS
+from mpire_fault._core.start_methods import START_METHODS
 
 from . import tasks
 

@@ -326,7 +326,7 @@ def test_mpires_import_paths_work():
     assert "cpu_count" in mpire_fault.__all__
     assert cpu_count() >= 1
     assert imported_chunk_tasks is chunk_tasks and imported_make_single_arguments is make_single_arguments
-    assert AsyncResult is mpire_fault.AsyncResult is mpire_fault.results.AsyncResult
+    assert AsyncResult is mpire_fault.AsyncResult is mpire_fault._core.results.AsyncResult
 
 
 def test_apply_async_returns_the_async_result_class():

@@ -9,7 +9,7 @@ import collections
 import os
 import time
 
-from mpire_fault.markers import started
+from mpire_fault.testing.markers import started
 
 
 def runs(directory) -> collections.Counter:

@@ -68,7 +68,7 @@ class arm_dying_export:  # noqa: N801 - a worker_init hook, called like a functi
         self.path = path
 
     def __call__(self) -> None:
-        from mpire_fault import shm
+        from mpire_fault._engine.wire import shm
 
         original, path = shm.Segments.export, self.path
 

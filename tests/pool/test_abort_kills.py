@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections import deque
 from types import SimpleNamespace
 
-from mpire_fault.jobs import Task
-from mpire_fault.protocol import CANCEL_SLOTS, IDLE, PHASE, PROGRESS_FIELDS, RUNNING, TASK_ID, KillReason
-from mpire_fault.settlement import Settlement
+from mpire_fault._engine.jobs import Task
+from mpire_fault._engine.settlement import Settlement
+from mpire_fault._engine.wire.protocol import CANCEL_SLOTS, IDLE, PHASE, PROGRESS_FIELDS, RUNNING, TASK_ID, KillReason
 
 
 class FakeSlot:

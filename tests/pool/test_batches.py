@@ -13,7 +13,8 @@ import time
 import pytest
 
 from mpire_fault import WorkerDiedError, WorkerPool
-from mpire_fault.protocol import (
+from mpire_fault._engine.child.runners import run_batches
+from mpire_fault._engine.wire.protocol import (
     BATCH,
     CANCEL_SLOTS,
     ITEM,
@@ -23,7 +24,6 @@ from mpire_fault.protocol import (
     flag_offset,
     running_item,
 )
-from mpire_fault.runners import run_batches
 
 from . import tasks
 

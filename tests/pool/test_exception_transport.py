@@ -17,7 +17,8 @@ import sys
 import pytest
 
 from mpire_fault import RemoteTraceback, WorkerPool
-from mpire_fault.serialization import Serializer, dump_exception, load_exception
+from mpire_fault._core.remote import dump_exception, load_exception
+from mpire_fault._engine.wire.codec import Serializer
 
 from . import exception_tasks
 from .exception_tasks import FileGoneError, LockedError, TwoArgError

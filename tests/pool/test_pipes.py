@@ -6,7 +6,7 @@ import fcntl
 import pytest
 
 from mpire_fault import WorkerPool
-from mpire_fault.slots import pipe_size
+from mpire_fault._engine.slots import pipe_size
 
 from . import tasks
 

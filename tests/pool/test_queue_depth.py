@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from mpire_fault import WorkerPool
-from mpire_fault.dispatch import PREFETCH_MAX, QUEUE_BUDGET, Dispatcher
+from mpire_fault._engine.dispatch import PREFETCH_MAX, QUEUE_BUDGET, Dispatcher
 
 from . import tasks
 

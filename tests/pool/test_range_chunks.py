@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from mpire_fault import WorkerDiedError, WorkerPool
-from mpire_fault.chunking import chunk_range
+from mpire_fault._core.chunking import chunk_range
 
 from . import tasks
 

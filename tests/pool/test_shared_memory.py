@@ -16,7 +16,8 @@ import sys
 import numpy as np
 import pytest
 
-from mpire_fault import PoolTerminatedError, WorkerDiedError, WorkerPool, shm
+from mpire_fault import PoolTerminatedError, WorkerDiedError, WorkerPool
+from mpire_fault._engine.wire import shm
 
 from . import shm_tasks
 from .observe import pid_gone, wait_recovered, wait_until

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from mpire_fault.chaos.sizes import parse_size
 from mpire_fault.scenario import ScenarioInvalid, load_scenario
 from mpire_fault.scenario.loader import check_imports, discover
 from mpire_fault.scenario.schema import ACTIONS, APPLY_MODES, json_schema
-from mpire_fault.sizes import parse_size
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
@@ -178,7 +178,7 @@ def test_scenario_sizes_follow_the_chaos_rule(tmp_path):
     import re
 
     from mpire_fault.chaos import parse_spec
-    from mpire_fault.sizes import PATTERN
+    from mpire_fault.chaos.sizes import PATTERN
 
     for text in ("300mib", "300 MiB", "2GIB", "512kb", "1.5GB", "4096"):
         scenario = load_scenario(write(tmp_path, GOOD + f'[pool]\nmax_worker_memory = "{text}"\n'))

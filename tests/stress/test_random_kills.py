@@ -14,7 +14,7 @@ import time
 import pytest
 
 from mpire_fault import WorkerDiedError, WorkerPool
-from mpire_fault.markers import started
+from mpire_fault.testing.markers import started
 
 
 def mark_and_nap(directory: str, i: int) -> int:

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from mpire_fault import WorkerDiedError, WorkerPool
-from mpire_fault.markers import started
+from mpire_fault.testing.markers import started
 
 FULL = os.environ.get("MPIRE_FAULT_SOAK", "").strip() == "1"
 APPLY_TASKS = 10_000 if FULL else 2_000

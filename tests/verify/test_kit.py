@@ -220,11 +220,11 @@ def test_self_test_of_one_mutant_names_the_guarantee_and_the_steps(tmp_path):
 
 
 def test_a_mutant_patch_is_undone_afterwards():
-    from mpire_fault.jobs import MapJob
-    from mpire_fault.results import AsyncResult
-    from mpire_fault.settlement import Settlement
-    from mpire_fault.slots import WorkerSlot
-    from mpire_fault.supervisor import Supervisor
+    from mpire_fault._core.results import AsyncResult
+    from mpire_fault._engine.jobs import MapJob
+    from mpire_fault._engine.settlement import Settlement
+    from mpire_fault._engine.slots import WorkerSlot
+    from mpire_fault._engine.supervisor import Supervisor
     from mpire_fault.verify.mutants import MUTANTS
 
     def snapshot():

@@ -32,7 +32,7 @@ from datetime import timedelta
 from time import perf_counter
 from typing import Any
 
-from .protocol import EXIT_TIME, INIT_TIME, INSIGHT_FIELDS, N_TASKS, WAIT_TIME, WORK_TIME
+from .wire.protocol import EXIT_TIME, INIT_TIME, INSIGHT_FIELDS, N_TASKS, WAIT_TIME, WORK_TIME
 
 TOP_N = 5  # MPIRE's "top 5 longest tasks"
 _PARTS = ("start_up", "init", "waiting", "working", "exit")

@@ -29,7 +29,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from .exception import TaskInterrupted
+from ...exception import TaskInterrupted
 
 
 class ThreadingContext:

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerExits, WorkerSession
-from .protocol import run_task, stop, update
 from .slots import WorkerSlot
 from .state import FINISHING, STOPPED, Mode, PoolState
 from .watchdog import DEFAULT_EXIT_GRACE
+from .wire.protocol import run_task, stop, update
 
 # How many tasks a worker is handed at once: the running one, plus others
 # waiting in its pipe so it never idles while the supervisor catches up.

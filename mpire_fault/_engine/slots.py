@@ -12,14 +12,16 @@ import os
 import pickle
 import signal
 import struct
-import threading
 import time
 from collections import deque
 from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
+from .child.threads import WorkerThread
+from .child.worker import WorkerConfig, worker_main
 from .jobs import Task
-from .protocol import (
+from .wire.inherit import start_lock
+from .wire.protocol import (
     BATCH,
     IDLE,
     ITEM,
@@ -31,29 +33,11 @@ from .protocol import (
     TASK_ID,
     KillReason,
 )
-from .threads import WorkerThread
-from .worker import WorkerConfig, worker_main
 
 _HEADER = struct.Struct("!i")
 _BIG_HEADER = struct.Struct("!iQ")
-_START_LOCK = threading.Lock()
 _READ_SIZE = 1 << 20
 _COALESCE = 1 << 16  # small frames queued together are joined into one write
-
-
-def start_lock() -> threading.Lock:
-    """The lock every pool of this process holds while it forks a worker."""
-    return _START_LOCK
-
-
-def _reset_start_lock() -> None:
-    # A forked worker inherits the lock held by the thread that forked it;
-    # a pool created inside that worker needs a fresh one.
-    global _START_LOCK
-    _START_LOCK = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_reset_start_lock)
 
 
 def frame(payload: bytes) -> bytes:
@@ -164,7 +148,7 @@ class WorkerSlot:
         # worker, and this worker's death (EOF, sentinel) would go unseen
         # for as long as that worker lives: the pool would hang. So every
         # pool in the process starts its workers one at a time.
-        with _START_LOCK:
+        with start_lock():
             self._start(ctx, cfg, user, shared_objects, progress, cancelled, insights, daemon)
 
     def _start(self, ctx, cfg: WorkerConfig, user: Any, shared_objects: Any, progress, cancelled, insights,

@@ -16,79 +16,18 @@ done, ``SKIPPED`` when the call was aborted, or the exception of item
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from itertools import repeat, starmap
-from operator import countOf, itemgetter, setitem
+from operator import itemgetter, setitem
 from typing import Any
 
-from .chunking import is_ndarray_type
-from .protocol import BATCH, CANCEL_SLOTS, FLAG_AREA, ITEM, MAX_BATCH, NOT_BATCHED, PHASE, PHASE_START, PICKLING
-
-_STYLES: dict[type, int] = {}  # argument style per item type: decided once per type, not per item
-_ONE, _UNPACK, _KEYWORDS = 0, 1, 2
-
-
-def _style(kind: type) -> int:
-    # MPIRE's convention: a dict is keyword arguments, any other iterable
-    # (but str/bytes/ndarray: a bytearray is unpacked) is unpacked, anything else is one argument.
-    style = _STYLES.get(kind)
-    if style is None:
-        if issubclass(kind, dict):
-            style = _KEYWORDS
-        elif issubclass(kind, Iterable) and not issubclass(kind, (str, bytes)) and not is_ndarray_type(kind):
-            style = _UNPACK
-        else:
-            style = _ONE
-        _STYLES[kind] = style
-    return style
-
-
-def apply_arguments(args: Any) -> tuple:
-    """``apply``'s ``args`` as MPIRE passes them: a tuple as it is, any other iterable but str/bytes/ndarray
-    unpacked (a dict gives its keys, as MPIRE's worker does with ``kwargs`` given), anything else alone."""
-    if isinstance(args, tuple):
-        return args
-    return tuple(args) if _style(type(args)) != _ONE else (args,)
-
-
-def uniform_style(items: list | range) -> int | None:
-    """The argument style shared by every item, or None for a mix (or keyword items)."""
-    if type(items) is range:  # chunking.chunk_range: ints, one argument each
-        return _ONE
-    if not items:
-        return None
-    kind = type(items[0])
-    if countOf(map(type, items), kind) != len(items):  # a quarter faster than a set of the types
-        return None
-    style = _style(kind)
-    return style if style != _KEYWORDS else None
-
+from ..._core.arguments import ONE, call_item
+from ..wire.protocol import BATCH, CANCEL_SLOTS, FLAG_AREA, ITEM, MAX_BATCH, NOT_BATCHED, PHASE, PHASE_START, PICKLING
 
 _FIRST = itemgetter(0)
 SKIPPED = object()  # run_batches / run_items: the call was aborted before this chunk finished
 _BATCH_SECONDS = 0.001
 _CLEAR = memoryview(bytes(FLAG_AREA))
-
-
-def arguments_of(kind: str, item: Any) -> tuple[tuple, dict]:
-    """The positional and keyword arguments one item (or apply task) passes, without the pool's preamble."""
-    if kind == "apply":
-        return item
-    style = _style(type(item))
-    if style == _ONE:
-        return (item,), {}
-    if style == _UNPACK:
-        return tuple(item), {}
-    return (), item
-
-
-def _call(func: Callable, preamble: tuple, item: Any) -> Any:
-    style = _style(type(item))
-    if style == _ONE:
-        return func(*preamble, item)
-    if style == _UNPACK:
-        return func(*preamble, *item)
-    return func(*preamble, **item)
 
 
 def run_batches(func: Callable, items: list | range, first_index: int, job_id: int, style: int, results: list,
@@ -106,7 +45,7 @@ def run_batches(func: Callable, items: list | range, first_index: int, job_id: i
     work) after the abort. Returns None when done, ``SKIPPED`` when the call
     was aborted, or the exception of item ``first_index + len(results)``.
     """
-    call: Callable = map if style == _ONE else starmap
+    call: Callable = map if style == ONE else starmap
     item_at, phase_at, batch_at = base + ITEM, base + PHASE, base + BATCH
     slot, monotonic = job_id % CANCEL_SLOTS, time.monotonic
     pos, size, n, area = 0, 1, len(items), 0
@@ -171,7 +110,7 @@ def run_items(func: Callable, kind: str, items: list, first_index: int, job_id: 
                 args, kwargs = item
                 append(func(*preamble, *args, **kwargs))
             else:
-                append(_call(func, preamble, item))
+                append(call_item(func, preamble, item))
             if visit is not None:
                 visit("task.end", index, attempt, call)
             index += 1

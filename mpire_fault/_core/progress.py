@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm.std import TqdmKeyError
 
-from . import tqdm_utils
+from .. import tqdm_utils
 
 STYLES = (None, "std", "rich", "notebook", "dashboard")
 _CONCRETE = ("std", "rich", "notebook", "dashboard")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import time
 
-from .protocol import (
+from .slots import WorkerSlot
+from .state import PoolState
+from .wire.protocol import (
     EXIT_TARGET,
     EXITING,
     INIT_TARGET,
@@ -20,8 +22,6 @@ from .protocol import (
     TASK_ID,
     KillReason,
 )
-from .slots import WorkerSlot
-from .state import PoolState
 
 MEMORY_POLL = 0.05
 DEFAULT_EXIT_GRACE = 30.0  # worker_exit's bound when the call sets no worker_exit_timeout

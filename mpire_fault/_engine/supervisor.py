@@ -32,23 +32,23 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import Death, PoolTerminatedError, SupervisorError, WorkerInitError, hook_error
+from ..statistics import Counters
 from .answers import Answers
+from .child.orphans import preload
+from .child.worker import PickledObjects, WorkerConfig
 from .dispatch import Dispatcher
-from .errors import Death, PoolTerminatedError, SupervisorError, WorkerInitError, hook_error
-from .inherit import pickled_hooks
 from .insights import TopTasks
 from .jobs import Barrier, Job, Task, WorkerExits
-from .orphans import preload
-from .protocol import PHASE_START, PROGRESS_FIELDS, KillReason
 from .recorder import Recorder
-from .serialization import Serializer
 from .settlement import Settlement
-from .shm import sweep, sweep_worker
 from .slots import WorkerSlot
 from .state import FINISHING, RUNNING, Mode, PoolSettings, PoolState, SharedArrays
-from .statistics import Counters
 from .watchdog import Watchdog
-from .worker import PickledObjects, WorkerConfig
+from .wire.codec import Serializer
+from .wire.inherit import pickled_hooks
+from .wire.protocol import PHASE_START, PROGRESS_FIELDS, KillReason
+from .wire.shm import sweep, sweep_worker
 
 log = logging.getLogger("mpire_fault")
 

@@ -12,10 +12,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._core.remote import PickledError
+from ..errors import SupervisorError, TaskTimeoutError
 from .dispatch import Dispatcher
-from .errors import SupervisorError, TaskTimeoutError
 from .jobs import Task
-from .protocol import (
+from .settlement import Settlement
+from .slots import WorkerSlot
+from .state import PoolState
+from .watchdog import DEFAULT_EXIT_GRACE
+from .wire.codec import Serializer
+from .wire.protocol import (
     DONE,
     EXIT_FAILED,
     EXITED,
@@ -27,12 +33,7 @@ from .protocol import (
     SOFT_TIMEOUT,
     TOP_TASKS,
 )
-from .serialization import PickledError, Serializer
-from .settlement import Settlement
-from .shm import Shared
-from .slots import WorkerSlot
-from .state import PoolState
-from .watchdog import DEFAULT_EXIT_GRACE
+from .wire.shm import Shared
 
 
 def _soft_timeout(timeout: float | None, worker_id: int, task: str, raised: BaseException) -> TaskTimeoutError:

@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .errors import describe_exitcode, signal_name
-from .events import EventLog
+from ..errors import describe_exitcode, signal_name
+from ..events import EventLog
 
 logger = logging.getLogger("mpire_fault")
 

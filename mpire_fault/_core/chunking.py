@@ -25,7 +25,7 @@ UNKNOWN_LENGTH_CHUNK_SIZE = 4
 
 S = TypeVar("S", bound=Sequence)
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # mpire_fault/
 
 
 def is_ndarray_type(kind: type) -> bool:

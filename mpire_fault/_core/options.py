@@ -9,10 +9,10 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import chaos_env as environment
-from .errors import ChaosSpecError
+from ..chaos import env as environment
+from ..errors import ChaosSpecError
+from .restarts import RestartBackoff
 from .start_methods import START_METHODS
-from .state import RestartBackoff
 
 log = logging.getLogger("mpire_fault")
 
@@ -144,13 +144,13 @@ def normalize_cpu_ids(cpu_ids: list | None, n_jobs: int, start_method: str = "fo
 def resolve_chaos(chaos: Any, seed: int | None, start_method: str, memory_limit: int | None) -> Any:
     if chaos is None and not os.environ.get(environment.SPEC, "").strip():
         return None  # the chaos layer's parser is not even imported when nothing asks for it
-    from .chaos import resolve
+    from ..chaos import resolve
 
     resolved = resolve(chaos, seed, memory_limit=memory_limit)
     if resolved is None or start_method != "threading":
         return resolved
-    from .chaos.actions import KILLS_PROCESS
-    from .chaos.spec import parse_spec
+    from ..chaos.actions import KILLS_PROCESS
+    from ..chaos.spec import parse_spec
 
     for rule in parse_spec(resolved.spec).rules:
         for term in rule.terms:

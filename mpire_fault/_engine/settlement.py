@@ -12,13 +12,15 @@ import functools
 import time
 from collections import deque
 
-from .errors import Death, TaskTimeoutError, WorkerDiedError, WorkerExitError, WorkerInitError, hook_error
+from .._core.remote import PickledError
+from .._core.restarts import RestartBackoff
+from ..errors import Death, TaskTimeoutError, WorkerDiedError, WorkerExitError, WorkerInitError, hook_error
 from .jobs import Barrier, Job, Task
-from .protocol import CANCEL_SLOTS, IDLE, PHASE, PHASE_NAMES, PROGRESS_FIELDS, TASK_ID, KillReason, running_item
-from .serialization import PickledError, Serializer
 from .slots import WorkerSlot
-from .state import Mode, PoolState, RestartBackoff
+from .state import Mode, PoolState
 from .watchdog import DEFAULT_EXIT_GRACE
+from .wire.codec import Serializer
+from .wire.protocol import CANCEL_SLOTS, IDLE, PHASE, PHASE_NAMES, PROGRESS_FIELDS, TASK_ID, KillReason, running_item
 
 __all__ = ["RestartBackoff", "Settlement"]
 

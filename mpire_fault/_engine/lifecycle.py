@@ -4,8 +4,8 @@ from __future__ import annotations
 import atexit
 import weakref
 
-from .protocol import KillReason
 from .supervisor import Supervisor
+from .wire.protocol import KillReason
 
 live_supervisors: weakref.WeakSet[Supervisor] = weakref.WeakSet()
 

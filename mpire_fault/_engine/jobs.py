@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import Death, WorkerExitError, hook_error
-from .serialization import RESULT, PickledError, Serializer, with_boundary
+from .._core.remote import RESULT, PickledError, with_boundary
+from ..errors import Death, WorkerExitError, hook_error
+from .wire.codec import Serializer
 
 _job_ids = itertools.count(1)
 _task_ids = itertools.count(1)

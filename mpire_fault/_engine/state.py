@@ -13,25 +13,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._core.restarts import RestartBackoff
+from ..statistics import Counters
 from .insights import TopTasks
 from .jobs import Barrier, Task, WorkerExits, WorkerSession
 from .recorder import Recorder
 from .slots import WorkerSlot
-from .statistics import Counters
-
-
-@dataclass(frozen=True, slots=True)
-class RestartBackoff:
-    """The restart budget: start-up failures in a row before a call fails, and the delays between."""
-
-    max_failures: int = 3
-    initial_delay: float = 0.05
-    max_delay: float = 2.0
-
-    def delay(self, failures: int) -> float:
-        if failures <= 1:
-            return 0.0
-        return min(self.max_delay, self.initial_delay * 2 ** (failures - 2))
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,9 @@ objects, as MPIRE's map parameters.
 from __future__ import annotations
 
 import itertools
+import os
 import pickle
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +35,23 @@ _BY_KEY: dict[int, Callable] = {}  # the parent's table; a forked worker has a c
 _LOADED: dict[int, Callable] = {}  # in a worker: the function of its current call, when it came pickled
 _keys = itertools.count(1)
 _loads: list[Callable[[bytes], Any]] = [pickle.loads]  # the worker's codec (dill with use_dill)
+
+_START_LOCK = threading.Lock()
+
+
+def start_lock() -> threading.Lock:
+    """The lock every pool of this process holds while it forks a worker."""
+    return _START_LOCK
+
+
+def _reset_start_lock() -> None:
+    # A forked worker inherits the lock held by the thread that forked it;
+    # a pool created inside that worker needs a fresh one.
+    global _START_LOCK
+    _START_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_start_lock)
 
 
 def use_loads(loads: Callable[[bytes], Any]) -> None:
@@ -127,8 +146,6 @@ def shippable(func: Callable, serializer: Any, start_method: str,
         except BaseException as exc:  # noqa: BLE001 - even SystemExit from a __reduce__: raised by each chunk
             shipped = Shipped(key, name, None, exc)
         return shipped, _nothing, (key, func)
-    from .slots import start_lock  # here: slots imports the worker, which imports this module
-
     with start_lock():
         _BY_KEY[key] = func
         older = workers_running()

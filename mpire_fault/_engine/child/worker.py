@@ -23,12 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import TaskTimeoutError
-from .exception import TaskInterrupted
-from .inherit import adopt, use_loads
-from .insights import TaskClock, describe_args
-from .orphans import die_with_parent, release_forkserver
-from .protocol import (
+from ..._core.arguments import arguments_of, uniform_style
+from ..._core.remote import RESULT, TASK_ARGS, dump_exception, summarize
+from ...errors import TaskTimeoutError
+from ...exception import TaskInterrupted
+from ..insights import TaskClock, describe_args
+from ..wire.codec import Serializer
+from ..wire.inherit import adopt, use_loads
+from ..wire.protocol import (
     EXIT_TARGET,
     EXIT_TIME,
     EXITING,
@@ -63,9 +65,9 @@ from .protocol import (
     skipped,
     top_tasks,
 )
-from .runners import SKIPPED, arguments_of, run_batches, run_items, uniform_style
-from .serialization import RESULT, TASK_ARGS, Serializer, dump_exception, summarize
-from .shm import Segments
+from ..wire.shm import Segments
+from .orphans import die_with_parent, release_forkserver
+from .runners import SKIPPED, run_batches, run_items
 
 
 @dataclass(frozen=True, slots=True)
