@@ -10,6 +10,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from . import backends
 from ._core.arguments import apply_arguments
 from ._core.calls import CallForms
 from ._core.chunking import chunks_in_flight, default_splits, is_ndarray, plan_chunks
@@ -68,13 +69,10 @@ class WorkerPool(CallForms):
     ``distributed.Client`` uses an existing cluster and never shuts it down.
     """
 
-    def __new__(cls, *args: Any, backend: str = "local", address: Any = None, **kwargs: Any) -> Any:
-        if backend == "dask":
-            from .dask_backend import DaskPool
-
-            return DaskPool(*args, address=address, **kwargs)
-        if backend != "local":
-            raise ValueError(f"backend must be 'local' or 'dask', got {backend!r}")
+    def __new__(cls, *args: Any, address: Any = None, **kwargs: Any) -> Any:
+        chosen = backends.named(kwargs.pop("backend", backends.LOCAL))
+        if chosen.name != backends.LOCAL:
+            return chosen.load()(*args, address=address, **kwargs)
         if address is not None:
             raise ValueError("address= names a Dask scheduler: it needs backend='dask'")
         return super().__new__(cls)

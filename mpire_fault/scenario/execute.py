@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from .. import backends
 from ..chaos import env as chaos_environment
 from ..testing import markers as marker_files
 from .afterwards import bounded, follow_up, map_again, ready_after, settled_statistics
@@ -198,7 +199,6 @@ def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = 
     ``phase`` is told where the run is, so a gate that has to kill this
     process can say where it was stuck.
     """
-    from .. import WorkerPool
     from .workloads import square
 
     phase("importing the workload function and checking the chaos spec")
@@ -210,9 +210,7 @@ def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = 
     markers = tempfile.mkdtemp(prefix="mpire-fault-scenario-")
     counted = Counted(resolve_function(scenario.workload["function"]), markers)
     pool_settings = dict(scenario.pool)
-    pool_class: Any = WorkerPool
-    if pool_settings.pop("backend", "local") == "dask":
-        from ..dask_backend import DaskPool as pool_class
+    pool_class: Any = backends.named(pool_settings.pop("backend", backends.LOCAL)).load()
     task_timeout = pool_settings.pop("task_timeout", None)
     call_kwargs: dict[str, Any] = {"task_timeout": task_timeout}
     if scenario.workload.get("worker_init"):

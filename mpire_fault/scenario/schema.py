@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .. import backends
 from .._core.start_methods import PROCESS_START_METHODS
 from ..chaos import sizes
 from ..chaos.sizes import parse_size
@@ -187,7 +188,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         Field("task_timeout", seconds(), "seconds per task (per item for maps) before TaskTimeoutError"),
         Field("use_dill", boolean(), "serialize with dill", False),
         Field("keep_alive", boolean(), "keep workers between map calls", False),
-        Field("backend", choice(("local", "dask")), 'where workers run: "local" processes, or "dask" (a '
+        Field("backend", choice(tuple(backends.BACKENDS)), 'where workers run: "local" processes, or "dask" (a '
               "LocalCluster of n_jobs single-thread workers owned by the pool; needs distributed); default local"),
     ),
     "workload": (

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 
+from .. import backends
 from .adapter_base import CLOSE_BOUND, FEATURES, REAP_BOUND, SETTLE_BOUND, Adapter, Hang, bounded, kill_and_wait
 from .our_adapters import MpireFaultAdapter, MpireFaultDaskAdapter
 from .peer_adapters import DaskAdapter, FuturesAdapter, LokyAdapter, MpireAdapter, MultiprocessingAdapter, PebbleAdapter
@@ -35,9 +36,11 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "dask": DaskAdapter,
     "mpire_fault-dask": MpireFaultDaskAdapter,
 }
+_DASK = backends.BACKENDS[backends.DASK]
 # pool name: (the module it needs, the extra of ours that installs it)
 _NEEDS = {"loky": ("loky", "peers"), "mpire": ("mpire", "peers"), "pebble": ("pebble", "peers"),
-          "dask": ("distributed", "dask"), "mpire_fault-dask": ("distributed", "dask")}
+          "dask": ("distributed", "dask"),
+          "mpire_fault-dask": (_DASK.requires or "distributed", _DASK.extra or "dask")}
 
 
 def available() -> list[str]:
