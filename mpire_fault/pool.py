@@ -12,8 +12,8 @@ from typing import Any
 
 from . import backends
 from ._core.arguments import apply_arguments
-from ._core.calls import CallForms
 from ._core.chunking import chunks_in_flight, default_splits, is_ndarray, plan_chunks
+from ._core.contract import PoolBackend
 from ._core.options import (
     chaos_scope,
     check_event_log,
@@ -29,7 +29,7 @@ from ._core.remote import TASK_ARGS, with_boundary
 from ._core.restarts import RestartBackoff
 from ._core.results import AsyncResult, CallbackRunner
 from ._engine.child.threads import ReferenceSerializer, ThreadingContext
-from ._engine.insights import TopTasks, format_insights, gather_insights
+from ._engine.insights import TopTasks, gather_insights
 from ._engine.jobs import ApplyJob, Barrier, HookWatch, MapJob, Task, WorkerExits, WorkerSession, next_task_id
 from ._engine.lifecycle import live_supervisors, stop_supervisor
 from ._engine.mapping import iterate_map
@@ -60,7 +60,7 @@ def _func_name(func: Callable) -> str:
     return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
 
 
-class WorkerPool(CallForms):
+class WorkerPool(PoolBackend):
     """A process pool with MPIRE's API that keeps its promises when workers die (see docs/guarantees.md).
 
     ``backend="dask"`` runs the same API on a ``distributed`` cluster:
@@ -68,6 +68,8 @@ class WorkerPool(CallForms):
     worker processes owned by the pool; a scheduler address or a
     ``distributed.Client`` uses an existing cluster and never shuts it down.
     """
+
+    REFUSED = frozenset({"address"})  # a scheduler's address needs backend="dask"
 
     def __new__(cls, *args: Any, address: Any = None, **kwargs: Any) -> Any:
         chosen = backends.named(kwargs.pop("backend", backends.LOCAL))
@@ -351,8 +353,6 @@ class WorkerPool(CallForms):
         if errors:
             raise errors[0]
 
-    join = stop_and_join  # as in MPIRE
-
     def terminate(self) -> None:
         """Kill every worker now; pending results become ready with PoolTerminatedError."""
         if self._supervisor is not None:
@@ -360,12 +360,6 @@ class WorkerPool(CallForms):
         self._hooks.forget()
         self._callbacks.drain(5.0)
         self._callbacks.stop()
-
-    def __enter__(self) -> WorkerPool:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.terminate()
 
     # ------------------------------------------------------------------ observation
     def statistics(self) -> PoolStatistics:
@@ -385,10 +379,6 @@ class WorkerPool(CallForms):
             return gather_insights(self.n_jobs, None, [0.0] * self.n_jobs, TopTasks(), [])
         return gather_insights(self.n_jobs, supervisor.insights, supervisor.start_up_time, supervisor.top_tasks,
                                supervisor.insight_deaths)
-
-    def print_insights(self) -> None:
-        """Print MPIRE's insights summary (or its "no profiling stats" line with insights off)."""
-        print(format_insights(self.get_insights()))
 
     @property
     def _workers(self) -> list[Any]:

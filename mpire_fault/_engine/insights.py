@@ -28,16 +28,15 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
 from time import perf_counter
 from typing import Any
 
+from .._core.insights import PARTS as _PARTS
+from .._core.insights import format_seconds
 from .wire.protocol import EXIT_TIME, INIT_TIME, INSIGHT_FIELDS, N_TASKS, WAIT_TIME, WORK_TIME
 
 TOP_N = 5  # MPIRE's "top 5 longest tasks"
-_PARTS = ("start_up", "init", "waiting", "working", "exit")
 _FIELDS = {"init": INIT_TIME, "waiting": WAIT_TIME, "working": WORK_TIME, "exit": EXIT_TIME}
-DISABLED_TEXT = "No profiling stats available. Try to run a function first with insights enabled ..."
 
 
 class TopTasks:
@@ -121,12 +120,6 @@ class TaskClock:
 
 
 # ---------------------------------------------------------------- the parent's view
-def format_seconds(seconds: float) -> str:
-    """``'0:00:01.234'`` (milliseconds truncated, none shown for whole seconds), as MPIRE prints times."""
-    whole, _, fraction = str(timedelta(seconds=seconds)).partition(".")
-    return f"{whole}.{fraction[:3]}" if fraction else whole
-
-
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     mean = sum(values) / len(values)
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
@@ -163,30 +156,3 @@ def gather_insights(n_jobs: int, array: Any, start_up: Sequence[float], top: Top
     insights["deaths"] = counts
     insights["death_details"] = [dict(d) for d in deaths]
     return insights
-
-
-def format_insights(insights: Mapping[str, Any]) -> str:
-    """``print_insights()``'s text: MPIRE's summary, plus the deaths per worker when there were any."""
-    if not insights:
-        return DISABLED_TEXT
-    lines = ["WorkerPool insights", "-------------------",
-             f"Total number of tasks completed: {sum(insights['n_completed_tasks'])}"]
-    for part in _PARTS:
-        lines.append(f"Total {part.replace('_', ' ')} time: {insights[f'total_{part}_time']}s "
-                     f"(mean: {insights[f'{part}_time_mean']}, std: {insights[f'{part}_time_std']}, "
-                     f"ratio: {insights[f'{part}_ratio'] * 100:.2f}%)")
-    if insights["working_ratio"] < 0.8:
-        lines += ["", "Efficiency warning: working ratio is < 80%!"]
-    lines += ["", "Stats per worker", "----------------"]
-    deaths = insights.get("deaths") or [0] * len(insights["n_completed_tasks"])
-    for worker_id, n_tasks in enumerate(insights["n_completed_tasks"]):
-        cells = [f"Worker {worker_id}", f"Tasks completed: {n_tasks}"]
-        cells += [f"{part.replace('_', ' ')}: {insights[f'{part}_time'][worker_id]}s" for part in _PARTS]
-        if any(deaths):
-            cells.append(f"deaths: {deaths[worker_id]}")
-        lines.append(" - ".join(cells))
-    lines += ["", "Top 5 longest tasks", "-------------------"]
-    for rank, (spent, args) in enumerate(zip(insights["top_5_max_task_durations"], insights["top_5_max_task_args"],
-                                             strict=True), start=1):
-        lines.append(f"{rank}. Time: {spent} - {args}")
-    return "\n".join(lines)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from time import perf_counter
 from typing import Any
 
+from .._core.ordering import InputOrder
 from .._core.remote import RESULT, TASK_ARGS, loaded, with_boundary
 from ..errors import PoolTerminatedError, SupervisorError
 from .jobs import MapJob, Task, next_task_id
@@ -31,9 +32,9 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
     slow generator or a pickling error never stalls the supervisor; an
     error of this call aborts it, and closing the iterator early cancels it.
     """
-    outstanding, exhausted, next_index, ordinal, aborted = 0, False, 0, 0, False
+    outstanding, exhausted, ordinal, aborted = 0, False, 0, False
     n_workers = len(supervisor.slots)
-    waiting: dict[int, list] = {}
+    in_order = InputOrder()
     units: dict[int, int] = {}  # rows per chunk, for the progress bar
     submitted = 0  # rows sent, the bar's total once an input of unknown length runs out (as MPIRE)
     try:
@@ -92,12 +93,9 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
             # A chunk waiting here for an earlier, slower one still counts as
             # outstanding: otherwise the input would be pulled (and results
             # buffered) without bound behind a slow item.
-            waiting[first] = values
-            while next_index in waiting:
-                values = waiting.pop(next_index)
-                next_index += len(values)
+            for due in in_order.release(first, values):
                 outstanding -= 1
-                yield values
+                yield due
     except BaseException as exc:
         # Ctrl-C (or any error) in the caller's thread aborts the call like a
         # death does: its running items are stopped now, not awaited. Only

@@ -17,6 +17,8 @@ from distributed import Client, LocalCluster
 
 from ..chaos import JournalEntry
 from ..chaos import journal as journal_file
+from ..errors import Death
+from ..statistics import PoolStatistics
 from .chaos import ChaosStore, chaos_snapshot, register_chaos
 from .exits import ExitReporter
 from .ledger import Ledger, ledger_report
@@ -132,21 +134,6 @@ class ClusterOwner:
             self._shared_future = future
         return future
 
-    # ------------------------------------------------------------------ observation
-    def statistics(self) -> dict[str, Any]:
-        """Live workers and their pids by slot, deaths the nannies reported, task counts."""
-        stats: dict[str, Any] = {"backend": "dask", "n_jobs": self.n_jobs, "live_workers": 0, "worker_pids": {},
-                                 "restarts": 0, "deaths": [], "tasks_requeued": 0, **self._counts}
-        client = self._client
-        if client is None:
-            return stats
-        report = client.run_on_scheduler(ledger_report)
-        pids = report["pids"]
-        stats.update(address=client.scheduler.address, live_workers=len(pids),
-                     worker_pids={report["slots"].get(address, -1): pid for address, pid in pids.items()},
-                     deaths=report["deaths"], restarts=len(report["deaths"]))
-        return stats
-
     # ------------------------------------------------------------------ chaos
     def _keep_chaos(self, drop: bool = False) -> None:
         """Copy the chaos run's state and journal from the scheduler (it may close, or be shared)."""
@@ -169,3 +156,16 @@ class ClusterOwner:
         """Faults the chaos layer injected into this pool's Dask workers so far (kept by the scheduler)."""
         self._keep_chaos()
         return [JournalEntry.from_dict(data) for data in self._chaos_kept[1]]
+
+
+def cluster_statistics(n_jobs: int, client: Client | None, counts: dict[str, int]) -> PoolStatistics:
+    """``DaskPool.statistics()``: the ledger's view of the workers and their deaths, and the pool's task counts."""
+    if client is None:
+        return PoolStatistics(n_jobs, tasks_completed=counts["tasks_completed"], tasks_failed=counts["tasks_failed"])
+    report = client.run_on_scheduler(ledger_report)
+    pids = report["pids"]
+    deaths = tuple(Death(death["worker_id"], None, death["exitcode"], task=None) for death in report["deaths"])
+    return PoolStatistics(n_jobs, live_workers=len(pids),
+                          worker_pids={report["slots"].get(address, -1): pid for address, pid in pids.items()},
+                          restarts=len(deaths), deaths=deaths, tasks_completed=counts["tasks_completed"],
+                          tasks_failed=counts["tasks_failed"])

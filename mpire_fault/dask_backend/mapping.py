@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from distributed import as_completed
 
+from .._core.ordering import InputOrder
 from .._core.remote import TASK_ARGS, with_boundary
 from .remote import abort_call, run_on_live, run_task
 
@@ -34,13 +35,13 @@ def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunk
              ordered: bool, max_chunks: int, task_timeout: float | None, hooks: tuple, bar: Any) -> Iterator[list]:
     name = getattr(func, "__qualname__", None) or repr(func)
     live: dict[Any, tuple[int, int]] = {}
-    waiting: dict[int, list] = {}
-    next_index, exhausted, failed = 0, False, True
-    session = pool._open_session(f"{call_id}-session", *hooks)
+    in_order = InputOrder()
+    exhausted, failed = False, True
+    session = pool._map_session(call_id, *hooks)
     pending = as_completed(loop=client.loop)
     try:
         while True:
-            while not exhausted and len(live) + len(waiting) < max_chunks:
+            while not exhausted and len(live) + len(in_order) < max_chunks:
                 try:
                     first, items = next(chunks)
                 except StopIteration:
@@ -75,12 +76,9 @@ def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunk
                 pool._counts["tasks_completed"] += n_items
                 yield values
                 continue
-            waiting[first] = values
-            while next_index in waiting:
-                values = waiting.pop(next_index)
-                next_index += len(values)
-                pool._counts["tasks_completed"] += len(values)
-                yield values
+            for due in in_order.release(first, values):
+                pool._counts["tasks_completed"] += len(due)
+                yield due
         failed = False
     finally:
         if live:  # aborted (an error, or the caller stopped iterating): nothing of this call may go on
@@ -95,7 +93,7 @@ def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunk
         pending.clear()
         if bar is not None:
             bar.close()
-        errors = pool._close_session(session)
+        errors = pool._end_map_session(session)
     if errors and not failed:
         raise errors[0]
 

@@ -18,16 +18,18 @@ from typing import Any, cast
 from distributed import Client, LocalCluster
 
 from .._core.arguments import apply_arguments
-from .._core.calls import CallForms
 from .._core.chunking import choose_chunk_size, chunk_iterable, chunks_in_flight, expect_length, input_length
+from .._core.contract import PoolBackend, refuse_unless
 from .._core.options import map_arguments
 from .._core.progress import bar_options, check_style
 from .._core.progress import progress_bar as make_progress_bar
 from .._core.remote import TASK_ARGS, load_exception, with_boundary
 from .._core.results import AsyncResult, CallbackRunner
+from ..backends import DASK
 from ..errors import PoolTerminatedError, WorkerExitError, WorkerInitError
+from ..statistics import PoolStatistics
 from .chaos import resolve_chaos
-from .cluster import ClusterOwner
+from .cluster import ClusterOwner, cluster_statistics
 from .ledger import KEY_PREFIX
 from .mapping import iterate_map
 from .outcomes import outcome
@@ -48,15 +50,18 @@ def _check_positive(name: str, value: Any, number: bool = False) -> None:
         raise ValueError(f"{name} must be a positive {'number' if number else 'integer'} or None, got {value!r}")
 
 
+_WHY = "the scheduler places tasks and Dask's nannies own the worker processes; see the README's Dask table"
+
+
 def _refuse(options: dict[str, Any]) -> None:
-    given = [name for name, value in options.items() if value is not None]
-    if given:
-        raise ValueError(f"{', '.join(given)} cannot be honoured with backend='dask' (the scheduler places tasks "
-                         "and owns the worker processes); see the README's table for the Dask backend")
+    refuse_unless(DASK, {name: value is not None for name, value in options.items()}, _WHY)
 
 
-class DaskPool(ClusterOwner, CallForms):
+class DaskPool(ClusterOwner, PoolBackend):
     """WorkerPool's API on a Dask cluster (``address=None``: a LocalCluster owned by the pool)."""
+
+    REFUSED = frozenset({"cpu_ids", "enable_insights", "order_tasks", "timeout_grace", "event_log", "start_method",
+                         "daemon", "restart_backoff"})
 
     def __init__(self, n_jobs: int | None = None, daemon: bool = True, cpu_ids: list | None = None,
                  shared_objects: Any = None, pass_worker_id: bool = False, use_worker_state: bool = False,
@@ -66,8 +71,16 @@ class DaskPool(ClusterOwner, CallForms):
                  chaos_seed: int | None = None, address: str | Client | None = None,
                  timeout_grace: float | None = None, event_log: Any = None) -> None:
         # Nothing is silently weaker on the cluster: what Dask cannot do is refused by name.
-        _refuse({"cpu_ids": cpu_ids, "enable_insights": enable_insights or None, "order_tasks": order_tasks or None,
-                 "timeout_grace": timeout_grace, "event_log": event_log})
+        refuse_unless(DASK, {"cpu_ids": cpu_ids is not None, "enable_insights": enable_insights,
+                             "order_tasks": order_tasks, "timeout_grace": timeout_grace is not None,
+                             "event_log": event_log is not None,
+                             # Dask's nannies start the workers (forkserver or Dask's configured method)
+                             "start_method": start_method != "fork",
+                             # the nanny restarts a dead worker at once; Dask's workers are never daemonic
+                             "daemon": daemon is not True, "restart_backoff": restart_backoff is not None,
+                             # the memory limit is set on the workers of a cluster the pool starts
+                             "max_worker_memory (with address=)": max_worker_memory is not None
+                             and address is not None}, _WHY)
         _check_positive("n_jobs", n_jobs)
         _check_positive("max_worker_memory", max_worker_memory)
         if isinstance(max_task_retries, bool) or not isinstance(max_task_retries, int) or max_task_retries < 0:
@@ -80,6 +93,7 @@ class DaskPool(ClusterOwner, CallForms):
         self._pass_worker_id = pass_worker_id
         self._use_worker_state = use_worker_state
         self._keep_alive = keep_alive
+        self._kept_session: tuple[tuple[Any, Any], str | None] | None = None  # keep_alive: (hooks, session)
         self._use_dill = use_dill
         self._max_worker_memory = max_worker_memory
         self._max_task_retries = max_task_retries
@@ -148,6 +162,33 @@ class DaskPool(ClusterOwner, CallForms):
             except Exception:
                 log.debug("unregistering session %s failed", name, exc_info=True)
         return errors
+
+    def _map_session(self, call_id: str, worker_init: Callable | None, worker_exit: Callable | None) -> str | None:
+        """The session a map call runs under. With ``keep_alive`` a call with the same hooks as the last one
+        keeps its session (``worker_init`` does not run again, worker state lives on), as MPIRE keeps its
+        workers; new hooks end the kept session first (its ``worker_exit`` runs), as new workers would."""
+        hooks = (worker_init, worker_exit)
+        kept = self._kept_session
+        if kept is not None and self._keep_alive and kept[0] == hooks:
+            return kept[1]
+        errors = self._end_kept_session()
+        if errors:
+            raise errors[0]
+        name = self._open_session(f"{call_id}-session", worker_init, worker_exit)
+        if self._keep_alive:
+            self._kept_session = (hooks, name)
+        return name
+
+    def _end_map_session(self, name: str | None) -> list[BaseException]:
+        """At the end of a map call: its session ends, unless ``keep_alive`` keeps it for the next call."""
+        kept = self._kept_session
+        if kept is not None and kept[1] == name and self._keep_alive:
+            return []
+        return self._close_session(name)
+
+    def _end_kept_session(self) -> list[BaseException]:
+        kept, self._kept_session = self._kept_session, None
+        return self._close_session(kept[1]) if kept is not None else []
 
     def _outcome(self, future: Any, description: str, task_timeout: float | None = None) -> list[Any]:
         return outcome(future, description, self._pickler, self._client, task_timeout)
@@ -272,13 +313,11 @@ class DaskPool(ClusterOwner, CallForms):
             sessions, self._apply_sessions = list(self._apply_sessions.values()) + self._given_up, {}
             self._given_up = []
         errors = [error for name in sessions for error in self._close_session(name)]
+        if not keep_alive:
+            errors += self._end_kept_session()
         self._callbacks.drain()
         if errors:
             raise errors[0]
-
-    def join(self, keep_alive: bool = False) -> None:
-        """Alias of ``stop_and_join``, as in MPIRE."""
-        self.stop_and_join(keep_alive)
 
     def terminate(self) -> None:
         """Cancel everything now; pending results fail with PoolTerminatedError; close an owned cluster."""
@@ -287,6 +326,9 @@ class DaskPool(ClusterOwner, CallForms):
             pending, self._pending = dict(self._pending), {}
             sessions, self._apply_sessions = list(self._apply_sessions.values()) + self._given_up, {}
             self._given_up = []
+            if self._kept_session is not None and self._kept_session[1] is not None:
+                sessions.append(self._kept_session[1])
+            self._kept_session = None
             client, self._client = self._client, None
             cluster, self._cluster = self._cluster, None
             finalizer, self._finalizer = self._finalizer, None
@@ -309,8 +351,40 @@ class DaskPool(ClusterOwner, CallForms):
         self._callbacks.drain(5.0)
         self._callbacks.stop()
 
-    def __enter__(self) -> DaskPool:
-        return self
+    # ------------------------------------------------------------------ MPIRE's setters
+    def pass_on_worker_id(self, pass_on: bool = True) -> None:
+        self._pass_worker_id = pass_on
 
-    def __exit__(self, *exc_info: Any) -> None:
-        self.terminate()
+    def set_shared_objects(self, shared_objects: Any = None) -> None:
+        with self._lock:
+            self._shared_objects = shared_objects
+            self._shared_future = None  # scattered again at the next call
+
+    def set_use_worker_state(self, use_worker_state: bool = True) -> None:
+        self._use_worker_state = use_worker_state
+
+    def set_keep_alive(self, keep_alive: bool = True) -> None:
+        self._keep_alive = keep_alive
+
+    def set_order_tasks(self, order_tasks: bool = True) -> None:
+        refuse_unless(DASK, {"order_tasks": order_tasks}, _WHY)
+
+    # ------------------------------------------------------------------ observation
+    @property
+    def ctx(self) -> Any:
+        """Refused: MPIRE's ``pool.ctx`` makes primitives (Event, Value) for local worker processes only."""
+        raise ValueError(f"ctx cannot be honoured with backend={DASK!r}: a multiprocessing Event or Value does not "
+                         "reach Dask's worker processes; pass data through shared_objects or the arguments")
+
+    def get_insights(self) -> dict[str, Any]:
+        """``{}``, as MPIRE with insights off: ``enable_insights`` is refused on Dask."""
+        return {}
+
+    def statistics(self) -> PoolStatistics:
+        """Live workers and their pids by slot, task counts, and the deaths the nannies reported.
+
+        On a cluster the pool started (``address=None``) those are this pool's
+        workers; on a shared cluster they are the cluster's, which other
+        clients' work may have killed too.
+        """
+        return cluster_statistics(self.n_jobs or 0, self._client, self._counts)
