@@ -40,6 +40,7 @@ except ImportError as exc:  # joblib is the optional extra [joblib]
     ) from exc
 
 from ._core.options import check_event_log, check_options
+from ._core.remote import TASK_ARGS
 from ._core.restarts import RestartBackoff
 from .pool import WorkerPool
 from .statistics import PoolStatistics
@@ -278,8 +279,14 @@ class MpireFaultBackend(AutoBatchingMixin, ParallelBackendBase):
 
     def retrieve_result_callback(self, out: _Outcome) -> Any:
         """The batch's list of results, or its error (a ``WorkerDiedError`` for a death), as joblib expects."""
-        if out.error is not None:
-            raise out.error
+        error = out.error
+        if error is not None:
+            if not self._use_dill and TASK_ARGS in getattr(error, "__notes__", ()):
+                # loky ships every function with cloudpickle; plain pickle (our default, several times
+                # faster on small batches) refuses lambdas and closures.
+                error.add_note(f"lambdas and closures need use_dill=True: parallel_config(backend="
+                               f"{BACKEND_NAME!r}, use_dill=True, ...)")
+            raise error
         return out.value
 
     def terminate(self) -> None:

@@ -151,3 +151,15 @@ def test_without_joblib_the_import_names_the_extra():
             "except ImportError as exc:\n    print(exc)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert 'pip install "mpire_fault[joblib]"' in done.stdout, done.stdout + done.stderr
+
+
+def test_lambdas_are_refused_with_the_option_that_ships_them(backend):
+    with pytest.raises(Exception) as refused:  # noqa: B017 - pickle's own error, whatever its type
+        Parallel()(delayed(lambda x: x)(i) for i in range(4))
+    assert "task-args" in refused.value.__notes__
+    assert any("use_dill=True" in note for note in refused.value.__notes__)
+    with parallel_config(backend="mpire_fault", n_jobs=2, use_dill=True) as config:
+        try:
+            assert Parallel()(delayed(lambda x: x + 1)(i) for i in range(4)) == [1, 2, 3, 4]
+        finally:
+            config["backend"].shutdown()
