@@ -326,8 +326,7 @@ class MpireFaultBackend(AutoBatchingMixin, ParallelBackendBase):
         """The health of this backend's workers over its life: every pool it made, summed.
 
         ``live_workers`` and ``worker_pids`` are those of the current pool;
-        ``deaths`` lists every death, including workers killed when a call was
-        aborted (their ``reason`` says so).
+        workers stopped because a call was aborted are not deaths.
         """
         with self._lock:
             lease = self._lease
