@@ -40,6 +40,34 @@ _READ_SIZE = 1 << 20
 _COALESCE = 1 << 16  # small frames queued together are joined into one write
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL a worker and every process it started (a task's subprocess must not outlive it).
+
+    The worker is stopped first, so it cannot start another child while its
+    tree is listed; once it is dead its children are reparented and no longer
+    found through it. psutil's ``kill`` checks that a pid was not reused.
+    """
+    import psutil  # only when the pool kills: most pools never do
+
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return
+    try:
+        descendants = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    for child in descendants:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+
+
 def frame(payload: bytes) -> bytes:
     """Frame bytes the way ``Connection.recv_bytes`` on the worker side reads them."""
     if len(payload) < 0x7FFFFFFF:
@@ -287,10 +315,7 @@ class WorkerSlot:
         if isinstance(self.process, WorkerThread):
             self.process.kill()
             return
-        try:
-            os.kill(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_tree(self.process.pid)
 
     def interrupt(self, progress, target_task: float, target_item: float, grace: float) -> None:
         """The soft timeout: aim it at (task, item) or a hook, then signal; kill if it still runs after ``grace``."""

@@ -358,3 +358,31 @@ def meet_once(shared, worker_state, x):
         worker_state["met"] = True
         barrier.wait(timeout=20)
     return x * 2
+
+
+def start_subprocess_then_hang(path: str, seconds: float = 30.0):
+    """Start a subprocess (``sleep``), write its pid to ``path``, then block, swallowing the soft timeout
+    (as code with a broad ``except`` would), until the pool kills us."""
+    import subprocess
+
+    child = subprocess.Popen(["sleep", str(seconds)])
+    with open(f"{path}.tmp", "w") as fh:
+        fh.write(str(child.pid))
+    os.replace(f"{path}.tmp", path)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.05)
+        except BaseException:  # noqa: BLE001, S110 - on purpose: only the hard kill ends this task
+            pass
+
+
+def start_or_die(path: str, which: int):
+    """Item 0 starts a subprocess and hangs; item 1 waits for it, then kills its own worker (the map aborts)."""
+    if which == 0:
+        start_subprocess_then_hang(path)
+        return 0
+    deadline = time.monotonic() + 10
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGKILL)
