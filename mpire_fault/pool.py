@@ -12,7 +12,7 @@ from typing import Any
 
 from . import backends
 from ._core.arguments import apply_arguments
-from ._core.chunking import chunks_in_flight, default_splits, is_ndarray, plan_chunks
+from ._core.chunking import LARGEST_DEFAULT_CHUNK, chunks_in_flight, default_splits, is_ndarray, plan_chunks
 from ._core.contract import PoolBackend
 from ._core.options import (
     chaos_scope,
@@ -262,9 +262,10 @@ class WorkerPool(PoolBackend):
             {"task_timeout": task_timeout, "worker_init_timeout": worker_init_timeout,
              "worker_exit_timeout": worker_exit_timeout})
         style = check_style(progress_bar_style)
+        largest = None
         if chunk_size is None and n_splits is None and not is_ndarray(args):
-            n_splits = default_splits(self.n_jobs, progress_bar)
-        chunks, size, total, rows = plan_chunks(args, self.n_jobs, chunk_size, n_splits, iterable_len)
+            n_splits, largest = default_splits(self.n_jobs, progress_bar), LARGEST_DEFAULT_CHUNK
+        chunks, size, total, rows = plan_chunks(args, self.n_jobs, chunk_size, n_splits, iterable_len, largest)
         # checked on every call, as MPIRE does; stacklevel 3 is the user's line (via calls.py)
         options = bar_options(progress_bar_options, total, style, stacklevel=3)
         max_chunks = self.n_jobs * MAP_CHUNKS_AHEAD

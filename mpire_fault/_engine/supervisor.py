@@ -326,6 +326,7 @@ class Supervisor(threading.Thread):
             serializer=s.serializer,
             shm_prefix=s.shm_prefix,
             pool_size=len(self.state.slots),
+            parent_pid=None if s.start_method == "forkserver" else os.getpid(),
         )
         user: Any = (session.worker_init, session.worker_exit)
         shared_objects = s.shared_objects

@@ -10,7 +10,9 @@ import textwrap
 
 import psutil
 import pytest
+from _namespaces import in_new_pid_namespace
 
+from mpire_fault._platform import owners
 from mpire_fault.chaos import Chaos, environment
 from mpire_fault.chaos.rundir import OWNER_FILE, make_run_dir, owner_alive, sweep_stale
 
@@ -22,11 +24,13 @@ def _dead_pid() -> int:
 
 
 def _owned(folder, name: str, owner: dict | None):
+    """A run directory whose owner record is ``owner``, made in our PID namespace and boot unless it says otherwise."""
     path = folder / name
     path.mkdir()
     (path / "journal.jsonl").write_text("{}\n")
     if owner is not None:
-        (path / OWNER_FILE).write_text(json.dumps(owner))
+        (path / OWNER_FILE).write_text(json.dumps({"pid_ns": owners.pid_namespace(), "boot": owners.boot_id(),
+                                                   **owner}))
     return path
 
 
@@ -43,6 +47,46 @@ def test_the_sweep_removes_only_directories_whose_owner_is_gone(tmp_path):
     assert sorted(sweep_stale(str(tmp_path))) == sorted([str(dead), str(recycled)])
     assert not dead.exists() and not recycled.exists()
     assert alive.exists() and unowned.exists() and garbled.exists() and other.exists()
+
+
+def test_the_sweep_spares_directories_it_cannot_prove_are_ours(tmp_path):
+    """Another container's, another host's or an older version's directory: a missing pid proves nothing."""
+    dead = _dead_pid()
+    mine = _owned(tmp_path, "mp-chaos-mine", {"pid": dead, "started": 1.0})
+    other_namespace = _owned(tmp_path, "mp-chaos-other-ns", {"pid": dead, "started": 1.0,
+                                                              "pid_ns": owners.pid_namespace() + 1})
+    other_boot = _owned(tmp_path, "mp-chaos-other-boot", {"pid": dead, "started": 1.0, "boot": "another-boot"})
+    old_format = _owned(tmp_path, "mp-chaos-old", None)
+    (old_format / OWNER_FILE).write_text(json.dumps({"pid": dead, "started": 1.0}))
+    assert owner_alive(str(other_namespace)) is None and owner_alive(str(other_boot)) is None
+    assert sweep_stale(str(tmp_path)) == [str(mine)]
+    assert other_namespace.exists() and other_boot.exists() and old_format.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a directory of another uid takes root")
+def test_the_sweep_spares_directories_of_another_user(tmp_path):
+    """Run as root, the sweep must not remove another user's directories, whatever their record says."""
+    theirs = _owned(tmp_path, "mp-chaos-theirs", {"pid": _dead_pid(), "started": 1.0})
+    os.chown(theirs, 4242, 4242)
+    assert owner_alive(str(theirs)) is False  # its owner is gone, but it is not ours to remove
+    assert sweep_stale(str(tmp_path)) == [] and theirs.exists()
+
+
+_NAMESPACED_RUN_DIR = """
+import sys
+from mpire_fault.chaos.rundir import make_run_dir
+print(make_run_dir(), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_live_directory_of_another_pid_namespace_survives_a_sweep(tmp_path):
+    """For real: a chaos run that is PID 1 of its own namespace, sharing the temp folder with us (issue 25.2)."""
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    with in_new_pid_namespace(_NAMESPACED_RUN_DIR, env=env) as path:
+        assert os.path.dirname(path) == str(tmp_path) and os.path.isdir(path)
+        assert owner_alive(path) is None  # its pid 1 is not our pid 1
+        assert sweep_stale(str(tmp_path)) == [] and os.path.isdir(path)
 
 
 def test_a_chaos_state_directory_names_its_owner(monkeypatch, tmp_path):

@@ -1,10 +1,14 @@
 """A range travels as ranges (chunking.chunk_range): same results, same item indices, deaths named exactly."""
 from __future__ import annotations
 
+import math
+import sys
+import time
+
 import pytest
 
 from mpire_fault import WorkerDiedError, WorkerPool
-from mpire_fault._core.chunking import chunk_range
+from mpire_fault._core.chunking import LARGEST_DEFAULT_CHUNK, chunk_range, plan_chunks
 
 from . import tasks
 
@@ -41,3 +45,27 @@ def test_a_death_mid_batch_names_its_exact_item():
             pool.map(tasks.sigkill_at, range(200), chunk_size=100)
         assert raised.value.task.startswith("map item 37 "), raised.value.task
         assert pool.map(tasks.square, range(4)) == [0, 1, 4, 9]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("method", ["imap", "imap_unordered"])
+def test_the_first_result_of_a_huge_range_with_default_chunking_comes_at_once(method):
+    """Default chunks are bounded (LARGEST_DEFAULT_CHUNK): the first chunk is not an eighth of 10**30 items."""
+    with WorkerPool(2, start_method="fork") as pool:
+        started = time.monotonic()
+        results = getattr(pool, method)(tasks.square, range(int(1e30)))
+        first = next(results)
+        assert time.monotonic() - started < 10
+        results.close()
+    assert first == 0 if method == "imap" else math.isqrt(first) ** 2 == first
+
+
+def test_default_chunks_are_bounded_but_given_sizes_are_not():
+    """Only the default chunking is bounded: chunk_size, n_splits and a numpy array's rows are the caller's."""
+    huge = range(10**30)
+    for options, largest in [({}, LARGEST_DEFAULT_CHUNK), ({"chunk_size": 10**6}, 10**6),
+                             ({"n_splits": 8}, sys.maxsize)]:
+        chunks, *_ = plan_chunks(huge, 2, options.get("chunk_size"), options.get("n_splits"), None,
+                                 None if options else LARGEST_DEFAULT_CHUNK)
+        assert len(next(chunks)[1]) == largest
+    assert plan_chunks(range(100), 2, None, 8, None, LARGEST_DEFAULT_CHUNK)[1] == 12.5  # small inputs: as before

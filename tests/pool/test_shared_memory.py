@@ -15,9 +15,11 @@ import sys
 
 import numpy as np
 import pytest
+from _namespaces import in_new_pid_namespace
 
 from mpire_fault import PoolTerminatedError, WorkerDiedError, WorkerPool
 from mpire_fault._engine.wire import shm
+from mpire_fault._platform import owners
 
 from . import shm_tasks
 from .observe import pid_gone, wait_recovered, wait_until
@@ -186,7 +188,8 @@ def test_terminate_with_big_tasks_pending(start_method, tmp_path):
 def test_a_new_pool_sweeps_segments_of_dead_parents():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait(timeout=30)
-    dead = f"mpf_{child.pid}_1_0_r{child.pid}_0"  # a dead parent's result (the start time cannot match)
+    # a dead parent's result, made in our namespace (the start time cannot match)
+    dead = f"mpf_{child.pid}_1_{owners.pid_namespace()}_0_r{child.pid}_0"
     mine = f"{shm.pool_prefix()}r1_0"  # a live parent's: kept
     for name in (dead, mine):
         with open(os.path.join(shm.SHM_DIR, name), "wb") as handle:
@@ -202,6 +205,66 @@ def test_a_new_pool_sweeps_segments_of_dead_parents():
                 os.unlink(os.path.join(shm.SHM_DIR, name))
             except FileNotFoundError:
                 pass
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=30)
+    return child.pid
+
+
+def _sweep_keeps(kept: str, removed: str, kept_uid: int | None = None) -> None:
+    """Make both segments, sweep, and check that only ``removed`` went."""
+    paths = [os.path.join(shm.SHM_DIR, name) for name in (kept, removed)]
+    try:
+        for path in paths:
+            with open(path, "wb") as handle:
+                handle.write(b"x")
+        if kept_uid is not None:
+            os.chown(paths[0], kept_uid, kept_uid)
+        shm.sweep_stale()
+        assert os.path.exists(paths[0]) and not os.path.exists(paths[1])
+    finally:
+        for path in paths:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+def test_the_sweep_spares_segments_of_another_pid_namespace():
+    """A pid another container's pool named is no pid of ours: that it is missing here proves nothing."""
+    dead, namespace = _dead_pid(), owners.pid_namespace()
+    _sweep_keeps(f"mpf_{dead}_1_{namespace + 1}_0_a0", f"mpf_{dead}_1_{namespace}_0_a0")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a file of another uid takes root")
+def test_the_sweep_spares_segments_of_another_user():
+    """Run as root, the sweep must not remove another user's segments, whatever their name says."""
+    dead, namespace = _dead_pid(), owners.pid_namespace()
+    _sweep_keeps(f"mpf_{dead}_1_{namespace}_0_a0", f"mpf_{dead}_2_{namespace}_0_a0", kept_uid=4242)
+
+
+_NAMESPACED_SEGMENT = """
+import sys
+from mpire_fault._engine.wire import shm
+shared = shm.Segments(shm.pool_prefix() + "a", owned=False).export(b"", [memoryview(bytearray(64))], False)
+print(shared.name, flush=True)
+sys.stdin.read()
+shm.sweep(shared.name)
+"""
+
+
+def test_a_live_segment_of_a_pool_in_another_pid_namespace_survives_a_sweep():
+    """For real: a pool that is PID 1 of its own namespace, sharing /dev/shm with us (issue 25.2)."""
+    with in_new_pid_namespace(_NAMESPACED_SEGMENT) as name:
+        path = os.path.join(shm.SHM_DIR, name)
+        assert os.path.exists(path)
+        shm.sweep_stale()
+        with WorkerPool(1):  # as every new pool does
+            pass
+        assert os.path.exists(path), "a live segment of another namespace was unlinked"
+    assert not os.path.exists(path)  # and its owner still cleans up after itself
 
 
 def test_parent_sigkill_leaves_no_segment(start_method):

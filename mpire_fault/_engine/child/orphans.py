@@ -3,6 +3,12 @@
 Linux is asked to SIGKILL the worker when its parent dies (even by SIGKILL),
 and a forkserver worker lets go of the server's "alive" pipe so that the
 server, and with it the worker, cannot outlive the main process.
+
+"Parent" is the process that forked the worker: the pool's own process
+under fork and spawn, the forkserver under forkserver. Whether it already
+died is told by comparing ``getppid()`` with that pid, never with 1: the
+pool's process may itself be PID 1 (a container started without an init),
+and an orphan may be adopted by a subreaper rather than by PID 1.
 """
 from __future__ import annotations
 
@@ -32,17 +38,25 @@ def preload() -> None:
         pass
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent_pid: int | None) -> None:
     """Ask Linux to SIGKILL us when the parent dies (even by SIGKILL).
+
+    ``parent_pid`` is the pid of the process that forked us, as the pool
+    knew it (fork, spawn); None under forkserver, whose server the pool
+    does not name: then it is read here, before prctl. That is sound
+    because the server cannot exit on its own while we hold our copy of its
+    "alive" pipe (see release_forkserver, which must come after this).
 
     The parent's pipe closing is the second line of defence: an idle worker
     sees EOF on its task pipe and leaves.
     """
+    if parent_pid is None:
+        parent_pid = os.getppid()
     try:
         _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: rely on the pipe
         return
-    if os.getppid() == 1:  # the parent died before prctl took effect
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect: we were reparented
         os._exit(1)
 
 

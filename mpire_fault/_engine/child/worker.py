@@ -88,6 +88,7 @@ class WorkerConfig:
     serializer: Any = None  # the parent's own, for threads (see threads.py); None: pickle or dill by use_dill
     shm_prefix: str | None = None  # big results go to shared memory under this prefix (see shm.py)
     pool_size: int = 1  # n_jobs: sizes the worker's pipes (slots.pipe_size)
+    parent_pid: int | None = None  # the process that forks this worker; None: the forkserver (see orphans.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +372,7 @@ def worker_main(cfg: WorkerConfig, user: Any, task_conn, result_conn, progress, 
         # Ctrl-C goes to the whole process group; the parent decides what
         # stops. Ignored first, so a worker still starting prints no traceback.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        die_with_parent()
+        die_with_parent(cfg.parent_pid)
         release_forkserver()
         for fd in cfg.close_fds:  # fork: the parent's ends of other workers' pipes
             try:

@@ -29,9 +29,14 @@ a process ending):
   it. What a worker wrote but never announced (it died in between) is
   unlinked by name after its death, and whatever is left when a pool's
   supervisor ends is unlinked then.
-* Every name starts with ``mpf_<pid>_<start time>_``, the parent's identity.
-  Each new pool removes the segments of parents that no longer exist (a
-  parent SIGKILLed while a worker was writing a result).
+* Every name starts with ``mpf_<pid>_<start time>_<pid namespace>_``, the
+  parent's identity: two containers sharing ``/dev/shm`` may both run a
+  PID 1 started in the same clock tick. (The namespace comes third so that
+  an older version, which reads the first two, still sees our parent alive.) Each new pool removes the segments
+  of parents that no longer exist (a parent SIGKILLed while a worker was
+  writing a result), but only those it can prove were made in its own PID
+  namespace by its own uid (``_core/owners.py``): another container's pids
+  cannot be looked up from here, and another user's segments are theirs.
 
 The threading start method copies nothing and never comes here.
 """
@@ -48,6 +53,8 @@ import weakref
 from pickle import PickleBuffer
 from typing import Any
 
+from ..._platform.owners import ours, pid_namespace, start_ticks, sweepable_here
+
 THRESHOLD = 1 << 20  # bytes of buffers in one payload from which shared memory pays off
 MIN_BUFFER = 64 << 10  # smaller buffers are packed together when written
 ALIGN = 64  # each buffer starts on a cache line: numpy needs aligned data for its fast paths
@@ -63,18 +70,8 @@ AVAILABLE = _posixshmem is not None and sys.platform.startswith("linux") and os.
 
 _pool_numbers = itertools.count()
 _segment_numbers = itertools.count()
-_NAME = re.compile(r"mpf_(\d+)_(\d+)_")
+_NAME = re.compile(r"mpf_(\d+)_(\d+)_(\d+)_")  # pid, start ticks, pid namespace
 _libc: Any = None
-
-
-def _start_ticks(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (with the pid: an identity that is never reused)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return None
-    return stat.rsplit(b")", 1)[1].split()[19].decode()
 
 
 def pool_prefix() -> str | None:
@@ -85,8 +82,8 @@ def pool_prefix() -> str | None:
     if not AVAILABLE:
         return None
     sweep_stale()
-    pid = os.getpid()
-    return f"mpf_{pid}_{_start_ticks(pid)}_{next(_pool_numbers)}_"
+    # 0 and None where /proc cannot tell: such names are never swept by another pool, only by their own
+    return f"mpf_{os.getpid()}_{start_ticks()}_{pid_namespace() or 0}_{next(_pool_numbers)}_"
 
 
 # ---------------------------------------------------------------- mapping without a file descriptor
@@ -390,10 +387,17 @@ def sweep_worker(pool_prefix: str | None, pid: int | None) -> int:
 
 
 def sweep_stale() -> int:
-    """Unlink segments of parents that no longer exist (killed before they could clean up)."""
+    """Unlink segments of parents that no longer exist (killed before they could clean up).
+
+    Only our own: made in our PID namespace, by our uid (see ``_core/owners.py``).
+    """
+    namespace = sweepable_here()
+    if namespace is None:
+        return 0
     removed = 0
     for name in _names("mpf_"):
         match = _NAME.match(name)
-        if match and _start_ticks(int(match[1])) != match[2]:
+        if (match and int(match[3]) == namespace and start_ticks(int(match[1])) != match[2]
+                and ours(os.path.join(SHM_DIR, name))):
             removed += _unlink(name)
     return removed
