@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..._core.arguments import arguments_of, uniform_style
+from ..._core.arguments import APPLY, FIXED_STYLES, MPIRE, arguments_of, uniform_style
 from ..._core.remote import RESULT, TASK_ARGS, dump_exception, summarize
 from ...errors import TaskTimeoutError
 from ...exception import TaskInterrupted
@@ -270,8 +270,9 @@ class _Worker:
         if self.clock is not None:
             func = self.clock.wrap(func)
         results: list[Any] = []
-        if self.chaos is None and kind != "apply" and not self.preamble and not timed:
-            style = uniform_style(items)
+        if self.chaos is None and kind != APPLY and not self.preamble and not timed:
+            # MPIRE's rule looks at the items' types; multiprocessing's rules fix the style by themselves.
+            style = uniform_style(items) if kind == MPIRE else FIXED_STYLES[kind]
             if style is not None:
                 outcome = run_batches(func, items, first_index, job_id, style, results, self.progress_view,
                                       self.flags, self._flag_positions(), self.base, self.cancelled)
@@ -288,7 +289,7 @@ class _Worker:
             context = "" if soft_timeout else self._context(kind, items, len(results))
             self.answer(failed(task_id, len(results), dump_exception(outcome, self.serializer, context),
                                SOFT_TIMEOUT if soft_timeout else None, summarize(outcome)),
-                        1 if kind == "apply" and not soft_timeout else 0)
+                        1 if kind == APPLY and not soft_timeout else 0)
             return
         self.mark(task_id, first_index, PICKLING)
         try:
