@@ -114,6 +114,7 @@ class WorkerPool(CallForms):
         self._daemon = daemon
         self._cpu_ids = normalize_cpu_ids(cpu_ids, n_jobs, start_method)
         self._shared_objects = shared_objects
+        self._hooks_only_objects = False  # a front door's hook arguments (multiprocessing.Pool's initargs)
         self._pass_worker_id = pass_worker_id
         self._use_worker_state = use_worker_state
         self._keep_alive = keep_alive
@@ -162,7 +163,7 @@ class WorkerPool(CallForms):
             max_task_retries=self._max_task_retries, backoff=self._backoff, chaos=self._chaos,
             enable_insights=self.enable_insights, order_tasks=self.order_tasks, start_method=self._start_method,
             timeout_grace=self._timeout_grace, serializer=self._serializer if threading_mode else None,
-            shm_prefix=self._shm_prefix,
+            shm_prefix=self._shm_prefix, hooks_only_objects=self._hooks_only_objects,
         )
 
     def _running_supervisor(self) -> Supervisor:

@@ -176,6 +176,11 @@ def _start_method(context: Any) -> str:
     return method
 
 
+def _run_initializer(initializer: Callable[..., Any], initargs: tuple) -> None:
+    """worker_init of a Pool with an initializer: called with the initargs the worker process got at its start."""
+    initializer(*initargs)
+
+
 def _check_chunksize(chunksize: Any) -> None:
     if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
         raise ValueError(f"chunksize must be a positive int or None, got {chunksize!r}")
@@ -213,7 +218,14 @@ class Pool:
         self._engine = WorkerPool(processes, start_method=start_method, keep_alive=True, chaos=chaos,
                                   chaos_seed=chaos_seed, event_log=event_log, max_worker_memory=max_worker_memory,
                                   max_task_retries=max_task_retries, restart_backoff=restart_backoff)
-        init = functools.partial(initializer, *initargs) if initializer is not None and initargs else initializer
+        init = None
+        if initializer is not None:
+            # initargs travel as the engine's shared objects, which every worker gets as its process starts
+            # (multiprocessing pickles them then, under spawn too: Locks, Queues and Values go through, as
+            # with the stdlib's initargs); they are the initializer's alone, tasks never see them.
+            self._engine._shared_objects = initargs
+            self._engine._hooks_only_objects = True
+            init = functools.partial(_run_initializer, initializer)
         # One session for every call: the workers run the initializer once per life, and maxtasksperchild is
         # their lifespan; a call never brings other hooks, so no call restarts them.
         self._session = WorkerSession(init, None, maxtasksperchild)

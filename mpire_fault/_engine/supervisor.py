@@ -331,6 +331,7 @@ class Supervisor(threading.Thread):
             pass_worker_id=s.pass_worker_id,
             use_worker_state=s.use_worker_state,
             has_shared_objects=s.has_shared_objects,
+            hooks_only_objects=s.hooks_only_objects,
             worker_lifespan=session.worker_lifespan,
             cpu_ids=s.cpu_ids[slot.worker_id],
             chaos=s.chaos,

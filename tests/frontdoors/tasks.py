@@ -63,3 +63,18 @@ def get_env(name: str) -> str | None:
 
 def broken_init() -> None:
     raise ZeroDivisionError("the initializer fails on purpose")
+
+
+_LOCK = None
+
+
+def init_with_lock(lock, name: str, value: str) -> None:
+    """An initializer as the stdlib's docs write them: a Lock from initargs kept in a global."""
+    global _LOCK
+    _LOCK = lock
+    os.environ[name] = value
+
+
+def get_env_locked(name: str) -> str | None:
+    with _LOCK:
+        return os.environ.get(name)

@@ -144,8 +144,10 @@ def test_a_death_in_a_map_names_its_item(tmp_path, method, chunksize):
 
 
 def test_spawn_context_and_initializer():
-    with get_context("spawn").Pool(2, tasks.set_env, ("MPF_INIT", "spawned")) as pool:
-        assert pool.map(tasks.get_env, ["MPF_INIT"] * 4) == ["spawned"] * 4
+    context = get_context("spawn")
+    # A Lock in initargs crosses only while a process starts, as with the stdlib's spawn.
+    with context.Pool(2, tasks.init_with_lock, (context.Lock(), "MPF_INIT", "spawned")) as pool:
+        assert pool.map(tasks.get_env_locked, ["MPF_INIT"] * 4) == ["spawned"] * 4
         assert pool.starmap(tasks.echo, [(1, {"a": 1})]) == [((1, {"a": 1}), {})]
         pool.close()
         pool.join()

@@ -88,6 +88,9 @@ class WorkerConfig:
     serializer: Any = None  # the parent's own, for threads (see threads.py); None: pickle or dill by use_dill
     shm_prefix: str | None = None  # big results go to shared memory under this prefix (see shm.py)
     pool_size: int = 1  # n_jobs: sizes the worker's pipes (slots.pipe_size)
+    # The shared objects are worker_init's and worker_exit's alone (multiprocessing.Pool's initargs, handed
+    # over as the process starts): tasks are called without them.
+    hooks_only_objects: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,14 +132,11 @@ class _Worker:
         self.insights = insights if cfg.insights else None
         self.insight_base = cfg.worker_id * INSIGHT_FIELDS
         self.chaos = cfg.chaos
-        preamble: list[Any] = []
-        if cfg.pass_worker_id:
-            preamble.append(cfg.worker_id)
-        if cfg.has_shared_objects:
-            preamble.append(shared_objects)
-        if cfg.use_worker_state:
-            preamble.append({})
-        self.preamble = tuple(preamble)
+        worker_id = (cfg.worker_id,) if cfg.pass_worker_id else ()
+        objects = (shared_objects,) if cfg.has_shared_objects else ()
+        state: tuple[dict, ...] = ({},) if cfg.use_worker_state else ()
+        self.hook_preamble = (*worker_id, *objects, *state)  # what worker_init and worker_exit are called with
+        self.preamble = (*worker_id, *(() if cfg.hooks_only_objects else objects), *state)  # what tasks get first
         # With insights on, each answer is preceded by the tasks that entered
         # this worker's longest five (see insights.py); off, no clock exists
         # and ``send`` is the plain one: nothing is timed, wrapped or sent.
@@ -193,7 +193,7 @@ class _Worker:
             self.visit("init")
             if self.worker_init is not None:
                 self.mark(-1, -1, INITIALIZING)
-                self.worker_init(*self.preamble)
+                self.worker_init(*self.hook_preamble)
                 self.mark(-1, -1, IDLE)
         except Exception as exc:  # noqa: BLE001 - whatever worker_init raised is an init failure
             self.mark(-1, -1, IDLE)
@@ -339,7 +339,7 @@ class _Worker:
             self.visit("exit")
             if self.worker_exit is not None:
                 self.mark(-1, -1, EXITING)
-                value = self.worker_exit(*self.preamble)
+                value = self.worker_exit(*self.hook_preamble)
             self.mark(-1, -1, IDLE)
         except Exception as exc:  # noqa: BLE001 - whatever worker_exit raised is an exit failure
             self.mark(-1, -1, IDLE)
