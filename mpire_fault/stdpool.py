@@ -68,7 +68,9 @@ def _stdlib_error(error: BaseException) -> BaseException:
     if type(cause) is RemoteTraceback:
         error.__cause__ = StdRemoteTraceback(cause.tb)
     if RESULT in getattr(error, "__notes__", ()):
-        wrapped = MaybeEncodingError(error, "the task's result")
+        wrapped = MaybeEncodingError(error, None)
+        wrapped.value = "<the task's result>"  # the value itself stayed in the worker (or would not load)
+        wrapped.args = (wrapped.exc, wrapped.value)
         wrapped.__cause__ = error
         return wrapped
     return error
