@@ -16,6 +16,7 @@ from .errors import (
 )
 from .pool import WorkerPool
 from .statistics import PoolStatistics
+from .stdpool import Pool, get_context
 
 __version__ = "0.1.0"
 
@@ -23,6 +24,7 @@ __all__ = [
     "AsyncResult",
     "ChaosSpecError",
     "Death",
+    "Pool",
     "PoolStatistics",
     "PoolTerminatedError",
     "RemoteTraceback",
@@ -34,4 +36,5 @@ __all__ = [
     "WorkerInitError",
     "WorkerPool",
     "cpu_count",
+    "get_context",
 ]

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import backends
-from ._core.arguments import apply_arguments
+from ._core.arguments import APPLY, MPIRE, apply_arguments
 from ._core.chunking import LARGEST_DEFAULT_CHUNK, chunks_in_flight, default_splits, is_ndarray, plan_chunks
 from ._core.contract import PoolBackend
 from ._core.options import (
@@ -114,6 +114,7 @@ class WorkerPool(PoolBackend):
         self._daemon = daemon
         self._cpu_ids = normalize_cpu_ids(cpu_ids, n_jobs, start_method)
         self._shared_objects = shared_objects
+        self._hooks_only_objects = False  # a front door's hook arguments (multiprocessing.Pool's initargs)
         self._pass_worker_id = pass_worker_id
         self._use_worker_state = use_worker_state
         self._keep_alive = keep_alive
@@ -162,7 +163,7 @@ class WorkerPool(PoolBackend):
             max_task_retries=self._max_task_retries, backoff=self._backoff, chaos=self._chaos,
             enable_insights=self.enable_insights, order_tasks=self.order_tasks, start_method=self._start_method,
             timeout_grace=self._timeout_grace, serializer=self._serializer if threading_mode else None,
-            shm_prefix=self._shm_prefix,
+            shm_prefix=self._shm_prefix, hooks_only_objects=self._hooks_only_objects,
         )
 
     def _running_supervisor(self) -> Supervisor:
@@ -188,6 +189,10 @@ class WorkerPool(PoolBackend):
             weakref.finalize(self, stop_supervisor, supervisor)
             self._supervisor = supervisor
         return supervisor
+
+    def _start_workers(self, session: WorkerSession) -> None:
+        """Start the workers now, with ``session``'s hooks (a front door whose workers exist from the start)."""
+        self._running_supervisor().start_workers(session)
 
     # MPIRE's setters
     def pass_on_worker_id(self, pass_on: bool = True) -> None:
@@ -233,14 +238,20 @@ class WorkerPool(PoolBackend):
             session = WorkerSession(worker_init, worker_exit, None, worker_init_timeout, worker_exit_timeout)
         if task_timeout is not None:
             positive_number("task_timeout", task_timeout)
-        args = apply_arguments(args)
+        return self._apply(func, apply_arguments(args), kwargs or {}, session, task_timeout, AsyncResult, callback,
+                           error_callback)
+
+    def _apply(self, func: Callable, args: tuple, kwargs: dict, session: WorkerSession, task_timeout: float | None,
+               result_type: type[AsyncResult], callback: Callable[[Any], Any] | None,
+               error_callback: Callable[[BaseException], Any] | None) -> AsyncResult:
+        """Submit ``func(*args, **kwargs)`` as one task; front doors with their own rules call this directly."""
         supervisor = self._running_supervisor()
-        result: AsyncResult = AsyncResult(callback, error_callback, self._callbacks, supervisor.finished.is_set)
+        result = result_type(callback, error_callback, self._callbacks, supervisor.finished.is_set)
         index = next(self._apply_counter)
         job = ApplyJob(session, _func_name(func), task_timeout, index, result, self._serializer.loads)
         job.chaos_call = self._chaos_scope
         try:
-            payload = self._serializer.dumps((func, "apply", [(args, kwargs or {})]))
+            payload = self._serializer.dumps((func, APPLY, [(args, kwargs)]))
         except BaseException as exc:  # noqa: BLE001 - even SystemExit from a __reduce__: it belongs to this task
             job.on_error(None, with_boundary(exc, TASK_ARGS))
             return result
@@ -255,8 +266,9 @@ class WorkerPool(PoolBackend):
                 worker_lifespan: int | None, progress_bar: bool, worker_init: Callable | None,
                 worker_exit: Callable | None, task_timeout: float | None, worker_init_timeout: float | None,
                 worker_exit_timeout: float | None, progress_bar_options: dict | None,
-                progress_bar_style: str | None, ordered: bool) -> Iterator[list]:
-        """The map family's engine: the results of one chunk at a time."""
+                progress_bar_style: str | None, ordered: bool, *, rule: str = MPIRE) -> Iterator[list]:
+        """The map family's engine: the results of one chunk at a time; ``rule`` is how an item becomes arguments
+        (``_core.arguments``: MPIRE's, or multiprocessing's whole items or starmap)."""
         args, iterable_len = map_arguments(
             iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits, worker_lifespan,
             {"task_timeout": task_timeout, "worker_init_timeout": worker_init_timeout,
@@ -282,7 +294,7 @@ class WorkerPool(PoolBackend):
         job.chaos_call = self._chaos_scope | next(self._map_calls)
         bar = make_progress_bar(style, options) if progress_bar else None
         results = iterate_map(supervisor, job, shipped, chunks, ordered, max_chunks, self._serializer.dumps,
-                              self._serializer.loads, bar, rows)
+                              self._serializer.loads, bar, rows, rule)
         return self._finish_after(results, session, release)
 
     def _finish_after(self, results: Iterator[list], session: WorkerSession,

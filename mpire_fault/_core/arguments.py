@@ -1,9 +1,17 @@
-"""How an item becomes a call's arguments: MPIRE's rule, written once for every backend.
+"""How an item becomes a call's arguments: the rule of each front door, written once for every backend.
 
-A dict is keyword arguments; any other iterable (but ``str``, ``bytes`` and a
-numpy array; a ``bytearray`` *is* unpacked) is unpacked into positional
-arguments; anything else is the one argument. The style is decided once per
-type, not per item.
+MPIRE's rule (``WorkerPool``, payload kind ``MPIRE``): a dict is keyword
+arguments; any other iterable (but ``str``, ``bytes`` and a numpy array; a
+``bytearray`` *is* unpacked) is unpacked into positional arguments; anything
+else is the one argument. The style is decided once per type, not per item.
+
+``multiprocessing.Pool``'s rules (``mpire_fault.Pool``): ``map`` passes each
+item whole (``WHOLE``: a tuple is one argument) and ``starmap`` unpacks it
+with ``*item`` (``STAR``: a dict gives its keys, a string its characters).
+Their style is fixed by the kind, so no item's type is looked at.
+
+The payload of a task says its kind (``APPLY`` or one of the three map
+rules): the front door decides, the worker follows.
 """
 from __future__ import annotations
 
@@ -15,6 +23,11 @@ from .chunking import is_ndarray_type
 
 _STYLES: dict[type, int] = {}  # argument style per item type: decided once per type, not per item
 ONE, UNPACK, KEYWORDS = 0, 1, 2  # the argument styles
+
+# The kinds of a task's payload ``(func, kind, items)``: apply's ``(args, kwargs)`` pairs, or a map's items
+# under one of the three rules.
+APPLY, MPIRE, WHOLE, STAR = "apply", "map", "whole", "star"
+FIXED_STYLES = {WHOLE: ONE, STAR: UNPACK}  # the map rules whose style does not depend on the items
 
 
 def style_of(kind: type) -> int:
@@ -55,9 +68,14 @@ def uniform_style(items: list | range) -> int | None:
 
 
 def arguments_of(kind: str, item: Any) -> tuple[tuple, dict]:
-    """The positional and keyword arguments one item (or apply task) passes, without the pool's preamble."""
-    if kind == "apply":
+    """The positional and keyword arguments one item (or apply task) of payload ``kind`` passes, without the
+    pool's preamble."""
+    if kind == APPLY:
         return item
+    if kind == WHOLE:
+        return (item,), {}
+    if kind == STAR:
+        return tuple(item), {}
     style = style_of(type(item))
     if style == ONE:
         return (item,), {}
@@ -74,3 +92,17 @@ def call_item(func: Callable, preamble: tuple, item: Any) -> Any:
     if style == UNPACK:
         return func(*preamble, *item)
     return func(*preamble, **item)
+
+
+def call_whole(func: Callable, preamble: tuple, item: Any) -> Any:
+    """``func(*preamble, item)``: multiprocessing.Pool's ``map`` rule."""
+    return func(*preamble, item)
+
+
+def call_star(func: Callable, preamble: tuple, item: Any) -> Any:
+    """``func(*preamble, *item)``: multiprocessing.Pool's ``starmap`` rule."""
+    return func(*preamble, *item)
+
+
+# How one item of each map rule is called, item by item (runners.run_items).
+CALLERS: dict[str, Callable[[Callable, tuple, Any], Any]] = {MPIRE: call_item, WHOLE: call_whole, STAR: call_star}

@@ -64,12 +64,8 @@ class Dispatcher:
                 state.pending.popleft()
                 continue
             if state.mode is STOPPED:
-                if any(s.alive for s in state.slots):
+                if not self.begin(head.job.session):
                     return  # an earlier graceful stop is still finishing
-                state.session, state.mode, state.gave_up = head.job.session, Mode.RUNNING, False
-                if state.exits.closed:  # as MPIRE: starting workers from none empties get_exit_results()
-                    state.exits = WorkerExits()
-                self.start_workers()
             elif head.job.session != state.session:
                 if (isinstance(head.job, ApplyJob) and state.mode is Mode.RUNNING and not state.gave_up
                         and state.session is not None):
@@ -84,6 +80,17 @@ class Dispatcher:
                 return
             state.pending.popleft()
             self.hand(slot, head)
+
+    def begin(self, session: WorkerSession) -> bool:
+        """Start the workers of ``session`` from none; False while an earlier graceful stop is still finishing."""
+        state = self.state
+        if any(s.alive for s in state.slots):
+            return False
+        state.session, state.mode, state.gave_up = session, Mode.RUNNING, False
+        if state.exits.closed:  # as MPIRE: starting workers from none empties get_exit_results()
+            state.exits = WorkerExits()
+        self.start_workers()
+        return True
 
     def update_session(self, wanted: WorkerSession) -> bool:
         """A call brings other hooks while workers live: keep the workers, as MPIRE does.

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from time import perf_counter
 from typing import Any
 
+from .._core.arguments import MPIRE
 from .._core.ordering import InputOrder
 from .._core.remote import RESULT, TASK_ARGS, loaded, with_boundary
 from ..errors import PoolTerminatedError, SupervisorError
@@ -22,11 +23,13 @@ _SYNC_WAIT = 0.005
 
 def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[int, Sequence]], ordered: bool,
                 max_chunks: int, dumps: Callable, loads: Callable, progress: Any = None,
-                rows: Callable[[Sequence], int] = len) -> Iterator[list]:
+                rows: Callable[[Sequence], int] = len, kind: str = MPIRE) -> Iterator[list]:
     """Feed chunks to the supervisor and yield each chunk's results (in input order if ``ordered``).
 
     Results come out a chunk (a list) at a time: ``map`` extends its list with
     them and ``imap`` flattens them in C, so no Python frame runs per item.
+    ``kind`` is the front door's argument rule (``_core.arguments``), carried
+    by every chunk: the worker applies it, no item is wrapped here.
 
     The caller's thread pulls the user's iterable and pickles arguments, so a
     slow generator or a pickling error never stalls the supervisor; an
@@ -53,7 +56,7 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
                     raise
                 began = perf_counter()
                 try:
-                    payload = dumps((func, "map", items))
+                    payload = dumps((func, kind, items))
                 except BaseException as exc:  # noqa: BLE001 - any pickling error of the user's fails this call
                     supervisor.abort(job, True)
                     raise with_boundary(exc, TASK_ARGS)  # noqa: B904 - the same exception, marked

@@ -44,6 +44,7 @@ class PoolSettings:
     timeout_grace: float = 5.0  # seconds between a soft timeout and the kill
     serializer: Any = None  # threading: the ReferenceSerializer shared with the worker threads
     shm_prefix: str | None = None  # names of this pool's shared-memory segments (None: none are used)
+    hooks_only_objects: bool = False  # shared objects go to worker_init/worker_exit only (WorkerConfig)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

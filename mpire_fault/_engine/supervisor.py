@@ -39,7 +39,7 @@ from .child.orphans import preload
 from .child.worker import PickledObjects, WorkerConfig
 from .dispatch import Dispatcher
 from .insights import TopTasks
-from .jobs import Barrier, Job, Task, WorkerExits
+from .jobs import Barrier, Job, Task, WorkerExits, WorkerSession
 from .recorder import Recorder
 from .settlement import Settlement
 from .slots import WorkerSlot
@@ -137,6 +137,15 @@ class Supervisor(threading.Thread):
         done = threading.Event()
         self._post(self._on_sync, done)
         done.wait(timeout)
+
+    def start_workers(self, session: WorkerSession) -> None:
+        """Start the workers of ``session`` now, before any task asks for them.
+
+        For a front door whose workers exist from its constructor on
+        (``multiprocessing.Pool`` runs its initializer even if no task ever
+        comes). Nothing happens if workers already run or a call started them.
+        """
+        self._post(self._on_start_workers, session)
 
     def barrier(self, barrier: Barrier) -> None:
         """Queue a graceful stop of every worker behind the pending tasks."""
@@ -271,6 +280,11 @@ class Supervisor(threading.Thread):
         self.dispatcher.dispatch()
         done.set()
 
+    def _on_start_workers(self, session: WorkerSession) -> None:
+        state = self.state
+        if state.mode is Mode.STOPPED and not state.pending:
+            self.dispatcher.begin(session)
+
     def _on_barrier(self, barrier: Barrier) -> None:
         if self.state.finishing:
             barrier.event.set()
@@ -317,6 +331,7 @@ class Supervisor(threading.Thread):
             pass_worker_id=s.pass_worker_id,
             use_worker_state=s.use_worker_state,
             has_shared_objects=s.has_shared_objects,
+            hooks_only_objects=s.hooks_only_objects,
             worker_lifespan=session.worker_lifespan,
             cpu_ids=s.cpu_ids[slot.worker_id],
             chaos=s.chaos,

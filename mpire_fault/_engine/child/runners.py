@@ -8,6 +8,10 @@ Two ways, with the same outcome and the same progress-slot writes:
   (worker id, shared objects, worker state), apply's keyword arguments and
   per-item start times (the watchdog times each item from those).
 
+Either way the payload's kind says how an item becomes arguments (see
+``_core.arguments``): MPIRE's rule, multiprocessing's whole items, or its
+``starmap``.
+
 Both read the cancel table between items or batches, so no item of an
 aborted map call starts after a bounded delay, and both return None when
 done, ``SKIPPED`` when the call was aborted, or the exception of item
@@ -21,7 +25,7 @@ from itertools import repeat, starmap
 from operator import itemgetter, setitem
 from typing import Any
 
-from ..._core.arguments import ONE, call_item
+from ..._core.arguments import APPLY, CALLERS, MPIRE, ONE
 from ..wire.protocol import BATCH, CANCEL_SLOTS, FLAG_AREA, ITEM, MAX_BATCH, NOT_BATCHED, PHASE, PHASE_START, PICKLING
 
 _FIRST = itemgetter(0)
@@ -94,6 +98,7 @@ def run_items(func: Callable, kind: str, items: list, first_index: int, job_id: 
     item_at, time_at, phase_at = base + ITEM, base + PHASE_START, base + PHASE
     monotonic = time.monotonic
     append = results.append
+    call_with = CALLERS.get(kind, CALLERS[MPIRE])  # the map rule of this payload (unused for apply)
     index = first_index
     timed = timed or visit is not None  # item start times also order deaths seen together (supervisor.run)
     try:
@@ -106,11 +111,11 @@ def run_items(func: Callable, kind: str, items: list, first_index: int, job_id: 
                 progress[time_at] = monotonic()
             if visit is not None:
                 visit("task.start", index, attempt, call)
-            if kind == "apply":
+            if kind == APPLY:
                 args, kwargs = item
                 append(func(*preamble, *args, **kwargs))
             else:
-                append(call_item(func, preamble, item))
+                append(call_with(func, preamble, item))
             if visit is not None:
                 visit("task.end", index, attempt, call)
             index += 1

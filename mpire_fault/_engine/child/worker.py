@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..._core.arguments import arguments_of, uniform_style
+from ..._core.arguments import APPLY, FIXED_STYLES, MPIRE, arguments_of, uniform_style
 from ..._core.remote import RESULT, TASK_ARGS, dump_exception, summarize
 from ...errors import TaskTimeoutError
 from ...exception import TaskInterrupted
@@ -89,6 +89,9 @@ class WorkerConfig:
     shm_prefix: str | None = None  # big results go to shared memory under this prefix (see shm.py)
     pool_size: int = 1  # n_jobs: sizes the worker's pipes (slots.pipe_size)
     parent_pid: int | None = None  # the process that forks this worker; None: the forkserver (see orphans.py)
+    # The shared objects are worker_init's and worker_exit's alone (multiprocessing.Pool's initargs, handed
+    # over as the process starts): tasks are called without them.
+    hooks_only_objects: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,14 +133,11 @@ class _Worker:
         self.insights = insights if cfg.insights else None
         self.insight_base = cfg.worker_id * INSIGHT_FIELDS
         self.chaos = cfg.chaos
-        preamble: list[Any] = []
-        if cfg.pass_worker_id:
-            preamble.append(cfg.worker_id)
-        if cfg.has_shared_objects:
-            preamble.append(shared_objects)
-        if cfg.use_worker_state:
-            preamble.append({})
-        self.preamble = tuple(preamble)
+        worker_id = (cfg.worker_id,) if cfg.pass_worker_id else ()
+        objects = (shared_objects,) if cfg.has_shared_objects else ()
+        state: tuple[dict, ...] = ({},) if cfg.use_worker_state else ()
+        self.hook_preamble = (*worker_id, *objects, *state)  # what worker_init and worker_exit are called with
+        self.preamble = (*worker_id, *(() if cfg.hooks_only_objects else objects), *state)  # what tasks get first
         # With insights on, each answer is preceded by the tasks that entered
         # this worker's longest five (see insights.py); off, no clock exists
         # and ``send`` is the plain one: nothing is timed, wrapped or sent.
@@ -194,7 +194,7 @@ class _Worker:
             self.visit("init")
             if self.worker_init is not None:
                 self.mark(-1, -1, INITIALIZING)
-                self.worker_init(*self.preamble)
+                self.worker_init(*self.hook_preamble)
                 self.mark(-1, -1, IDLE)
         except Exception as exc:  # noqa: BLE001 - whatever worker_init raised is an init failure
             self.mark(-1, -1, IDLE)
@@ -271,8 +271,9 @@ class _Worker:
         if self.clock is not None:
             func = self.clock.wrap(func)
         results: list[Any] = []
-        if self.chaos is None and kind != "apply" and not self.preamble and not timed:
-            style = uniform_style(items)
+        if self.chaos is None and kind != APPLY and not self.preamble and not timed:
+            # MPIRE's rule looks at the items' types; multiprocessing's rules fix the style by themselves.
+            style = uniform_style(items) if kind == MPIRE else FIXED_STYLES[kind]
             if style is not None:
                 outcome = run_batches(func, items, first_index, job_id, style, results, self.progress_view,
                                       self.flags, self._flag_positions(), self.base, self.cancelled)
@@ -289,7 +290,7 @@ class _Worker:
             context = "" if soft_timeout else self._context(kind, items, len(results))
             self.answer(failed(task_id, len(results), dump_exception(outcome, self.serializer, context),
                                SOFT_TIMEOUT if soft_timeout else None, summarize(outcome)),
-                        1 if kind == "apply" and not soft_timeout else 0)
+                        1 if kind == APPLY and not soft_timeout else 0)
             return
         self.mark(task_id, first_index, PICKLING)
         try:
@@ -339,7 +340,7 @@ class _Worker:
             self.visit("exit")
             if self.worker_exit is not None:
                 self.mark(-1, -1, EXITING)
-                value = self.worker_exit(*self.preamble)
+                value = self.worker_exit(*self.hook_preamble)
             self.mark(-1, -1, IDLE)
         except Exception as exc:  # noqa: BLE001 - whatever worker_exit raised is an exit failure
             self.mark(-1, -1, IDLE)
