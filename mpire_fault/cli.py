@@ -1,8 +1,9 @@
-"""The ``mpire-fault`` command line (also ``python -m mpire_fault``).
+"""The mpire-fault command line (also python -m mpire_fault).
 
 Each subcommand lives in its own module with ``add_arguments(parser)`` and
 ``main(namespace) -> int``; only the chosen one is imported, so ``demo``
-does not pay for Hypothesis.
+does not pay for Hypothesis. Bad input is refused in one line naming what
+was wrong, with exit status 2, never with a traceback.
 """
 from __future__ import annotations
 
@@ -10,12 +11,25 @@ import argparse
 import importlib
 import sys
 
+EXIT_USAGE = 2
+
 COMMANDS = {
     "demo": ("mpire_fault.demo", "show workers dying under apply and map, and the pool recovering"),
     "run": ("mpire_fault.scenario.cli", "run resilience scenarios (scenarios/*.toml): the CI gate"),
     "timeline": ("mpire_fault.timeline.cli", "draw a pool's event log (JSON lines) as a self-contained HTML timeline"),
     "verify": ("mpire_fault.verify.cli", "grade a pool against the guarantees with Hypothesis state machines"),
 }
+
+
+def positive_count(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse names the option in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +44,13 @@ def main(argv: list[str] | None = None) -> int:
             modules[name] = importlib.import_module(module_name)
             modules[name].add_arguments(command_parser)
     namespace = parser.parse_args(argv)
-    return int(modules[namespace.command].main(namespace) or 0)
+    from .errors import ChaosSpecError
+
+    try:
+        return int(modules[namespace.command].main(namespace) or 0)
+    except ChaosSpecError as exc:  # a spec from the environment (MP_CHAOS): the message names it
+        print(f"mpire-fault {namespace.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import sys
 import time
 
 from ._core.start_methods import PROCESS_START_METHODS
+from .cli import positive_count
 from .errors import WorkerDiedError
 from .pool import WorkerPool
 
@@ -23,8 +24,9 @@ def job(x: int) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n-jobs", type=int, default=2, help="worker processes (default: 2)")
-    parser.add_argument("--start-method", default="fork", choices=PROCESS_START_METHODS)
+    parser.add_argument("--n-jobs", type=positive_count, default=2, metavar="N", help="worker processes (default: 2)")
+    parser.add_argument("--start-method", default="fork", choices=PROCESS_START_METHODS,
+                        help="how workers start (default: fork)")
 
 
 def main(ns: argparse.Namespace) -> int:

@@ -14,21 +14,12 @@ import os
 import sys
 import time
 
+from ..cli import positive_count
 from .loader import discover
 from .report import plural, progress_line, write_html, write_json, write_junit, write_table
 from .runner import gate_passed, run_scenarios
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def _jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write a JSON report to PATH")
     parser.add_argument("--html", metavar="PATH",
                         help="write an HTML page to PATH: a timeline of the pools' events per scenario")
-    parser.add_argument("-j", "--jobs", type=_jobs, default=min(2, os.cpu_count() or 1), metavar="N",
+    parser.add_argument("-j", "--jobs", type=positive_count, default=min(2, os.cpu_count() or 1), metavar="N",
                         help="scenarios run at the same time (default: %(default)s)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines, only the table")
 
