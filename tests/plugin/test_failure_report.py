@@ -70,3 +70,24 @@ def test_a_failure_under_chaos_shows_the_users_line_and_the_error_not_our_frames
         assert any(line.startswith("E ") and "WorkerDiedError" in line for line in lines), body
         assert "mp-chaos: faults injected in this test" in body and "=sigkill (task" in body, body
         assert len(lines) < 20, body  # was 90 lines for the map, most of them iterate_map's source
+
+
+def test_the_summary_names_the_marker_specs_that_ran_when_no_spec_was_given(suite):
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist",
+                                        "--mp-chaos-seed=5", timeout=120)
+    result.assert_outcomes(failed=3)
+    summary = result.stdout.str().split("= mp-chaos =")[1]
+    assert "spec: None" not in summary
+    assert "@pytest.mark.mp_chaos('task.start[task=2]=sigkill'): 2 tests\n" in summary
+    assert "@pytest.mark.mp_chaos('task.start[task=0]=sigkill'): 1 test\n" in summary
+    assert "test_map_dies: 1 fault\n" in summary and "fault(s)" not in summary
+    assert "--mp-chaos-seed=5" in summary and "--mp-chaos=" not in summary  # the markers bring the spec back
+
+
+def test_a_report_without_any_chaos_says_so(pytester):
+    pytester.makepyfile(test_plain="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist",
+                                           "--mp-chaos-report=report.json", timeout=60)
+    result.assert_outcomes(passed=1)
+    assert "no chaos ran, so the report" in result.stdout.str()
+    assert "--mp-chaos[=SPEC] or mark tests with @pytest.mark.mp_chaos(SPEC)" in result.stdout.str()
