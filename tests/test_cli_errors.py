@@ -1,4 +1,5 @@
-"""Bad input to any command is refused in one line naming what was wrong (exit 2), never with a traceback."""
+"""What a newcomer meets at the command line: bad input refused in one line naming what was wrong (exit 2),
+never a traceback; help and output in plain words."""
 from __future__ import annotations
 
 import os
@@ -47,3 +48,20 @@ def test_the_cli_refuses_a_bad_mp_chaos_without_a_traceback():
     first = done.stderr.splitlines()[0]
     assert first.startswith("mpire-fault demo: error: MP_CHAOS") and "position 13" in first
 
+
+
+def test_the_help_has_no_markup_and_the_demo_counts_in_words(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "``" not in capsys.readouterr().out
+    assert main(["demo", "--n-jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "8 tasks on 1 worker;" in out and "has 1 live worker again" in out and "restarted 2 workers" in out
+    assert "(s)" not in out and "(job)" not in out and "(fragile_square)" in out
+
+
+def test_the_timeline_example_says_where_it_wrote_the_page(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "timeline" / "chaos_run.py")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert f"timeline written to {tmp_path.resolve() / 'run.html'}" in done.stdout and (tmp_path / "run.html").is_file()

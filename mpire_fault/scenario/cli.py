@@ -14,9 +14,10 @@ import os
 import sys
 import time
 
+from .._core.wording import counted
 from ..cli import positive_count
 from .loader import discover
-from .report import plural, progress_line, write_html, write_json, write_junit, write_table
+from .report import progress_line, write_html, write_json, write_junit, write_table
 from .runner import gate_passed, run_scenarios
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -69,8 +70,8 @@ def main(namespace: argparse.Namespace) -> int:
     jobs = getattr(namespace, "jobs", 2)
     quiet = getattr(namespace, "quiet", False)
     if not quiet:
-        print(f"mpire-fault run: {len(paths)} {plural(len(paths), 'scenario')}, {min(jobs, len(paths))} at a time",
-              file=sys.stderr, flush=True)
+        print(f"mpire-fault run: {counted(len(paths), 'scenario')}, {min(jobs, len(paths))} at a time", file=sys.stderr,
+              flush=True)
 
     def on_result(result, done: int, total: int) -> None:
         if not quiet:

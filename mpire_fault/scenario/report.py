@@ -16,6 +16,7 @@ import socket
 import xml.etree.ElementTree as ET
 from typing import Any, TextIO
 
+from .._core.wording import counted
 from .runner import STATUSES, ScenarioResult, gate_passed
 
 _LABELS = {"passed": "PASS", "skipped": "SKIP", "failed": "FAIL", "invalid": "INVALID", "timeout": "TIMEOUT",
@@ -73,13 +74,7 @@ def verdict_line(results: list[ScenarioResult], seconds: float) -> str:
     c = counts(results)
     parts = [f"{c[s]} {s}" for s in STATUSES if c[s]]
     verdict = "PASSED" if gate_passed(results) else "FAILED"
-    return f"{verdict}: {', '.join(parts) or 'no scenarios'} of {c['total']} {plural(c['total'], 'scenario')} " \
-           f"in {seconds:.1f} s"
-
-
-def plural(n: int, word: str) -> str:
-    """``word`` as it reads after the number ``n`` (1 scenario, 2 scenarios)."""
-    return word if n == 1 else f"{word}s"
+    return f"{verdict}: {', '.join(parts) or 'no scenarios'} of {counted(c['total'], 'scenario')} in {seconds:.1f} s"
 
 
 def to_dict(results: list[ScenarioResult], seconds: float) -> dict[str, Any]:

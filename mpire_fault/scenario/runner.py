@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._core.wording import counted
 from ..errors import describe_exitcode
 from ..events import EVENTS_DIR_ENV
 from ..testing.children import is_helper
@@ -178,7 +179,8 @@ def _run_process(scenario: Scenario, python: str, out: str, log_path: str,
     if proc.returncode != 0:
         return "crashed", f"the scenario process ended with {describe_exitcode(proc.returncode)}"
     if leftovers:
-        return "ran", f"{len(leftovers)} process(es) still running after the scenario ended: {', '.join(leftovers)}"
+        return "ran", (f"{counted(len(leftovers), 'process', 'processes')} still running after the scenario ended: "
+                       f"{', '.join(leftovers)}")
     return "ran", ""
 
 
