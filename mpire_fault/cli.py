@@ -1,14 +1,17 @@
-"""The ``mpire-fault`` command line (also ``python -m mpire_fault``).
+"""The mpire-fault command line (also python -m mpire_fault).
 
 Each subcommand lives in its own module with ``add_arguments(parser)`` and
 ``main(namespace) -> int``; only the chosen one is imported, so ``demo``
-does not pay for Hypothesis.
+does not pay for Hypothesis. Bad input is refused in one line naming what
+was wrong, with exit status 2, never with a traceback.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+
+EXIT_USAGE = 2
 
 COMMANDS = {
     "demo": ("mpire_fault.demo", "show workers dying under apply and map, and the pool recovering"),
@@ -30,7 +33,13 @@ def main(argv: list[str] | None = None) -> int:
             modules[name] = importlib.import_module(module_name)
             modules[name].add_arguments(command_parser)
     namespace = parser.parse_args(argv)
-    return int(modules[namespace.command].main(namespace) or 0)
+    from .errors import ChaosSpecError
+
+    try:
+        return int(modules[namespace.command].main(namespace) or 0)
+    except ChaosSpecError as exc:  # a spec from the environment (MP_CHAOS): the message names it
+        print(f"mpire-fault {namespace.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

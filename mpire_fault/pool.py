@@ -299,12 +299,15 @@ class WorkerPool(PoolBackend):
 
     def _finish_after(self, results: Iterator[list], session: WorkerSession,
                       release: Callable[[], None]) -> Iterator[list]:
+        # pytest leaves this frame out of a failing test's report: the user's line and the error are what count
+        __tracebackhide__ = True
         try:
             yield from self._settled(results, session)
         finally:
             release()  # an unpicklable function's entry in inherit's table: the call is over
 
     def _settled(self, results: Iterator[list], session: WorkerSession) -> Iterator[list]:
+        __tracebackhide__ = True
         try:
             yield from results
         except BaseException:

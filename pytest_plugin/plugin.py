@@ -54,6 +54,19 @@ class RunState:
     def journal_path(self, nodeid: str) -> str:
         return os.path.join(self.run_dir, f"{zlib.crc32(nodeid.encode()):08x}.jsonl")
 
+    def marker_spec_path(self, nodeid: str) -> str:
+        """Where a test whose chaos came from its marker leaves that spec (also from xdist workers)."""
+        return os.path.join(self.run_dir, f"{zlib.crc32(nodeid.encode()):08x}.spec")
+
+    def marker_specs(self) -> Counter[str]:
+        """The specs markers ran, with the number of tests that ran each."""
+        found: Counter[str] = Counter()
+        for name in sorted(os.listdir(self.run_dir)) if os.path.isdir(self.run_dir) else []:
+            if name.endswith(".spec"):
+                with open(os.path.join(self.run_dir, name), encoding="utf-8") as handle:
+                    found[handle.read()] += 1
+        return found
+
 
 def is_html(path: str) -> bool:
     """An HTML report (a timeline page) rather than JSON."""
@@ -214,6 +227,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Iterator[None]:
         os.makedirs(state.events_dir, exist_ok=True)
         os.environ[EVENTS_DIR_ENV] = state.events_dir
     item.stash[_SPEC] = spec
+    if spec != state.spec:  # the summary says what ran, and the controller of xdist workers reads it here
+        with open(state.marker_spec_path(item.nodeid), "w", encoding="utf-8") as handle:
+            handle.write(spec)
     try:
         yield
     finally:
@@ -303,7 +319,8 @@ def _reproduce(config: pytest.Config, state: RunState) -> str:
                 index += 1
         elif not arg.startswith(("--mp-chaos=", "--mp-chaos-seed=", "--mp-chaos-report=")):
             args.append(arg)
-    chaos = [f"--mp-chaos={state.spec}", f"--mp-chaos-seed={state.seed}"]
+    # chaos from markers only: the markers are in the code, the seed is all a rerun needs
+    chaos = ([f"--mp-chaos={state.spec}"] if state.spec is not None else []) + [f"--mp-chaos-seed={state.seed}"]
     if "--" in args:
         at = args.index("--")
         args[at:at] = chaos
@@ -317,20 +334,31 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if state is None or getattr(config, "workerinput", None) is not None:
         return
     entries, outcomes = _collect(state)
-    if state.spec is None and not entries:
-        return
+    markers = state.marker_specs()
     write = terminalreporter.write_line
+    if state.spec is None and not markers:
+        if state.report:  # asked for a report of a run without chaos: an empty report needs saying why
+            terminalreporter.section("mp-chaos")
+            write(f"no chaos ran, so the report {state.report} records no faults: pass --mp-chaos[=SPEC] "
+                  "or mark tests with @pytest.mark.mp_chaos(SPEC)", yellow=True)
+        return
     terminalreporter.section("mp-chaos")
-    write(f"spec: {state.spec}   seed: {state.seed}")
+    shown = state.spec if state.spec is not None else "none on the command line; markers only"
+    write(f"spec: {shown}   seed: {state.seed}")
+    for spec, tests in sorted(markers.items()):
+        write(f"  @pytest.mark.mp_chaos({spec!r}): {tests} {_plural(tests, 'test')}")
     kinds = Counter((e["site"], e["action"]) for e in entries)
     write(f"faults injected: {len(entries)}")
     for (site, action), count in sorted(kinds.items()):
         write(f"  {count:5d}  {site}={action}")
     seen = Counter(e["nodeid"] for e in entries)
     for nodeid, count in sorted(seen.items()):
-        write(f"  {outcomes.get(nodeid, '?').upper():8} {nodeid}: {count} fault(s)")
-    if state.spec is not None:
-        write(f"reproduce: {_reproduce(config, state)}")
+        write(f"  {outcomes.get(nodeid, '?').upper():8} {nodeid}: {count} {_plural(count, 'fault')}")
+    write(f"reproduce: {_reproduce(config, state)}")
+
+
+def _plural(n: int, word: str) -> str:
+    return word if n == 1 else f"{word}s"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -339,7 +367,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     if state.report:
         entries, outcomes = _collect(state)
-        reproduce = _reproduce(config, state) if state.spec else None
+        reproduce = _reproduce(config, state) if state.spec or state.marker_specs() else None
         try:
             if state.events_dir is not None:
                 from .html_report import write_html_report
@@ -352,6 +380,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
                     "spec": state.spec,
                     "seed": state.seed,
                     "reproduce": reproduce,
+                    "marker_specs": dict(state.marker_specs()),
                     "journal": entries,
                     "tests": [{"nodeid": n, "outcome": o, "faults": faults.get(n, 0)}
                               for n, o in sorted(outcomes.items())],

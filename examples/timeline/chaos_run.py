@@ -1,7 +1,9 @@
 """The chaos run drawn in the README (docs/timeline.png): 4 workers, apply tasks and a map, seeded faults.
 
-Run it with `python examples/timeline/chaos_run.py`; it writes events.jsonl and run.html here.
+Run it with `python examples/timeline/chaos_run.py`; it writes events.jsonl and run.html in the current
+folder and prints where.
 """
+import os
 import time
 
 from mpire_fault import WorkerDiedError, WorkerPool
@@ -34,4 +36,5 @@ if __name__ == "__main__":
         apply_all(pool, range(40))
     events = read_events("events.jsonl")
     write_timeline(events, "run.html", "A real chaos run: 4 workers, SIGKILL, exit(3) and raise injected at random")
-    print(len(events), "events")
+    print(f"{len(events)} events in {os.path.abspath('events.jsonl')}")
+    print(f"timeline written to {os.path.abspath('run.html')}: open it in a browser")

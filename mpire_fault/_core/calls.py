@@ -16,6 +16,8 @@ from .results import maybe_concatenate
 
 def _collect(chunks: Iterator[list]) -> list[Any]:
     """map's results: each chunk's list appended in C, no Python frame per item."""
+    # pytest leaves this frame out of a failing test's report: the user's line and the error are what count
+    __tracebackhide__ = True
     results: list[Any] = []
     for values in chunks:
         results.extend(values)
@@ -24,6 +26,7 @@ def _collect(chunks: Iterator[list]) -> list[Any]:
 
 def _flatten(chunks: Iterator[list]) -> Iterator[Any]:
     """imap's results item by item, as a generator (callers may ``close()`` it, as MPIRE's)."""
+    __tracebackhide__ = True
     try:
         for values in chunks:
             yield from values
@@ -59,6 +62,7 @@ class CallForms:
               task_timeout: float | None = None, worker_init_timeout: float | None = None,
               worker_exit_timeout: float | None = None) -> Any:
         """Blocking ``apply_async(...).get()``."""
+        __tracebackhide__ = True
         return self.apply_async(func, args, kwargs, callback, error_callback, worker_init, worker_exit,
                                 task_timeout, worker_init_timeout, worker_exit_timeout).get()
 
@@ -95,6 +99,7 @@ class CallForms:
             worker_exit_timeout: float | None = None, progress_bar_options: dict | None = None,
             progress_bar_style: str | None = None) -> Any:
         """``list(imap(...))``: results in input order (numpy outputs concatenated, as MPIRE does)."""
+        __tracebackhide__ = True
         results = _collect(self._chunks(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits,
                                         worker_lifespan, progress_bar, worker_init, worker_exit, task_timeout,
                                         worker_init_timeout, worker_exit_timeout, progress_bar_options,
@@ -109,6 +114,7 @@ class CallForms:
                       worker_exit_timeout: float | None = None, progress_bar_options: dict | None = None,
                       progress_bar_style: str | None = None) -> list[Any]:
         """``list(imap_unordered(...))``."""
+        __tracebackhide__ = True
         return _collect(self._chunks(func, iterable_of_args, iterable_len, max_tasks_active, chunk_size, n_splits,
                                      worker_lifespan, progress_bar, worker_init, worker_exit, task_timeout,
                                      worker_init_timeout, worker_exit_timeout, progress_bar_options,

@@ -204,6 +204,8 @@ class AsyncResult(Generic[T]):
                 self._resolve(error=SupervisorError("the pool's supervisor ended without answering this task"))
 
     def get(self, timeout: float | None = None) -> T:
+        # pytest leaves this frame out of a failing test's report: the user's line and the error are what count
+        __tracebackhide__ = True
         self.wait(timeout)
         if not self._event.is_set():
             raise TimeoutError(f"the result was not ready within {timeout} seconds")

@@ -35,6 +35,8 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
     slow generator or a pickling error never stalls the supervisor; an
     error of this call aborts it, and closing the iterator early cancels it.
     """
+    # pytest leaves this frame out of a failing test's report: the user's line and the error are what count
+    __tracebackhide__ = True
     outstanding, exhausted, ordinal, aborted = 0, False, 0, False
     n_workers = len(supervisor.slots)
     in_order = InputOrder()

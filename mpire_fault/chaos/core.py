@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ..errors import ChaosSpecError
 from . import env as environment
 from . import journal as journal_file
 from .actions import perform
@@ -95,7 +96,13 @@ class Chaos:
         if not spec:
             return None
         seed = environ.get(environment.SEED, "").strip()
-        return cls(spec, parse_seed(seed, environment.SEED) if seed else None)
+        try:
+            parsed = parse_spec(spec)
+        except ChaosSpecError as exc:
+            # Nothing in the caller's code holds this spec: the error must say where it came from.
+            raise ChaosSpecError(f"{environment.SPEC} (environment variable): {exc.reason}", exc.spec,
+                                 exc.position) from None
+        return cls(parsed, parse_seed(seed, environment.SEED) if seed else None)
 
     def _index(self) -> None:
         self._by_site: dict[str, list[tuple[int, Rule]]] = {}

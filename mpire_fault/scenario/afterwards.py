@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._core.wording import counted
+
 FOLLOW_UP = 7
 MAP_AGAIN = 2  # items of the map_usable_after call (0 and 1: few, so a chaos selector on a later task misses it)
 
@@ -65,7 +67,7 @@ def follow_up(pool: Any, square: Callable[..., Any], deadline: float, attempts: 
         if value == FOLLOW_UP * FOLLOW_UP:
             return {"ok": True, "error": None, "attempts": len(errors) + 1}
         return {"ok": False, "error": f"returned {value!r}"}
-    return {"ok": False, "error": f"{attempts} attempts failed; last: {errors[-1]}"}
+    return {"ok": False, "error": f"{counted(attempts, 'attempt')} failed; last: {errors[-1]}"}
 
 
 def ready_after(pool: Any, n_jobs: int, wait: float) -> float | None:
@@ -103,4 +105,4 @@ def map_again(pool: Any, mode: str, square: Callable[..., Any], call_kwargs: dic
         if got == want:
             return {"ok": True, "error": None, "attempts": len(errors) + 1}
         return {"ok": False, "error": f"returned {box['values']!r}, expected {want!r}"}
-    return {"ok": False, "error": f"{attempts} attempts failed; last: {errors[-1][:300]}"}
+    return {"ok": False, "error": f"{counted(attempts, 'attempt')} failed; last: {errors[-1][:300]}"}

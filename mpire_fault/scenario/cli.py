@@ -2,8 +2,10 @@
 
 Runs every scenario (files, or folders searched for ``*.toml``) in a process
 of its own with a hard timeout, shows progress, prints a table, writes the
-reports, and exits 0 only when every scenario passed, 2 for bad input (the
-command line, or a scenario file that is malformed: INVALID), 1 otherwise.
+reports, and exits 0 only when every scenario passed (or was skipped: its
+backend needs an optional extra this install lacks, and at least one other
+passed), 2 for bad input (the command line, or a scenario file that is
+malformed: INVALID), 1 otherwise.
 """
 from __future__ import annotations
 
@@ -12,21 +14,13 @@ import os
 import sys
 import time
 
+from .._core.cli_types import positive_count
+from .._core.wording import counted
 from .loader import discover
 from .report import progress_line, write_html, write_json, write_junit, write_table
-from .runner import run_scenarios
+from .runner import gate_passed, run_scenarios
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def _jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write a JSON report to PATH")
     parser.add_argument("--html", metavar="PATH",
                         help="write an HTML page to PATH: a timeline of the pools' events per scenario")
-    parser.add_argument("-j", "--jobs", type=_jobs, default=min(2, os.cpu_count() or 1), metavar="N",
+    parser.add_argument("-j", "--jobs", type=positive_count, default=min(2, os.cpu_count() or 1), metavar="N",
                         help="scenarios run at the same time (default: %(default)s)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines, only the table")
 
@@ -61,7 +55,7 @@ def _writable(path: str) -> str | None:
 
 
 def main(namespace: argparse.Namespace) -> int:
-    """Run the gate; 0 when every scenario passed, 2 for bad input (any scenario INVALID), 1 when any other failed."""
+    """Run the gate; 0 when every scenario passed (or was skipped), 2 for bad input (any INVALID), 1 otherwise."""
     try:
         paths = discover(namespace.paths)
     except FileNotFoundError as exc:
@@ -76,7 +70,7 @@ def main(namespace: argparse.Namespace) -> int:
     jobs = getattr(namespace, "jobs", 2)
     quiet = getattr(namespace, "quiet", False)
     if not quiet:
-        print(f"mpire-fault run: {len(paths)} scenario(s), {min(jobs, len(paths))} at a time", file=sys.stderr,
+        print(f"mpire-fault run: {counted(len(paths), 'scenario')}, {min(jobs, len(paths))} at a time", file=sys.stderr,
               flush=True)
 
     def on_result(result, done: int, total: int) -> None:
@@ -97,4 +91,4 @@ def main(namespace: argparse.Namespace) -> int:
     sys.stdout.flush()
     if any(r.status == "invalid" for r in results):
         return EXIT_USAGE  # the input is wrong: the other scenarios ran, but the gate did not run what was asked
-    return EXIT_PASSED if results and all(r.passed for r in results) else EXIT_FAILED
+    return EXIT_PASSED if gate_passed(results) else EXIT_FAILED

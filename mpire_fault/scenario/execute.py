@@ -11,6 +11,7 @@ rather than only as a killed process.
 from __future__ import annotations
 
 import faulthandler
+import importlib
 import json
 import os
 import resource
@@ -32,6 +33,9 @@ from .afterwards import bounded, follow_up, map_again, ready_after, settled_stat
 from .loader import Scenario, ScenarioInvalid, check_imports, load_scenario, resolve_function
 
 SECOND_HOOK_WINDOW = 0.3  # after every result is in: a second callback for an answered task would come by now
+
+# A backend that lives behind an optional extra: the module it cannot run without, and the extra that brings it.
+BACKEND_EXTRAS = {"dask": ("distributed", "dask")}
 
 
 class Counted:
@@ -193,6 +197,19 @@ def _run_map(pool: Any, counted: Counted, tasks: list, call_kwargs: dict, mode: 
     call["returned"] = bounded(run, deadline) and call.get("returned", False)
 
 
+def missing_extra(scenario: Scenario) -> str | None:
+    """Why this install cannot run ``scenario`` (its backend's extra is not installed), with the line that fixes it."""
+    backend = scenario.pool.get("backend", "local")
+    if backend not in BACKEND_EXTRAS:
+        return None
+    module, extra = BACKEND_EXTRAS[backend]
+    try:
+        importlib.import_module(module)
+    except ImportError:  # not installed, or a dependency of it is not: either way the extra is what is missing
+        return f'the {backend} backend needs {module!r}, not installed: pip install "mpire_fault[{extra}]"'
+    return None
+
+
 def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = lambda name: None) -> dict[str, Any]:
     """Run ``scenario`` now, in this process; every wait ends by ``deadline`` (time.monotonic).
 
@@ -205,6 +222,9 @@ def execute(scenario: Scenario, deadline: float, phase: Callable[[str], None] = 
     problems = check_imports(scenario)
     if problems:
         return {"status": "invalid", "problems": [{"key": p.key, "message": p.message} for p in problems]}
+    missing = missing_extra(scenario)
+    if missing:  # not the scenario's fault nor the pool's: this install lacks an optional part
+        return {"status": "skipped", "reason": missing}
     for name in chaos_environment.NAMES:  # the scenario's [chaos] is the only chaos: not the caller's environment
         os.environ.pop(name, None)
     markers = tempfile.mkdtemp(prefix="mpire-fault-scenario-")

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from .._core.wording import counted
 from .loader import Matcher, Scenario
 from .schema import LATE_START
 
@@ -91,21 +92,22 @@ def evaluate(scenario: Scenario, observed: dict[str, Any]) -> list[Check]:
         add("failures", not wrong, f"exactly tasks {_indices(sorted(want))} fail ({listed}), "
             f"the other {len(outcomes) - len(want)} succeed", "; ".join(wrong) or "as expected")
     if "succeeded" in expect:
-        add("succeeded", len(ok) == expect["succeeded"], f"{expect['succeeded']} tasks succeed", f"{len(ok)}")
+        add("succeeded", len(ok) == expect["succeeded"], f"{counted(expect['succeeded'], 'task')} to succeed",
+            f"{len(ok)}")
     if "failed" in expect:
-        add("failed", len(bad) == expect["failed"], f"{expect['failed']} tasks fail",
+        add("failed", len(bad) == expect["failed"], f"{counted(expect['failed'], 'task')} to fail",
             f"{len(bad)} (tasks {_indices([o['index'] for o in bad])})")
     if "error_types" in expect:
         allowed = expect["error_types"]
         odd = [show_error(e) for e in errors if not set(allowed) & set(e.get("mro", [e["type"]]))]
         add("error_types", not odd, f"every error is one of {', '.join(allowed)}",
-            "; ".join(odd) or f"{len(errors)} errors, all allowed")
+            "; ".join(odd) or f"{counted(len(errors), 'error')}, all allowed")
     if "values" in expect:
         wrong = [f"task {o['index']}: expected {expect['values'][o['index']]!r}, got {o.get('value')!r}"
                  for o in ok
                  if 0 <= o["index"] < len(expect["values"]) and o.get("value") != expect["values"][o["index"]]]
         if scenario.is_map and map_info and not map_info.get("aborted") and len(ok) != scenario.n_tasks:
-            wrong.append(f"{len(ok)} values for {scenario.n_tasks} tasks")
+            wrong.append(f"{counted(len(ok), 'value')} for {counted(scenario.n_tasks, 'task')}")
         add("values", not wrong, "every value as listed", "; ".join(wrong[:10]) or "as expected")
     if scenario.is_map and map_info is not None:
         _map_checks(expect, map_info, add)
@@ -113,7 +115,7 @@ def evaluate(scenario: Scenario, observed: dict[str, Any]) -> list[Check]:
     if expect.get("resolved_once"):
         wrong = _resolved_twice(outcomes)
         add("resolved_once", not wrong, "every task's callback or error_callback ran exactly once, fitting get()",
-            "; ".join(wrong[:10]) or f"{len(outcomes)} tasks, one hook call each")
+            "; ".join(wrong[:10]) or f"{counted(len(outcomes), 'task')}, one hook call each")
     if expect.get("nothing_lost"):
         lost = _lost(scenario, outcomes, executions, map_info)
         add("nothing_lost", not lost, "every task resolved exactly once, with its own value",
@@ -121,9 +123,9 @@ def evaluate(scenario: Scenario, observed: dict[str, Any]) -> list[Check]:
     if expect.get("no_duplicates"):
         limit = expect["max_executions_per_task"]
         extra = sorted(i for i, n in executions.items() if n > limit)
-        add("no_duplicates", not extra, f"no task ran more than {limit} time{'s' if limit > 1 else ''}",
+        add("no_duplicates", not extra, f"no task ran more than {counted(limit, 'time')}",
             ", ".join(f"task {i} ran {executions[i]} times" for i in extra) or
-            f"{sum(executions.values())} executions of {len(executions)} tasks")
+            f"{counted(sum(executions.values()), 'execution')} of {counted(len(executions), 'task')}")
     if "max_seconds" in expect:
         seconds = observed.get("seconds")
         add("max_seconds", seconds is not None and seconds <= expect["max_seconds"],
@@ -131,10 +133,10 @@ def evaluate(scenario: Scenario, observed: dict[str, Any]) -> list[Check]:
     restarts = (observed.get("stats") or {}).get("restarts")
     if "min_restarts" in expect:
         add("min_restarts", restarts is not None and restarts >= expect["min_restarts"],
-            f"at least {expect['min_restarts']} restarts", f"{restarts}")
+            f"at least {counted(expect['min_restarts'], 'restart')}", f"{restarts}")
     if "max_restarts" in expect:
         add("max_restarts", restarts is not None and restarts <= expect["max_restarts"],
-            f"at most {expect['max_restarts']} restarts", f"{restarts}")
+            f"at most {counted(expect['max_restarts'], 'restart')}", f"{restarts}")
     if "max_peak_memory" in expect:
         peak = observed.get("peak_rss") or 0
         add("max_peak_memory", peak <= expect["max_peak_memory"],

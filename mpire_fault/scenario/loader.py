@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._core.wording import counted
 from ..chaos.sizes import parse_size
 from .reading import Problem, ScenarioInvalid, check_values, parse_toml, printable
 from .schema import (
@@ -207,7 +208,7 @@ def _check_expect(expect: dict[str, Any], workload: dict[str, Any], pool: dict[s
                 report(key, "expected a task index (0, 1, 2, ...) as the key")
                 continue
             if n_tasks is not None and int(index) >= n_tasks:
-                report(key, f"task index out of range; the workload has {n_tasks} tasks (0..{n_tasks - 1})")
+                report(key, f"task index out of range; the workload has {counted(n_tasks, 'task')} (0..{n_tasks - 1})")
             matcher = _matcher(key, value, report)
             if matcher is not None:
                 parsed[int(index)] = matcher
@@ -225,7 +226,7 @@ def _check_expect(expect: dict[str, Any], workload: dict[str, Any], pool: dict[s
             report(f"expect.{key}", f"only for map modes (mode is {mode!r}); use failures or failed")
     _check_callbacks(expect, workload, mode, report)
     if "map_error_item" in expect and n_tasks is not None and expect["map_error_item"] >= n_tasks:
-        report("expect.map_error_item", f"item index out of range; the workload has {n_tasks} tasks")
+        report("expect.map_error_item", f"item index out of range; the workload has {counted(n_tasks, 'task')}")
     if "values" in expect and n_tasks is not None and len(expect["values"]) != n_tasks:
         report("expect.values", f"expected one value per task ({n_tasks}), got {len(expect['values'])}")
     for low, high in (("min_restarts", "max_restarts"), ("min_injected", "max_injected")):

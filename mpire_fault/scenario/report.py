@@ -2,7 +2,9 @@
 
 JUnit: a scenario whose expectation failed, or that timed out, is a
 ``<failure>``; a malformed scenario or a crashed scenario process is an
-``<error>`` (the gate could not judge it). Either makes the gate fail.
+``<error>`` (the gate could not judge it). Either makes the gate fail. A
+scenario that needs an optional extra this install lacks is ``<skipped>``,
+with the ``pip install`` line; it does not fail the gate.
 """
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ import socket
 import xml.etree.ElementTree as ET
 from typing import Any, TextIO
 
-from .runner import STATUSES, ScenarioResult
+from .._core.wording import counted
+from .runner import STATUSES, ScenarioResult, gate_passed
 
-_LABELS = {"passed": "PASS", "failed": "FAIL", "invalid": "INVALID", "timeout": "TIMEOUT", "crashed": "CRASH"}
+_LABELS = {"passed": "PASS", "skipped": "SKIP", "failed": "FAIL", "invalid": "INVALID", "timeout": "TIMEOUT",
+           "crashed": "CRASH"}
 _NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _OBSERVED_KEYS = ("mode", "n_tasks", "seconds", "stats", "peak_rss", "executions", "journal", "map", "follow_up")
 
@@ -53,7 +57,7 @@ def write_table(results: list[ScenarioResult], out: TextIO, seconds: float) -> N
             reason = reason[:97] + "..."
         out.write(f"{r.name:<{name_width}}  {label(r):<7}  {r.seconds:>6.1f}s  {checks:>6}  {reason}\n")
     for r in results:
-        if r.passed:
+        if r.status in ("passed", "skipped"):  # a skip's one line, the install line, is in the table
             continue
         out.write(f"\n{label(r)} {r.name} ({r.path})\n")
         for problem in r.problems:
@@ -62,10 +66,15 @@ def write_table(results: list[ScenarioResult], out: TextIO, seconds: float) -> N
             out.write(f"  {check}\n")
         if r.detail and r.status in ("timeout", "crashed"):
             out.write("  " + r.detail.replace("\n", "\n  ")[-4000:] + "\n")
+    out.write(f"\n{verdict_line(results, seconds)}\n")
+
+
+def verdict_line(results: list[ScenarioResult], seconds: float) -> str:
+    """``PASSED: 31 passed, 3 skipped of 34 scenarios in 52.0 s`` (FAILED when the gate fails)."""
     c = counts(results)
     parts = [f"{c[s]} {s}" for s in STATUSES if c[s]]
-    verdict = "PASSED" if c["passed"] == c["total"] else "FAILED"
-    out.write(f"\n{verdict}: {', '.join(parts) or 'no scenarios'} of {c['total']} scenarios in {seconds:.1f} s\n")
+    verdict = "PASSED" if gate_passed(results) else "FAILED"
+    return f"{verdict}: {', '.join(parts) or 'no scenarios'} of {counted(c['total'], 'scenario')} in {seconds:.1f} s"
 
 
 def to_dict(results: list[ScenarioResult], seconds: float) -> dict[str, Any]:
@@ -73,7 +82,7 @@ def to_dict(results: list[ScenarioResult], seconds: float) -> dict[str, Any]:
     return {
         "tool": "mpire-fault run",
         "format": 1,
-        "passed": all(r.passed for r in results) and bool(results),
+        "passed": gate_passed(results),
         "seconds": round(seconds, 3),
         "counts": counts(results),
         "scenarios": [
@@ -110,7 +119,8 @@ def to_junit(results: list[ScenarioResult], seconds: float) -> ET.ElementTree:
     root = ET.Element("testsuites", name="mpire-fault scenarios", tests=str(len(results)),
                       failures=str(failures), errors=str(errors), time=f"{seconds:.3f}")
     suite = ET.SubElement(root, "testsuite", name="mpire-fault scenarios", tests=str(len(results)),
-                          failures=str(failures), errors=str(errors), skipped="0", time=f"{seconds:.3f}",
+                          failures=str(failures), errors=str(errors), skipped=str(c["skipped"]),
+                          time=f"{seconds:.3f}",
                           timestamp=datetime.datetime.now().isoformat(timespec="seconds"),
                           hostname=socket.gethostname())
     for r in results:
@@ -121,6 +131,8 @@ def to_junit(results: list[ScenarioResult], seconds: float) -> ET.ElementTree:
                 "invalid": ("error", "InvalidScenario"), "crashed": ("error", "ScenarioCrashed")}.get(r.status)
         if kind is not None:
             ET.SubElement(case, kind[0], message=_xml_text(r.reason()), type=kind[1]).text = _xml_text(body)
+        elif r.status == "skipped":
+            ET.SubElement(case, "skipped", message=_xml_text(r.reason()))
         if r.checks:
             ET.SubElement(case, "system-out").text = _xml_text("\n".join(map(str, r.checks)))
     ET.indent(root)
@@ -143,12 +155,12 @@ def _make_parent(path: str) -> None:
 
 
 def write_html(results: list[ScenarioResult], path: str, seconds: float) -> None:
-    """One section per scenario, those that did not pass first, each with the timeline of its pools' events."""
+    """One section per scenario, those that failed first, each with the timeline of its pools' events."""
     from ..timeline import build
     from ..timeline.html import Section, esc, timeline_html, write_page
 
     sections = []
-    for r in sorted(results, key=lambda r: (r.passed, r.name)):
+    for r in sorted(results, key=lambda r: (r.status in ("passed", "skipped"), r.passed, r.name)):
         meta = [f"{label(r)} in {r.seconds:.1f} s · {r.path}"]
         if r.description:
             meta.append(r.description)
@@ -158,12 +170,10 @@ def write_html(results: list[ScenarioResult], path: str, seconds: float) -> None
             body = timeline_html(build(r.events))
         else:
             body = '<p class="empty">No events were recorded for this scenario.</p>'
-        if r.detail and r.status in ("timeout", "crashed"):
+        if r.detail and r.status in ("timeout", "crashed", "skipped"):
             body += f'<pre class="log">{esc(r.detail[-4000:])}</pre>'
-        sections.append(Section(r.name, body, "passed" if r.passed else "failed", tuple(meta)))
-    c = counts(results)
-    verdict = "PASSED" if results and c["passed"] == c["total"] else "FAILED"
-    summary = ", ".join(f"{c[s]} {s}" for s in STATUSES if c[s]) or "no scenarios"
-    intro = f'<p class="meta">{esc(verdict)}: {esc(summary)} of {c["total"]} scenarios in {seconds:.1f} s</p>'
+        status = "failed" if r.status not in ("passed", "skipped") else r.status
+        sections.append(Section(r.name, body, status, tuple(meta)))
+    intro = f'<p class="meta">{esc(verdict_line(results, seconds))}</p>'
     _make_parent(path)
     write_page(path, "mpire-fault run: scenario timelines", sections, intro)

@@ -12,7 +12,10 @@
 
 A scenario that hangs, crashes or leaves processes behind is a failed
 scenario, never a stuck gate: the scenario runs in its own session, so one
-``killpg`` removes it with every worker and helper it started.
+``killpg`` removes it with every worker and helper it started. A scenario
+whose backend needs an optional extra this install lacks (``backend =
+"dask"`` without ``distributed``) is skipped, with the ``pip install`` line
+that brings it.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._core.wording import counted
 from ..errors import describe_exitcode
 from ..events import EVENTS_DIR_ENV
 from ..testing.children import is_helper
@@ -35,7 +39,7 @@ from ..timeline import read_folder
 from .expect import Check, evaluate
 from .loader import Problem, Scenario, ScenarioInvalid, load_scenario
 
-STATUSES = ("passed", "failed", "invalid", "timeout", "crashed")
+STATUSES = ("passed", "skipped", "failed", "invalid", "timeout", "crashed")
 _TAIL = 6000
 
 
@@ -70,13 +74,22 @@ class ScenarioResult:
             first = self.problems[0] if self.problems else None
             more = f" (+{len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
             return f"{first.key or '(file)'}: {first.message}{more}" if first else "invalid"
-        if self.status in ("timeout", "crashed"):
+        if self.status in ("timeout", "crashed", "skipped"):
             return self.detail.splitlines()[0] if self.detail else self.status
         failed = self.failed_checks
         if failed:
             more = f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""
             return f"{failed[0]}{more}"
         return ""
+
+
+def gate_passed(results: list[ScenarioResult]) -> bool:
+    """The gate's verdict: nothing but passed and skipped scenarios, and at least one that ran and passed.
+
+    A skipped scenario (an optional extra this install lacks) does not fail
+    the gate, but a gate that skipped everything checked nothing: that fails.
+    """
+    return any(r.passed for r in results) and all(r.status in ("passed", "skipped") for r in results)
 
 
 def inner_budget(timeout: float) -> float:
@@ -123,6 +136,10 @@ def run_scenario(path: str, python: str | None = None, events: bool = False) -> 
         result.status = "invalid"
         result.problems = [Problem(path, p["key"], p["message"]) for p in observed["problems"]]
         return result
+    if observed["status"] == "skipped":
+        result.status = "skipped"
+        result.detail = observed["reason"]
+        return result
     if observed["status"] == "crashed":
         result.status = "crashed"
         error = observed["error"]
@@ -162,7 +179,8 @@ def _run_process(scenario: Scenario, python: str, out: str, log_path: str,
     if proc.returncode != 0:
         return "crashed", f"the scenario process ended with {describe_exitcode(proc.returncode)}"
     if leftovers:
-        return "ran", f"{len(leftovers)} process(es) still running after the scenario ended: {', '.join(leftovers)}"
+        return "ran", (f"{counted(len(leftovers), 'process', 'processes')} still running after the scenario ended: "
+                       f"{', '.join(leftovers)}")
     return "ran", ""
 
 

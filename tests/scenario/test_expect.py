@@ -135,3 +135,12 @@ def test_an_unusable_pool_after_the_workload_fails(tmp_path):
     checks = by_name(evaluate(s, observation([ok(0), ok(1), ok(2)],
                                              follow_up={"ok": False, "error": "WorkerInitError: boom"})))
     assert checks["pool_usable_after"].actual == "WorkerInitError: boom"
+
+
+def test_counted_words_read_right_for_one(tmp_path):
+    s = scenario(tmp_path, n_tasks=1, expect="succeeded = 1\nmin_restarts = 1\nerror_types = ['ValueError']\n")
+    checks = by_name(evaluate(s, observation([ok(0)])))
+    assert checks["succeeded"].expected == "1 task to succeed"
+    assert checks["min_restarts"].expected == "at least 1 restart"
+    assert checks["no_duplicates"].actual == "1 execution of 1 task"
+    assert checks["error_types"].actual == "0 errors, all allowed"
