@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
 from .adapters import Hang
-from .guarantees import SLOW_CALLBACK, Refused, grading, show
+from .guarantees import SLOW_CALLBACK, Guarantee, Refused, grading, show
 from .machine_parts import MachineParts
 from .tasks import work
 
@@ -80,17 +80,18 @@ class CallbackRules(MachineParts):
                 self.adapter = self.adapter_cls()
                 self.after_idle_kill = self.map_aborted = False
         if left:
-            self.violate("no-orphans", f"processes left after terminate() and close: {left}")
+            self.violate(Guarantee.NO_ORPHANS, f"processes left after terminate() and close: {left}")
         with lock:
             seen = {index: list(made) for index, made in calls.items()}
         for index, (kind, _) in handles.items():
             made = seen.get(index, [])
             value, error = answers[index]
             if len(made) != 1:
-                self.violate("resolved-once", f"task {index} ({kind}): {len(made)} callback calls "
+                self.violate(Guarantee.RESOLVED_ONCE, f"task {index} ({kind}): {len(made)} callback calls "
                                               f"{[name for name, _ in made]}, answer {show(value, error)}")
             elif (made[0][0] == "callback") != (error is None):
-                self.violate("resolved-once", f"task {index} ({kind}): {made[0][0]} got {made[0][1]!r} "
+                self.violate(Guarantee.RESOLVED_ONCE, f"task {index} ({kind}): {made[0][0]} got {made[0][1]!r} "
                                               f"but get() gave {show(value, error)}")
             elif made[0][0] == "callback" and made[0][1] != value:
-                self.violate("resolved-once", f"task {index} ({kind}): callback got {made[0][1]!r}, get() {value!r}")
+                self.violate(Guarantee.RESOLVED_ONCE,
+                             f"task {index} ({kind}): callback got {made[0][1]!r}, get() {value!r}")

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .adapters import ADAPTERS, available, missing
 from .conformance import SEED, Verdict, as_json, check, check_apart, from_json, markdown, merge, table
+from .guarantees import Guarantee
 from .machines import GUARANTEES
 
 GRADE_EXAMPLES = 50
@@ -27,8 +28,10 @@ JOBS = 12
 # 0.35 s window; timeout-fires: a 0.5 s timeout). A guarantee whose examples would take longer than an even
 # share of the whole run is graded in shards side by side, each with its part of the examples and a seed of
 # its own; the longest units start first, so the run does not end with one core waiting on a long shard.
-EXAMPLE_SECONDS = {"resolved-once": 2.9, "map-abort": 1.45, "timeout-fires": 1.3, "map-error-abort": 1.05,
-                   "exit-zero": 1.05, "head-only": 0.6, "right-item": 0.5}
+EXAMPLE_SECONDS: dict[str, float] = {
+    Guarantee.RESOLVED_ONCE: 2.9, Guarantee.MAP_ABORT: 1.45, Guarantee.TIMEOUT_FIRES: 1.3,
+    Guarantee.MAP_ERROR_ABORT: 1.05, Guarantee.EXIT_ZERO: 1.05, Guarantee.HEAD_ONLY: 0.6, Guarantee.RIGHT_ITEM: 0.5,
+}
 OTHER_EXAMPLE_SECONDS = 0.4
 MIN_SHARD_EXAMPLES = 10  # fewer would make every shard's search start over from the simplest examples
 SECONDS_PER_EXAMPLE = 30.0  # a grading process past examples * this is killed (an "error" verdict)

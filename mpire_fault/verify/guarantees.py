@@ -8,6 +8,7 @@ answer is shown in a message.
 """
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING
 
 from hypothesis.stateful import precondition
@@ -17,30 +18,52 @@ from .adapters import Adapter
 if TYPE_CHECKING:
     from .machines import PoolMachine
 
-GUARANTEES = {
-    "apply-isolation": "apply: only the task whose worker died fails; every other task succeeds",
-    "apply-death-error": "apply: the task whose worker died gets an error (not a value, not silence)",
-    "idle-kill": "a worker killed from outside while idle fails no task and is replaced; later calls work",
-    "exactly-once": "every task ran at most once; each success ran exactly once",
-    "map-abort": ("map: a death aborts the call with an error, promptly (within 1.5 s of the death); "
+class Guarantee(enum.StrEnum):
+    """The promises the kit grades; the value is the id users type (``verify --guarantee apply-isolation``).
+
+    Rules name a guarantee by member, never by string, so a misspelt id is an
+    AttributeError at import instead of a rule that silently grades nothing.
+    """
+
+    APPLY_ISOLATION = "apply-isolation"
+    APPLY_DEATH_ERROR = "apply-death-error"
+    IDLE_KILL = "idle-kill"
+    EXACTLY_ONCE = "exactly-once"
+    MAP_ABORT = "map-abort"
+    MAP_REUSE = "map-reuse"
+    NO_ORPHANS = "no-orphans"
+    RESOLVED_ONCE = "resolved-once"
+    MAP_ERROR_ABORT = "map-error-abort"
+    HEAD_ONLY = "head-only"
+    TIMEOUT_FIRES = "timeout-fires"
+    RIGHT_ITEM = "right-item"
+    EXIT_ZERO = "exit-zero"
+
+
+GUARANTEES: dict[str, str] = {
+    Guarantee.APPLY_ISOLATION: "apply: only the task whose worker died fails; every other task succeeds",
+    Guarantee.APPLY_DEATH_ERROR: "apply: the task whose worker died gets an error (not a value, not silence)",
+    Guarantee.IDLE_KILL: "a worker killed from outside while idle fails no task and is replaced; later calls work",
+    Guarantee.EXACTLY_ONCE: "every task ran at most once; each success ran exactly once",
+    Guarantee.MAP_ABORT: ("map: a death aborts the call with an error, promptly (within 1.5 s of the death); "
                   "its running items are stopped, "
                   "no later one starts"),
-    "map-reuse": "map: the next call after an aborted one works",
-    "no-orphans": "closing the pool leaves no process behind",
-    "resolved-once": "each result resolves once and its callback or error_callback runs once, "
+    Guarantee.MAP_REUSE: "map: the next call after an aborted one works",
+    Guarantee.NO_ORPHANS: "closing the pool leaves no process behind",
+    Guarantee.RESOLVED_ONCE: "each result resolves once and its callback or error_callback runs once, "
                      "even when terminate() runs during a slow callback",
-    "map-error-abort": "map: an exception in a task aborts the call with that exception; no later item starts",
-    "head-only": ("apply: of the tasks a dead worker held, only the one it was running fails; "
+    Guarantee.MAP_ERROR_ABORT: "map: an exception in a task aborts the call with that exception; no later item starts",
+    Guarantee.HEAD_ONLY: ("apply: of the tasks a dead worker held, only the one it was running fails; "
                   "those queued behind it succeed"),
-    "timeout-fires": ("apply: a task that overruns its task_timeout fails with a TimeoutError in bounded time; "
+    Guarantee.TIMEOUT_FIRES: ("apply: a task that overruns its task_timeout fails with a TimeoutError in bounded time; "
                       "others succeed"),
-    "right-item": "map: the item a death error names is the item that died",
-    "exit-zero": "a task that calls os._exit(0) is a death of that task (an error), not a clean exit or a hang",
+    Guarantee.RIGHT_ITEM: "map: the item a death error names is the item that died",
+    Guarantee.EXIT_ZERO: "a task that calls os._exit(0) is a death of that task (an error), not a clean exit or a hang",
 }
 # Guarantees that need something beyond submit/get/map/terminate (see adapters.FEATURES).
 REQUIRES: dict[str, frozenset[str]] = {
-    "timeout-fires": frozenset({"task_timeout"}),
-    "right-item": frozenset({"names_item"}),
+    Guarantee.TIMEOUT_FIRES: frozenset({"task_timeout"}),
+    Guarantee.RIGHT_ITEM: frozenset({"names_item"}),
 }
 SLOW_CALLBACK = 1.8  # seconds: longer than AsyncResult's "supervisor gone" fallback (about 1.25 s)
 TASK_TIMEOUT = 0.5
@@ -71,7 +94,8 @@ def live(self: PoolMachine) -> bool:
 
 def grading(*guarantees: str):
     """Precondition: the machine is live and grades all guarantees or one of these."""
-    return precondition(lambda self: self.hung is None and self.guarantee in (None, *guarantees))
+    wanted = (None, *(Guarantee(name) for name in guarantees))  # an unknown id fails here, at import
+    return precondition(lambda self: self.hung is None and self.guarantee in wanted)
 
 
 def can(feature: str):

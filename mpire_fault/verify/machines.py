@@ -35,6 +35,7 @@ from .guarantees import (
     SLOW_CALLBACK,
     TASK_TIMEOUT,
     BrokenBeforeHang,
+    Guarantee,
     PoolHang,
     Refused,
     can,
@@ -78,12 +79,13 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ helpers
     def violate(self, guarantee: str, message: str) -> None:
-        self.violations.append((guarantee, message))
+        self.violations.append((Guarantee(guarantee), message))  # an unknown id raises instead of grading nothing
 
     def hang(self, what: str) -> None:
         """Stop here: a call that never answers breaks §4 whatever guarantee is graded."""
         self.hung = f"{self.adapter.name}: {what}"
-        if self.guarantee in (None, "exactly-once"):  # a rerun the pool started while we waited is still a rerun
+        # a rerun the pool started while we waited is still a rerun
+        if self.guarantee in (None, Guarantee.EXACTLY_ONCE):
             twice = {i: n for i, n in executions(self.markers).items() if n > 1}
             if twice:
                 self.fail(BrokenBeforeHang(f"[exactly-once] tasks ran more than once: {twice} "
@@ -112,7 +114,7 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
         """Submit one task; its answer is judged by ``wait_for_results``, charged to ``blame``."""
         index = self.new_index()
         if blame is None and kind == "ok" and self.after_idle_kill:
-            blame = "idle-kill"
+            blame = Guarantee.IDLE_KILL
         try:
             handle = self.adapter.submit(work, (kind, self.markers, index, nap), **extra)
         except Exception as exc:  # noqa: BLE001 - a broken pool refuses work: that is this task's answer
@@ -146,28 +148,28 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
     def start_with_the_fault_under_test(self) -> None:
         """Every example opens with the situation its guarantee is about; random steps follow."""
         g = self.guarantee
-        if g in ("map-abort", "map-reuse"):
+        if g in (Guarantee.MAP_ABORT, Guarantee.MAP_REUSE):
             self.map_with_a_death(2, 1, "sigkill")
             self.map_that_works(1)
-        elif g == "idle-kill":
+        elif g == Guarantee.IDLE_KILL:
             self.kill_an_idle_worker()
             self.submit("ok", 0.0)
             self.wait_for_results()
-        elif g in ("apply-isolation", "apply-death-error", "exactly-once"):
+        elif g in (Guarantee.APPLY_ISOLATION, Guarantee.APPLY_DEATH_ERROR, Guarantee.EXACTLY_ONCE):
             self.submit("sigkill", 0.0)
             self.submit("ok", 0.02)
             self.wait_for_results()
-        elif g == "resolved-once":
+        elif g == Guarantee.RESOLVED_ONCE:
             self.terminate_during_a_slow_callback(["raise"])
-        elif g == "map-error-abort":
+        elif g == Guarantee.MAP_ERROR_ABORT:
             self.map_with_an_error(1, 5)
-        elif g == "head-only":
+        elif g == Guarantee.HEAD_ONLY:
             self.burst_behind_a_dying_head("sigkill", 3)
-        elif g == "timeout-fires":
+        elif g == Guarantee.TIMEOUT_FIRES:
             self.a_task_that_overruns_its_timeout(1)
-        elif g == "right-item":
+        elif g == Guarantee.RIGHT_ITEM:
             self.map_with_a_death(4, 2, "sigkill")
-        elif g == "exit-zero":
+        elif g == Guarantee.EXIT_ZERO:
             self.a_task_exits_with_code_zero("apply")
             self.a_task_exits_with_code_zero("map")
 
@@ -190,18 +192,18 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
         if error is None:
             self.succeeded.add(index)
         if kind == "ok" and (error is not None or value != index * 2):
-            self.violate(blame or "apply-isolation", f"task {index} (ok) got {show(value, error)}")
+            self.violate(blame or Guarantee.APPLY_ISOLATION, f"task {index} (ok) got {show(value, error)}")
         elif kind == "raise" and not isinstance(error, ValueError):
-            self.violate(blame or "apply-isolation",
+            self.violate(blame or Guarantee.APPLY_ISOLATION,
                          f"task {index} (raise) got {show(value, error)}, not its ValueError")
         elif kind in DEATHS:
-            blame = blame or ("exit-zero" if kind == "exit0" else "apply-death-error")
+            blame = blame or (Guarantee.EXIT_ZERO if kind == "exit0" else Guarantee.APPLY_DEATH_ERROR)
             if error is None:
                 self.violate(blame, f"task {index} ({kind}) returned {value!r} instead of an error")
             elif self.adapter.death_error != "an exception" and type(error).__name__ != self.adapter.death_error:
                 self.violate(blame, f"task {index} ({kind}) got {show(value, error)}")
 
-    @grading("head-only", "apply-isolation", "exactly-once")
+    @grading(Guarantee.HEAD_ONLY, Guarantee.APPLY_ISOLATION, Guarantee.EXACTLY_ONCE)
     @rule(kind=st.sampled_from(["sigkill", "exit"]), behind=st.integers(2, 5))
     def burst_behind_a_dying_head(self, kind: str, behind: int) -> None:
         """Quick tasks first (so the pool may queue several per worker), then a dying task and a burst behind it."""
@@ -210,22 +212,22 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
             self.enqueue("ok", 0.0)
         self.wait_for_results()
         # the burst takes longer than the head lives, so some of it is still queued when the head dies
-        self.enqueue(kind, 0.15, blame="head-only")
+        self.enqueue(kind, 0.15, blame=Guarantee.HEAD_ONLY)
         for _ in range(behind):
-            self.enqueue("ok", 0.05, blame="head-only")
+            self.enqueue("ok", 0.05, blame=Guarantee.HEAD_ONLY)
         self.wait_for_results()
 
-    @grading("exit-zero")
+    @grading(Guarantee.EXIT_ZERO)
     @rule(where=st.sampled_from(["apply", "map"]))
     def a_task_exits_with_code_zero(self, where: str) -> None:
         if where == "apply":
-            self.enqueue("exit0", 0.0, blame="exit-zero")
-            self.enqueue("ok", 0.02, blame="exit-zero")
+            self.enqueue("exit0", 0.0, blame=Guarantee.EXIT_ZERO)
+            self.enqueue("ok", 0.02, blame=Guarantee.EXIT_ZERO)
             self.wait_for_results()
         else:
             self.map_with_a_death(3, 1, "exit0")
 
-    @grading("timeout-fires")
+    @grading(Guarantee.TIMEOUT_FIRES)
     @can("task_timeout")
     @rule(others=st.integers(0, 3))
     def a_task_that_overruns_its_timeout(self, others: int) -> None:
@@ -235,14 +237,14 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
         except Exception as exc:  # noqa: BLE001 - whatever the pool raised is its answer
             handle = Refused(exc)
         for _ in range(others):
-            self.enqueue("ok", 0.02, blame="timeout-fires")
+            self.enqueue("ok", 0.02, blame=Guarantee.TIMEOUT_FIRES)
         started = time.monotonic()
         value, error = self.answer(handle, TASK_TIMEOUT + self.bound,
                                    f"task {index} (sleeps 30 s, task_timeout={TASK_TIMEOUT}) never answered "
                                    f"(waited {TASK_TIMEOUT + self.bound} s)")
         took = time.monotonic() - started
         if not isinstance(error, TimeoutError):
-            self.violate("timeout-fires", f"task {index} (sleeps 30 s, task_timeout={TASK_TIMEOUT}) got "
+            self.violate(Guarantee.TIMEOUT_FIRES, f"task {index} (sleeps 30 s, task_timeout={TASK_TIMEOUT}) got "
                                           f"{show(value, error)} after {took:.1f} s, not a TimeoutError")
         self.wait_for_results()
 
@@ -269,8 +271,9 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
             if pids[0] not in now and len(now) >= len(pids):
                 return
             time.sleep(0.02)
-        self.violate("idle-kill", f"worker pid {pids[0]}, killed while idle, was not replaced within {self.bound} s "
-                                  f"(live workers: {self.worker_pids()}, before: {pids})")
+        self.violate(Guarantee.IDLE_KILL,
+                     f"worker pid {pids[0]}, killed while idle, was not replaced within {self.bound} s "
+                     f"(live workers: {self.worker_pids()}, before: {pids})")
 
     # ------------------------------------------------------------------ checks
     @precondition(live)
@@ -283,7 +286,7 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
     @precondition(live)
     @invariant()
     def nothing_ran_twice(self) -> None:
-        if self.guarantee not in (None, "exactly-once"):
+        if self.guarantee not in (None, Guarantee.EXACTLY_ONCE):
             return
         twice = {i: n for i, n in executions(self.markers).items() if n > 1}
         if twice:
@@ -298,7 +301,7 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
                 self.wait_for_results()  # every submitted task must answer, whatever is graded
                 self.promises_hold()
                 self.nothing_ran_twice()
-                if self.guarantee in (None, "exactly-once"):
+                if self.guarantee in (None, Guarantee.EXACTLY_ONCE):
                     counts = executions(self.markers)
                     lost = sorted(i for i in self.succeeded if counts.get(i, 0) != 1)
                     if lost:
@@ -307,7 +310,7 @@ class PoolMachine(MapRules, CallbackRules, RuleBasedStateMachine):
         finally:
             left = self.adapter.close()
             shutil.rmtree(self.markers, ignore_errors=True)
-        if left and not failing and self.hung is None and self.guarantee in (None, "no-orphans"):
+        if left and not failing and self.hung is None and self.guarantee in (None, Guarantee.NO_ORPHANS):
             self.fail(AssertionError(f"[no-orphans] processes left after closing the pool: {left}"))
 
 

@@ -12,7 +12,7 @@ import time
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
-from .guarantees import LATE, grading, live, show
+from .guarantees import LATE, Guarantee, grading, live, show
 from .machine_parts import MachineParts
 from .tasks import ends, executions, starts
 
@@ -30,7 +30,10 @@ class MapRules(MachineParts):
     def map_that_works(self, size: int) -> None:
         items = [("ok", self.markers, self.new_index(), 0.0) for _ in range(size)]
         values, error, _ = self.run_map(items, f"map of {size} plain items never returned")
-        where = "map-reuse" if self.map_aborted else ("idle-kill" if self.after_idle_kill else "apply-isolation")
+        if self.map_aborted:
+            where = Guarantee.MAP_REUSE
+        else:
+            where = Guarantee.IDLE_KILL if self.after_idle_kill else Guarantee.APPLY_ISOLATION
         if error is not None:
             self.violate(where, f"map of {size} plain items raised {type(error).__name__}: {error}")
         elif values != [item[2] * 2 for item in items]:
@@ -43,7 +46,7 @@ class MapRules(MachineParts):
     def map_with_a_death(self, size: int, at: int, kind: str) -> None:
         """Item ``at`` dies a moment after it starts; the others take long enough to be running then."""
         at = at % size
-        blame = "exit-zero" if kind == "exit0" else "map-abort"
+        blame = Guarantee.EXIT_ZERO if kind == "exit0" else Guarantee.MAP_ABORT
         # Only a grading of ``blame`` needs the siblings still running when the death comes (to see them
         # stopped); for any other guarantee this map is a disturbance, and short siblings disturb as well.
         graded = self.guarantee in (None, blame)
@@ -97,15 +100,16 @@ class MapRules(MachineParts):
         text = getattr(error, "task", None) or str(error)
         named = re.search(r"map item (\d+)", text or "")
         if named is None:
-            self.violate("right-item", f"{what}: the error names no map item: {show(None, error)}")
+            self.violate(Guarantee.RIGHT_ITEM, f"{what}: the error names no map item: {show(None, error)}")
             return
         n = int(named.group(1))
         began = executions(self.markers)
         if not (0 <= n < len(items)) or items[n][0] != kind or not began.get(items[n][2]):
             truth = [i for i, item in enumerate(items) if item[0] == kind]
-            self.violate("right-item", f"{what}: the error names map item {n}, but the item that died is {truth}")
+            self.violate(Guarantee.RIGHT_ITEM,
+                         f"{what}: the error names map item {n}, but the item that died is {truth}")
 
-    @grading("map-error-abort")
+    @grading(Guarantee.MAP_ERROR_ABORT)
     @rule(at=st.integers(0, 3), after=st.integers(5, 8))
     def map_with_an_error(self, at: int, after: int) -> None:
         """Quick items, one that raises at once, then slow ones: most of those must never start."""
@@ -115,13 +119,13 @@ class MapRules(MachineParts):
         what = f"map of {len(items)} items with a raise at item {at}"
         values, error, answered = self.run_map(items, f"{what} never returned")
         if error is None:
-            self.violate("map-error-abort", f"{what} returned {values!r} instead of raising")
+            self.violate(Guarantee.MAP_ERROR_ABORT, f"{what} returned {values!r} instead of raising")
             return
         self.map_aborted = True
         if not isinstance(error, ValueError):
-            self.violate("map-error-abort", f"{what} raised {show(None, error)}, not the task's ValueError")
-        self.check_stopped(items, answered, "map-error-abort", what)
+            self.violate(Guarantee.MAP_ERROR_ABORT, f"{what} raised {show(None, error)}, not the task's ValueError")
+        self.check_stopped(items, answered, Guarantee.MAP_ERROR_ABORT, what)
         began = executions(self.markers)
         behind = [item[2] for item in items[at + 1:]]
         if all(began.get(index) for index in behind):
-            self.violate("map-error-abort", f"{what}: every item after the error ran; the call was not aborted")
+            self.violate(Guarantee.MAP_ERROR_ABORT, f"{what}: every item after the error ran; the call was not aborted")

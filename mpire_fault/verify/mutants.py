@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .conformance import Verdict, check
+from .guarantees import Guarantee
 
 _MISSING = object()
 
@@ -214,18 +215,18 @@ class Mutant:
 
 
 MUTANTS: dict[str, Mutant] = {m.name: m for m in [
-    Mutant("no-requeue", no_requeue, ("head-only", "apply-isolation")),
-    Mutant("whole-ledger-failed", whole_ledger_failed, ("head-only", "apply-isolation")),
-    Mutant("head-requeued", head_requeued, ("apply-death-error", "exactly-once", "head-only")),
-    Mutant("no-restart", no_restart, ("idle-kill", "apply-isolation")),
-    Mutant("idle-death-ignored", idle_death_ignored, ("idle-kill",)),
-    Mutant("no-map-abort", no_map_abort, ("map-abort",)),
-    Mutant("cancel-flag-left-on", cancel_flag_left_on, ("map-reuse", "map-abort")),
-    Mutant("double-resolve", double_resolve, ("resolved-once",)),
-    Mutant("timeout-never-fires", timeout_never_fires, ("timeout-fires",)),
-    Mutant("wrong-item", wrong_item, ("right-item",)),
-    Mutant("workers-left-alive", workers_left_alive, ("no-orphans",)),
-    Mutant("exit-zero-clean", exit_zero_is_clean, ("exit-zero",)),
+    Mutant("no-requeue", no_requeue, (Guarantee.HEAD_ONLY, Guarantee.APPLY_ISOLATION)),
+    Mutant("whole-ledger-failed", whole_ledger_failed, (Guarantee.HEAD_ONLY, Guarantee.APPLY_ISOLATION)),
+    Mutant("head-requeued", head_requeued, (Guarantee.APPLY_DEATH_ERROR, Guarantee.EXACTLY_ONCE, Guarantee.HEAD_ONLY)),
+    Mutant("no-restart", no_restart, (Guarantee.IDLE_KILL, Guarantee.APPLY_ISOLATION)),
+    Mutant("idle-death-ignored", idle_death_ignored, (Guarantee.IDLE_KILL,)),
+    Mutant("no-map-abort", no_map_abort, (Guarantee.MAP_ABORT,)),
+    Mutant("cancel-flag-left-on", cancel_flag_left_on, (Guarantee.MAP_REUSE, Guarantee.MAP_ABORT)),
+    Mutant("double-resolve", double_resolve, (Guarantee.RESOLVED_ONCE,)),
+    Mutant("timeout-never-fires", timeout_never_fires, (Guarantee.TIMEOUT_FIRES,)),
+    Mutant("wrong-item", wrong_item, (Guarantee.RIGHT_ITEM,)),
+    Mutant("workers-left-alive", workers_left_alive, (Guarantee.NO_ORPHANS,)),
+    Mutant("exit-zero-clean", exit_zero_is_clean, (Guarantee.EXIT_ZERO,)),
 ]}
 
 
