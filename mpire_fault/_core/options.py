@@ -149,8 +149,8 @@ def resolve_chaos(chaos: Any, seed: int | None, start_method: str, memory_limit:
     resolved = resolve(chaos, seed, memory_limit=memory_limit)
     if resolved is None or start_method != "threading":
         return resolved
-    from ..chaos.actions import KILLS_PROCESS
     from ..chaos.spec import parse_spec
+    from ..chaos.vocabulary import KILLS_PROCESS
 
     for rule in parse_spec(resolved.spec).rules:
         for term in rule.terms:

@@ -97,4 +97,3 @@ def _grow(size: int, memory_limit: int | None = None) -> None:
 
 # Actions that end the process they run in; a worker thread (start_method="threading")
 # shares its process with the pool, so these are refused there.
-KILLS_PROCESS = frozenset({"exit", "os_exit", "sigkill", "sigsegv", "sigterm", "oom"})

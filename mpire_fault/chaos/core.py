@@ -32,8 +32,7 @@ from .actions import perform
 from .journal import JournalEntry
 from .rundir import make_run_dir
 from .spec import Rule, Spec, Term, parse_spec
-
-_TASKLESS_SITES = ("init", "idle", "exit")
+from .vocabulary import TASKLESS_SITES
 
 
 def _fresh_seed() -> int:
@@ -164,7 +163,7 @@ class Chaos:
     def _decide(self, index: int, rule: Rule, site: str, worker_id, task_index, attempt,
                 call: int = 0) -> Term | None:
         counted = any(term.count is not None for term in rule.terms)
-        if site in _TASKLESS_SITES:
+        if site in TASKLESS_SITES:
             return self._decide_shared(index, site, worker_id, task_index, attempt, None, call)
         visit = self._local_visit(index, site, task_index, attempt, call)
         if counted:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .core import Chaos
+from .vocabulary import ARGS_UNPICKLE, RESULT_PICKLE, TASK_END, TASK_START
 
 
 def _worker_number() -> int | None:
@@ -36,7 +37,7 @@ class ChaosArgs:
         self.chaos, self.task_index, self.args = state["chaos"], state["task_index"], state["args"]
         self.attempt = state["attempt"]
         if os.getpid() != state["origin"]:  # only where the arguments arrive, not in the parent
-            self.chaos.visit("args.unpickle", worker_id=_worker_number(), task_index=self.task_index,
+            self.chaos.visit(ARGS_UNPICKLE, worker_id=_worker_number(), task_index=self.task_index,
                              attempt=self.attempt)
 
 
@@ -47,7 +48,7 @@ class ChaosResult:
         self.chaos, self.task_index, self.value, self.attempt = chaos, task_index, value, attempt
 
     def __reduce__(self):
-        self.chaos.visit("result.pickle", worker_id=_worker_number(), task_index=self.task_index,
+        self.chaos.visit(RESULT_PICKLE, worker_id=_worker_number(), task_index=self.task_index,
                          attempt=self.attempt)
         return (_plain, (self.value,))
 
@@ -73,7 +74,7 @@ class ChaosFunction:
             index, args, attempt = task_index.task_index, task_index.args + args, task_index.attempt
         else:
             index, attempt = task_index, 0
-        self.chaos.visit("task.start", worker_id=_worker_number(), task_index=index, attempt=attempt)
+        self.chaos.visit(TASK_START, worker_id=_worker_number(), task_index=index, attempt=attempt)
         value = self.func(*args, **kwargs)
-        self.chaos.visit("task.end", worker_id=_worker_number(), task_index=index, attempt=attempt)
+        self.chaos.visit(TASK_END, worker_id=_worker_number(), task_index=index, attempt=attempt)
         return ChaosResult(self.chaos, index, value, attempt) if self.wrap_result else value

@@ -20,22 +20,9 @@ from typing import Any
 
 from ..errors import ChaosSpecError
 from .sizes import parse_size
+from .vocabulary import ACTIONS, SITES
 
-SITES = ("init", "args.unpickle", "task.start", "task.end", "result.pickle", "idle", "exit")
 SELECTORS = ("worker", "task", "attempt")
-# action -> (argument kind, required?)
-ACTIONS: dict[str, tuple[str | None, bool]] = {
-    "exit": ("int", False),
-    "os_exit": ("int", False),
-    "sigkill": (None, False),
-    "sigsegv": (None, False),
-    "sigterm": (None, False),
-    "oom": ("size", True),
-    "raise": ("exception", True),
-    "hang": ("seconds", False),
-    "sleep": ("seconds", True),
-    "off": (None, False),
-}
 # Numbers are ASCII digits only: int() and float() would also take other
 # scripts' digits, which then print differently from how they were written.
 _NUMBER = re.compile(r"\d+(?:\.\d+)?", re.ASCII)

@@ -20,9 +20,9 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 
 from ..chaos import Chaos, JournalEntry
 from ..chaos.spec import Term
+from ..chaos.vocabulary import DASK, sites_visited_by
 
 CHAOS_STORE = "mpire-fault-chaos"
-_WORKER_SITES = ("args.unpickle", "task.start", "task.end", "result.pickle", "init", "exit")
 
 
 class DaskChaos(Chaos):
@@ -59,7 +59,7 @@ class DaskChaos(Chaos):
 
     def unsupported_sites(self) -> set[str]:
         """Sites the Dask backend never visits (``idle``: Dask workers have no idle loop of ours)."""
-        return self.sites() - set(_WORKER_SITES)
+        return self.sites() - sites_visited_by(DASK)
 
     # ------------------------------------------------------------- the hooks of Chaos
     def bind(self, worker: Any) -> DaskChaos:

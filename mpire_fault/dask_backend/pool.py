@@ -26,6 +26,7 @@ from .._core.progress import progress_bar as make_progress_bar
 from .._core.remote import TASK_ARGS, load_exception, with_boundary
 from .._core.results import AsyncResult, CallbackRunner
 from ..backends import DASK
+from ..chaos.vocabulary import EXIT, INIT
 from ..errors import PoolTerminatedError, WorkerExitError, WorkerInitError
 from ..statistics import PoolStatistics
 from .chaos import resolve_chaos
@@ -126,7 +127,7 @@ class DaskPool(ClusterOwner, PoolBackend):
 
     def _needs_session(self, worker_init: Callable | None, worker_exit: Callable | None) -> bool:
         """Hooks, or chaos at ``init``/``exit``: those sites are visited by a call's session."""
-        chaos_hooks = self._chaos is not None and bool(self._chaos.sites() & {"init", "exit"})
+        chaos_hooks = self._chaos is not None and bool(self._chaos.sites() & {INIT, EXIT})
         return worker_init is not None or worker_exit is not None or chaos_hooks
 
     def _open_session(self, name: str, worker_init: Callable | None, worker_exit: Callable | None) -> str | None:

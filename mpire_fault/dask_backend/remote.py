@@ -28,6 +28,7 @@ from distributed.utils import sync
 
 from .._core.arguments import call_item
 from .._core.remote import RESULT, TASK_ARGS, dump_exception, with_boundary
+from ..chaos.vocabulary import ARGS_UNPICKLE, RESULT_PICKLE, TASK_END, TASK_START
 from ..errors import TaskTimeoutError, WorkerDiedError, WorkerInitError
 from .chaos import DaskChaos, for_worker
 from .ledger import DeadWorker
@@ -248,7 +249,7 @@ def _run_claimed(spec: TaskSpec, payload: bytes, shared: Any, worker: Any, sessi
             session.check()
         try:
             if chaos is not None:
-                chaos.visit("args.unpickle", worker_id=worker_id, task_index=spec.first_index, attempt=attempt)
+                chaos.visit(ARGS_UNPICKLE, worker_id=worker_id, task_index=spec.first_index, attempt=attempt)
             func, items = pickler.loads(payload)
         except Exception as exc:  # noqa: BLE001 - whatever it raised is handed on
             return "err", dump_exception(with_boundary(exc, TASK_ARGS), pickler)
@@ -259,19 +260,19 @@ def _run_claimed(spec: TaskSpec, payload: bytes, shared: Any, worker: Any, sessi
                     if spec.call_id in _aborted or spec.pool_id in _aborted:
                         raise CallAborted()
                     if chaos is not None:
-                        chaos.visit("task.start", worker_id=worker_id, task_index=index, attempt=attempt)
+                        chaos.visit(TASK_START, worker_id=worker_id, task_index=index, attempt=attempt)
                     if spec.is_map:
                         results.append(call_item(func, tuple(preamble), item))
                     else:
                         args, kwargs = item
                         results.append(func(*preamble, *args, **kwargs))
                     if chaos is not None:
-                        chaos.visit("task.end", worker_id=worker_id, task_index=index, attempt=attempt)
+                        chaos.visit(TASK_END, worker_id=worker_id, task_index=index, attempt=attempt)
         except _InTaskTimeout:
             raise TaskTimeoutError(spec.task_timeout or 0.0, worker_id, spec.description) from None
         try:
             if chaos is not None:
-                chaos.visit("result.pickle", worker_id=worker_id, task_index=spec.first_index, attempt=attempt)
+                chaos.visit(RESULT_PICKLE, worker_id=worker_id, task_index=spec.first_index, attempt=attempt)
             return "ok", pickler.dumps(results)
         except Exception as exc:  # noqa: BLE001 - whatever it raised is handed on
             return "err", dump_exception(with_boundary(exc, RESULT), pickler)

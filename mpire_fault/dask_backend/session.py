@@ -9,6 +9,7 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from .._core.remote import dump_exception
+from ..chaos.vocabulary import EXIT, INIT
 from ..errors import WorkerInitError
 from .chaos import DaskChaos, for_worker
 from .pickler import Pickler
@@ -48,7 +49,7 @@ class Session(WorkerPlugin):
         self.name = name
         self.hooks = hooks
         self.use_dill = use_dill
-        self.chaos = chaos if chaos is not None and chaos.sites() & {"init", "exit"} else None
+        self.chaos = chaos if chaos is not None and chaos.sites() & {INIT, EXIT} else None
 
     def setup(self, worker: Any) -> None:
         self._chaos = for_worker(self.chaos, worker)
@@ -86,7 +87,7 @@ class Session(WorkerPlugin):
             self._worker_id = worker_id
             try:
                 if self._chaos is not None:
-                    self._chaos.visit("init", worker_id=worker_id)
+                    self._chaos.visit(INIT, worker_id=worker_id)
                 if self._init is not None:
                     self._init(*preamble)
             except Exception as exc:  # noqa: BLE001 - whatever it raised is handed on
@@ -109,7 +110,7 @@ class Session(WorkerPlugin):
             pickler = Pickler(self.use_dill)
             try:
                 if self._chaos is not None:
-                    self._chaos.visit("exit", worker_id=self._worker_id)
+                    self._chaos.visit(EXIT, worker_id=self._worker_id)
                 if self._exit is None:
                     return None
                 return "ok", pickler.dumps(self._exit(*self._preamble))

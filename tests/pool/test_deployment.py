@@ -10,7 +10,7 @@ from _namespaces import UNSHARE, require_unshare
 
 from mpire_fault import ChaosSpecError, WorkerPool
 from mpire_fault._engine.child.orphans import die_with_parent
-from mpire_fault.chaos.actions import KILLS_PROCESS
+from mpire_fault.chaos.vocabulary import KILLS_PROCESS
 
 PID1_SCRIPT = os.path.join(os.path.dirname(__file__), "pid1_script.py")
 

@@ -26,6 +26,7 @@ from operator import itemgetter, setitem
 from typing import Any
 
 from ..._core.arguments import APPLY, CALLERS, MPIRE, ONE
+from ...chaos.vocabulary import TASK_END, TASK_START
 from ..wire.protocol import BATCH, CANCEL_SLOTS, FLAG_AREA, ITEM, MAX_BATCH, NOT_BATCHED, PHASE, PHASE_START, PICKLING
 
 _FIRST = itemgetter(0)
@@ -110,14 +111,14 @@ def run_items(func: Callable, kind: str, items: list, first_index: int, job_id: 
             if timed:
                 progress[time_at] = monotonic()
             if visit is not None:
-                visit("task.start", index, attempt, call)
+                visit(TASK_START, index, attempt, call)
             if kind == APPLY:
                 args, kwargs = item
                 append(func(*preamble, *args, **kwargs))
             else:
                 append(call_with(func, preamble, item))
             if visit is not None:
-                visit("task.end", index, attempt, call)
+                visit(TASK_END, index, attempt, call)
             index += 1
         # Still inside the try: a soft timeout aimed at the last item that
         # lands now is that item's error, not a crash of the worker.

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..._core.arguments import APPLY, FIXED_STYLES, MPIRE, arguments_of, uniform_style
 from ..._core.remote import RESULT, TASK_ARGS, dump_exception, summarize
+from ...chaos import vocabulary as sites
 from ...errors import TaskTimeoutError
 from ...exception import TaskInterrupted
 from ..insights import TaskClock, describe_args
@@ -191,7 +192,7 @@ class _Worker:
     def run(self) -> None:
         began = time.perf_counter()
         try:  # an exception injected at 'init' is a worker_init failure like any other
-            self.visit("init")
+            self.visit(sites.INIT)
             if self.worker_init is not None:
                 self.mark(-1, -1, INITIALIZING)
                 self.worker_init(*self.hook_preamble)
@@ -207,7 +208,7 @@ class _Worker:
         timed = self.insights is not None
         while True:
             if self.chaos is not None and not self.task_conn.poll(0):
-                self.visit("idle")
+                self.visit(sites.IDLE)
             began = time.perf_counter() if timed else 0.0
             try:
                 data = self.task_conn.recv_bytes()
@@ -260,7 +261,7 @@ class _Worker:
         """
         self.mark(task_id, first_index, UNPICKLING)
         try:
-            self.visit("args.unpickle", first_index, attempt, call)
+            self.visit(sites.ARGS_UNPICKLE, first_index, attempt, call)
             func, kind, items = self.serializer.loads(payload)
         except Exception as exc:  # noqa: BLE001 - whatever unpickling raised fails this task
             self.answer(failed(task_id, 0, dump_exception(exc, self.serializer), TASK_ARGS, summarize(exc)), 0)
@@ -294,7 +295,7 @@ class _Worker:
             return
         self.mark(task_id, first_index, PICKLING)
         try:
-            self.visit("result.pickle", first_index, attempt, call)
+            self.visit(sites.RESULT_PICKLE, first_index, attempt, call)
             data = self.serializer.dumps(results)
         except Exception as exc:  # noqa: BLE001 - whatever pickling the result raised fails this task
             # MPIRE counts results before they are pickled on their way out
@@ -337,7 +338,7 @@ class _Worker:
         value = None
         began = time.perf_counter()
         try:
-            self.visit("exit")
+            self.visit(sites.EXIT)
             if self.worker_exit is not None:
                 self.mark(-1, -1, EXITING)
                 value = self.worker_exit(*self.hook_preamble)
