@@ -233,14 +233,20 @@ class WorkerPool(CallForms):
             session = WorkerSession(worker_init, worker_exit, None, worker_init_timeout, worker_exit_timeout)
         if task_timeout is not None:
             positive_number("task_timeout", task_timeout)
-        args = apply_arguments(args)
+        return self._apply(func, apply_arguments(args), kwargs or {}, session, task_timeout, AsyncResult, callback,
+                           error_callback)
+
+    def _apply(self, func: Callable, args: tuple, kwargs: dict, session: WorkerSession, task_timeout: float | None,
+               result_type: type[AsyncResult], callback: Callable[[Any], Any] | None,
+               error_callback: Callable[[BaseException], Any] | None) -> AsyncResult:
+        """Submit ``func(*args, **kwargs)`` as one task; front doors with their own rules call this directly."""
         supervisor = self._running_supervisor()
-        result: AsyncResult = AsyncResult(callback, error_callback, self._callbacks, supervisor.finished.is_set)
+        result = result_type(callback, error_callback, self._callbacks, supervisor.finished.is_set)
         index = next(self._apply_counter)
         job = ApplyJob(session, _func_name(func), task_timeout, index, result, self._serializer.loads)
         job.chaos_call = self._chaos_scope
         try:
-            payload = self._serializer.dumps((func, "apply", [(args, kwargs or {})]))
+            payload = self._serializer.dumps((func, "apply", [(args, kwargs)]))
         except BaseException as exc:  # noqa: BLE001 - even SystemExit from a __reduce__: it belongs to this task
             job.on_error(None, with_boundary(exc, TASK_ARGS))
             return result

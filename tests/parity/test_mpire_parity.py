@@ -32,7 +32,8 @@ def test_public_surface_is_pinned():
     import mpire_fault
 
     assert set(mpire_fault.__all__) == {
-        "AsyncResult", "ChaosSpecError", "Death", "PoolStatistics", "PoolTerminatedError", "RemoteTraceback",
+        "AsyncResult", "ChaosSpecError", "Death", "ExecutorWorkerDiedError", "PoolStatistics", "PoolTerminatedError",
+        "ProcessPoolExecutor", "RemoteTraceback",
         "RestartBackoff", "SupervisorError", "TaskTimeoutError", "WorkerDiedError", "WorkerExitError",
         "WorkerInitError", "WorkerPool", "cpu_count",
     }
