@@ -75,6 +75,14 @@ def _as_executor_error(error: BaseException) -> BaseException:
     return error
 
 
+class _Answer(AsyncResult):
+    """The pool's result of one future: it hands its value to the future and keeps none of it."""
+
+    def _run_hook(self, hook: Callable, arg: Any) -> None:
+        self._value = None  # the future holds the value now: a caller that drops it frees it
+        super()._run_hook(hook, arg)
+
+
 class _Backlog:
     """The executor's state, shared with the pool's callbacks, so pending work outlives a dropped executor.
 
@@ -116,7 +124,7 @@ class _Backlog:
                 self.in_flight.add(item)
                 try:
                     item.result = self.pool._apply(
-                        item.fn, item.args, item.kwargs, self.session, None, AsyncResult,
+                        item.fn, item.args, item.kwargs, self.session, None, _Answer,
                         partial(self.settle, item, False), partial(self.settle, item, True))
                 except BaseException as exc:  # noqa: BLE001 - the pool refused it: this future fails, not the feed
                     self.in_flight.discard(item)
@@ -124,19 +132,24 @@ class _Backlog:
                 item.fn = item.args = item.kwargs = None  # type: ignore[assignment] # the pool holds them now
 
     def settle(self, item: _WorkItem, failed: bool, outcome: Any) -> None:
-        """An answer, on the pool's callback thread: resolve the future, then feed the next item."""
+        """An answer, on the pool's callback thread: feed the next item, then resolve the future.
+
+        Feeding first keeps the worker busy sooner, and once the future is
+        resolved this thread lets go of the value at once: a caller that drops
+        a result frees it (CPython's issue 14406 tests that of map).
+        """
         self.callback_thread = threading.get_ident()
+        future = item.future
+        item.future = item.result = None  # type: ignore[assignment] # the caller holds the future
         with self.lock:
             self.in_flight.discard(item)
-        if failed:
-            item.future.set_exception(_as_executor_error(outcome))
-        else:
-            item.future.set_result(outcome)
-        with self.lock:
             self.feed()
             if not self.in_flight and not self.waiting:
                 self.changed.notify_all()
-        item.result = None  # no cycle through the AsyncResult's callbacks
+        if failed:
+            future.set_exception(_as_executor_error(outcome))
+        else:
+            future.set_result(outcome)
 
     # ------------------------------------------------------------------ shutdown
     def close(self, cancel_futures: bool) -> None:
@@ -189,6 +202,15 @@ def _python_exit() -> None:
 threading._register_atexit(_python_exit)  # type: ignore[attr-defined] # what concurrent.futures itself uses
 # A forked worker runs threading's exit hooks too when it ends: the parent's executors are not its to finish.
 os.register_at_fork(after_in_child=_live_backlogs.clear)
+
+
+def _result_or_cancel(future: Future, end_time: float | None) -> Any:
+    """The future's value within the map's deadline; cancelled if it has not started (a timeout, an error)."""
+    try:
+        return future.result(None if end_time is None else end_time - time.monotonic())
+    finally:
+        future.cancel()
+        del future  # no reference cycle through a stored exception
 
 
 def _map_chunk(fn: Callable, chunk: tuple) -> list:
@@ -291,19 +313,18 @@ class ProcessPoolExecutor(Executor):
 
     @staticmethod
     def _results(futures: list[Future], end_time: float | None, chunked: bool) -> Iterator[Any]:
+        # Values are yielded straight from an expression, never held in a local while the generator
+        # is suspended: a caller that drops a result frees it (CPython's issue 14406).
         futures.reverse()  # pop() from the end, so each future is let go once its value is out
         try:
             while futures:
-                future = futures.pop()
-                try:
-                    value = future.result(None if end_time is None else end_time - time.monotonic())
-                finally:
-                    future.cancel()
-                    del future  # no reference cycle through a stored exception
-                if chunked:
-                    yield from value
-                else:
-                    yield value
+                if not chunked:
+                    yield _result_or_cancel(futures.pop(), end_time)
+                    continue
+                values = _result_or_cancel(futures.pop(), end_time)
+                values.reverse()
+                while values:
+                    yield values.pop()
         finally:
             for future in futures:
                 future.cancel()
@@ -317,6 +338,12 @@ class ProcessPoolExecutor(Executor):
             backlog.finish()
         else:  # from a done-callback, waiting would wait for this very thread
             backlog.finish_later()
+
+    @property
+    def _processes(self) -> dict[int, Any]:
+        """The live worker processes by pid, as the stdlib executor's private ``_processes`` (code peeks at it)."""
+        return {process.pid: process for process in self._backlog.pool._workers
+                if process is not None and process.pid is not None and process.is_alive()}
 
     def statistics(self) -> PoolStatistics:
         """A snapshot of the workers' health: live workers, pids, restarts, deaths, task counts."""
