@@ -166,16 +166,19 @@ class _Backlog:
         """Wait until every handed future is answered, then stop the workers (the stdlib's shutdown(wait=True))."""
         while True:
             with self.lock:
-                if self.finished:  # another caller stops the workers: wait for it, as a second join would
-                    self.stopped.wait(_STOP_WAIT)
-                    return
-                if not self.waiting and not self.in_flight:
+                if self.finished:
+                    handed = None
+                elif not self.waiting and not self.in_flight:
                     self.finished = True
                     break
-                handed = next((item.result for item in self.in_flight if item.result is not None), None)
-                if handed is None:
-                    self.changed.wait(0.05)
-                    continue
+                else:
+                    handed = next((item.result for item in self.in_flight if item.result is not None), None)
+                    if handed is None:  # being handed over right now
+                        self.changed.wait(0.05)
+                        continue
+            if handed is None:  # another caller stops the workers: wait for it (not under the lock), as a join would
+                self.stopped.wait(_STOP_WAIT)
+                return
             # AsyncResult.wait checks the supervisor's health while it waits: never forever
             handed.wait()
         try:
