@@ -6,6 +6,7 @@ from ._core.results import AsyncResult
 from .errors import (
     ChaosSpecError,
     Death,
+    ExecutorWorkerDiedError,
     PoolTerminatedError,
     RemoteTraceback,
     SupervisorError,
@@ -14,6 +15,7 @@ from .errors import (
     WorkerExitError,
     WorkerInitError,
 )
+from .futures import ProcessPoolExecutor
 from .pool import WorkerPool
 from .statistics import PoolStatistics
 from .stdpool import Pool, get_context
@@ -24,9 +26,11 @@ __all__ = [
     "AsyncResult",
     "ChaosSpecError",
     "Death",
+    "ExecutorWorkerDiedError",
     "Pool",
     "PoolStatistics",
     "PoolTerminatedError",
+    "ProcessPoolExecutor",
     "RemoteTraceback",
     "RestartBackoff",
     "SupervisorError",

@@ -32,9 +32,10 @@ def test_public_surface_is_pinned():
     import mpire_fault
 
     assert set(mpire_fault.__all__) == {
-        "AsyncResult", "ChaosSpecError", "Death", "PoolStatistics", "PoolTerminatedError", "RemoteTraceback",
+        "AsyncResult", "ChaosSpecError", "Death", "ExecutorWorkerDiedError", "PoolStatistics", "PoolTerminatedError",
+        "Pool", "ProcessPoolExecutor", "RemoteTraceback",
         "RestartBackoff", "SupervisorError", "TaskTimeoutError", "WorkerDiedError", "WorkerExitError",
-        "WorkerInitError", "WorkerPool", "cpu_count",
+        "WorkerInitError", "WorkerPool", "cpu_count", "get_context",
     }
 
 
