@@ -20,7 +20,17 @@ from .slots import WorkerSlot
 from .state import Mode, PoolState
 from .watchdog import DEFAULT_EXIT_GRACE
 from .wire.codec import Serializer
-from .wire.protocol import CANCEL_SLOTS, IDLE, PHASE, PHASE_NAMES, PROGRESS_FIELDS, TASK_ID, KillReason, running_item
+from .wire.protocol import (
+    CANCEL_SLOTS,
+    IDLE,
+    PHASE,
+    PHASE_NAMES,
+    PROGRESS_FIELDS,
+    STRUCK,
+    TASK_ID,
+    KillReason,
+    running_item,
+)
 
 __all__ = ["RestartBackoff", "Settlement"]
 
@@ -53,10 +63,13 @@ class Settlement:
         slot.ledger.clear()
         head = ledger.pop(0) if ledger and began_id == ledger[0].task_id and phase != IDLE else None
         planned = (slot.stopping and slot.exit_reported) or (slot.retiring and head is None)
+        # A chaos fault that ends the process was about to strike (the journal has it): a death, whoever's
+        # SIGKILL landed first, so statistics() and the journal agree.
+        struck = progress[base + STRUCK] == 1.0
         # Workers we stopped ourselves because their map call was aborted are
         # replacements, not deaths: the death that aborted the call is recorded.
-        if (not planned or head is not None) and slot.kill_reason is not KillReason.ABORT:
-            reason = slot.kill_reason.value if slot.kill_reason is not None else None
+        if struck or ((not planned or head is not None) and slot.kill_reason is not KillReason.ABORT):
+            reason = slot.kill_reason.value if slot.kill_reason is not None and not struck else None
             state.counters.deaths.append(Death(slot.worker_id, slot.pid, exitcode, oom, PHASE_NAMES.get(phase),
                                                reason, head.job.describe(head, item) if head else None))
         events = state.events

@@ -28,6 +28,7 @@ from .wire.protocol import (
     NOT_BATCHED,
     PHASE,
     PROGRESS_FIELDS,
+    STRUCK,
     TARGET_ITEM,
     TARGET_TASK,
     TASK_ID,
@@ -193,6 +194,7 @@ class WorkerSlot:
         progress[base + BATCH] = NOT_BATCHED
         progress[base + PHASE] = IDLE
         progress[base + TARGET_TASK] = -1.0
+        progress[base + STRUCK] = 0.0
         launch = WorkerThread if cfg.in_thread else ctx.Process
         process = launch(
             target=worker_main,
@@ -310,11 +312,16 @@ class WorkerSlot:
     def kill(self, reason: KillReason) -> None:
         if self.process is None:
             return
-        if self.kill_reason is None:
-            self.kill_reason = reason
         if isinstance(self.process, WorkerThread):
+            self.kill_reason = self.kill_reason or reason
             self.process.kill()
             return
+        if self.process.exitcode is not None:  # polls without blocking: fork's waitpid, forkserver's sentinel
+            # It died on its own before we got to it (a chaos SIGKILL racing a map abort, say): that is a
+            # death to count and report as such, not one of our kills.
+            return
+        if self.kill_reason is None:
+            self.kill_reason = reason
         kill_tree(self.process.pid)
 
     def interrupt(self, progress, target_task: float, target_item: float, grace: float) -> None:

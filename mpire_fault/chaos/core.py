@@ -22,7 +22,7 @@ import re
 import shutil
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..errors import ChaosSpecError
@@ -32,7 +32,7 @@ from .actions import perform
 from .journal import JournalEntry
 from .rundir import make_run_dir
 from .spec import Rule, Spec, Term, parse_spec
-from .vocabulary import TASKLESS_SITES
+from .vocabulary import KILLS_PROCESS, TASKLESS_SITES
 
 
 def _fresh_seed() -> int:
@@ -104,6 +104,9 @@ class Chaos:
         return cls(parsed, parse_seed(seed, environment.SEED) if seed else None)
 
     def _index(self) -> None:
+        # Told just before a fault that ends the process strikes, so the pool can count that death as the
+        # journal does even when its own kill (a map abort) lands first; set in a worker process only.
+        self.on_strike: Callable[[str], None] | None = None
         self._by_site: dict[str, list[tuple[int, Rule]]] = {}
         for index, rule in enumerate(self._parsed.rules):
             self._by_site.setdefault(rule.site, []).append((index, rule))
@@ -151,6 +154,8 @@ class Chaos:
             action = term.action + (f"({term.arg_text})" if term.arg_text is not None else "")
             self._record(JournalEntry(time.time(), site, action, worker_id, os.getpid(), task_index, attempt,
                                       self.seed, str(rule)))
+            if self.on_strike is not None and term.action in KILLS_PROCESS:
+                self.on_strike(term.action)
             perform(term.action, term.arg, site, self.memory_limit)
             return
 

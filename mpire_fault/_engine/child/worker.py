@@ -49,6 +49,7 @@ from ..wire.protocol import (
     RUNNING,
     SOFT_TIMEOUT,
     STOP,
+    STRUCK,
     TARGET_ITEM,
     TARGET_TASK,
     TASK_ID,
@@ -134,6 +135,8 @@ class _Worker:
         self.insights = insights if cfg.insights else None
         self.insight_base = cfg.worker_id * INSIGHT_FIELDS
         self.chaos = cfg.chaos
+        if self.chaos is not None and not cfg.in_thread:  # threads share the parent's Chaos: never theirs to mark
+            self.chaos.on_strike = self.struck
         worker_id = (cfg.worker_id,) if cfg.pass_worker_id else ()
         objects = (shared_objects,) if cfg.has_shared_objects else ()
         state: tuple[dict, ...] = ({},) if cfg.use_worker_state else ()
@@ -163,6 +166,9 @@ class _Worker:
         p[b + ITEM] = index
         p[b + PHASE] = phase
         p[b + PHASE_START] = time.monotonic()
+
+    def struck(self, action: str) -> None:
+        self.progress[self.base + STRUCK] = 1.0
 
     def visit(self, site: str, task_index: int | None = None, attempt: int = 0, call: int = 0) -> None:
         if self.chaos is not None:

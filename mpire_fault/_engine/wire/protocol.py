@@ -114,7 +114,8 @@ class KillReason(enum.StrEnum):
 
 
 # ---------------------------------------------------------------- the progress array
-TASK_ID, ITEM, PHASE, PHASE_START, TARGET_TASK, TARGET_ITEM, BATCH = range(7)
+TASK_ID, ITEM, PHASE, PHASE_START, TARGET_TASK, TARGET_ITEM, BATCH, STRUCK = range(8)
+# STRUCK: 1.0 once a chaos fault that ends the process is about to strike this worker (0.0 at its start)
 # A worker's fields take the first 16 doubles (128 bytes) of its stride, so
 # two workers' fields never share a 64-byte cache line whatever the array's
 # alignment. Sharing one made each worker's per-item store bounce the line
