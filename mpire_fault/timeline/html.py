@@ -11,14 +11,17 @@ under the timeline.
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import math
+import os
+import secrets
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .model import OUTCOMES, SEVERITY, Bar, Marker, Timeline
+from .model import OUTCOMES, SEVERITY, Abort, Bar, Marker, Timeline, plural
 
 PLOT_WIDTH = 1100
 """Pixels of the time axis."""
@@ -100,7 +103,17 @@ class Section:
 
 
 def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    """``value`` as HTML text, any str: a lone surrogate (``os.fsdecode`` of a non-UTF-8 byte) becomes ``\\udcff``."""
+    return html.escape(printable(str(value)), quote=True)
+
+
+def printable(text: str) -> str:
+    """``text`` with every code point UTF-8 cannot encode written as its escape, so the page can be written."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _seconds(value: float) -> str:
@@ -127,8 +140,9 @@ def _tick_step(span: float, target: int = 10) -> float:
 def summary_text(timeline: Timeline) -> str:
     s = timeline.summary
     outcomes = ", ".join(f"{n} {name}" for name, n in s.outcomes.items())
-    parts = [f"{s.tasks} tasks" + (f" ({outcomes})" if outcomes else ""), f"{s.faults} faults",
-             f"{s.deaths} deaths", f"{s.restarts} restarts", f"{s.aborts} aborts"]
+    deaths = plural(s.deaths, "death") + (f" ({s.chaos_deaths} by chaos)" if s.chaos_deaths else "")
+    parts = [plural(s.tasks, "task") + (f" ({outcomes})" if outcomes else ""), plural(s.faults, "fault"),
+             deaths, plural(s.restarts, "restart"), plural(s.aborts, "abort")]
     if s.recovery_mean is not None:
         parts.append(f"mean death → replacement ready {_seconds(s.recovery_mean)} (over {s.recoveries})")
     parts.append(f"span {_seconds(s.duration)}")
@@ -204,11 +218,13 @@ def _draw_bars(canvas: _Canvas, bars: Iterable[Bar]) -> tuple[list[str], int]:
             x0 = canvas.x(start)
             width = max(canvas.x(end) - x0, MIN_BAR_PX if worst == "finished" else 1.5)
             counts = Counter(b.outcome for b in group)
-            ids = [str(b.task_id) for b in group[:_SAMPLES]]
+            # the most severe first: a died task is the one worth naming among 500 finished ones
+            named = sorted(group, key=lambda b: -SEVERITY[b.outcome])[:_SAMPLES]
             text = _details({
                 "tasks": f"{len(group)} (drawn together: each narrower than {MIN_BAR_PX:g} px)",
                 "outcomes": ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts[o]),
-                "task ids": ", ".join(ids) + (" …" if len(group) > _SAMPLES else ""),
+                "among them": "; ".join(f"{b.describe()} ({b.outcome})" for b in named)
+                + (" …" if len(group) > _SAMPLES else ""),
                 "from": f"+{_seconds(start - t0)} to +{_seconds(end - t0)}",
                 "errors": "; ".join(sorted({b.error for b in group if b.error})[:3]) or None,
             })
@@ -263,9 +279,10 @@ def _draw_markers(canvas: _Canvas, markers: Iterable[Marker]) -> list[str]:
             text = _details({"what": m.label, **m.details, "at": f"+{_seconds(m.t - t0)}"})
         else:
             labels = Counter(m.label for m in group)
+            first, last = min(m.t for m in group), max(m.t for m in group)  # a log's faults come last
             text = _details({"what": f"{len(group)} × {MARKER_LABELS[kind]} in this pixel",
                              "which": "; ".join(f"{n} × {label}" for label, n in labels.most_common(_SAMPLES)),
-                             "at": f"+{_seconds(group[0].t - t0)} to +{_seconds(group[-1].t - t0)}"})
+                             "at": f"+{_seconds(first - t0)} to +{_seconds(last - t0)}"})
         dense = per_row[(lane, kind)] > canvas.width / DENSE_MARKER_PX
         shape = _rug(kind, x, y) if dense else _marker_shape(kind, x, y)
         out.append(f'<g class="marker m-{kind}" data-d="{esc(text)}">{shape}</g>')
@@ -299,15 +316,40 @@ def timeline_svg(timeline: Timeline, width: int = PLOT_WIDTH) -> str:
     bars, _ = _draw_bars(canvas, timeline.bars)
     parts += bars
     parts += _draw_markers(canvas, timeline.markers)
-    for abort in timeline.aborts:
-        x = canvas.x(abort.t)
-        text = _details({"what": "map aborted", "pool": abort.pool, "call": abort.call, "reason": abort.reason,
-                         "worker": abort.worker_id, "at": f"+{_seconds(abort.t - timeline.t0)}"})
-        parts.append(f'<g class="abort" data-d="{esc(text)}"><line x1="{x:.1f}" x2="{x:.1f}" y1="{AXIS_HEIGHT - 2}" '
-                     f'y2="{height}"/><rect x="{x - 4:.1f}" y="{AXIS_HEIGHT}" width="8" height="{height - AXIS_HEIGHT}"'
-                     f' fill="transparent"/><text x="{x + 4:.1f}" y="{AXIS_HEIGHT + 10}">abort</text></g>')
+    parts += _draw_aborts(canvas, timeline.aborts, height)
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _draw_aborts(canvas: _Canvas, aborts: Iterable[Abort], height: int) -> list[str]:
+    """One line per pixel column holding aborts, with how many and why: 100 000 aborts are at most one per pixel."""
+    t0 = canvas.timeline.t0
+    columns: dict[int, list[Abort]] = defaultdict(list)
+    for abort in aborts:
+        columns[int(canvas.x(abort.t))].append(abort)
+    out = []
+    for _column, group in sorted(columns.items()):
+        x = canvas.x(group[0].t)
+        if len(group) == 1:
+            a = group[0]
+            text = _details({"what": "map aborted", "why": a.reason, "error": a.error, "pool": a.pool,
+                             "worker": a.worker_id, "call id in the log": a.call, "at": f"+{_seconds(a.t - t0)}"})
+            label = "abort"
+        else:
+            reasons = Counter(a.reason for a in group)
+            first, last = min(a.t for a in group), max(a.t for a in group)
+            text = _details({"what": f"{len(group)} map aborts in this pixel",
+                             "why": "; ".join(f"{n} × {reason}" for reason, n in reasons.most_common(_SAMPLES))
+                             + (" …" if len(reasons) > _SAMPLES else ""),
+                             "pools": ", ".join(sorted({str(a.pool) for a in group})),
+                             "at": f"+{_seconds(first - t0)} to +{_seconds(last - t0)}"})
+            label = f"{len(group)} aborts"
+        dense = len(columns) > canvas.width / DENSE_MARKER_PX  # no room for a word per line
+        word = "" if dense else f'<text x="{x + 4:.1f}" y="{AXIS_HEIGHT + 10}">{esc(label)}</text>'
+        out.append(f'<g class="abort" data-d="{esc(text)}"><line x1="{x:.1f}" x2="{x:.1f}" y1="{AXIS_HEIGHT - 2}" '
+                   f'y2="{height}"/><rect x="{x - 4:.1f}" y="{AXIS_HEIGHT}" width="8" height="{height - AXIS_HEIGHT}"'
+                   f' fill="transparent"/>{word}</g>')
+    return out
 
 
 def _axis(tick: float, step: float) -> str:
@@ -341,5 +383,19 @@ def page(title: str, sections: list[Section], intro: str = "") -> str:
 
 
 def write_page(path: str, title: str, sections: list[Section], intro: str = "") -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(page(title, sections, intro))
+    """Write the page whole or not at all: into a new file beside ``path``, renamed over it once complete.
+
+    A failure (an unwritable folder, a full disk) raises ``OSError`` and
+    leaves ``path`` as it was, never a 0-byte or half page.
+    """
+    data = page(title, sections, intro).encode("utf-8", "backslashreplace")  # esc() already made it encodable
+    folder, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(temporary, "xb") as handle:  # "x": never another's file; the umask gives the usual mode
+            handle.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

@@ -25,9 +25,10 @@ def test_a_small_run_draws_each_bar_with_its_details(fixtures, tmp_path):
     assert page.count('class="marker m-death"') == 2 and 'class="marker m-restart"' in page
     assert 'class="legend"' in page
     assert "ValueError: &lt;b&gt;bad&lt;/b&gt; &amp; worse" in page and "<b>bad</b>" not in page
-    assert "task: 2\noutcome: exception\nitem: 1\nitems: [1, 1]\ncall: 1\npid: 502" in page  # hover text
-    assert "pid: 502" in page
-    assert "6 tasks" in page and "1 faults" in page and "2 deaths" in page and "1 restarts" in page
+    # hover text: the task as the pool's errors name it; the log's own ids only labelled as such
+    assert "task: map item 1\noutcome: exception\npid: 502\nerror: ValueError" in page
+    assert "ids in the log: task_id 2, call 1 (the pool&#x27;s own numbering" in page
+    assert "6 tasks" in page and "1 fault ·" in page and "2 deaths" in page and "1 restart ·" in page
     assert "mean death → replacement ready 80 ms" in page
 
 
@@ -60,7 +61,7 @@ def test_aggregates_take_the_most_severe_colour():
     drawn = timeline_html(build(events))
     assert drawn.count('class="agg o-died"') == 1
     died = re.search(r'class="agg o-died"[^>]*data-d="([^"]*)"', drawn).group(1)
-    assert re.search(r"outcomes: (\d+ finished, )?1 died\n", died) and "task ids: " in died and "1000" in died
+    assert re.search(r"outcomes: (\d+ finished, )?1 died\n", died) and "among them: item 1000 (died)" in died
     assert drawn.count('class="agg o-finished"') >= 1
 
 

@@ -45,7 +45,7 @@ def test_the_summary(restarts):
 
 
 def test_an_abort_is_one_line_for_the_pool(restarts):
-    assert [(a.t, a.call, a.reason) for a in restarts.aborts] == [(100.302, 1, "task 4 timed out")]
+    assert [(a.t, a.call, a.reason) for a in restarts.aborts] == [(100.302, 1, "map item 3 timed out")]
 
 
 def test_a_death_without_requeue_is_died_and_a_cause_after_the_death_amends_it():
