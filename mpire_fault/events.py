@@ -62,6 +62,7 @@ EVENT_KINDS: dict[str, tuple[str, ...]] = {
 FAILURE_CAUSES = ("exception", "death", "timeout", "abort")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _encode = json.JSONEncoder(default=repr).encode  # one encoder: json.dumps(default=...) builds one per call
+_decode = json.JSONDecoder().decode
 
 
 class _Sink:
@@ -187,6 +188,7 @@ _JSON_NAMES = {int: "an integer", str: "a string", _NONE: "null", bool: "true/fa
 
 
 def _type_problem(name: str, value: Any) -> str | None:
+    """What is wrong with the type of one field's value, or None (the slow path: it words the message)."""
     allowed = FIELD_TYPES.get(name)
     if allowed is None:
         return None
@@ -198,7 +200,7 @@ def _type_problem(name: str, value: Any) -> str | None:
         ok = len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         if not ok:
             return f"'items' must be [first, last] item indices, got {_short(value)}"
-    if ok and name == "delay" and value is not None and not math.isfinite(value):
+    if ok and name == "delay" and value is not None and not _finite(value):
         ok = False
     if ok:
         return None
@@ -211,6 +213,21 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an integer of 400 digits
+        return False
+
+
+# The fast path of check_event: exact types (what json.loads gives), per kind, checked in one loop; a value
+# that is not plainly right goes to _type_problem, which also accepts subclasses and words the message.
+_EXACT = {name: frozenset(types) for name, types in FIELD_TYPES.items()}
+_PLAIN = {kind: tuple((name, _EXACT[name]) for name in fields if name not in ("items", "delay"))
+          for kind, fields in EVENT_KINDS.items()}
+_NUMBER = (int, float)
+
+
 def check_event(event: Any) -> str | None:
     """What is wrong with one decoded event, or None. Unknown kinds pass (newer writers may add some)."""
     if not isinstance(event, dict):
@@ -219,20 +236,33 @@ def check_event(event: Any) -> str | None:
     if missing:
         return f"missing field(s) {', '.join(missing)}"
     t = event["t"]
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+    if type(t) not in _NUMBER and (isinstance(t, bool) or not isinstance(t, _NUMBER)) or not _finite(t):
         return f"'t' must be a finite number of seconds, got {_short(t)}"
     kind = event["kind"]
     if not isinstance(kind, str):
         return f"'kind' must be a string, got {_short(kind)}"
-    fields = EVENT_KINDS.get(kind, ())
-    missing = [name for name in fields if name not in event]
-    if missing:
-        return f"a {kind} event lacks field(s) {', '.join(missing)}"
-    for name in ("pool", "test", *fields):  # the fields of an unknown kind are its writer's business
-        if name in event:
+    for name in ("pool", "test"):
+        if name in event and type(event[name]) not in _EXACT[name]:
             problem = _type_problem(name, event[name])
             if problem:
-                return problem if name in COMMON_FIELDS or name == "test" else f"in a {kind} event, {problem}"
+                return problem
+    fields = EVENT_KINDS.get(kind)
+    if fields is None:
+        return None  # the fields of an unknown kind are its writer's business
+    for name, exact in _PLAIN[kind]:
+        if name not in event:
+            return f"a {kind} event lacks field(s) {', '.join(n for n in fields if n not in event)}"
+        if type(event[name]) not in exact:
+            problem = _type_problem(name, event[name])
+            if problem:
+                return f"in a {kind} event, {problem}"
+    for name in ("items", "delay"):
+        if name in fields:
+            if name not in event:
+                return f"a {kind} event lacks field(s) {', '.join(n for n in fields if n not in event)}"
+            problem = _type_problem(name, event[name])
+            if problem:
+                return f"in a {kind} event, {problem}"
     if kind == "task_failed" and event["cause"] not in FAILURE_CAUSES:
         return f"task_failed cause must be one of {', '.join(FAILURE_CAUSES)}, got {_short(event['cause'])}"
     return None
@@ -258,7 +288,7 @@ def _lines(name: str, handle: BinaryIO) -> Iterator[dict[str, Any]]:
             if not raw.strip():
                 continue
             try:
-                event = json.loads(raw)
+                event = _decode(raw.decode("utf-8"))  # the writer's encoding; loads(bytes) would sniff each line
             except (ValueError, UnicodeDecodeError) as exc:
                 if not raw.endswith(b"\n"):  # only the last line can lack its newline
                     warnings.warn(f"{name}, line {number}: skipped a truncated last line (the writer was stopped "
