@@ -95,7 +95,7 @@ class Bar:
         ids = f"task_id {self.task_id}" + (f", call {self.call}" if self.call is not None else "")
         out = {"task": self.describe(), "outcome": self.outcome, "pid": self.pid,
                "retry": self.attempt, "error": self.error,
-               "ids in the log": ids + " (the pool's own numbering, not the items')"}
+               "log ids": ids + " (internal, not item numbers)"}
         return {k: v for k, v in out.items() if v is not None}
 
 
@@ -301,6 +301,9 @@ class _Builder:
         pool, call, items = e["pool"], e.get("call"), e.get("items")
         record = self.task((pool, e["task_id"]))
         record.call, record.items = call, items
+        bar = self.open.get((pool, e["task_id"]))
+        if bar is not None and bar.call is None:  # sorted by t, a start stamped at the handing-over comes first
+            bar.call, bar.items = call, items
         key = (pool, call)
         if key in self.maps:
             return
