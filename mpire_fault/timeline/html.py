@@ -21,7 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .model import OUTCOMES, SEVERITY, Abort, Bar, Marker, Timeline, plural
+from .buckets import Bucket
+from .model import OUTCOMES, Abort, Bar, Marker, Timeline, plural
 
 PLOT_WIDTH = 1100
 """Pixels of the time axis."""
@@ -183,50 +184,59 @@ class _Canvas:
         return AXIS_HEIGHT + lane * LANE_HEIGHT
 
 
-def _draw_bars(canvas: _Canvas, bars: Iterable[Bar]) -> tuple[list[str], int]:
-    """SVG for the bars, and how many aggregates were drawn."""
+def _draw_bars(canvas: _Canvas, bars: Iterable[Bar], folded: Iterable[Bucket] = ()) -> tuple[list[str], int]:
+    """SVG for the bars (and the buckets the model folded while reading), and how many aggregates were drawn."""
     out: list[str] = []
-    t0 = canvas.timeline.t0
-    buckets: dict[int, dict[int, list[Bar]]] = defaultdict(lambda: defaultdict(list))
+    t0, t1 = canvas.timeline.t0, canvas.timeline.t1
+    columns: dict[int, dict[int, Bucket]] = defaultdict(dict)  # lane -> pixel column -> its thin bars
     for bar in bars:
+        end = bar.end if bar.end is not None else t1
         x0 = canvas.x(bar.start)
-        x1 = canvas.x(bar.end if bar.end is not None else canvas.timeline.t1)
-        if x1 - x0 >= MIN_BAR_PX:
+        if canvas.x(end) - x0 >= MIN_BAR_PX:
             y = canvas.lane_y(bar.lane) + BAR_TOP
             text = _details({**bar.details(), "start": f"+{_seconds(bar.start - t0)}",
                              "took": _seconds((bar.end or bar.start) - bar.start)})
-            out.append(f'<rect class="bar o-{bar.outcome}" x="{x0:.1f}" y="{y}" width="{x1 - x0:.1f}" '
+            out.append(f'<rect class="bar o-{bar.outcome}" x="{x0:.1f}" y="{y}" width="{canvas.x(end) - x0:.1f}" '
                        f'height="{BAR_HEIGHT}" data-d="{esc(text)}"/>')
+            continue
+        lane = columns[bar.lane]
+        column = int(x0)
+        bucket = lane.get(column)
+        if bucket is None:
+            bucket = lane[column] = Bucket(bar.lane, bar.start, bar.start)
+        bucket.add(bar, bar.end if bar.end is not None else bar.start)
+    for each in folded:  # a folded slot is under a quarter of a pixel: it lies in the column of its start
+        lane = columns[each.lane]
+        column = int(canvas.x(each.start))
+        if column in lane:
+            lane[column].merge(each)
         else:
-            buckets[bar.lane][int(x0)].append(bar)
+            lane[column] = Bucket(each.lane, each.start, each.end)
+            lane[column].merge(each)
     aggregates = 0
-    for lane, columns in buckets.items():
-        runs: list[tuple[str, list[Bar]]] = []
+    for lane_index, lane in columns.items():
+        runs: list[Bucket] = []  # neighbouring columns of the same colour are one rectangle
         previous = None
-        for column in sorted(columns):
-            group = columns[column]
-            worst = max((b.outcome for b in group), key=SEVERITY.__getitem__)
-            if runs and runs[-1][0] == worst and previous == column - 1:
-                runs[-1][1].extend(group)
+        for column in sorted(lane):
+            bucket = lane[column]
+            if runs and runs[-1].worst == bucket.worst and previous == column - 1:
+                runs[-1].merge(bucket)
             else:
-                runs.append((worst, list(group)))
+                runs.append(bucket)
             previous = column
-        y = canvas.lane_y(lane) + BAR_TOP
-        for worst, group in runs:
-            start = min(b.start for b in group)
-            end = max(b.end if b.end is not None else b.start for b in group)
-            x0 = canvas.x(start)
-            width = max(canvas.x(end) - x0, MIN_BAR_PX if worst == "finished" else 1.5)
-            counts = Counter(b.outcome for b in group)
+        y = canvas.lane_y(lane_index) + BAR_TOP
+        for run in runs:
+            worst = run.worst
+            x0 = canvas.x(run.start)
+            width = max(canvas.x(run.end) - x0, MIN_BAR_PX if worst == "finished" else 1.5)
             # the most severe first: a died task is the one worth naming among 500 finished ones
-            named = sorted(group, key=lambda b: -SEVERITY[b.outcome])[:_SAMPLES]
             text = _details({
-                "tasks": f"{len(group)} (drawn together: each narrower than {MIN_BAR_PX:g} px)",
-                "outcomes": ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts[o]),
-                "among them": "; ".join(f"{b.describe()} ({b.outcome})" for b in named)
-                + (" …" if len(group) > _SAMPLES else ""),
-                "from": f"+{_seconds(start - t0)} to +{_seconds(end - t0)}",
-                "errors": "; ".join(sorted({b.error for b in group if b.error})[:3]) or None,
+                "tasks": f"{run.count} (drawn together: each narrower than {MIN_BAR_PX:g} px)",
+                "outcomes": ", ".join(f"{run.outcomes[o]} {o}" for o in OUTCOMES if run.outcomes.get(o)),
+                "among them": "; ".join(f"{what} ({outcome})" for _, _, what, outcome in run.samples)
+                + (" …" if run.count > len(run.samples) else ""),
+                "from": f"+{_seconds(run.start - t0)} to +{_seconds(run.end - t0)}",
+                "errors": "; ".join(sorted(run.errors)) or None,
             })
             out.append(f'<rect class="agg o-{worst}" x="{x0:.1f}" y="{y}" width="{width:.1f}" '
                        f'height="{BAR_HEIGHT}" data-d="{esc(text)}"/>')
@@ -313,7 +323,7 @@ def timeline_svg(timeline: Timeline, width: int = PLOT_WIDTH) -> str:
         parts.append(f'<g class="lane" data-d="{esc(text)}"><rect class="lanebg" x="{LABEL_WIDTH}" y="{y}" '
                      f'width="{width}" height="{LANE_HEIGHT - 2}"/><text x="6" y="{y + 17}">{esc(lane.label)}'
                      f'{f" ↻{restarts}" if restarts else ""}</text></g>')
-    bars, _ = _draw_bars(canvas, timeline.bars)
+    bars, _ = _draw_bars(canvas, timeline.bars, timeline.buckets)
     parts += bars
     parts += _draw_markers(canvas, timeline.markers)
     parts += _draw_aborts(canvas, timeline.aborts, height)

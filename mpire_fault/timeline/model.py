@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..chaos.actions import KILLS_PROCESS
+from ..events import EVENT_KINDS
+from .buckets import Bucket, Folder
 
 OUTCOMES = ("finished", "exception", "died", "timeout", "aborted", "requeued", "open")
 """Bar outcomes, in the order of the legend."""
-SEVERITY = {"died": 6, "timeout": 5, "aborted": 4, "exception": 3, "requeued": 2, "open": 1, "finished": 0}
-"""Which outcome colours a bucket of several bars: the most severe one present."""
 _CAUSE_OUTCOME = {"exception": "exception", "death": "died", "timeout": "timeout", "abort": "aborted"}
 _RECENT_CALLS = 4096  # calls remembered to tell a map of one-item chunks (one call, many tasks) from applies
 _RECENT_FAILURES = 4096  # failed tasks remembered to name the one an abort's reason points at
@@ -160,10 +160,12 @@ class Timeline:
     markers: list[Marker]
     aborts: list[Abort]
     summary: Summary
+    buckets: list[Bucket] = field(default_factory=list)
+    """Bars folded while the log was read (settled, thinner than any page draws alone); few logs have any."""
 
     @property
     def empty(self) -> bool:
-        return not (self.bars or self.markers or self.aborts)
+        return not (self.bars or self.buckets or self.markers or self.aborts)
 
 
 @dataclass(slots=True)
@@ -218,6 +220,7 @@ class _Builder:
         self.chaos_deaths = 0
         self.faults = 0
         self.failed_unstarted: Counter[str] = Counter()
+        self.folder = Folder()
         self.t0 = float("inf")
         self.t1 = float("-inf")
 
@@ -402,18 +405,19 @@ class _Builder:
         if action in KILLS_PROCESS and e.get("pid") is not None:
             self.lethal.setdefault((e["pool"], e["pid"]), []).append((e["t"], term))
 
+    def name(self, bar: Bar) -> None:
+        """Say which kind of call sent the bar's task, as far as the log tells by now."""
+        bar.form = self.form(bar.pool, bar.call, bar.items, bar.error)
+
+    def fold(self) -> None:
+        """Hold fewer bars: the settled thin ones become counts (``buckets.Folder``)."""
+        self.bars = self.folder.fold(self.bars, self.t0, self.t1, self.last.values(), self.name)
+
     # after the last event -------------------------------------------------
     def finish(self) -> None:
         """Name tasks, aborts and deaths now that the whole log is known (a fault's line comes after its death)."""
-        forms: dict[tuple[Any, Any], str | None] = {}
         for bar in self.bars:
-            key = (bar.pool, bar.call)
-            form = forms.get(key) if bar.error is None else None
-            if form is None:
-                form = self.form(bar.pool, bar.call, bar.items, bar.error)
-                if bar.error is None:
-                    forms[key] = form
-            bar.form = form
+            self.name(bar)
         for abort, failure in zip(self.aborts, self.abort_failures, strict=True):
             match = _ABORT_REASON.fullmatch(abort.reason)
             if failure is not None and match:  # only a map call aborts: its failed task is a map's
@@ -465,6 +469,8 @@ def build(events: Iterable[dict[str, Any]], *, in_order: bool = False) -> Timeli
             continue
         lane = b.lane(e.get("pool"), e.get("worker_id")) if kind in _DRAWN_ON_A_LANE else -1
         getattr(b, kind)(e, lane)
+        if b.folder.due(len(b.bars)):
+            b.fold()
     if b.t0 > b.t1:
         b.t0 = b.t1 = 0.0
     t0, t1 = b.t0, b.t1
@@ -480,17 +486,20 @@ def build(events: Iterable[dict[str, Any]], *, in_order: bool = False) -> Timeli
         each.index = order[each.index]
     for bar in b.bars:
         bar.lane = order[bar.lane]
+    buckets = list(b.folder.buckets.values())
+    for bucket in buckets:
+        bucket.lane = order[bucket.lane]
     markers = [Marker(order[m.lane], m.t, m.kind, m.label, m.details, m.duration) for m in b.markers]
     outcomes = Counter(bar.outcome for bar in b.bars)
     outcomes.update(b.failed_unstarted)
+    outcomes.update(b.folder.folded)
     recovery = b.recovery_sum / b.recoveries if b.recoveries else None
     summary = Summary(b.task_count, {k: outcomes[k] for k in OUTCOMES if outcomes[k]}, b.faults, b.deaths,
                       b.restarts, len(b.aborts), recovery, b.recoveries, t1 - t0, b.chaos_deaths)
-    return Timeline(t0, t1, lanes, b.bars, markers, b.aborts, summary)
+    return Timeline(t0, t1, lanes, b.bars, markers, b.aborts, summary, buckets)
 
 
-_HANDLED = frozenset(name for name in vars(_Builder) if not name.startswith("_") and name not in
-                     ("lane", "close_lane_bars", "task", "resolved", "form", "finish"))
+_HANDLED = frozenset(kind for kind in EVENT_KINDS if hasattr(_Builder, kind))  # one method per kind
 
 
 def _sort_key(worker_id: Any) -> tuple[int, Any]:
