@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .buckets import Bucket
+from .buckets import Bucket, Group
 from .model import OUTCOMES, Abort, Bar, Marker, Timeline, plural
 
 PLOT_WIDTH = 1100
@@ -34,7 +34,6 @@ LABEL_WIDTH = 150
 LANE_HEIGHT = 28
 BAR_TOP, BAR_HEIGHT = 7, 14
 AXIS_HEIGHT = 30
-_SAMPLES = 6  # task ids or terms named in an aggregate's details
 
 COLOURS = {
     "finished": "#43a047", "exception": "#f9a825", "died": "#d32f2f", "timeout": "#8e24aa",
@@ -265,11 +264,11 @@ def _rug(kind: str, x: float, y: int) -> str:
     return f'<rect x="{x - 0.75:.1f}" y="{y + top}" width="1.5" height="{height}" fill="{colour}"/>'
 
 
-def _draw_markers(canvas: _Canvas, markers: Iterable[Marker]) -> list[str]:
+def _draw_markers(canvas: _Canvas, markers: Iterable[Marker], folded: Iterable[Group] = ()) -> list[str]:
+    """A marker per kind and pixel column of a lane, with a count when several fall there (folded ones too)."""
     out: list[str] = []
     t0 = canvas.timeline.t0
-    columns: dict[tuple[int, str, int], list[Marker]] = defaultdict(list)
-    per_row: Counter[tuple[int, str]] = Counter()
+    columns: dict[tuple[int, str, int], Group] = {}
     for marker in markers:
         if marker.kind == "backoff":
             x0 = canvas.x(marker.t)
@@ -279,24 +278,40 @@ def _draw_markers(canvas: _Canvas, markers: Iterable[Marker]) -> list[str]:
             out.append(f'<rect class="marker m-backoff" x="{x0:.1f}" y="{y}" width="{width:.1f}" height="5" '
                        f'fill="#b0bec5" stroke="#78909c" stroke-width=".5" data-d="{esc(text)}"/>')
             continue
-        columns[(marker.lane, marker.kind, int(canvas.x(marker.t)))].append(marker)
-        per_row[(marker.lane, marker.kind)] += 1
+        key = (marker.lane, marker.kind, int(canvas.x(marker.t)))
+        group = columns.get(key)
+        if group is None:
+            group = columns[key] = Group(marker.lane, marker.kind, marker, marker.t, marker.t)
+        group.add(marker.t, marker.label)
+    _merge_folded(canvas, columns, folded, lambda g: (g.lane, g.kind))
+    per_row: Counter[tuple[int, str]] = Counter()
+    for group in columns.values():
+        per_row[(group.lane, group.kind)] += group.count
     for (lane, kind, _column), group in columns.items():
         y = canvas.lane_y(lane)
-        x = canvas.x(group[0].t)
-        if len(group) == 1:
-            m = group[0]
+        x = canvas.x(group.start)
+        if group.count == 1:
+            m = group.first
             text = _details({"what": m.label, **m.details, "at": f"+{_seconds(m.t - t0)}"})
         else:
-            labels = Counter(m.label for m in group)
-            first, last = min(m.t for m in group), max(m.t for m in group)  # a log's faults come last
-            text = _details({"what": f"{len(group)} × {MARKER_LABELS[kind]} in this pixel",
-                             "which": "; ".join(f"{n} × {label}" for label, n in labels.most_common(_SAMPLES)),
-                             "at": f"+{_seconds(first - t0)} to +{_seconds(last - t0)}"})
+            text = _details({"what": f"{group.count} × {MARKER_LABELS[kind]} in this pixel", "which": group.which(),
+                             "at": f"+{_seconds(group.start - t0)} to +{_seconds(group.end - t0)}"})
         dense = per_row[(lane, kind)] > canvas.width / DENSE_MARKER_PX
         shape = _rug(kind, x, y) if dense else _marker_shape(kind, x, y)
         out.append(f'<g class="marker m-{kind}" data-d="{esc(text)}">{shape}</g>')
     return out
+
+
+def _merge_folded(canvas: _Canvas, columns: dict[Any, Group], folded: Iterable[Group], row: Any) -> None:
+    """Add groups the model folded to the page's columns: a folded slot lies in the column of its start."""
+    for each in folded:
+        key = (*row(each), int(canvas.x(each.start)))
+        group = columns.get(key)
+        if group is None:
+            columns[key] = Group(each.lane, each.kind, each.first, each.start, each.end)
+            columns[key].merge(each)
+        else:
+            group.merge(each)
 
 
 def timeline_svg(timeline: Timeline, width: int = PLOT_WIDTH) -> str:
@@ -325,36 +340,35 @@ def timeline_svg(timeline: Timeline, width: int = PLOT_WIDTH) -> str:
                      f'{f" ↻{restarts}" if restarts else ""}</text></g>')
     bars, _ = _draw_bars(canvas, timeline.bars, timeline.buckets)
     parts += bars
-    parts += _draw_markers(canvas, timeline.markers)
-    parts += _draw_aborts(canvas, timeline.aborts, height)
+    parts += _draw_markers(canvas, timeline.markers, timeline.marker_groups)
+    parts += _draw_aborts(canvas, timeline.aborts, height, timeline.abort_groups)
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _draw_aborts(canvas: _Canvas, aborts: Iterable[Abort], height: int) -> list[str]:
+def _draw_aborts(canvas: _Canvas, aborts: Iterable[Abort], height: int, folded: Iterable[Group] = ()) -> list[str]:
     """One line per pixel column holding aborts, with how many and why: 100 000 aborts are at most one per pixel."""
     t0 = canvas.timeline.t0
-    columns: dict[int, list[Abort]] = defaultdict(list)
+    columns: dict[tuple[int], Group] = {}
     for abort in aborts:
-        columns[int(canvas.x(abort.t))].append(abort)
+        key = (int(canvas.x(abort.t)),)
+        group = columns.get(key)
+        if group is None:
+            group = columns[key] = Group(-1, "abort", abort, abort.t, abort.t)
+        group.add(abort.t, abort.reason)
+    _merge_folded(canvas, columns, folded, lambda g: ())
     out = []
+    dense = len(columns) > canvas.width / DENSE_MARKER_PX  # no room for a word per line
     for _column, group in sorted(columns.items()):
-        x = canvas.x(group[0].t)
-        if len(group) == 1:
-            a = group[0]
+        x = canvas.x(group.start)
+        if group.count == 1:
+            a = group.first
             text = _details({"what": "map aborted", "why": a.reason, "error": a.error, "pool": a.pool,
                              "worker": a.worker_id, "call id in the log": a.call, "at": f"+{_seconds(a.t - t0)}"})
-            label = "abort"
         else:
-            reasons = Counter(a.reason for a in group)
-            first, last = min(a.t for a in group), max(a.t for a in group)
-            text = _details({"what": f"{len(group)} map aborts in this pixel",
-                             "why": "; ".join(f"{n} × {reason}" for reason, n in reasons.most_common(_SAMPLES))
-                             + (" …" if len(reasons) > _SAMPLES else ""),
-                             "pools": ", ".join(sorted({str(a.pool) for a in group})),
-                             "at": f"+{_seconds(first - t0)} to +{_seconds(last - t0)}"})
-            label = f"{len(group)} aborts"
-        dense = len(columns) > canvas.width / DENSE_MARKER_PX  # no room for a word per line
+            text = _details({"what": f"{group.count} map aborts in this pixel", "why": group.which(),
+                             "at": f"+{_seconds(group.start - t0)} to +{_seconds(group.end - t0)}"})
+        label = plural(group.count, "abort") if group.count > 1 else "abort"
         word = "" if dense else f'<text x="{x + 4:.1f}" y="{AXIS_HEIGHT + 10}">{esc(label)}</text>'
         out.append(f'<g class="abort" data-d="{esc(text)}"><line x1="{x:.1f}" x2="{x:.1f}" y1="{AXIS_HEIGHT - 2}" '
                    f'y2="{height}"/><rect x="{x - 4:.1f}" y="{AXIS_HEIGHT}" width="8" height="{height - AXIS_HEIGHT}"'

@@ -31,13 +31,14 @@ from typing import Any
 
 from ..chaos.actions import KILLS_PROCESS
 from ..events import EVENT_KINDS
-from .buckets import Bucket, Folder
+from .buckets import Bucket, Folder, Group
 
 OUTCOMES = ("finished", "exception", "died", "timeout", "aborted", "requeued", "open")
 """Bar outcomes, in the order of the legend."""
 _CAUSE_OUTCOME = {"exception": "exception", "death": "died", "timeout": "timeout", "abort": "aborted"}
 _RECENT_CALLS = 4096  # calls remembered to tell a map of one-item chunks (one call, many tasks) from applies
 _RECENT_FAILURES = 4096  # failed tasks remembered to name the one an abort's reason points at
+_KNOWN_MAPS = 65_536  # map calls remembered (a log of 100 000 aborted maps must not keep them all)
 _CHAOS_SLACK = 1.0  # seconds a fault's time may fall after its death (its wall clock moved onto the monotonic one)
 _ABORT_REASON = re.compile(r"task (\S+) (.+)", re.DOTALL)
 
@@ -162,10 +163,15 @@ class Timeline:
     summary: Summary
     buckets: list[Bucket] = field(default_factory=list)
     """Bars folded while the log was read (settled, thinner than any page draws alone); few logs have any."""
+    marker_groups: list[Group] = field(default_factory=list)
+    """Markers folded while the log was read (faults, restarts, exits: never deaths or backoffs)."""
+    abort_groups: list[Group] = field(default_factory=list)
+    """Aborts folded while the log was read."""
 
     @property
     def empty(self) -> bool:
-        return not (self.bars or self.buckets or self.markers or self.aborts)
+        return not (self.bars or self.buckets or self.markers or self.marker_groups or self.aborts
+                    or self.abort_groups)
 
 
 @dataclass(slots=True)
@@ -201,13 +207,14 @@ class _Builder:
         self.bars: list[Bar] = []
         self.markers: list[Marker] = []
         self.aborts: list[Abort] = []
-        self.abort_failures: list[_Failure | None] = []
+        self.abort_count = 0
+        self.death_markers: list[Marker] = []  # apart: never folded, and the journal may still name their cause
         self.open: dict[tuple[Any, Any], Bar] = {}  # (pool, task_id) -> running attempt
         self.last: dict[tuple[Any, Any], Bar] = {}  # (pool, task_id) -> latest ended attempt, if a death ended it
         self.live: dict[tuple[Any, Any], _Task] = {}  # tasks seen, not yet finished or failed
         self.task_count = 0
         self.recent_calls: dict[tuple[Any, Any], Any] = {}  # (pool, call) -> the task id first seen in it
-        self.maps: set[tuple[Any, Any]] = set()  # (pool, call) known to be map calls
+        self.maps: dict[tuple[Any, Any], None] = {}  # (pool, call) known to be map calls, the latest _KNOWN_MAPS
         self.failures: dict[tuple[Any, Any], _Failure] = {}  # the last _RECENT_FAILURES failed tasks
         self.lethal: dict[tuple[Any, Any], list[tuple[float, str]]] = {}  # (pool, pid) -> faults that kill
         self.death_list: list[_Death] = []
@@ -221,6 +228,7 @@ class _Builder:
         self.faults = 0
         self.failed_unstarted: Counter[str] = Counter()
         self.folder = Folder()
+        self.fold_check = min(self.folder.fold_at.values())  # below it, the loop pays three len() per event
         self.t0 = float("inf")
         self.t1 = float("-inf")
 
@@ -251,6 +259,11 @@ class _Builder:
         """The task finished or failed for its caller: each task does so once."""
         if self.live.pop(key, None) is None:
             self.task_count += 1  # e.g. a queued task failed by an abort: never dispatched
+
+    def known_map(self, key: tuple[Any, Any]) -> None:
+        self.maps[key] = None
+        if len(self.maps) > _KNOWN_MAPS:
+            del self.maps[next(iter(self.maps))]
 
     def form(self, pool: Any, call: Any, items: Any, error: str | None) -> str | None:
         if call is None and items is None:
@@ -295,8 +308,8 @@ class _Builder:
         self.close_lane_bars(lane, e["t"], "died")
         how = e.get("signal") or f"exit code {e.get('exit_code')}"
         label = f"died: {how}" + (" (OOM)" if e.get("oom") else "")
-        self.death_list.append(_Death(len(self.markers), e["pool"], e.get("pid"), e["t"], e.get("reason")))
-        self.markers.append(Marker(lane, e["t"], "death", label, {
+        self.death_list.append(_Death(len(self.death_markers), e["pool"], e.get("pid"), e["t"], e.get("reason")))
+        self.death_markers.append(Marker(lane, e["t"], "death", label, {
             "event": "worker died", "pid": e["pid"], "exit code": e.get("exit_code"), "signal": e.get("signal"),
             "oom": e.get("oom"), "reason": e.get("reason")}))
 
@@ -311,7 +324,7 @@ class _Builder:
         if key in self.maps:
             return
         if isinstance(items, list) and items[0] != items[-1]:
-            self.maps.add(key)
+            self.known_map(key)
             return
         seen = self.recent_calls.get(key)
         if seen is None:
@@ -319,7 +332,7 @@ class _Builder:
             if len(self.recent_calls) > _RECENT_CALLS:
                 del self.recent_calls[next(iter(self.recent_calls))]
         elif seen != e["task_id"]:  # a second task of one call: a map (an apply's call has one; a retry is no other)
-            self.maps.add(key)
+            self.known_map(key)
 
     def task_started(self, e: dict[str, Any], lane: int) -> None:
         key = (e["pool"], e["task_id"])
@@ -380,15 +393,20 @@ class _Builder:
 
     def map_aborted(self, e: dict[str, Any], lane: int) -> None:
         pool = e["pool"]
-        self.maps.add((pool, e.get("call")))
+        self.known_map((pool, e.get("call")))
         reason = str(e.get("reason"))
-        failure = None
+        error = None
         match = _ABORT_REASON.fullmatch(reason)
-        if match:  # "task 22 failed": the log's task id, which the user never sees; find that task's failure
+        if match:  # "task 22 failed": the log's task id, which the user never sees; name that task's failure
             task_id: Any = match.group(1)
             failure = self.failures.get((pool, int(task_id) if task_id.isdigit() else task_id))
-        self.aborts.append(Abort(e["t"], pool, e.get("call"), reason, e.get("worker_id")))
-        self.abort_failures.append(failure)
+            if failure is not None:  # the pool logs a failure before the abort it causes; only a map aborts
+                what = describe_task("map", failure.items, None, failure.item)
+                reason, error = f"{what} {match.group(2)}", failure.error
+            else:
+                reason = f"the task the log calls {match.group(1)} {match.group(2)}"
+        self.aborts.append(Abort(e["t"], pool, e.get("call"), reason, e.get("worker_id"), error))
+        self.abort_count += 1
 
     def restart_backoff(self, e: dict[str, Any], lane: int) -> None:
         delay = float(e.get("delay") or 0.0)
@@ -410,21 +428,21 @@ class _Builder:
         bar.form = self.form(bar.pool, bar.call, bar.items, bar.error)
 
     def fold(self) -> None:
-        """Hold fewer bars: the settled thin ones become counts (``buckets.Folder``)."""
-        self.bars = self.folder.fold(self.bars, self.t0, self.t1, self.last.values(), self.name)
+        """Hold less: settled thin bars, markers and aborts become counts per slot of time (``buckets.Folder``)."""
+        folder = self.folder
+        if folder.due("bars", len(self.bars)):
+            self.bars = folder.fold(self.bars, self.t0, self.t1, self.last.values(), self.name)
+        if folder.due("markers", len(self.markers)):  # a backoff is a span drawn alone; few: one per death at most
+            self.markers = folder.fold_points("markers", self.markers, self.t0, self.t1, _is_backoff)
+        if folder.due("aborts", len(self.aborts)):
+            self.aborts = folder.fold_points("aborts", self.aborts, self.t0, self.t1, _never)
+        self.fold_check = min(folder.fold_at.values())
 
     # after the last event -------------------------------------------------
     def finish(self) -> None:
         """Name tasks, aborts and deaths now that the whole log is known (a fault's line comes after its death)."""
         for bar in self.bars:
             self.name(bar)
-        for abort, failure in zip(self.aborts, self.abort_failures, strict=True):
-            match = _ABORT_REASON.fullmatch(abort.reason)
-            if failure is not None and match:  # only a map call aborts: its failed task is a map's
-                what = describe_task("map", failure.items, None, failure.item)
-                abort.reason, abort.error = f"{what} {match.group(2)}", failure.error
-            elif match:  # the failing task is not in the log: say whose number it is
-                abort.reason = f"the task the log calls {match.group(1)} {match.group(2)}"
         for death in self.death_list:
             if str(death.reason).startswith("killed by the pool"):
                 continue  # the pool's own kill (a timeout...), whatever chaos did before
@@ -432,15 +450,22 @@ class _Builder:
             if not faults:
                 continue
             _, term = max(faults)
-            old = self.markers[death.marker]
+            old = self.death_markers[death.marker]
             details = dict(old.details)
             details["cause"] = f"chaos: {term}"
             if str(death.reason).startswith("died on its own"):
                 details.pop("reason")  # the pool could not know; the journal does
-            self.markers[death.marker] = Marker(old.lane, old.t, old.kind, f"{old.label}, by chaos ({term})",
+            self.death_markers[death.marker] = Marker(old.lane, old.t, old.kind, f"{old.label}, by chaos ({term})",
                                                 details, old.duration)
             self.chaos_deaths += 1
 
+
+def _is_backoff(marker: Marker) -> bool:
+    return marker.kind == "backoff"
+
+
+def _never(point: Any) -> bool:
+    return False
 
 _DRAWN_ON_A_LANE = frozenset({"worker_started", "worker_ready", "worker_exited", "worker_died", "task_started",
                               "restart_backoff", "fault_injected"})
@@ -469,7 +494,7 @@ def build(events: Iterable[dict[str, Any]], *, in_order: bool = False) -> Timeli
             continue
         lane = b.lane(e.get("pool"), e.get("worker_id")) if kind in _DRAWN_ON_A_LANE else -1
         getattr(b, kind)(e, lane)
-        if b.folder.due(len(b.bars)):
+        if len(b.bars) > b.fold_check or len(b.markers) > b.fold_check or len(b.aborts) > b.fold_check:
             b.fold()
     if b.t0 > b.t1:
         b.t0 = b.t1 = 0.0
@@ -487,16 +512,21 @@ def build(events: Iterable[dict[str, Any]], *, in_order: bool = False) -> Timeli
     for bar in b.bars:
         bar.lane = order[bar.lane]
     buckets = list(b.folder.buckets.values())
+    marker_groups = [g for g in b.folder.groups.values() if g.kind != "abort"]
+    for group in marker_groups:
+        group.lane = order[group.lane]
     for bucket in buckets:
         bucket.lane = order[bucket.lane]
-    markers = [Marker(order[m.lane], m.t, m.kind, m.label, m.details, m.duration) for m in b.markers]
+    markers = [Marker(order[m.lane], m.t, m.kind, m.label, m.details, m.duration)
+               for m in b.markers + b.death_markers]
     outcomes = Counter(bar.outcome for bar in b.bars)
     outcomes.update(b.failed_unstarted)
     outcomes.update(b.folder.folded)
     recovery = b.recovery_sum / b.recoveries if b.recoveries else None
     summary = Summary(b.task_count, {k: outcomes[k] for k in OUTCOMES if outcomes[k]}, b.faults, b.deaths,
-                      b.restarts, len(b.aborts), recovery, b.recoveries, t1 - t0, b.chaos_deaths)
-    return Timeline(t0, t1, lanes, b.bars, markers, b.aborts, summary, buckets)
+                      b.restarts, b.abort_count, recovery, b.recoveries, t1 - t0, b.chaos_deaths)
+    abort_groups = [g for g in b.folder.groups.values() if g.kind == "abort"]
+    return Timeline(t0, t1, lanes, b.bars, markers, b.aborts, summary, buckets, marker_groups, abort_groups)
 
 
 _HANDLED = frozenset(kind for kind in EVENT_KINDS if hasattr(_Builder, kind))  # one method per kind

@@ -31,3 +31,31 @@ def test_a_long_log_folds_thin_bars_with_the_same_counts(tmp_path, monkeypatch):
     # what a folded slot names is what the bar was called: its most severe tasks first
     died = next(b for b in folded.buckets if b.outcomes.get("died"))
     assert died.samples[0][3] == "died" and re.fullmatch(r"map item \d+", died.samples[0][2])
+
+
+def test_faults_restarts_and_aborts_fold_too_and_deaths_keep_their_cause(tmp_path, monkeypatch):
+    events = chaos_run(n_tasks=3000, n_workers=4, fault_rate=0.3, seed=4)
+    t = events[-1]["t"]
+    for i in range(1500):  # map aborts after the run, each with its failed chunk
+        t += 0.001
+        base = {"pool": "p1", "task_id": 10_000 + i, "worker_id": 0, "pid": 99}
+        events += [{**base, "t": t, "kind": "task_dispatched", "call": 100 + i, "items": [0, 1]},
+                   {**base, "t": t, "kind": "task_failed", "item": 1, "error": "E", "cause": "exception"},
+                   {"t": t, "kind": "map_aborted", "pool": "p1", "call": 100 + i, "reason": f"task {10_000 + i} failed",
+                    "worker_id": 0}]
+    log = write_jsonl(tmp_path / "e.jsonl", events)
+    whole = build(iter_events(log), in_order=True)
+    monkeypatch.setattr(buckets, "FOLD_AT", 300)
+    folded = build(iter_events(log), in_order=True)
+    assert not whole.marker_groups and not whole.abort_groups
+    assert folded.marker_groups and folded.abort_groups and len(folded.aborts) <= 600
+    assert folded.summary == whole.summary and folded.summary.aborts == 1500
+    assert sum(g.count for g in folded.abort_groups) + len(folded.aborts) == 1500
+    kinds = {g.kind for g in folded.marker_groups}
+    assert kinds <= {"fault", "restart", "exit"} and "fault" in kinds
+    deaths = [m.label for m in folded.markers if m.kind == "death"]
+    assert deaths == [m.label for m in whole.markers if m.kind == "death"] and len(deaths) == whole.summary.deaths
+    page, reference = timeline_html(folded), timeline_html(whole)
+    for kind in ("fault", "restart", "death"):
+        assert abs(page.count(f"m-{kind}") - reference.count(f"m-{kind}")) <= 0.1 * reference.count(f"m-{kind}")
+    assert "× map item 1 (chunk of items 0-1) failed" in page
