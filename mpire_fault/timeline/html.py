@@ -332,9 +332,10 @@ def timeline_svg(timeline: Timeline, width: int = PLOT_WIDTH) -> str:
         tick += step
     for lane in lanes:
         y = canvas.lane_y(lane.index)
-        restarts = max(len(lane.pids) - 1, 0)
-        text = _details({"lane": lane.label, "pool": lane.pool, "worker id": lane.worker_id,
-                         "pids": ", ".join(map(str, lane.pids)) or None, "processes started": len(lane.pids)})
+        restarts = max(lane.processes - 1, 0)
+        pids = ", ".join(map(str, lane.pids)) + (" …" if lane.processes > len(lane.pids) else "")
+        text = _details({"lane": lane.label, "pool": lane.pool, "worker id": lane.worker_id, "pids": pids or None,
+                         "processes started": lane.processes})
         parts.append(f'<g class="lane" data-d="{esc(text)}"><rect class="lanebg" x="{LABEL_WIDTH}" y="{y}" '
                      f'width="{width}" height="{LANE_HEIGHT - 2}"/><text x="6" y="{y + 17}">{esc(lane.label)}'
                      f'{f" ↻{restarts}" if restarts else ""}</text></g>')

@@ -38,6 +38,7 @@ OUTCOMES = ("finished", "exception", "died", "timeout", "aborted", "requeued", "
 _CAUSE_OUTCOME = {"exception": "exception", "death": "died", "timeout": "timeout", "abort": "aborted"}
 _RECENT_CALLS = 4096  # calls remembered to tell a map of one-item chunks (one call, many tasks) from applies
 _RECENT_FAILURES = 4096  # failed tasks remembered to name the one an abort's reason points at
+LANE_PIDS = 20
 _KNOWN_MAPS = 65_536  # map calls remembered (a log of 100 000 aborted maps must not keep them all)
 _CHAOS_SLACK = 1.0  # seconds a fault's time may fall after its death (its wall clock moved onto the monotonic one)
 _ABORT_REASON = re.compile(r"task (\S+) (.+)", re.DOTALL)
@@ -134,6 +135,9 @@ class Lane:
     worker_id: Any
     label: str = ""
     pids: list[Any] = field(default_factory=list)
+    """The pids of its first LANE_PIDS processes (a crash loop starts thousands)."""
+    processes: int = 0
+    """Processes started in the slot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +290,10 @@ class _Builder:
                                        {"event": "worker started again", "pid": e["pid"],
                                         "start method": e.get("start_method")}))
         self.lane_state[lane] = "starting"
-        self.by_index[lane].pids.append(e["pid"])
+        each = self.by_index[lane]
+        each.processes += 1
+        if len(each.pids) < LANE_PIDS:
+            each.pids.append(e["pid"])
 
     def worker_ready(self, e: dict[str, Any], lane: int) -> None:
         self.lane_state[lane] = "up"

@@ -67,7 +67,10 @@ def test_an_unwritable_folder_leaves_no_page(tmp_path):
     assert not (tmp_path / "no").exists()
 
 
-def test_an_exception_with_a_lone_surrogate_in_a_chaos_report(pytester, tmp_path):
+def test_an_exception_with_a_lone_surrogate_in_a_chaos_report(pytester, tmp_path, monkeypatch):
+    temp = tmp_path / "temp"  # where the run's mp-chaos-* directory goes, to see that it is removed
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
     pytester.makepyfile(test_surrogate=f"""
         import os
         from mpire_fault import WorkerPool
@@ -86,7 +89,8 @@ def test_an_exception_with_a_lone_surrogate_in_a_chaos_report(pytester, tmp_path
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     page = report.read_text(encoding="utf-8")
     assert "test_surrogate.py::test_raises" in page and "bad byte \\udcff" in page
-    assert not [name for name in os.listdir(tmp_path) if name != "r.html"]  # no temporary page left
+    assert sorted(os.listdir(tmp_path)) == ["r.html", "temp"]  # no temporary page left
+    assert os.listdir(temp) == []  # nor the run directory
 
 
 @pytest.mark.parametrize("line, words", [
