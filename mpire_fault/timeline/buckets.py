@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .model import Bar
+    from .records import Bar
 
 SEVERITY = {"died": 6, "timeout": 5, "aborted": 4, "exception": 3, "requeued": 2, "open": 1, "finished": 0}
 """Which outcome colours a bucket of several bars: the most severe one present."""

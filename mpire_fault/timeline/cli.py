@@ -36,7 +36,8 @@ def main(namespace: argparse.Namespace) -> int:
     """Read, check and draw the log; 0 when the page was written, 2 for bad input."""
     from ..events import EventLogError, iter_events
     from .html import Section, printable, timeline_html, write_page
-    from .model import build, plural
+    from .model import build
+    from .records import plural
 
     source = namespace.events
     output = namespace.output or os.path.splitext(source)[0] + ".html"

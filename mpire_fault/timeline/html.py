@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .buckets import Bucket, Group
-from .model import OUTCOMES, Abort, Bar, Marker, Timeline, plural
+from .records import OUTCOMES, Abort, Bar, Marker, Timeline, plural
 
 PLOT_WIDTH = 1100
 """Pixels of the time axis."""
