@@ -172,6 +172,8 @@ class EventLogError(ValueError):
         self.line = line
 
 
+T_LIMIT = 1e12
+"""|t| is below this (31 700 years of seconds): any two times of a log are a finite span apart."""
 _NONE = type(None)
 _ID = (int, str, _NONE)  # ids are keys of the timeline's tables: scalars only (a list would be unhashable)
 _TEXT = (str, _NONE)
@@ -238,6 +240,8 @@ def check_event(event: Any) -> str | None:
     t = event["t"]
     if type(t) not in _NUMBER and (isinstance(t, bool) or not isinstance(t, _NUMBER)) or not _finite(t):
         return f"'t' must be a finite number of seconds, got {_short(t)}"
+    if not -T_LIMIT < t < T_LIMIT:  # 1e308 - (-1e308) is no span a drawing can scale
+        return f"'t' must be within {T_LIMIT:g} seconds of 0, got {_short(t)}"
     kind = event["kind"]
     if not isinstance(kind, str):
         return f"'kind' must be a string, got {_short(kind)}"

@@ -272,7 +272,8 @@ def _draw_markers(canvas: _Canvas, markers: Iterable[Marker], folded: Iterable[G
     for marker in markers:
         if marker.kind == "backoff":
             x0 = canvas.x(marker.t)
-            width = max(canvas.x(marker.t + marker.duration) - x0, 1.0)
+            end = min(canvas.x(marker.t + marker.duration), LABEL_WIDTH + canvas.width)  # a delay of 1e300 s
+            width = max(end - x0, 1.0)
             y = canvas.lane_y(marker.lane) + BAR_TOP + BAR_HEIGHT + 1
             text = _details({**marker.details, "at": f"+{_seconds(marker.t - t0)}"})
             out.append(f'<rect class="marker m-backoff" x="{x0:.1f}" y="{y}" width="{width:.1f}" height="5" '

@@ -109,8 +109,9 @@ def test_an_exception_with_a_lone_surrogate_in_a_chaos_report(pytester, tmp_path
                  "error": "e", "cause": ["death"]}), "'cause' must be a string, got a list"),
     (json.dumps({"t": 1, "kind": "restart_backoff", "pool": "p", "worker_id": 0, "delay": True, "failures": 1}),
      "'delay' must be an integer or a number or null, got true/false True"),
+    (json.dumps({"t": 1e308, "kind": "x", "pool": "p"}), "'t' must be within 1e+12 seconds of 0, got 1e+308"),
 ], ids=["deep", "pool-list", "task-id-object", "pid-string", "oom-string", "items-short", "cause-list",
-        "delay-bool"])
+        "delay-bool", "t-far"])
 def test_deep_json_and_wrong_types_are_one_line_naming_the_file_and_line(tmp_path, line, words):
     log = tmp_path / "e.jsonl"
     log.write_text(json.dumps({"t": 0, "kind": "x", "pool": "p"}) + "\n" + line + "\n")
@@ -131,3 +132,15 @@ def test_reading_streams_one_line_at_a_time(tmp_path):
     assert next(events)["t"] == 0 and next(events)["t"] == 0  # read before the bad line is reached
     with pytest.raises(EventLogError, match="line 3"):
         next(events)
+
+
+def test_a_huge_backoff_delay_stays_inside_the_drawing():
+    from mpire_fault.timeline import build
+    from mpire_fault.timeline.html import timeline_html
+
+    events = [{"t": 1, "kind": "worker_started", "pool": "p", "worker_id": 0, "pid": 1, "start_method": "fork"},
+              {"t": 1.5, "kind": "restart_backoff", "pool": "p", "worker_id": 0, "delay": 1e300, "failures": 3},
+              {"t": 2, "kind": "worker_started", "pool": "p", "worker_id": 0, "pid": 2, "start_method": "fork"}]
+    drawn = timeline_html(build(events))
+    width = float(drawn.split('class="marker m-backoff"')[1].split('width="')[1].split('"')[0])
+    assert width <= html.PLOT_WIDTH and len(drawn) < 20_000  # the width was a 300-digit number
