@@ -21,8 +21,8 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 
 EVENTS_DIR_ENV = "MP_CHAOS_EVENTS_DIR"
 """Environment variable naming a folder: each pool writes ``<pid>-<pool>.jsonl`` there (``EventLog.from_env``)."""
@@ -62,6 +62,7 @@ EVENT_KINDS: dict[str, tuple[str, ...]] = {
 FAILURE_CAUSES = ("exception", "death", "timeout", "abort")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _encode = json.JSONEncoder(default=repr).encode  # one encoder: json.dumps(default=...) builds one per call
+_decode = json.JSONDecoder().decode
 
 
 class _Sink:
@@ -171,6 +172,64 @@ class EventLogError(ValueError):
         self.line = line
 
 
+T_LIMIT = 1e12
+"""|t| is below this (31 700 years of seconds): any two times of a log are a finite span apart."""
+_NONE = type(None)
+_ID = (int, str, _NONE)  # ids are keys of the timeline's tables: scalars only (a list would be unhashable)
+_TEXT = (str, _NONE)
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "pool": _ID, "test": _TEXT, "worker_id": _ID, "pid": (int, _NONE), "start_method": _TEXT,
+    "exit_code": (int, _NONE), "signal": _TEXT, "oom": (bool, _NONE), "reason": _TEXT, "task_id": _ID,
+    "call": _ID, "items": (list, _NONE), "item": _ID, "error": _TEXT, "cause": (str,), "from_worker": _ID,
+    "attempt": (int, _NONE), "delay": (int, float, _NONE), "failures": (int, _NONE), "site": _TEXT,
+    "action": _TEXT, "term": _TEXT,
+}
+"""The JSON types each known field may take (``item`` may be a string: the repr of an unserialisable one)."""
+_JSON_NAMES = {int: "an integer", str: "a string", _NONE: "null", bool: "true/false", list: "a list",
+               float: "a number", dict: "an object"}
+
+
+def _type_problem(name: str, value: Any) -> str | None:
+    """What is wrong with the type of one field's value, or None (the slow path: it words the message)."""
+    allowed = FIELD_TYPES.get(name)
+    if allowed is None:
+        return None
+    if isinstance(value, bool) and bool not in allowed:  # JSON true is no id or count
+        ok = False
+    else:
+        ok = isinstance(value, allowed)
+    if ok and name == "items" and value is not None:
+        ok = len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        if not ok:
+            return f"'items' must be [first, last] item indices, got {_short(value)}"
+    if ok and name == "delay" and value is not None and not _finite(value):
+        ok = False
+    if ok:
+        return None
+    expected = " or ".join(dict.fromkeys(_JSON_NAMES[t] for t in allowed))
+    return f"'{name}' must be {expected}, got {_JSON_NAMES.get(type(value), type(value).__name__)} {_short(value)}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an integer of 400 digits
+        return False
+
+
+# The fast path of check_event: exact types (what json.loads gives), per kind, checked in one loop; a value
+# that is not plainly right goes to _type_problem, which also accepts subclasses and words the message.
+_EXACT = {name: frozenset(types) for name, types in FIELD_TYPES.items()}
+_PLAIN = {kind: tuple((name, _EXACT[name]) for name in fields if name not in ("items", "delay"))
+          for kind, fields in EVENT_KINDS.items()}
+_NUMBER = (int, float)
+
+
 def check_event(event: Any) -> str | None:
     """What is wrong with one decoded event, or None. Unknown kinds pass (newer writers may add some)."""
     if not isinstance(event, dict):
@@ -179,47 +238,75 @@ def check_event(event: Any) -> str | None:
     if missing:
         return f"missing field(s) {', '.join(missing)}"
     t = event["t"]
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
-        return f"'t' must be a finite number of seconds, got {t!r}"
-    if not isinstance(event["kind"], str):
-        return f"'kind' must be a string, got {event['kind']!r}"
-    missing = [name for name in EVENT_KINDS.get(event["kind"], ()) if name not in event]
-    if missing:
-        return f"a {event['kind']} event lacks field(s) {', '.join(missing)}"
-    if event["kind"] == "task_failed" and event["cause"] not in FAILURE_CAUSES:
-        return f"task_failed cause must be one of {', '.join(FAILURE_CAUSES)}, got {event['cause']!r}"
+    if type(t) not in _NUMBER and (isinstance(t, bool) or not isinstance(t, _NUMBER)) or not _finite(t):
+        return f"'t' must be a finite number of seconds, got {_short(t)}"
+    if not -T_LIMIT < t < T_LIMIT:  # 1e308 - (-1e308) is no span a drawing can scale
+        return f"'t' must be within {T_LIMIT:g} seconds of 0, got {_short(t)}"
+    kind = event["kind"]
+    if not isinstance(kind, str):
+        return f"'kind' must be a string, got {_short(kind)}"
+    for name in ("pool", "test"):
+        if name in event and type(event[name]) not in _EXACT[name]:
+            problem = _type_problem(name, event[name])
+            if problem:
+                return problem
+    fields = EVENT_KINDS.get(kind)
+    if fields is None:
+        return None  # the fields of an unknown kind are its writer's business
+    for name, exact in _PLAIN[kind]:
+        if name not in event:
+            return f"a {kind} event lacks field(s) {', '.join(n for n in fields if n not in event)}"
+        if type(event[name]) not in exact:
+            problem = _type_problem(name, event[name])
+            if problem:
+                return f"in a {kind} event, {problem}"
+    for name in ("items", "delay"):
+        if name in fields:
+            if name not in event:
+                return f"a {kind} event lacks field(s) {', '.join(n for n in fields if n not in event)}"
+            problem = _type_problem(name, event[name])
+            if problem:
+                return f"in a {kind} event, {problem}"
+    if kind == "task_failed" and event["cause"] not in FAILURE_CAUSES:
+        return f"task_failed cause must be one of {', '.join(FAILURE_CAUSES)}, got {_short(event['cause'])}"
     return None
 
 
-def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The events of a JSON-lines log, in file order, each checked.
+def iter_events(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """The events of a JSON-lines log one at a time, in file order, each checked: memory for one line at a time.
 
-    Raises ``FileNotFoundError`` for a missing file and ``EventLogError``
-    (a ``ValueError``) naming the line for a malformed one. A last line cut
-    short (no newline, not JSON: the writer was killed mid-write) is
-    skipped with a warning.
+    The file is opened at once (``FileNotFoundError`` for a missing one);
+    ``EventLogError`` (a ``ValueError``) naming the line comes from the
+    iteration, for a line that is not JSON, nested too deeply, not an event
+    or with a field of the wrong type. A last line cut short (no newline, not
+    JSON: the writer was killed mid-write) is skipped with a warning.
     """
     name = os.fspath(path)
-    with open(name, "rb") as handle:
-        data = handle.read()
-    lines = data.split(b"\n")
-    ends_cleanly = lines[-1] == b""
-    if ends_cleanly:
-        lines.pop()
-    events = []
-    for number, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        try:
-            event = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            if number == len(lines) and not ends_cleanly:
-                warnings.warn(f"{name}, line {number}: skipped a truncated last line (the writer was stopped "
-                              f"mid-write?)", stacklevel=2)
-                break
-            raise EventLogError(name, number, f"not JSON ({exc})") from None
-        problem = check_event(event)
-        if problem:
-            raise EventLogError(name, number, problem)
-        events.append(event)
-    return events
+    handle = open(name, "rb")  # noqa: SIM115 - closed by the generator, even when abandoned
+    return _lines(name, handle)
+
+
+def _lines(name: str, handle: BinaryIO) -> Iterator[dict[str, Any]]:
+    with handle:
+        for number, raw in enumerate(handle, 1):
+            if not raw.strip():
+                continue
+            try:
+                event = _decode(raw.decode("utf-8"))  # the writer's encoding; loads(bytes) would sniff each line
+            except (ValueError, UnicodeDecodeError) as exc:
+                if not raw.endswith(b"\n"):  # only the last line can lack its newline
+                    warnings.warn(f"{name}, line {number}: skipped a truncated last line (the writer was stopped "
+                                  f"mid-write?)", stacklevel=2)
+                    return
+                raise EventLogError(name, number, f"not JSON ({exc})") from None
+            except RecursionError:
+                raise EventLogError(name, number, "JSON nested too deeply to be an event") from None
+            problem = check_event(event)
+            if problem:
+                raise EventLogError(name, number, problem)
+            yield event
+
+
+def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every event of a JSON-lines log as a list (``iter_events`` reads one line at a time)."""
+    return list(iter_events(path))

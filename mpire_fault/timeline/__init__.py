@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterable
 from typing import Any
 
 from ..events import EventLogError, read_events
@@ -19,9 +20,10 @@ __all__ = ["Timeline", "build", "write_timeline", "read_folder", "group_by_test"
            "write_page"]
 
 
-def write_timeline(events: list[dict[str, Any]], path: str, title: str = "mpire_fault timeline") -> Timeline:
-    """Draw ``events`` into the HTML file ``path``; the timeline drawn is returned."""
-    timeline = build(events)
+def write_timeline(events: Iterable[dict[str, Any]], path: str, title: str = "mpire_fault timeline", *,
+                   in_order: bool = False) -> Timeline:
+    """Draw ``events`` into the HTML file ``path`` (see ``build`` for ``in_order``); the timeline drawn is returned."""
+    timeline = build(events, in_order=in_order)
     write_page(path, title, [Section("Timeline", timeline_html(timeline))])
     return timeline
 

@@ -10,6 +10,8 @@ import argparse
 import os
 import sys
 import warnings
+from collections.abc import Iterator
+from typing import Any
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -23,23 +25,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _error(message: str) -> int:
-    print(f"mpire-fault timeline: error: {message}", file=sys.stderr)
+    # printable: a file name or a line from the log may hold a lone surrogate, which stderr cannot encode
+    from .html import printable
+
+    print(printable(f"mpire-fault timeline: error: {message}"), file=sys.stderr)
     return EXIT_USAGE
 
 
 def main(namespace: argparse.Namespace) -> int:
     """Read, check and draw the log; 0 when the page was written, 2 for bad input."""
-    from ..events import EventLogError, read_events
-    from . import write_timeline
+    from ..events import EventLogError, iter_events
+    from .html import Section, printable, timeline_html, write_page
+    from .model import build
+    from .records import plural
 
     source = namespace.events
     output = namespace.output or os.path.splitext(source)[0] + ".html"
     if os.path.isdir(source):
         return _error(f"{source} is a folder; expected an event log file")
+    if os.path.abspath(output) == os.path.abspath(source):
+        return _error(f"the output {output} would overwrite the log; give -o")
+    count = 0
+
+    def counted(events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        nonlocal count
+        for count, event in enumerate(events, 1):  # noqa: B007 - count is read after the loop
+            yield event
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            events = read_events(source)
+            # one line at a time, in the log's own order: a 200 MB log never sits in memory
+            timeline = build(counted(iter_events(source)), in_order=True)
         except FileNotFoundError:
             return _error(f"{source}: no such file")
         except EventLogError as exc:
@@ -47,14 +64,14 @@ def main(namespace: argparse.Namespace) -> int:
         except OSError as exc:
             return _error(f"{source}: cannot read it ({exc.strerror or exc})")
     for warning in caught:
-        print(f"mpire-fault timeline: warning: {warning.message}", file=sys.stderr)
-    if os.path.abspath(output) == os.path.abspath(source):
-        return _error(f"the output {output} would overwrite the log; give -o")
+        print(printable(f"mpire-fault timeline: warning: {warning.message}"), file=sys.stderr)
+    title = namespace.title or f"Timeline of {os.path.basename(source)}"
     try:
-        timeline = write_timeline(events, output, namespace.title or f"Timeline of {os.path.basename(source)}")
+        write_page(output, title, [Section("Timeline", timeline_html(timeline))])
     except OSError as exc:
         return _error(f"cannot write {output}: {exc.strerror or exc}")
     s = timeline.summary
-    print(f"{output}: {len(events)} events, {s.tasks} tasks, {s.faults} faults, {s.deaths} deaths, "
-          f"{s.restarts} restarts, {s.aborts} aborts ({os.path.getsize(output) / 1e6:.2f} MB)")
+    print(printable(f"{output}: {plural(count, 'event')}, {plural(s.tasks, 'task')}, {plural(s.faults, 'fault')}, "
+                    f"{plural(s.deaths, 'death')}, {plural(s.restarts, 'restart')}, {plural(s.aborts, 'abort')} "
+                    f"({os.path.getsize(output) / 1e6:.2f} MB)"))
     return EXIT_OK

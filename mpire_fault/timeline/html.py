@@ -11,14 +11,18 @@ under the timeline.
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import math
+import os
+import secrets
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .model import OUTCOMES, SEVERITY, Bar, Marker, Timeline
+from .buckets import Bucket, Group
+from .records import OUTCOMES, Abort, Bar, Marker, Timeline, plural
 
 PLOT_WIDTH = 1100
 """Pixels of the time axis."""
@@ -30,7 +34,6 @@ LABEL_WIDTH = 150
 LANE_HEIGHT = 28
 BAR_TOP, BAR_HEIGHT = 7, 14
 AXIS_HEIGHT = 30
-_SAMPLES = 6  # task ids or terms named in an aggregate's details
 
 COLOURS = {
     "finished": "#43a047", "exception": "#f9a825", "died": "#d32f2f", "timeout": "#8e24aa",
@@ -100,7 +103,17 @@ class Section:
 
 
 def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    """``value`` as HTML text, any str: a lone surrogate (``os.fsdecode`` of a non-UTF-8 byte) becomes ``\\udcff``."""
+    return html.escape(printable(str(value)), quote=True)
+
+
+def printable(text: str) -> str:
+    """``text`` with every code point UTF-8 cannot encode written as its escape, so the page can be written."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _seconds(value: float) -> str:
@@ -127,8 +140,9 @@ def _tick_step(span: float, target: int = 10) -> float:
 def summary_text(timeline: Timeline) -> str:
     s = timeline.summary
     outcomes = ", ".join(f"{n} {name}" for name, n in s.outcomes.items())
-    parts = [f"{s.tasks} tasks" + (f" ({outcomes})" if outcomes else ""), f"{s.faults} faults",
-             f"{s.deaths} deaths", f"{s.restarts} restarts", f"{s.aborts} aborts"]
+    deaths = plural(s.deaths, "death") + (f" ({s.chaos_deaths} by chaos)" if s.chaos_deaths else "")
+    parts = [plural(s.tasks, "task") + (f" ({outcomes})" if outcomes else ""), plural(s.faults, "fault"),
+             deaths, plural(s.restarts, "restart"), plural(s.aborts, "abort")]
     if s.recovery_mean is not None:
         parts.append(f"mean death → replacement ready {_seconds(s.recovery_mean)} (over {s.recoveries})")
     parts.append(f"span {_seconds(s.duration)}")
@@ -169,48 +183,59 @@ class _Canvas:
         return AXIS_HEIGHT + lane * LANE_HEIGHT
 
 
-def _draw_bars(canvas: _Canvas, bars: Iterable[Bar]) -> tuple[list[str], int]:
-    """SVG for the bars, and how many aggregates were drawn."""
+def _draw_bars(canvas: _Canvas, bars: Iterable[Bar], folded: Iterable[Bucket] = ()) -> tuple[list[str], int]:
+    """SVG for the bars (and the buckets the model folded while reading), and how many aggregates were drawn."""
     out: list[str] = []
-    t0 = canvas.timeline.t0
-    buckets: dict[int, dict[int, list[Bar]]] = defaultdict(lambda: defaultdict(list))
+    t0, t1 = canvas.timeline.t0, canvas.timeline.t1
+    columns: dict[int, dict[int, Bucket]] = defaultdict(dict)  # lane -> pixel column -> its thin bars
     for bar in bars:
+        end = bar.end if bar.end is not None else t1
         x0 = canvas.x(bar.start)
-        x1 = canvas.x(bar.end if bar.end is not None else canvas.timeline.t1)
-        if x1 - x0 >= MIN_BAR_PX:
+        if canvas.x(end) - x0 >= MIN_BAR_PX:
             y = canvas.lane_y(bar.lane) + BAR_TOP
             text = _details({**bar.details(), "start": f"+{_seconds(bar.start - t0)}",
                              "took": _seconds((bar.end or bar.start) - bar.start)})
-            out.append(f'<rect class="bar o-{bar.outcome}" x="{x0:.1f}" y="{y}" width="{x1 - x0:.1f}" '
+            out.append(f'<rect class="bar o-{bar.outcome}" x="{x0:.1f}" y="{y}" width="{canvas.x(end) - x0:.1f}" '
                        f'height="{BAR_HEIGHT}" data-d="{esc(text)}"/>')
+            continue
+        lane = columns[bar.lane]
+        column = int(x0)
+        bucket = lane.get(column)
+        if bucket is None:
+            bucket = lane[column] = Bucket(bar.lane, bar.start, bar.start)
+        bucket.add(bar, bar.end if bar.end is not None else bar.start)
+    for each in folded:  # a folded slot is under a quarter of a pixel: it lies in the column of its start
+        lane = columns[each.lane]
+        column = int(canvas.x(each.start))
+        if column in lane:
+            lane[column].merge(each)
         else:
-            buckets[bar.lane][int(x0)].append(bar)
+            lane[column] = Bucket(each.lane, each.start, each.end)
+            lane[column].merge(each)
     aggregates = 0
-    for lane, columns in buckets.items():
-        runs: list[tuple[str, list[Bar]]] = []
+    for lane_index, lane in columns.items():
+        runs: list[Bucket] = []  # neighbouring columns of the same colour are one rectangle
         previous = None
-        for column in sorted(columns):
-            group = columns[column]
-            worst = max((b.outcome for b in group), key=SEVERITY.__getitem__)
-            if runs and runs[-1][0] == worst and previous == column - 1:
-                runs[-1][1].extend(group)
+        for column in sorted(lane):
+            bucket = lane[column]
+            if runs and runs[-1].worst == bucket.worst and previous == column - 1:
+                runs[-1].merge(bucket)
             else:
-                runs.append((worst, list(group)))
+                runs.append(bucket)
             previous = column
-        y = canvas.lane_y(lane) + BAR_TOP
-        for worst, group in runs:
-            start = min(b.start for b in group)
-            end = max(b.end if b.end is not None else b.start for b in group)
-            x0 = canvas.x(start)
-            width = max(canvas.x(end) - x0, MIN_BAR_PX if worst == "finished" else 1.5)
-            counts = Counter(b.outcome for b in group)
-            ids = [str(b.task_id) for b in group[:_SAMPLES]]
+        y = canvas.lane_y(lane_index) + BAR_TOP
+        for run in runs:
+            worst = run.worst
+            x0 = canvas.x(run.start)
+            width = max(canvas.x(run.end) - x0, MIN_BAR_PX if worst == "finished" else 1.5)
+            # the most severe first: a died task is the one worth naming among 500 finished ones
             text = _details({
-                "tasks": f"{len(group)} (drawn together: each narrower than {MIN_BAR_PX:g} px)",
-                "outcomes": ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts[o]),
-                "task ids": ", ".join(ids) + (" …" if len(group) > _SAMPLES else ""),
-                "from": f"+{_seconds(start - t0)} to +{_seconds(end - t0)}",
-                "errors": "; ".join(sorted({b.error for b in group if b.error})[:3]) or None,
+                "tasks": f"{run.count} (drawn together: each narrower than {MIN_BAR_PX:g} px)",
+                "outcomes": ", ".join(f"{run.outcomes[o]} {o}" for o in OUTCOMES if run.outcomes.get(o)),
+                "among them": "; ".join(f"{what} ({outcome})" for _, _, what, outcome in run.samples)
+                + (" …" if run.count > len(run.samples) else ""),
+                "from": f"+{_seconds(run.start - t0)} to +{_seconds(run.end - t0)}",
+                "errors": "; ".join(sorted(run.errors)) or None,
             })
             out.append(f'<rect class="agg o-{worst}" x="{x0:.1f}" y="{y}" width="{width:.1f}" '
                        f'height="{BAR_HEIGHT}" data-d="{esc(text)}"/>')
@@ -239,37 +264,55 @@ def _rug(kind: str, x: float, y: int) -> str:
     return f'<rect x="{x - 0.75:.1f}" y="{y + top}" width="1.5" height="{height}" fill="{colour}"/>'
 
 
-def _draw_markers(canvas: _Canvas, markers: Iterable[Marker]) -> list[str]:
+def _draw_markers(canvas: _Canvas, markers: Iterable[Marker], folded: Iterable[Group] = ()) -> list[str]:
+    """A marker per kind and pixel column of a lane, with a count when several fall there (folded ones too)."""
     out: list[str] = []
     t0 = canvas.timeline.t0
-    columns: dict[tuple[int, str, int], list[Marker]] = defaultdict(list)
-    per_row: Counter[tuple[int, str]] = Counter()
+    columns: dict[tuple[int, str, int], Group] = {}
     for marker in markers:
         if marker.kind == "backoff":
             x0 = canvas.x(marker.t)
-            width = max(canvas.x(marker.t + marker.duration) - x0, 1.0)
+            end = min(canvas.x(marker.t + marker.duration), LABEL_WIDTH + canvas.width)  # a delay of 1e300 s
+            width = max(end - x0, 1.0)
             y = canvas.lane_y(marker.lane) + BAR_TOP + BAR_HEIGHT + 1
             text = _details({**marker.details, "at": f"+{_seconds(marker.t - t0)}"})
             out.append(f'<rect class="marker m-backoff" x="{x0:.1f}" y="{y}" width="{width:.1f}" height="5" '
                        f'fill="#b0bec5" stroke="#78909c" stroke-width=".5" data-d="{esc(text)}"/>')
             continue
-        columns[(marker.lane, marker.kind, int(canvas.x(marker.t)))].append(marker)
-        per_row[(marker.lane, marker.kind)] += 1
+        key = (marker.lane, marker.kind, int(canvas.x(marker.t)))
+        group = columns.get(key)
+        if group is None:
+            group = columns[key] = Group(marker.lane, marker.kind, marker, marker.t, marker.t)
+        group.add(marker.t, marker.label)
+    _merge_folded(canvas, columns, folded, lambda g: (g.lane, g.kind))
+    per_row: Counter[tuple[int, str]] = Counter()
+    for group in columns.values():
+        per_row[(group.lane, group.kind)] += group.count
     for (lane, kind, _column), group in columns.items():
         y = canvas.lane_y(lane)
-        x = canvas.x(group[0].t)
-        if len(group) == 1:
-            m = group[0]
+        x = canvas.x(group.start)
+        if group.count == 1:
+            m = group.first
             text = _details({"what": m.label, **m.details, "at": f"+{_seconds(m.t - t0)}"})
         else:
-            labels = Counter(m.label for m in group)
-            text = _details({"what": f"{len(group)} × {MARKER_LABELS[kind]} in this pixel",
-                             "which": "; ".join(f"{n} × {label}" for label, n in labels.most_common(_SAMPLES)),
-                             "at": f"+{_seconds(group[0].t - t0)} to +{_seconds(group[-1].t - t0)}"})
+            text = _details({"what": f"{group.count} × {MARKER_LABELS[kind]} in this pixel", "which": group.which(),
+                             "at": f"+{_seconds(group.start - t0)} to +{_seconds(group.end - t0)}"})
         dense = per_row[(lane, kind)] > canvas.width / DENSE_MARKER_PX
         shape = _rug(kind, x, y) if dense else _marker_shape(kind, x, y)
         out.append(f'<g class="marker m-{kind}" data-d="{esc(text)}">{shape}</g>')
     return out
+
+
+def _merge_folded(canvas: _Canvas, columns: dict[Any, Group], folded: Iterable[Group], row: Any) -> None:
+    """Add groups the model folded to the page's columns: a folded slot lies in the column of its start."""
+    for each in folded:
+        key = (*row(each), int(canvas.x(each.start)))
+        group = columns.get(key)
+        if group is None:
+            columns[key] = Group(each.lane, each.kind, each.first, each.start, each.end)
+            columns[key].merge(each)
+        else:
+            group.merge(each)
 
 
 def timeline_svg(timeline: Timeline, width: int = PLOT_WIDTH) -> str:
@@ -290,24 +333,49 @@ def timeline_svg(timeline: Timeline, width: int = PLOT_WIDTH) -> str:
         tick += step
     for lane in lanes:
         y = canvas.lane_y(lane.index)
-        restarts = max(len(lane.pids) - 1, 0)
-        text = _details({"lane": lane.label, "pool": lane.pool, "worker id": lane.worker_id,
-                         "pids": ", ".join(map(str, lane.pids)) or None, "processes started": len(lane.pids)})
+        restarts = max(lane.processes - 1, 0)
+        pids = ", ".join(map(str, lane.pids)) + (" …" if lane.processes > len(lane.pids) else "")
+        text = _details({"lane": lane.label, "pool": lane.pool, "worker id": lane.worker_id, "pids": pids or None,
+                         "processes started": lane.processes})
         parts.append(f'<g class="lane" data-d="{esc(text)}"><rect class="lanebg" x="{LABEL_WIDTH}" y="{y}" '
                      f'width="{width}" height="{LANE_HEIGHT - 2}"/><text x="6" y="{y + 17}">{esc(lane.label)}'
                      f'{f" ↻{restarts}" if restarts else ""}</text></g>')
-    bars, _ = _draw_bars(canvas, timeline.bars)
+    bars, _ = _draw_bars(canvas, timeline.bars, timeline.buckets)
     parts += bars
-    parts += _draw_markers(canvas, timeline.markers)
-    for abort in timeline.aborts:
-        x = canvas.x(abort.t)
-        text = _details({"what": "map aborted", "pool": abort.pool, "call": abort.call, "reason": abort.reason,
-                         "worker": abort.worker_id, "at": f"+{_seconds(abort.t - timeline.t0)}"})
-        parts.append(f'<g class="abort" data-d="{esc(text)}"><line x1="{x:.1f}" x2="{x:.1f}" y1="{AXIS_HEIGHT - 2}" '
-                     f'y2="{height}"/><rect x="{x - 4:.1f}" y="{AXIS_HEIGHT}" width="8" height="{height - AXIS_HEIGHT}"'
-                     f' fill="transparent"/><text x="{x + 4:.1f}" y="{AXIS_HEIGHT + 10}">abort</text></g>')
+    parts += _draw_markers(canvas, timeline.markers, timeline.marker_groups)
+    parts += _draw_aborts(canvas, timeline.aborts, height, timeline.abort_groups)
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _draw_aborts(canvas: _Canvas, aborts: Iterable[Abort], height: int, folded: Iterable[Group] = ()) -> list[str]:
+    """One line per pixel column holding aborts, with how many and why: 100 000 aborts are at most one per pixel."""
+    t0 = canvas.timeline.t0
+    columns: dict[tuple[int], Group] = {}
+    for abort in aborts:
+        key = (int(canvas.x(abort.t)),)
+        group = columns.get(key)
+        if group is None:
+            group = columns[key] = Group(-1, "abort", abort, abort.t, abort.t)
+        group.add(abort.t, abort.reason)
+    _merge_folded(canvas, columns, folded, lambda g: ())
+    out = []
+    dense = len(columns) > canvas.width / DENSE_MARKER_PX  # no room for a word per line
+    for _column, group in sorted(columns.items()):
+        x = canvas.x(group.start)
+        if group.count == 1:
+            a = group.first
+            text = _details({"what": "map aborted", "why": a.reason, "error": a.error, "pool": a.pool,
+                             "worker": a.worker_id, "call id in the log": a.call, "at": f"+{_seconds(a.t - t0)}"})
+        else:
+            text = _details({"what": f"{group.count} map aborts in this pixel", "why": group.which(),
+                             "at": f"+{_seconds(group.start - t0)} to +{_seconds(group.end - t0)}"})
+        label = plural(group.count, "abort") if group.count > 1 else "abort"
+        word = "" if dense else f'<text x="{x + 4:.1f}" y="{AXIS_HEIGHT + 10}">{esc(label)}</text>'
+        out.append(f'<g class="abort" data-d="{esc(text)}"><line x1="{x:.1f}" x2="{x:.1f}" y1="{AXIS_HEIGHT - 2}" '
+                   f'y2="{height}"/><rect x="{x - 4:.1f}" y="{AXIS_HEIGHT}" width="8" height="{height - AXIS_HEIGHT}"'
+                   f' fill="transparent"/>{word}</g>')
+    return out
 
 
 def _axis(tick: float, step: float) -> str:
@@ -341,5 +409,19 @@ def page(title: str, sections: list[Section], intro: str = "") -> str:
 
 
 def write_page(path: str, title: str, sections: list[Section], intro: str = "") -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(page(title, sections, intro))
+    """Write the page whole or not at all: into a new file beside ``path``, renamed over it once complete.
+
+    A failure (an unwritable folder, a full disk) raises ``OSError`` and
+    leaves ``path`` as it was, never a 0-byte or half page.
+    """
+    data = page(title, sections, intro).encode("utf-8", "backslashreplace")  # esc() already made it encodable
+    folder, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(temporary, "xb") as handle:  # "x": never another's file; the umask gives the usual mode
+            handle.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

@@ -14,7 +14,7 @@ def test_a_good_log_gives_a_page(fixtures, tmp_path, capsys):
     out = tmp_path / "out.html"
     assert main(["timeline", str(fixtures / "restarts.jsonl"), "-o", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith(f"{out}: 28 events, 6 tasks, 1 faults, 2 deaths, 1 restarts, 1 aborts")
+    assert printed.startswith(f"{out}: 28 events, 6 tasks, 1 fault, 2 deaths, 1 restart, 1 abort")
     page = out.read_text()
     assert "Timeline of restarts.jsonl" in page and page.count('class="lane"') == 2
 

@@ -25,9 +25,10 @@ def test_a_small_run_draws_each_bar_with_its_details(fixtures, tmp_path):
     assert page.count('class="marker m-death"') == 2 and 'class="marker m-restart"' in page
     assert 'class="legend"' in page
     assert "ValueError: &lt;b&gt;bad&lt;/b&gt; &amp; worse" in page and "<b>bad</b>" not in page
-    assert "task: 2\noutcome: exception\nitem: 1\nitems: [1, 1]\ncall: 1\npid: 502" in page  # hover text
-    assert "pid: 502" in page
-    assert "6 tasks" in page and "1 faults" in page and "2 deaths" in page and "1 restarts" in page
+    # hover text: the task as the pool's errors name it; the log's own ids only labelled as such
+    assert "task: map item 1\noutcome: exception\npid: 502\nerror: ValueError" in page
+    assert "log ids: task_id 2, call 1 (internal, not item numbers)" in page
+    assert "6 tasks" in page and "1 fault ·" in page and "2 deaths" in page and "1 restart ·" in page
     assert "mean death → replacement ready 80 ms" in page
 
 
@@ -60,7 +61,7 @@ def test_aggregates_take_the_most_severe_colour():
     drawn = timeline_html(build(events))
     assert drawn.count('class="agg o-died"') == 1
     died = re.search(r'class="agg o-died"[^>]*data-d="([^"]*)"', drawn).group(1)
-    assert re.search(r"outcomes: (\d+ finished, )?1 died\n", died) and "task ids: " in died and "1000" in died
+    assert re.search(r"outcomes: (\d+ finished, )?1 died\n", died) and "among them: item 1000 (died)" in died
     assert drawn.count('class="agg o-finished"') >= 1
 
 
@@ -68,3 +69,27 @@ def test_no_events_says_so(tmp_path):
     out = tmp_path / "t.html"
     write_timeline([], str(out))
     assert "No events were recorded." in out.read_text()
+
+
+def aborting_calls(n):
+    """``n`` map calls, each with one failed chunk that aborts it, one after another on two workers."""
+    events = [{"t": 0.0, "kind": "worker_started", "pool": "p", "worker_id": w, "pid": 10 + w, "start_method": "fork"}
+              for w in range(2)]
+    for i in range(n):
+        t, w, task = 1.0 + i * 0.001, i % 2, i + 1
+        base = {"pool": "p", "task_id": task, "worker_id": w, "pid": 10 + w}
+        events += [{**base, "t": t, "kind": "task_dispatched", "call": task, "items": [0, 3]},
+                   {**base, "t": t, "kind": "task_started", "item": 0},
+                   {**base, "t": t + 0.0005, "kind": "task_failed", "item": 2, "error": "ValueError: no",
+                    "cause": "exception"},
+                   {"t": t + 0.0006, "kind": "map_aborted", "pool": "p", "call": task, "reason": f"task {task} failed",
+                    "worker_id": w}]
+    return events
+
+
+def test_aborts_are_grouped_per_pixel_so_the_page_does_not_grow_with_them():
+    small, big = (timeline_html(build(aborting_calls(n))) for n in (200, 20_000))
+    assert 150 < small.count('class="abort"') <= 200  # 200 aborts over ~180 pixels: mostly a line each
+    assert big.count('class="abort"') <= PLOT_WIDTH
+    assert len(big.encode()) < 4 * len(small.encode()), (len(small), len(big))  # it was 57 times bigger
+    assert "map aborts in this pixel" in big and "× map item 2 (chunk of items 0-3) failed" in big

@@ -5,6 +5,7 @@ import pytest
 
 from mpire_fault.events import read_events
 from mpire_fault.timeline import build
+from mpire_fault.timeline.html import timeline_html
 
 from .synthetic import chaos_run
 
@@ -45,7 +46,7 @@ def test_the_summary(restarts):
 
 
 def test_an_abort_is_one_line_for_the_pool(restarts):
-    assert [(a.t, a.call, a.reason) for a in restarts.aborts] == [(100.302, 1, "task 4 timed out")]
+    assert [(a.t, a.call, a.reason) for a in restarts.aborts] == [(100.302, 1, "map item 3 timed out")]
 
 
 def test_a_death_without_requeue_is_died_and_a_cause_after_the_death_amends_it():
@@ -101,3 +102,14 @@ def test_a_synthetic_chaos_run_adds_up():
     assert s.deaths == s.restarts == sum(e["kind"] == "worker_died" for e in events)
     assert s.outcomes["aborted"] >= 40  # the tasks still queued when task 250 failed
     assert not [b for b in timeline.bars if b.outcome == "open"]
+
+
+def test_a_crash_loop_keeps_the_first_pids_and_counts_the_rest():
+    events = []
+    for pid in range(1000, 1030):
+        events += [ev(pid, "worker_started", worker_id=0, pid=pid, start_method="fork"),
+                   ev(pid + 0.5, "worker_died", worker_id=0, pid=pid, exit_code=1, signal=None, oom=False, reason="r")]
+    [lane] = build(events).lanes
+    assert lane.pids == list(range(1000, 1020)) and lane.processes == 30
+    drawn = timeline_html(build(events))
+    assert "worker 0 ↻29" in drawn and "1019 …\nprocesses started: 30" in drawn

@@ -170,7 +170,7 @@ def test_the_gate_draws_a_section_per_scenario(tmp_path):
     assert sections(page) == [("failed", "c_wrong"), ("passed", "a_events"), ("passed", "b_quiet")]
     a_events = page.split("<h2>a_events</h2>")[1].split("</section>")[0]
     # the scenario's four tasks, plus the apply that checks the pool is usable afterwards
-    assert "5 tasks (4 finished, 1 exception) · 1 faults" in a_events, a_events[:2000]
+    assert "5 tasks (4 finished, 1 exception) · 1 fault ·" in a_events, a_events[:2000]
     b_quiet = page.split("<h2>b_quiet</h2>")[1].split("</section>")[0]
     assert "5 tasks (5 finished) · 0 faults" in b_quiet, b_quiet[:2000]
     assert "FAILED: 2 passed, 1 failed of 3 scenarios" in page
