@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..chaos.actions import KILLS_PROCESS
+from ..chaos.vocabulary import KILLS_PROCESS
 from ..events import EVENT_KINDS
 from .buckets import Folder
 from .records import LANE_PIDS, OUTCOMES, Abort, Bar, Lane, Marker, Summary, Timeline, describe_task
