@@ -182,7 +182,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "exit_code": (int, _NONE), "signal": _TEXT, "oom": (bool, _NONE), "reason": _TEXT, "task_id": _ID,
     "call": _ID, "items": (list, _NONE), "item": _ID, "error": _TEXT, "cause": (str,), "from_worker": _ID,
     "attempt": (int, _NONE), "delay": (int, float, _NONE), "failures": (int, _NONE), "site": _TEXT,
-    "action": _TEXT, "term": _TEXT,
+    "action": _TEXT, "term": _TEXT, "form": _TEXT,
 }
 """The JSON types each known field may take (``item`` may be a string: the repr of an unserialisable one)."""
 _JSON_NAMES = {int: "an integer", str: "a string", _NONE: "null", bool: "true/false", list: "a list",

@@ -82,6 +82,8 @@ class Task:
 class Job:
     """One user call. Subclasses say where results and errors go."""
 
+    form = ""  # "apply" or "map": which kind of call, as the event log and the errors name it
+
 
     def __init__(self, session: WorkerSession, func_name: str, task_timeout: float | None) -> None:
         self.job_id = next(_job_ids)
@@ -111,6 +113,7 @@ class Job:
 
 
 class ApplyJob(Job):
+    form = "apply"
 
     def __init__(self, session, func_name, task_timeout, index: int, result, loads) -> None:
         super().__init__(session, func_name, task_timeout)
@@ -136,6 +139,8 @@ class ApplyJob(Job):
 
 class MapJob(Job):
     """A map-family call; its caller thread reads ``events`` and unpickles results itself."""
+
+    form = "map"
 
 
     def __init__(self, session, func_name, task_timeout) -> None:

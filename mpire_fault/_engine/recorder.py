@@ -67,7 +67,8 @@ class Recorder:
     # ------------------------------------------------------------------ tasks
     def task_dispatched(self, slot: WorkerSlot, task: Task) -> None:
         self._emit("task_dispatched", task_id=task.task_id, call=task.job.job_id, worker_id=slot.worker_id,
-                      pid=slot.pid, items=[task.first_index, task.first_index + task.n_items - 1])
+                      pid=slot.pid, items=[task.first_index, task.first_index + task.n_items - 1],
+                      form=task.job.form)
 
     def task_started(self, slot: WorkerSlot, task: Task, began: float) -> None:
         """``began``: when the worker took the task up (it runs its ledger in order: after its last answer)."""

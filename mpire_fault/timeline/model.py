@@ -196,7 +196,8 @@ class _Builder:
         key = (pool, call)
         if key in self.maps:
             return
-        if isinstance(items, list) and items[0] != items[-1]:
+        # "form" (newer logs) says which call sent it; older logs tell a map only by a chunk of several items
+        if e.get("form") == "map" or (isinstance(items, list) and items[0] != items[-1]):
             self.known_map(key)
             return
         seen = self.recent_calls.get(key)

@@ -103,3 +103,13 @@ def test_a_real_pool_and_its_errors_agree_with_the_timeline(tmp_path):
     assert len(by_chaos) == 2 and all("task.start[task=3]=sigkill" in m.label for m in by_chaos)
     assert all(m.details["reason"].startswith("killed by the pool") for m in deaths if m not in by_chaos)
     assert timeline.summary.chaos_deaths == 2
+
+
+def test_a_real_map_of_one_item_is_named_a_map(tmp_path):
+    """The pool's log says which kind of call sent a task ("form"): a one-item map is no apply."""
+    path = tmp_path / "events.jsonl"
+    with WorkerPool(1, event_log=path) as pool:
+        pool.apply(act, (0.01,))
+        pool.map(act, [0.01])
+    named = sorted(b.describe() for b in build(read_events(path)).bars)
+    assert named == ["apply task #0", "map item 0"], named
