@@ -72,6 +72,8 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
                     units[first] = rows(items)
                     submitted += units[first]
             if outstanding == 0 and exhausted:
+                # Every chunk answered: nothing to cancel, and no "aborted" line in the event log.
+                job.done = True
                 return
             event = _next_event(job, supervisor)
             if supervisor.terminated:  # as MPIRE: after terminate(), an unfinished imap yields nothing more

@@ -109,7 +109,14 @@ def test_a_real_map_of_one_item_is_named_a_map(tmp_path):
     """The pool's log says which kind of call sent a task ("form"): a one-item map is no apply."""
     path = tmp_path / "events.jsonl"
     with WorkerPool(1, event_log=path) as pool:
-        pool.apply(act, (0.01,))
         pool.map(act, [0.01])
-    named = sorted(b.describe() for b in build(read_events(path)).bars)
-    assert named == ["apply task #0", "map item 0"], named
+    named = [b.describe() for b in build(read_events(path)).bars]
+    assert named == ["map item 0"], named
+
+
+def test_a_map_that_finished_logs_no_abort(tmp_path):
+    path = tmp_path / "events.jsonl"
+    with WorkerPool(2, event_log=path) as pool:
+        assert pool.map(act, [0.0] * 6, chunk_size=2) == [0.0] * 6
+    kinds = [event["kind"] for event in read_events(path)]
+    assert "task_finished" in kinds and "map_aborted" not in kinds
