@@ -29,6 +29,9 @@ import pytest
 
 from .journal_view import ChaosJournal, read_entries
 
+# Foreign pools (multiprocessing, concurrent.futures, loky/joblib, mpire) and the hang verdict live there.
+pytest_plugins = [f"{__package__}.foreign"]
+
 DEFAULT_SPEC = "task.start=5%sigkill;task.start=5%exit(1)"
 _USE_DEFAULT = "\0default"
 _STATE = pytest.StashKey["RunState"]()
@@ -348,12 +351,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
                                   journal=entries, outcomes=outcomes, events_dir=state.events_dir)
             else:
                 faults = Counter(e["nodeid"] for e in entries)
+                from .foreign import test_extras
+
+                extras = test_extras(state.run_dir)  # foreign pools: kinds struck, what callers saw, hang verdicts
                 data = {
                     "spec": state.spec,
                     "seed": state.seed,
                     "reproduce": reproduce,
                     "journal": entries,
-                    "tests": [{"nodeid": n, "outcome": o, "faults": faults.get(n, 0)}
+                    "tests": [{"nodeid": n, "outcome": o, "faults": faults.get(n, 0), **extras.get(n, {})}
                               for n, o in sorted(outcomes.items())],
                 }
                 with open(state.report, "w", encoding="utf-8") as handle:
