@@ -9,6 +9,10 @@ the pools (``mpire_fault.chaos.patching.install_from_environment``). So
 ``pytest --mp-chaos`` reaches a script a test runs, and ``MP_CHAOS=...
 python script.py`` reaches the pools of an unmodified program. It must stay
 tiny and must never break an interpreter: any error is one line on stderr.
+
+PYTEST_DONT_REWRITE: pytest marks every module of a distribution with a
+pytest11 entry point for assertion rewriting, and warns about one that is
+already imported, as this one always is; this marker tells it not to.
 """
 import os
 import sys
