@@ -343,17 +343,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if state.report:
         entries, outcomes = _collect(state)
         reproduce = _reproduce(config, state) if state.spec else None
+        from .foreign import test_extras  # foreign pools: kinds struck, what callers saw, hang verdicts
+
         try:
             if state.events_dir is not None:
                 from .html_report import write_html_report
 
                 write_html_report(state.report, spec=state.spec, seed=state.seed, reproduce=reproduce,
-                                  journal=entries, outcomes=outcomes, events_dir=state.events_dir)
+                                  journal=entries, outcomes=outcomes, events_dir=state.events_dir,
+                                  extras=test_extras(state.run_dir))
             else:
                 faults = Counter(e["nodeid"] for e in entries)
-                from .foreign import test_extras
-
-                extras = test_extras(state.run_dir)  # foreign pools: kinds struck, what callers saw, hang verdicts
+                extras = test_extras(state.run_dir)
                 data = {
                     "spec": state.spec,
                     "seed": state.seed,

@@ -6,6 +6,7 @@ joblib (loky) and mpire.WorkerPool and never mention mpire_fault.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -190,3 +191,13 @@ def test_slow():
     result = run(pytester, "-p", "timeout", "--timeout=2", "--mp-chaos=task.start=sigkill", "--mp-chaos-hang-after=1")
     result.assert_outcomes(failed=1)
     assert "Timeout" in result.stdout.str() and "hang verdict" not in result.stdout.str()
+
+
+def test_html_report_shows_foreign_faults_on_lanes_by_pid(suite, tmp_path):
+    report = tmp_path / "r.html"
+    run(suite, "--mp-chaos=task.start[task=2]=sigkill", f"--mp-chaos-report={report}",
+        "test_pools.py::test_executor").assert_outcomes(passed=1)
+    page = report.read_text()
+    assert "pools struck: concurrent.futures x1 · caller saw: concurrent.futures: BrokenProcessPool" in page
+    assert re.search(r"worker pid \d+", page), "a lane per worker pid"
+    assert "<th>pool</th>" in page
