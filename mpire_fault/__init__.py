@@ -1,5 +1,7 @@
 """mpire_fault: an MPIRE-compatible process pool that keeps its promises when workers die."""
+import importlib
 from multiprocessing import cpu_count
+from typing import TYPE_CHECKING, Any
 
 from ._core.restarts import RestartBackoff
 from ._core.results import AsyncResult
@@ -15,10 +17,25 @@ from .errors import (
     WorkerExitError,
     WorkerInitError,
 )
-from .futures import ProcessPoolExecutor
 from .pool import WorkerPool
 from .statistics import PoolStatistics
-from .stdpool import Pool, get_context
+
+if TYPE_CHECKING:
+    from .futures import ProcessPoolExecutor
+    from .stdpool import Pool, get_context
+
+# The standard library's front doors load on first use: `import mpire_fault` does not import
+# multiprocessing.pool or concurrent.futures.process (the chaos hook patches them when the user does).
+_LAZY = {"Pool": ".stdpool", "get_context": ".stdpool", "ProcessPoolExecutor": ".futures"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mpire_fault' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
 __version__ = "0.1.0"
 

@@ -22,17 +22,21 @@ import shutil
 import sys
 import zlib
 from collections import Counter
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
 
+from . import keys
 from .journal_view import ChaosJournal, read_entries
+
+# Foreign pools (multiprocessing, concurrent.futures, loky/joblib, mpire) and the hang verdict live there.
+pytest_plugins = [f"{__package__}.foreign"]
 
 DEFAULT_SPEC = "task.start=5%sigkill;task.start=5%exit(1)"
 _USE_DEFAULT = "\0default"
-_STATE = pytest.StashKey["RunState"]()
-_SPEC = pytest.StashKey[str]()
+_STATE = keys.STATE
+_SPEC = keys.SPEC
 
 
 class RunState:
@@ -45,6 +49,7 @@ class RunState:
         self.owns_dir = owns_dir
         self.report = report
         self.outcomes: dict[str, str] = {}
+        self.reproduce: Callable[[], str] = lambda: ""
         # Pools write event logs only for an HTML report: nothing else reads them.
         self.events_dir = os.path.join(run_dir, "events") if report and is_html(report) else None
 
@@ -178,6 +183,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         run_dir, owns = make_run_dir("mp-chaos-run-"), True  # swept by a later run if this one is killed
     state = RunState(spec, seed, run_dir, owns, report)
+    state.reproduce = lambda: _reproduce(config, state)  # the hang verdict's rerun line (foreign.py)
     config.stash[_STATE] = state
     config.pluginmanager.register(_OutcomeRecorder(state), "mp_chaos_outcomes")
 
@@ -215,8 +221,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Iterator[None]:
     from mpire_fault.events import EVENTS_DIR_ENV
 
     saved = {name: os.environ.get(name) for name in (*environment.NAMES, EVENTS_DIR_ENV)}
+    # Made by the first Chaos that uses it (Chaos.__init__): a test that starts no pool costs no directory.
     state_dir = os.path.join(state.run_dir, f"state-{zlib.crc32(item.nodeid.encode()):08x}")
-    os.makedirs(state_dir, exist_ok=True)
     os.environ.update({
         environment.SPEC: spec,
         environment.SEED: str(state.test_seed(item.nodeid)),
@@ -368,21 +374,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if state.report:
         entries, outcomes = _collect(state)
         reproduce = _reproduce(config, state) if state.spec or state.marker_specs() else None
+        from .foreign import test_extras  # foreign pools: kinds struck, what callers saw, hang verdicts
+
         try:
             if state.events_dir is not None:
                 from .html_report import write_html_report
 
                 write_html_report(state.report, spec=state.spec, seed=state.seed, reproduce=reproduce,
-                                  journal=entries, outcomes=outcomes, events_dir=state.events_dir)
+                                  journal=entries, outcomes=outcomes, events_dir=state.events_dir,
+                                  extras=test_extras(state.run_dir))
             else:
                 faults = Counter(e["nodeid"] for e in entries)
+                extras = test_extras(state.run_dir)
                 data = {
                     "spec": state.spec,
                     "seed": state.seed,
                     "reproduce": reproduce,
                     "marker_specs": dict(state.marker_specs()),
                     "journal": entries,
-                    "tests": [{"nodeid": n, "outcome": o, "faults": faults.get(n, 0)}
+                    "tests": [{"nodeid": n, "outcome": o, "faults": faults.get(n, 0), **extras.get(n, {})}
                               for n, o in sorted(outcomes.items())],
                 }
                 with open(state.report, "w", encoding="utf-8") as handle:

@@ -57,7 +57,8 @@ def installed(tmp_path_factory) -> tuple[Path, Path, dict[str, str]]:
            if key not in ("PYTHONPATH", "VIRTUAL_ENV") and not key.startswith(("MP_CHAOS", "PYTEST_"))}
     source = work / "source"  # a clean copy: building in the tree would race the editable install
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    # the build hook and the start-up hook that put mpire_fault_chaos.pth in site-packages live at the root
+    for name in ("pyproject.toml", "README.md", "_build_pth.py", "_mpire_fault_chaos_hook.py", "mpire_fault_chaos.pth"):
         shutil.copy2(ROOT / name, source / name)
     for folder in SOURCES:
         shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -72,12 +73,15 @@ def installed(tmp_path_factory) -> tuple[Path, Path, dict[str, str]]:
     assert expected - names == set(), "modules missing from the wheel (add the package to pyproject.toml)"
     assert "mpire_fault/py.typed" in names
     assert not any(name.startswith("pytest_plugin/") for name in names)
+    assert {"mpire_fault_chaos.pth", "_mpire_fault_chaos_hook.py"} <= names  # chaos for foreign pools in subprocesses
 
     venv = work / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], work, env, timeout=120).check_returncode()
     bin_dir = venv / "bin"
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     _pip([str(bin_dir / "python"), "-m", "pip", "install", "-q", str(wheel)], work, env)
+    done = _run([str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], work, env)
+    assert (Path(done.stdout.strip()) / "mpire_fault_chaos.pth").is_file(), "the .pth must land in site-packages"
     outside = work / "elsewhere"  # neither the tree nor the wheel's folder is on sys.path here
     outside.mkdir()
     return bin_dir, outside, env

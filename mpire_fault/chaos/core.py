@@ -135,12 +135,13 @@ class Chaos:
 
     # ------------------------------------------------------------------ deciding
     def visit(self, site: str, *, worker_id: int | None = None, task_index: int | None = None,
-              attempt: int = 0, call: int = 0) -> None:
+              attempt: int = 0, call: int = 0, pool: str | None = None) -> None:
         """Called in a worker at a named site; performs the fault the spec says, if any.
 
         ``call`` names the pool and the call a task belongs to (0 for foreign
         pools and for the first pool's apply tasks): without it every map
-        call would roll the same dice for its item ``task_index``.
+        call would roll the same dice for its item ``task_index``. ``pool``
+        names the kind of foreign pool struck (for the journal); None for ours.
         """
         rules = self._by_site.get(site)
         if not rules:
@@ -153,7 +154,7 @@ class Chaos:
                 continue
             action = term.action + (f"({term.arg_text})" if term.arg_text is not None else "")
             self._record(JournalEntry(time.time(), site, action, worker_id, os.getpid(), task_index, attempt,
-                                      self.seed, str(rule)))
+                                      self.seed, str(rule), pool))
             if self.on_strike is not None and term.action in KILLS_PROCESS:
                 self.on_strike(term.action)
             perform(term.action, term.arg, site, self.memory_limit)
@@ -272,6 +273,12 @@ def _memory_limit(value: Any) -> int | None:
     return value
 
 
+def _our_pools_listed() -> bool:
+    """Whether ``MP_CHAOS_POOLS`` (unset or empty: every kind) includes ``mpire_fault``."""
+    value = os.environ.get(environment.POOLS, "")
+    return not value.strip() or "mpire_fault" in [part.strip() for part in value.split(",")]
+
+
 def resolve(chaos: None | str | Chaos, seed: int | None = None, memory_limit: int | None = None) -> Chaos | None:
     """The pool's ``chaos=`` argument as a ``Chaos``; ``None`` falls back to ``MP_CHAOS``.
 
@@ -281,6 +288,8 @@ def resolve(chaos: None | str | Chaos, seed: int | None = None, memory_limit: in
     """
     memory_limit = _memory_limit(memory_limit)
     if chaos is None:
+        if not _our_pools_listed():
+            return None  # MP_CHAOS_POOLS names only foreign kinds: MP_CHAOS is for them
         found = Chaos.from_env()
         if found is not None and (seed is not None or memory_limit is not None):
             spent = found

@@ -11,4 +11,10 @@ SPEC = "MP_CHAOS"  # the spec; empty or unset: no chaos
 SEED = "MP_CHAOS_SEED"
 STATE = "MP_CHAOS_STATE"  # the directory of COUNT budgets and visit counters every process of a run shares
 JOURNAL = "MP_CHAOS_JOURNAL"  # a second journal file each fault is also written to (the plugin's, per test)
-NAMES = (SPEC, SEED, STATE, JOURNAL)
+# Which kinds of pool MP_CHAOS strikes: a comma list of multiprocessing, concurrent.futures, loky, mpire,
+# mpire_fault (chaos.patching.KINDS); unset or empty: every kind that is installed.
+POOLS = "MP_CHAOS_POOLS"
+# "0" keeps the start-up hook (the _mpire_fault_chaos.pth file) from patching foreign pools in a new
+# interpreter even though MP_CHAOS is set; unset or anything else: it patches them.
+SUBPROCESS = "MP_CHAOS_SUBPROCESS"
+NAMES = (SPEC, SEED, STATE, JOURNAL, POOLS, SUBPROCESS)

@@ -26,13 +26,17 @@ class JournalEntry:
     attempt: int
     seed: int
     rule: str
+    # Which kind of pool was struck ("multiprocessing", "loky", ...); None for our own pools,
+    # whose faults the journal has always carried without it.
+    pool: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JournalEntry:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        # A line written before a field existed has no value for it: the field's default then.
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
     def key(self) -> tuple:
         """What must be equal between two runs with the same seed (not time or pid)."""
