@@ -32,7 +32,7 @@ from ._engine.child.threads import ReferenceSerializer, ThreadingContext
 from ._engine.insights import TopTasks, gather_insights
 from ._engine.jobs import ApplyJob, Barrier, HookWatch, MapJob, Task, WorkerExits, WorkerSession, next_task_id
 from ._engine.lifecycle import live_supervisors, stop_supervisor
-from ._engine.mapping import iterate_map
+from ._engine.mapping import run_map
 from ._engine.recorder import Recorder
 from ._engine.state import PoolSettings, SharedArrays
 from ._engine.supervisor import Supervisor
@@ -293,7 +293,7 @@ class WorkerPool(PoolBackend):
         job = MapJob(session, _func_name(func), task_timeout)
         job.chaos_call = self._chaos_scope | next(self._map_calls)
         bar = make_progress_bar(style, options) if progress_bar else None
-        results = iterate_map(supervisor, job, shipped, chunks, ordered, max_chunks, self._serializer.dumps,
+        results = run_map(supervisor, job, shipped, chunks, ordered, max_chunks, self._serializer.dumps,
                               self._serializer.loads, bar, rows, rule)
         return self._finish_after(results, session, release)
 

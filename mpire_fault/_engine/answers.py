@@ -52,7 +52,7 @@ class Answers:
         self.settlement = settlement
         self.dispatcher = dispatcher
         self.serializer = serializer
-        self.events = state.events  # fixed for the supervisor's life
+        self.recorder = state.recorder  # fixed for the supervisor's life
         self.handlers: dict[int, Callable[..., None]] = {
             READY: self.on_ready, INIT_FAILED: self.on_init_failed, DONE: self.on_done, FAILED: self.on_failed,
             SKIPPED: self.on_skipped, EXITED: self.on_exited, EXIT_FAILED: self.on_exit_failed,
@@ -63,8 +63,8 @@ class Answers:
         slot.ready = True
         self.state.roomy[slot] = None
         slot.failures = 0
-        if self.events is not None:
-            self.events.worker_ready(slot)
+        if self.recorder is not None:
+            self.recorder.worker_ready(slot)
         self.state.start_up_time[slot.worker_id] += time.monotonic() - slot.started_at
 
     def on_init_failed(self, slot: WorkerSlot, error: bytes) -> None:
@@ -77,8 +77,8 @@ class Answers:
         if task.task_id != task_id:
             raise SupervisorError(
                 f"worker {slot.worker_id} answered task {task_id} but its ledger head is {task.task_id}")
-        if self.events is not None:
-            self.events.task_started(slot, task, max(task.handed_at, slot.last_answer))
+        if self.recorder is not None:
+            self.recorder.task_started(slot, task, max(task.handed_at, slot.last_answer))
         self.dispatcher.record_duration(slot, task)
         slot.idle_deaths = 0
         slot.interrupted = slot.hard_deadline = None  # a soft timeout, if any, has done its work
@@ -89,17 +89,17 @@ class Answers:
         if type(data) is Shared:  # in shared memory: map it and unlink its name now, whoever reads it later
             data = data.adopt()
         self.state.counters.tasks_completed += 1
-        if self.events is not None:
-            self.events.task_finished(slot, task)
+        if self.recorder is not None:
+            self.recorder.task_finished(slot, task)
         if not task.job.done:
             task.job.on_result(task, data)
 
     def on_failed(self, slot: WorkerSlot, task_id: int, offset: int, error: bytes, boundary: str | None,
                   summary: str) -> None:
         task = self.answered(slot, task_id)
-        if self.events is not None:
+        if self.recorder is not None:
             cause = "timeout" if boundary == SOFT_TIMEOUT else "exception"
-            self.events.task_failed(task, slot, task.first_index + offset, summary, cause)
+            self.recorder.task_failed(task, slot, task.first_index + offset, summary, cause)
         if boundary == SOFT_TIMEOUT:  # our soft timeout, raised inside the task: the caller gets ours
             job = task.job
             rebuild = functools.partial(_soft_timeout, job.task_timeout, slot.worker_id,
@@ -110,8 +110,8 @@ class Answers:
 
     def on_skipped(self, slot: WorkerSlot, task_id: int) -> None:
         task = self.answered(slot, task_id)
-        if self.events is not None:
-            self.events.task_failed(task, slot, None, "its map call was aborted before it began", "abort")
+        if self.recorder is not None:
+            self.recorder.task_failed(task, slot, None, "its map call was aborted before it began", "abort")
 
     def on_exited(self, slot: WorkerSlot, data: Any) -> None:
         slot.exit_reported = True

@@ -16,9 +16,9 @@ from typing import Any
 
 from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerExits, WorkerSession
 from .slots import WorkerSlot
-from .state import FINISHING, STOPPED, Mode, PoolState
+from .state import Mode, PoolState
 from .watchdog import DEFAULT_EXIT_GRACE
-from .wire.protocol import run_task, stop, update
+from .wire.protocol import stop, task_message, update
 
 # How many tasks a worker is handed at once: the running one, plus others
 # waiting in its pipe so it never idles while the supervisor catches up.
@@ -43,7 +43,7 @@ class Dispatcher:
         self.dumps = dumps  # the pool's serializer: hooks sent to live workers
         self.start_workers = start_workers
         self._unflushed: set[WorkerSlot] = set()  # slots handed tasks in this pass, written once at its end
-        self.events = state.events  # fixed for the supervisor's life
+        self.recorder = state.recorder  # fixed for the supervisor's life
 
     def dispatch(self) -> None:
         """Hand pending tasks to workers; each worker's new tasks go out in one write."""
@@ -54,7 +54,7 @@ class Dispatcher:
 
     def _dispatch(self) -> None:
         state = self.state
-        while state.pending and state.mode is not FINISHING or state.front_barrier() is not None:
+        while state.pending and state.mode is not Mode.FINISHING or state.front_barrier() is not None:
             head = state.pending[0]
             if isinstance(head, Barrier):
                 if not self.run_barrier(head):
@@ -63,7 +63,7 @@ class Dispatcher:
             if head.job.done:
                 state.pending.popleft()
                 continue
-            if state.mode is STOPPED:
+            if state.mode is Mode.STOPPED:
                 if not self.begin(head.job.session):
                     return  # an earlier graceful stop is still finishing
             elif head.job.session != state.session:
@@ -170,12 +170,12 @@ class Dispatcher:
         job = task.job
         if job.task_timeout is not None:
             self.state.watched.add(slot)
-        message = run_task(task.task_id, job.job_id, task.first_index, task.attempt, task.payload,
+        message = task_message(task.task_id, job.job_id, task.first_index, task.attempt, task.payload,
                            job.task_timeout is not None, job.chaos_call)
         slot.queue_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
         self._unflushed.add(slot)
-        if self.events is not None:
-            self.events.task_dispatched(slot, task)
+        if self.recorder is not None:
+            self.recorder.task_dispatched(slot, task)
 
     def flush(self, slot: WorkerSlot) -> None:
         if slot.task_fd is None:

@@ -145,7 +145,7 @@ class MapJob(Job):
 
     def __init__(self, session, func_name, task_timeout) -> None:
         super().__init__(session, func_name, task_timeout)
-        self.events: queue.SimpleQueue = queue.SimpleQueue()
+        self.outbox: queue.SimpleQueue = queue.SimpleQueue()  # chunks' results and the error, for the caller's thread
         # The moving average of this call's chunk durations (Dispatcher.has_room). Per call, not per
         # function: a function fast in one call may be slow in the next, and chunks queued behind a
         # slow one cannot be taken back; until a chunk of this call is answered, none waits in a pipe.
@@ -159,13 +159,13 @@ class MapJob(Job):
         return f"map item {index} ({self.func_name}{chunk})"
 
     def on_result(self, task: Task, data: bytes) -> None:
-        self.events.put(("result", task.first_index, task.n_items, data))
+        self.outbox.put(("result", task.first_index, task.n_items, data))
 
     def on_error(self, task: Task | None, exc: BaseException | PickledError) -> None:
         if self.done:
             return
         self.done = True
-        self.events.put(("error", exc))
+        self.outbox.put(("error", exc))
 
     @property
     def aborts_on_failure(self) -> bool:

@@ -21,7 +21,7 @@ _SLOW_PICKLE = 0.0001  # a chunk that took this long to pickle: the next ones wo
 _SYNC_WAIT = 0.005
 
 
-def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[int, Sequence]], ordered: bool,
+def run_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[int, Sequence]], ordered: bool,
                 max_chunks: int, dumps: Callable, loads: Callable, progress: Any = None,
                 rows: Callable[[Sequence], int] = len, kind: str = MPIRE) -> Iterator[list]:
     """Feed chunks to the supervisor and yield each chunk's results (in input order if ``ordered``).
@@ -121,11 +121,11 @@ def iterate_map(supervisor, job: MapJob, func: Callable, chunks: Iterator[tuple[
 def _next_event(job: MapJob, supervisor) -> tuple:
     while True:
         try:
-            return job.events.get(timeout=_POLL)
+            return job.outbox.get(timeout=_POLL)
         except queue.Empty:
             if supervisor.finished.is_set():
                 try:
-                    return job.events.get(timeout=1.0)
+                    return job.outbox.get(timeout=1.0)
                 except queue.Empty:
                     if supervisor.terminated:
                         return ("error", PoolTerminatedError("the pool was terminated while this map call was running"))

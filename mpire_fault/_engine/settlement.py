@@ -72,11 +72,11 @@ class Settlement:
             reason = slot.kill_reason.value if slot.kill_reason is not None and not struck else None
             state.counters.deaths.append(Death(slot.worker_id, slot.pid, exitcode, oom, PHASE_NAMES.get(phase),
                                                reason, head.job.describe(head, item) if head else None))
-        events = state.events
-        if events is not None:
+        recorder = state.recorder
+        if recorder is not None:
             if head is not None:
-                events.task_started(slot, head, max(head.handed_at, slot.last_answer))
-            events.worker_ended(slot, exitcode, oom, planned and head is None)
+                recorder.task_started(slot, head, max(head.handed_at, slot.last_answer))
+            recorder.worker_ended(slot, exitcode, oom, planned and head is None)
         self.requeue(ledger, slot.worker_id)
         if head is not None:
             self.settle_head(slot, head, exitcode, oom, item, phase)
@@ -95,8 +95,8 @@ class Settlement:
                 slot.idle_deaths += 1
             delay = state.settings.backoff.delay(slot.idle_deaths)
             slot.restart_at = time.monotonic() + delay
-            if delay and events is not None:
-                events.restart_backoff(slot, delay, slot.idle_deaths)
+            if delay and recorder is not None:
+                recorder.restart_backoff(slot, delay, slot.idle_deaths)
             return
         self.start_up_failed(slot, exitcode)
 
@@ -120,8 +120,8 @@ class Settlement:
             self.give_up(_init_failed(head, ours), ours)
             return
         slot.restart_at = time.monotonic() + budget.delay(slot.failures)
-        if budget.delay(slot.failures) and state.events is not None:
-            state.events.restart_backoff(slot, budget.delay(slot.failures), slot.failures)
+        if budget.delay(slot.failures) and state.recorder is not None:
+            state.recorder.restart_backoff(slot, budget.delay(slot.failures), slot.failures)
 
     def give_up(self, error: BaseException | PickledError, cause: BaseException | None) -> None:
         """Workers cannot be started: fail what waits and stop respawning until new work arrives."""
@@ -134,15 +134,15 @@ class Settlement:
 
     def settle_head(self, slot: WorkerSlot, task: Task, exitcode: int | None, oom: bool, item: int,
                     phase: float) -> None:
-        job, events = task.job, self.state.events
+        job, recorder = task.job, self.state.recorder
         if job.done:
-            if events is not None:
-                events.task_failed(task, slot, item, "its map call was aborted", "abort")
+            if recorder is not None:
+                recorder.task_failed(task, slot, item, "its map call was aborted", "abort")
             return
         if slot.kill_reason is KillReason.TIMEOUT:
             error = TaskTimeoutError(job.task_timeout, slot.worker_id, job.describe(task, item), killed=True)
-            if events is not None:
-                events.task_failed(task, slot, item, str(error), "timeout")
+            if recorder is not None:
+                recorder.task_failed(task, slot, item, str(error), "timeout")
             self.fail_task(task, error)
             return
         task.deaths.append(Death(slot.worker_id, slot.pid, exitcode, oom, PHASE_NAMES.get(phase)))
@@ -150,24 +150,24 @@ class Settlement:
             task.attempt += 1
             self.state.counters.tasks_requeued += 1
             self.state.pending.appendleft(task)
-            if events is not None:
-                events.task_retried(task)
+            if recorder is not None:
+                recorder.task_retried(task)
             return
         detail = f"while {PHASE_NAMES.get(phase, 'running')}"
         died = WorkerDiedError(slot.worker_id, slot.pid, exitcode, job.describe(task, item), oom, task.deaths, detail)
-        if events is not None:
-            events.task_failed(task, slot, item, str(died), "death")
+        if recorder is not None:
+            recorder.task_failed(task, slot, item, str(died), "death")
         self.fail_task(task, died, slot.worker_id)
 
     def requeue(self, tasks: list[Task], from_worker: int) -> None:
         """Put tasks a worker was handed but never began back at the front of the queue, in order."""
-        events = self.state.events
+        recorder = self.state.recorder
         for task in reversed(tasks):
             if not task.job.done:
                 self.state.counters.tasks_requeued += 1
                 self.state.pending.appendleft(task)
-                if events is not None:
-                    events.task_requeued(task, from_worker)
+                if recorder is not None:
+                    recorder.task_requeued(task, from_worker)
 
     # ------------------------------------------------------------------ failing
     def fail_task(self, task: Task, exc: BaseException | PickledError, worker_id: int | None = None) -> None:
@@ -188,12 +188,12 @@ class Settlement:
         In that order: a caller woken by the error must find no item of its
         call still running to its end (the kit's map-error-abort checks it).
         """
-        state, events = self.state, self.state.events
-        if events is not None and state.shared.cancelled[job.job_id % CANCEL_SLOTS] != job.job_id:
-            events.map_aborted(job, reason, worker_id)
+        state, recorder = self.state, self.state.recorder
+        if recorder is not None and state.shared.cancelled[job.job_id % CANCEL_SLOTS] != job.job_id:
+            recorder.map_aborted(job, reason, worker_id)
             for task in state.pending:
                 if isinstance(task, Task) and task.job is job:
-                    events.task_failed(task, None, None, "its map call was aborted before it began", "abort")
+                    recorder.task_failed(task, None, None, "its map call was aborted before it began", "abort")
         state.shared.cancelled[job.job_id % CANCEL_SLOTS] = job.job_id
         state.pending = deque(t for t in state.pending if isinstance(t, Barrier) or t.job is not job)
         if kill_running:

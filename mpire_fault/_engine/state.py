@@ -66,7 +66,6 @@ class Mode(enum.Enum):
 
 
 # Module constants: comparing with these skips the enum's class attribute lookup on the loop's hot path.
-STOPPED, RUNNING, BLOCKED, FINISHING = Mode.STOPPED, Mode.RUNNING, Mode.BLOCKED, Mode.FINISHING
 
 
 @dataclass(slots=True, eq=False)
@@ -78,7 +77,7 @@ class PoolState:
     session: WorkerSession | None = None  # the hooks the live workers were started with (see Dispatcher.update_session)
     gave_up: bool = False  # the workers of this session could not be started: the next call's hooks start afresh
     mode: Mode = Mode.STOPPED
-    events: Recorder | None = None  # the event log (WorkerPool(event_log=...)); None: off, and free
+    recorder: Recorder | None = None  # writes the event log (WorkerPool(event_log=...)); None: off, and free
     counters: Counters = field(default_factory=Counters)
     durations: dict[str, float] = field(default_factory=dict)  # moving average per apply function name
     start_up_time: list[float] = field(default_factory=list)  # process start -> ready, summed per slot

@@ -43,7 +43,7 @@ from .jobs import Barrier, Job, Task, WorkerExits, WorkerSession
 from .recorder import Recorder
 from .settlement import Settlement
 from .slots import WorkerSlot
-from .state import FINISHING, RUNNING, Mode, PoolSettings, PoolState, SharedArrays
+from .state import Mode, PoolSettings, PoolState, SharedArrays
 from .watchdog import Watchdog
 from .wire.codec import Serializer
 from .wire.inherit import pickled_hooks
@@ -66,10 +66,10 @@ def _close_fds(*fds: int) -> None:
 class Supervisor(threading.Thread):
     """The parent's loop: reads its inbox, starts workers, dispatches, and reacts to what the selector saw."""
 
-    def __init__(self, settings: PoolSettings, shared: SharedArrays, events: Recorder | None = None) -> None:
+    def __init__(self, settings: PoolSettings, shared: SharedArrays, recorder: Recorder | None = None) -> None:
         super().__init__(name="mpire_fault-supervisor", daemon=True)
         self.state = PoolState(settings, shared, [WorkerSlot(i) for i in range(settings.n_jobs)],
-                               start_up_time=[0.0] * settings.n_jobs, events=events)
+                               start_up_time=[0.0] * settings.n_jobs, recorder=recorder)
         self.state.watched.update(self.state.slots)  # none has a process yet
         self.serializer = settings.serializer or Serializer(settings.use_dill)
         self.settlement = Settlement(self.state, self.serializer)
@@ -197,14 +197,14 @@ class Supervisor(threading.Thread):
         try:
             while True:
                 self.read_inbox()
-                if state.mode is FINISHING and not any(s.alive for s in state.slots) and not state.pending:
+                if state.mode is Mode.FINISHING and not any(s.alive for s in state.slots) and not state.pending:
                     break
                 self.start_wanted_workers()
                 self.dispatcher.dispatch()
                 ended = []
                 seen = self.selector.select(self.watchdog.next_timeout())
-                if not seen and state.events is not None:
-                    state.events.flush()  # a quiet moment: nothing waits in the log's buffer
+                if not seen and state.recorder is not None:
+                    state.recorder.flush()  # a quiet moment: nothing waits in the log's buffer
                 for key, _ in seen:
                     what, slot = key.data
                     if what == "sentinel":
@@ -228,16 +228,16 @@ class Supervisor(threading.Thread):
             self.selector.close()
 
     def _close_events(self) -> None:
-        events, chaos = self.state.events, self.state.settings.chaos
-        if events is None:
+        recorder, chaos = self.state.recorder, self.state.settings.chaos
+        if recorder is None:
             return
         try:
             if chaos is not None:
-                events.faults(chaos.journal())
-        except Exception:  # noqa: BLE001 - the log's last events must never keep finished from being set
+                recorder.faults(chaos.journal())
+        except Exception:  # noqa: BLE001 - the log's last lines must never keep finished from being set
             log.exception("mpire_fault could not copy the chaos journal into the event log")
         finally:
-            events.close()
+            recorder.close()
 
     def handle(self, what: str, slot: WorkerSlot | None) -> None:
         if what == "wake":
@@ -307,7 +307,7 @@ class Supervisor(threading.Thread):
     # ------------------------------------------------------------------ workers
     def start_wanted_workers(self) -> None:
         state = self.state
-        if state.mode is not RUNNING:
+        if state.mode is not Mode.RUNNING:
             return
         now, close_fds = time.monotonic(), None
         vacant = [slot for slot in state.watched if slot.process is None]  # a slot without a process is watched
@@ -366,8 +366,8 @@ class Supervisor(threading.Thread):
         self.selector.register(slot.result_conn.fileno(), selectors.EVENT_READ, ("result", slot))
         self.selector.register(slot.sentinel, selectors.EVENT_READ, ("sentinel", slot))
         self.state.watched.add(slot)  # on the start-up clock until it is ready
-        if self.state.events is not None:
-            self.state.events.worker_started(slot, s.start_method)
+        if self.state.recorder is not None:
+            self.state.recorder.worker_started(slot, s.start_method)
 
     def on_exit(self, slot: WorkerSlot) -> None:
         """A worker process ended: read what it said last, settle its ledger, let go of its pipes."""

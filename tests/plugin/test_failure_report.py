@@ -66,10 +66,10 @@ def test_a_failure_under_chaos_shows_the_users_line_and_the_error_not_our_frames
     assert set(sections) == {"test_map_dies", "test_imap_dies", "test_apply_dies"}, text
     for lines in sections.values():
         body = "\n".join(lines)
-        assert "mpire_fault/" not in body and "iterate_map" not in body, body
+        assert "mpire_fault/" not in body and "run_map" not in body, body
         assert any(line.startswith("E ") and "WorkerDiedError" in line for line in lines), body
         assert "mp-chaos: faults injected in this test" in body and "=sigkill (task" in body, body
-        assert len(lines) < 20, body  # was 90 lines for the map, most of them iterate_map's source
+        assert len(lines) < 20, body  # was 90 lines for the map, most of them the map loop's source
 
 
 def test_the_summary_names_the_marker_specs_that_ran_when_no_spec_was_given(suite):

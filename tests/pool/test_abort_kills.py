@@ -45,7 +45,7 @@ def _state(slots: list[FakeSlot], running: dict[int, tuple[int, float]]):
         progress[worker_id * PROGRESS_FIELDS + TASK_ID] = task_id
         progress[worker_id * PROGRESS_FIELDS + PHASE] = phase
     shared = SimpleNamespace(progress=progress, cancelled=[0] * CANCEL_SLOTS)
-    return SimpleNamespace(events=None, shared=shared, pending=deque(), slots=slots)
+    return SimpleNamespace(recorder=None, shared=shared, pending=deque(), slots=slots)
 
 
 def _task(task_id: int, job) -> Task:

@@ -14,7 +14,7 @@ Either way the payload's kind says how an item becomes arguments (see
 
 Both read the cancel table between items or batches, so no item of an
 aborted map call starts after a bounded delay, and both return None when
-done, ``SKIPPED`` when the call was aborted, or the exception of item
+done, ``CALL_ABORTED`` when the call was aborted, or the exception of item
 ``first_index + len(results)``.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ...chaos.vocabulary import TASK_END, TASK_START
 from ..wire.protocol import BATCH, CANCEL_SLOTS, FLAG_AREA, ITEM, MAX_BATCH, NOT_BATCHED, PHASE, PHASE_START, PICKLING
 
 _FIRST = itemgetter(0)
-SKIPPED = object()  # run_batches / run_items: the call was aborted before this chunk finished
+CALL_ABORTED = object()  # run_batches / run_items: the call was aborted before this chunk finished
 _BATCH_SECONDS = 0.001
 _CLEAR = memoryview(bytes(FLAG_AREA))
 
@@ -47,7 +47,7 @@ def run_batches(func: Callable, items: list | range, first_index: int, job_id: i
     cancel table is read; a batch doubles only while it takes under
     ``_BATCH_SECONDS`` (and shrinks after a slow one), so no item of an
     aborted call starts more than about two batch-times (2 ms of uniform
-    work) after the abort. Returns None when done, ``SKIPPED`` when the call
+    work) after the abort. Returns None when done, ``CALL_ABORTED`` when the call
     was aborted, or the exception of item ``first_index + len(results)``.
     """
     call: Callable = map if style == ONE else starmap
@@ -60,7 +60,7 @@ def run_batches(func: Callable, items: list | range, first_index: int, job_id: i
                 view[item_at] = first_index + pos - 1 if pos else first_index
                 view[batch_at] = NOT_BATCHED
                 view[phase_at] = PICKLING
-                return SKIPPED
+                return CALL_ABORTED
             began = monotonic()
             area = 1 - area  # the area not in use: clearing it changes nothing a death would read
             at = positions[area][0]
@@ -106,7 +106,7 @@ def run_items(func: Callable, kind: str, items: list, first_index: int, job_id: 
         for item in items:
             if cancelled[slot] == job_id:
                 progress[phase_at] = PICKLING
-                return SKIPPED
+                return CALL_ABORTED
             progress[item_at] = index
             if timed:
                 progress[time_at] = monotonic()

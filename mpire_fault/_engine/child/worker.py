@@ -69,7 +69,7 @@ from ..wire.protocol import (
 )
 from ..wire.shm import Segments
 from .orphans import die_with_parent, release_forkserver
-from .runners import SKIPPED, run_batches, run_items
+from .runners import CALL_ABORTED, run_batches, run_items
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +147,7 @@ class _Worker:
         # and ``send`` is the plain one: nothing is timed, wrapped or sent.
         self.clock = TaskClock(insights, cfg.worker_id, len(self.preamble)) if self.insights is not None else None
         self.send: Callable[[tuple], None] = self._send if self.clock is None else self._send_after_top_tasks
-        self.handled = 0  # items counted towards worker_lifespan (see run_task)
+        self.handled = 0  # items counted towards worker_lifespan (see perform)
         self.retired = False  # worker_lifespan reached: worker_exit, then the end
 
     def _send(self, message: tuple) -> None:
@@ -236,7 +236,7 @@ class _Worker:
                 continue
             if timed:
                 self.record(WAIT_TIME, time.perf_counter() - began)
-            self.run_task(*fields)  # working time and items: counted per call by self.clock
+            self.perform(*fields)  # working time and items: counted per call by self.clock
             self.mark(-1, -1, IDLE)
             if self.retired:
                 self.stop()
@@ -256,7 +256,7 @@ class _Worker:
             self.send(retiring(self.handled))
         self.send(message)
 
-    def run_task(self, task_id: int, job_id: int, first_index: int, attempt: int, payload: bytes,
+    def perform(self, task_id: int, job_id: int, first_index: int, attempt: int, payload: bytes,
                  timed: bool = True, call: int = 0) -> None:
         """Run one task and answer it, counting what MPIRE counts towards ``worker_lifespan``.
 
@@ -288,7 +288,7 @@ class _Worker:
                 outcome = self._run_items(func, kind, items, first_index, job_id, attempt, timed, results, call)
         else:
             outcome = self._run_items(func, kind, items, first_index, job_id, attempt, timed, results, call)
-        if outcome is SKIPPED:
+        if outcome is CALL_ABORTED:
             self.answer(skipped(task_id), 0)
             return
         if outcome is not None:  # the exception of item first_index + len(results)

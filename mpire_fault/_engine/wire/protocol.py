@@ -52,7 +52,7 @@ SOFT_TIMEOUT = "soft-timeout"
 
 
 
-def run_task(task_id: int, job_id: int, first_index: int, attempt: int, payload: bytes, timed: bool,
+def task_message(task_id: int, job_id: int, first_index: int, attempt: int, payload: bytes, timed: bool,
              chaos_call: int) -> tuple:
     return (RUN_TASK, task_id, job_id, first_index, attempt, payload, timed, chaos_call)
 
