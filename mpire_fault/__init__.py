@@ -8,7 +8,6 @@ from ._core.results import AsyncResult
 from .errors import (
     ChaosSpecError,
     Death,
-    ExecutorWorkerDiedError,
     PoolTerminatedError,
     RemoteTraceback,
     SupervisorError,
@@ -21,12 +20,14 @@ from .pool import WorkerPool
 from .statistics import PoolStatistics
 
 if TYPE_CHECKING:
-    from .futures import ProcessPoolExecutor
+    from .futures import ExecutorWorkerDiedError, ProcessPoolExecutor
     from .stdpool import Pool, get_context
 
 # The standard library's front doors load on first use: `import mpire_fault` does not import
-# multiprocessing.pool or concurrent.futures.process (the chaos hook patches them when the user does).
-_LAZY = {"Pool": ".stdpool", "get_context": ".stdpool", "ProcessPoolExecutor": ".futures"}
+# multiprocessing.pool or concurrent.futures.process: the chaos start-up hook (a .pth file) patches them when
+# the user's code does, and must not be set off by our own import.
+_LAZY = {"Pool": ".stdpool", "get_context": ".stdpool", "ProcessPoolExecutor": ".futures",
+         "ExecutorWorkerDiedError": ".futures"}
 
 
 def __getattr__(name: str) -> Any:

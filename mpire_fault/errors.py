@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator, Mapping
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -123,31 +122,6 @@ class WorkerDiedError(RuntimeError):
 
 def _rebuild_worker_died(*args) -> WorkerDiedError:
     return WorkerDiedError(*args)
-
-
-class ExecutorWorkerDiedError(WorkerDiedError, BrokenProcessPool):
-    """A worker died while it ran this future of ``mpire_fault.ProcessPoolExecutor``.
-
-    The same record as ``WorkerDiedError`` (worker id, pid, exit code, signal,
-    task), and also a ``concurrent.futures.process.BrokenProcessPool``, so an
-    ``except BrokenProcessPool:`` written for the standard library's executor
-    still catches it. Unlike that executor's error, it fails this future only:
-    the worker is replaced and the executor stays usable.
-    """
-
-    @classmethod
-    def from_death(cls, error: WorkerDiedError) -> ExecutorWorkerDiedError:
-        """The same death, as this class (cause and notes kept)."""
-        made = cls(error.worker_id, error.pid, error.exitcode, error.task, error.oom, error.deaths, error.detail)
-        made.__cause__ = error.__cause__
-        notes = getattr(error, "__notes__", None)
-        if notes:
-            made.__notes__ = list(notes)
-        return made
-
-    def __reduce__(self):
-        return (ExecutorWorkerDiedError,
-                (self.worker_id, self.pid, self.exitcode, self.task, self.oom, self.deaths, self.detail))
 
 
 class TaskTimeoutError(TimeoutError):

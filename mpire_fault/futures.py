@@ -35,7 +35,7 @@ from typing import Any
 from ._core.restarts import RestartBackoff
 from ._core.results import AsyncResult
 from ._engine.jobs import WorkerSession
-from .errors import ExecutorWorkerDiedError, RemoteTraceback, WorkerDiedError, WorkerInitError, also_as
+from .errors import RemoteTraceback, WorkerDiedError, WorkerInitError, also_as
 from .pool import WorkerPool
 from .statistics import PoolStatistics
 
@@ -49,6 +49,32 @@ _AHEAD_PER_WORKER = 4
 _STOP_WAIT = 60.0  # a second shutdown(wait=True) waits this long for the first one to stop the workers
 _global_shutdown = False  # the interpreter is exiting: no new futures (as the stdlib's executor)
 _live_backlogs: weakref.WeakSet[_Backlog] = weakref.WeakSet()
+
+
+class ExecutorWorkerDiedError(WorkerDiedError, BrokenProcessPool):
+    """A worker died while it ran this future of ``mpire_fault.ProcessPoolExecutor``.
+
+    The same record as ``WorkerDiedError`` (worker id, pid, exit code, signal,
+    task), and also a ``concurrent.futures.process.BrokenProcessPool``, so an
+    ``except BrokenProcessPool:`` written for the standard library's executor
+    still catches it. Unlike that executor's error, it fails this future only:
+    the worker is replaced and the executor stays usable.
+    """
+
+    @classmethod
+    def from_death(cls, error: WorkerDiedError) -> ExecutorWorkerDiedError:
+        """The same death, as this class (cause and notes kept)."""
+        made = cls(error.worker_id, error.pid, error.exitcode, error.task, error.oom, error.deaths, error.detail)
+        made.__cause__ = error.__cause__
+        notes = getattr(error, "__notes__", None)
+        if notes:
+            made.__notes__ = list(notes)
+        return made
+
+    def __reduce__(self):
+        return (ExecutorWorkerDiedError,
+                (self.worker_id, self.pid, self.exitcode, self.task, self.oom, self.deaths, self.detail))
+
 
 
 class _WorkItem:
