@@ -1,4 +1,4 @@
-"""The error hierarchy of the public contract (API.md §3).
+"""The error hierarchy of the public contract (docs/guarantees.md).
 
 Each error derives from the builtin a user already catches (MPIRE code that
 catches ``RuntimeError`` keeps working) and keeps structured fields, so tests

@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import Death, RecordMapping
 
-__all__ = ["Counters", "Death", "PoolStatistics"]
+__all__ = ["Counters", "PoolStatistics"]
 
 
 @dataclass(slots=True)

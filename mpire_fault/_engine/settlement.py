@@ -13,7 +13,6 @@ import time
 from collections import deque
 
 from .._core.remote import PickledError
-from .._core.restarts import RestartBackoff
 from ..errors import Death, TaskTimeoutError, WorkerDiedError, WorkerExitError, WorkerInitError, hook_error
 from .jobs import Barrier, Job, Task
 from .slots import WorkerSlot
@@ -31,8 +30,6 @@ from .wire.protocol import (
     KillReason,
     running_item,
 )
-
-__all__ = ["RestartBackoff", "Settlement"]
 
 
 def _init_failed(head: str, cause: BaseException) -> BaseException:

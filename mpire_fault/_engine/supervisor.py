@@ -222,12 +222,12 @@ class Supervisor(threading.Thread):
             self.settlement.fail_everything(SupervisorError(f"the pool's supervisor crashed: {exc!r}"), cause=exc)
         finally:
             self.kill_all(KillReason.SHUTDOWN)
-            self._close_events()
+            self._close_recorder()
             sweep(state.settings.shm_prefix and state.settings.shm_prefix + "r")  # results nobody read
             self.finished.set()
             self.selector.close()
 
-    def _close_events(self) -> None:
+    def _close_recorder(self) -> None:
         recorder, chaos = self.state.recorder, self.state.settings.chaos
         if recorder is None:
             return
@@ -251,8 +251,6 @@ class Supervisor(threading.Thread):
             raise SupervisorError(f"a {what!r} event without its worker slot")
         elif what == "result":
             self.read_results(slot)
-        elif what == "sentinel":
-            self.on_exit(slot)
         elif what == "write":
             self.dispatcher.flush(slot)
 

@@ -14,8 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .adapters import ADAPTERS, available, missing
 from .conformance import SEED, Verdict, as_json, check, check_apart, from_json, markdown, merge, table
-from .guarantees import Guarantee
-from .machines import GUARANTEES
+from .guarantees import GUARANTEES, Guarantee
 
 GRADE_EXAMPLES = 50
 SELF_TEST_EXAMPLES = 5

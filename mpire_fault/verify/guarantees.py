@@ -1,6 +1,6 @@
 """The guarantees the kit grades, and what the machines' rules share.
 
-``GUARANTEES`` names every promise of API.md §4 the state machines check,
+``GUARANTEES`` names every promise of docs/guarantees.md the state machines check,
 ``REQUIRES`` the pool features a guarantee needs; the rest is the small
 vocabulary the rule mixins (``map_rules``, ``callback_rules``) and the core
 machine (``machines``) have in common: preconditions, bounds, and how an

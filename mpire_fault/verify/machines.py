@@ -1,4 +1,4 @@
-"""Hypothesis state machines that check the guarantees of API.md §4 on any pool.
+"""Hypothesis state machines that check the guarantees of docs/guarantees.md on any pool.
 
 A machine drives one pool (through an adapter) with random submissions,
 deaths, external kills and maps, and records every broken promise under the

@@ -6,7 +6,7 @@ the pool is created (the kit's pools use the fork start method, so a patch
 of worker-side code reaches the workers too). A patch replaces one method
 on the class the pool actually uses (``Supervisor``, ``WorkerSlot``,
 ``MapJob``, ``AsyncResult``), wherever in its bases that method is defined,
-so a patch keeps working when code moves between the supervisor's mixins;
+so a patch keeps working when code moves between a class and its bases;
 only the method's name (and, for a few, its first arguments) is assumed.
 
 ``catchers`` are the guarantees expected to catch the mutant, tried in

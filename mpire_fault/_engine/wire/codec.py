@@ -28,11 +28,10 @@ class Serializer:
     every form ``shm`` produces. ``inband_dumps`` always returns bytes.
     """
 
-    __slots__ = ("use_dill", "segments", "dumps", "loads", "inband_dumps")
+    __slots__ = ("use_dill", "dumps", "loads", "inband_dumps")
 
     def __init__(self, use_dill: bool = False, segments: shm.Segments | None = None) -> None:
         self.use_dill = use_dill
-        self.segments = segments
         codec: Any = pickle
         if use_dill:
             import dill
