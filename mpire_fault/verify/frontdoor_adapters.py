@@ -75,6 +75,13 @@ class MpireFaultJoblibAdapter(Adapter):
     callback)``, then ``retrieve_result_callback``): the call the loky adapter
     grades on loky's executor, which joblib's loky backend submits to.
     ``shutdown`` is the backend's own ``shutdown()``.
+
+    One backend serves one ``Parallel`` call at a time in joblib. A call that
+    fails stops every batch the backend still owes (as loky's abort kills its
+    executor), so a single task still pending when a map aborts fails with
+    ``PoolTerminatedError``; the kit's machines rarely leave one pending then
+    (apply-isolation passed 200 examples), and a counterexample of that shape
+    is this mixing of calls, not a death that spread.
     """
 
     name = "mpire_fault.joblib"
