@@ -7,6 +7,10 @@ a pool that hangs (multiprocessing.Pool loses a task whose worker died) is
 reported as "hangs" instead of stopping the run, and peak memory is that
 child's own. Timings are the best of --repeat runs. Ratios are peer time
 divided by ours: 1.0 or more means we are at least as fast.
+
+The front-door cases (j to m, ``frontdoors.py``) each run one child holding
+our front door and the class it replaces, timed in turn (ours, theirs, ours,
+...) so both see the same load; they report the median of the rounds.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from importlib import metadata
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from frontdoors import CASES  # noqa: E402
 from peers import BENCHMARKS, PEERS, RATES, SPIN_VARIABLE, calibrate  # noqa: E402
 
 GOALS = {
@@ -35,6 +40,16 @@ RATE_RATIO = 3.0
 
 def run_child(bench: str, peer: str, quick: bool, timeout: float) -> dict:
     cmd = [sys.executable, os.path.join(HERE, "peers.py"), bench, peer] + (["--quick"] if quick else [])
+    return run_command(cmd, timeout)
+
+
+def run_front_door(case: str, quick: bool, rounds: int | None, timeout: float) -> dict:
+    cmd = [sys.executable, os.path.join(HERE, "frontdoors.py"), case] + (["--quick"] if quick else [])
+    return run_command(cmd + (["--rounds", str(rounds)] if rounds else []), timeout)
+
+
+def run_command(cmd: list[str], timeout: float) -> dict:
+    """The last JSON line ``cmd`` prints; ``hangs`` after ``timeout`` s, ``error`` if it failed."""
     # A session of its own: on a timeout the whole group goes, the pool's workers included
     # (multiprocessing's workers outlive a killed parent).
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -58,22 +73,29 @@ def run_child(bench: str, peer: str, quick: bool, timeout: float) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--only", default="a,i,b,c,d,e,f,g,h", help="comma-separated benchmarks")
+    parser.add_argument("--only", default="a,i,b,c,d,e,f,g,h,j,k,l,m", help="comma-separated benchmarks")
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated pools")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="front-door cases: timed rounds of each side (default: frontdoors.py's)")
     parser.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     benches = [b for b in args.only.split(",") if b]
     peers = [p for p in args.peers.split(",") if p]
-    unknown = [b for b in benches if b not in BENCHMARKS] + [p for p in peers if p not in PEERS]
+    unknown = [b for b in benches if b not in BENCHMARKS and b not in CASES] + [p for p in peers if p not in PEERS]
     if unknown:
         parser.error(f"unknown benchmark or pool: {', '.join(unknown)}")
+    if args.rounds is not None and args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     if "b" in benches and not os.environ.get(SPIN_VARIABLE):
         os.environ[SPIN_VARIABLE] = str(max(calibrate() for _ in range(5)))  # the children inherit it
     results: dict[str, dict[str, dict]] = {}
     for bench in benches:
         results[bench] = {}
+        if bench in CASES:
+            results[bench] = front_door(bench, args.quick, args.rounds)
+            continue
         for peer in peers:
             runs = [run_child(bench, peer, args.quick, 120.0) for _ in range(1 if bench in "def" else args.repeat)]
             ok = [r for r in runs if r["status"] == "ok"]
@@ -105,12 +127,15 @@ def render(results: dict, quick: bool) -> str:
         f"Run {time.strftime('%Y-%m-%d %H:%M')} with `python benchmarks/run.py{' --quick' if quick else ''}`: "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average at the end "
         f"{os.getloadavg()[0]:.2f}; mpire_fault {_version('mpire_fault')}, mpire {_version('mpire')}, "
-        f"loky {_version('loky')}. Two workers everywhere, start method fork.",
+        f"loky {_version('loky')}, joblib {_version('joblib')}. Two workers everywhere, start method fork.",
         "",
         "Ratio = peer / mpire_fault for times, mpire_fault / peer for MiB/s (above 1.0: we are faster).",
         "",
     ]
     for bench, per_peer in results.items():
+        if bench in CASES:
+            lines += render_front_door(bench, per_peer)
+            continue
         title, unit = BENCHMARKS[bench]
         ours = per_peer.get("mpire_fault", {})
         lines += [f"## ({bench}) {title}", "", f"| pool | {unit} | ratio |", "| --- | --- | --- |"]
@@ -124,6 +149,44 @@ def render(results: dict, quick: bool) -> str:
             lines.append(f"| {peer} | {value} | {ratio} |")
         lines += ["", verdict(bench, per_peer), ""]
     return "\n".join(lines)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def front_door(case: str, quick: bool, rounds: int | None) -> dict:
+    """Run one front-door case; the medians and the ratio (theirs / ours) added to what the child measured."""
+    result = run_front_door(case, quick, rounds, 300.0)
+    title, ours, theirs = CASES[case]
+    if result["status"] == "ok":
+        result["median_ours"], result["median_theirs"] = median(result["ours"]), median(result["theirs"])
+        result["ratio"] = result["median_theirs"] / result["median_ours"]
+        shown = (f"{ours} {result['median_ours']:.4g} s, {theirs} {result['median_theirs']:.4g} s, "
+                 f"ratio {result['ratio']:.2f}")
+    else:
+        shown = result["status"]
+    print(f"{case} {title:<46} {shown}", flush=True)
+    return result
+
+
+def render_front_door(case: str, result: dict) -> list[str]:
+    title, ours, theirs = CASES[case]
+    lines = [f"## ({case}) {title}", ""]
+    if result["status"] != "ok":
+        return lines + [f"Not measured: {result['status']} {result.get('detail', '')}".rstrip(), ""]
+    rounds = len(result["ours"])
+    lines += ["| pool | median s | fastest | slowest | ratio |", "| --- | --- | --- | --- | --- |"]
+    for name, side in ((ours, "ours"), (theirs, "theirs")):
+        ratio = f"{result['ratio']:.2f}" if side == "theirs" else ""
+        lines.append(f"| {name} | {result['median_' + side]:.4g} | {min(result[side]):.4g} | "
+                     f"{max(result[side]):.4g} | {ratio} |")
+    state = "at least as fast" if result["ratio"] >= 1.0 else f"slower by {100 * (1 - result['ratio']):.0f}%"
+    lines += ["", f"{rounds} rounds each, interleaved in one process (ours, theirs, ours, ...), warm pools; "
+                  f"ratio of the medians {result['ratio']:.2f}: the front door is {state}.", ""]
+    return lines
 
 
 def verdict(bench: str, per_peer: dict) -> str:
