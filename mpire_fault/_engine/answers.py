@@ -16,10 +16,11 @@ from .._core.remote import PickledError
 from ..errors import SupervisorError, TaskTimeoutError
 from .dispatch import Dispatcher
 from .jobs import Task
+from .restarts import Restarts
 from .settlement import Settlement
 from .slots import WorkerSlot
 from .state import PoolState
-from .watchdog import DEFAULT_EXIT_GRACE
+from .watchdog import exit_grace
 from .wire.codec import Serializer
 from .wire.protocol import (
     DONE,
@@ -47,8 +48,9 @@ class Answers:
     """One handler per answer kind, each named after it; parameters carry the message's field names."""
 
     def __init__(self, state: PoolState, settlement: Settlement, dispatcher: Dispatcher,
-                 serializer: Serializer) -> None:
+                 serializer: Serializer, restarts: Restarts) -> None:
         self.state = state
+        self.restarts = restarts
         self.settlement = settlement
         self.dispatcher = dispatcher
         self.serializer = serializer
@@ -62,7 +64,7 @@ class Answers:
     def on_ready(self, slot: WorkerSlot, pid: int) -> None:
         slot.ready = True
         self.state.roomy[slot] = None
-        slot.failures = 0
+        self.restarts.ready(slot)
         if self.recorder is not None:
             self.recorder.worker_ready(slot)
         self.state.start_up_time[slot.worker_id] += time.monotonic() - slot.started_at
@@ -80,7 +82,7 @@ class Answers:
         if self.recorder is not None:
             self.recorder.task_started(slot, task, max(task.handed_at, slot.last_answer))
         self.dispatcher.record_duration(slot, task)
-        slot.idle_deaths = 0
+        self.restarts.answered(slot)
         slot.interrupted = slot.hard_deadline = None  # a soft timeout, if any, has done its work
         return task
 
@@ -127,13 +129,13 @@ class Answers:
 
     def on_exit_failed(self, slot: WorkerSlot, error: bytes) -> None:
         slot.exit_reported = True
-        self.state.exits.failures.append((slot.worker_id, error))  # raised by the next stop of the workers
+        self.state.exits.raised.append((slot.worker_id, error))  # raised by the next stop of the workers
 
     def on_retiring(self, slot: WorkerSlot, handled: int) -> None:
         slot.retiring = True
         # worker_exit runs next: on the clock as in a stop, so a stuck one cannot keep its slot forever.
         session = self.state.session
-        slot.stop_deadline = time.monotonic() + ((session and session.worker_exit_timeout) or DEFAULT_EXIT_GRACE)
+        slot.stop_deadline = time.monotonic() + exit_grace(session)
         self.state.watched.add(slot)
 
     def on_top_tasks(self, slot: WorkerSlot, entries: list[tuple[float, str]]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from .jobs import ApplyJob, Barrier, MapJob, Task, WorkerExits, WorkerSession
 from .slots import WorkerSlot
 from .state import Mode, PoolState
-from .watchdog import DEFAULT_EXIT_GRACE
+from .watchdog import exit_grace
 from .wire.protocol import stop, task_message, update
 
 # How many tasks a worker is handed at once: the running one, plus others
@@ -204,7 +204,7 @@ class Dispatcher:
             barrier.started = True
             if state.mode is Mode.RUNNING:  # a blocked pool stays blocked until new work arrives
                 state.mode = Mode.STOPPED
-            grace = (state.session.worker_exit_timeout if state.session else None) or DEFAULT_EXIT_GRACE
+            grace = exit_grace(state.session)
             for slot in state.slots:
                 slot.restart_at = None
                 if slot.alive:

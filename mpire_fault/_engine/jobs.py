@@ -184,7 +184,7 @@ class WorkerExits:
 
     def __init__(self) -> None:
         self.data: list[Any] = []  # worker_exit's return values, still pickled (appended by the supervisor)
-        self.failures: list[tuple[int, bytes]] = []  # (worker_id, pickled error) where worker_exit raised
+        self.raised: list[tuple[int, bytes]] = []  # (worker_id, pickled error) where worker_exit raised
         self.errors: list[BaseException] = []  # our own errors (worker_exit timed out)
         self.closed = False  # a stop of every worker ended it: the next start begins a new one
         self._lock = threading.Lock()  # callers in several threads share the unpickled values
@@ -202,11 +202,11 @@ class WorkerExits:
         """The errors not reported yet: worker_exit raised or timed out, or its value failed to unpickle."""
         with self._lock:
             self._load(serializer)
-            for worker_id, data in self.failures[self._failed:]:
+            for worker_id, data in self.raised[self._failed:]:
                 raised = PickledError(data, serializer).load()
                 self._unreported.append(
                     hook_error(WorkerExitError, f"worker_exit failed on worker {worker_id}: {raised!r}", raised))
-            self._failed = len(self.failures)
+            self._failed = len(self.raised)
             errors, self._unreported = self.errors[self._raised:] + self._unreported, []
             self._raised = len(self.errors)
             return errors

@@ -9,15 +9,15 @@ that dies before it is ready counts against the restart budget.
 from __future__ import annotations
 
 import functools
-import time
 from collections import deque
 
 from .._core.remote import PickledError
 from ..errors import Death, TaskTimeoutError, WorkerDiedError, WorkerExitError, WorkerInitError, hook_error
 from .jobs import Barrier, Job, Task
+from .restarts import Restarts
 from .slots import WorkerSlot
 from .state import Mode, PoolState
-from .watchdog import DEFAULT_EXIT_GRACE
+from .watchdog import exit_grace
 from .wire.codec import Serializer
 from .wire.protocol import (
     CANCEL_SLOTS,
@@ -40,9 +40,10 @@ def _init_failed(head: str, cause: BaseException) -> BaseException:
 class Settlement:
     """Settles deaths, requeues and failures on the shared ``PoolState``."""
 
-    def __init__(self, state: PoolState, serializer: Serializer) -> None:
+    def __init__(self, state: PoolState, serializer: Serializer, restarts: Restarts) -> None:
         self.state = state
         self.serializer = serializer  # for worker_init's errors, which travel on pickled to the callers
+        self.restarts = restarts  # counts restarts and plans them (restarts.py)
 
     def worker_ended(self, slot: WorkerSlot) -> None:
         """A worker process ended (its last answers already read): settle its ledger, plan its restart."""
@@ -78,47 +79,30 @@ class Settlement:
         if head is not None:
             self.settle_head(slot, head, exitcode, oom, item, phase)
         if slot.kill_reason is KillReason.EXIT_TIMEOUT:  # a stop's or a retirement's worker_exit
-            grace = (state.session and state.session.worker_exit_timeout) or DEFAULT_EXIT_GRACE
+            grace = exit_grace(state.session)
             message = f"worker_exit on worker {slot.worker_id} exceeded worker_exit_timeout={grace}s; killed"
             state.exits.errors.append(hook_error(WorkerExitError, message, TimeoutError(message)))
         if slot.stopping or state.finishing:
             return
-        state.counters.restarts += 1
-        if was_ready:
-            # A worker that keeps dying idle soon after start-up (a time bomb
-            # left by worker_init, say) is replaced with growing delays, not
-            # in a tight respawn loop; answering a task resets the count.
-            if head is None and not planned and slot.kill_reason is None:
-                slot.idle_deaths += 1
-            delay = state.settings.backoff.delay(slot.idle_deaths)
-            slot.restart_at = time.monotonic() + delay
-            if delay and recorder is not None:
-                recorder.restart_backoff(slot, delay, slot.idle_deaths)
-            return
-        self.start_up_failed(slot, exitcode)
+        idle_death = head is None and not planned and slot.kill_reason is None
+        if not self.restarts.after_end(slot, was_ready, idle_death):
+            self.start_up_failed(slot, exitcode)
 
     def start_up_failed(self, slot: WorkerSlot, exitcode: int | None) -> None:
-        """A worker died before it was ready: count it against the restart budget."""
+        """Workers keep dying before they are ready (the restart budget is used up): fail what waits."""
         state = self.state
-        slot.failures += 1
-        budget = state.settings.backoff
-        if slot.failures >= budget.max_failures:
-            head = f"worker {slot.worker_id} failed to start {slot.failures} times in a row; last failure: "
-            if slot.kill_reason is KillReason.INIT_TIMEOUT:
-                timeout = state.session.worker_init_timeout if state.session else None
-                ours: BaseException = TimeoutError(
-                    f"worker_init on worker {slot.worker_id} exceeded worker_init_timeout={timeout}s")
-            elif slot.init_error is not None:  # what worker_init raised, unpickled by each caller that reads it
-                self.give_up(PickledError(slot.init_error, self.serializer,
-                                          rebuild=functools.partial(_init_failed, head)), None)
-                return
-            else:
-                ours = WorkerDiedError(slot.worker_id, slot.pid, exitcode, task=None, detail="died during start-up")
-            self.give_up(_init_failed(head, ours), ours)
+        head = f"worker {slot.worker_id} failed to start {slot.start_failures} times in a row; last failure: "
+        if slot.kill_reason is KillReason.INIT_TIMEOUT:
+            timeout = state.session.worker_init_timeout if state.session else None
+            ours: BaseException = TimeoutError(
+                f"worker_init on worker {slot.worker_id} exceeded worker_init_timeout={timeout}s")
+        elif slot.init_error is not None:  # what worker_init raised, unpickled by each caller that reads it
+            self.give_up(PickledError(slot.init_error, self.serializer,
+                                      rebuild=functools.partial(_init_failed, head)), None)
             return
-        slot.restart_at = time.monotonic() + budget.delay(slot.failures)
-        if budget.delay(slot.failures) and state.recorder is not None:
-            state.recorder.restart_backoff(slot, budget.delay(slot.failures), slot.failures)
+        else:
+            ours = WorkerDiedError(slot.worker_id, slot.pid, exitcode, task=None, detail="died during start-up")
+        self.give_up(_init_failed(head, ours), ours)
 
     def give_up(self, error: BaseException | PickledError, cause: BaseException | None) -> None:
         """Workers cannot be started: fail what waits and stop respawning until new work arrives."""
@@ -126,8 +110,7 @@ class Settlement:
         self.state.gave_up = True
         if not self.state.finishing:
             self.state.mode = Mode.BLOCKED
-        for slot in self.state.slots:
-            slot.restart_at = None
+        self.restarts.hold_all()
 
     def settle_head(self, slot: WorkerSlot, task: Task, exitcode: int | None, oom: bool, item: int,
                     phase: float) -> None:

@@ -129,8 +129,8 @@ class WorkerSlot:
         self.kill_reason: KillReason | None = None
         self.exit_reported = False
         self.init_error: bytes | None = None  # what worker_init raised, pickled (dump_exception)
-        self.failures = 0  # start-up failures in a row
-        self.idle_deaths = 0  # deaths in a row of a ready worker that owned no task (restart backoff)
+        self.start_failures = 0  # start-ups in a row that ended before ready (see restarts.py)
+        self.idle_deaths = 0  # deaths in a row of a ready worker that owned no task (see restarts.py)
         self.restart_at: float | None = None
         self.rss = 0
         self.ps: Any = None

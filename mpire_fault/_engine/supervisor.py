@@ -41,6 +41,7 @@ from .dispatch import Dispatcher
 from .insights import TopTasks
 from .jobs import Barrier, Job, Task, WorkerExits, WorkerSession
 from .recorder import Recorder
+from .restarts import Restarts
 from .settlement import Settlement
 from .slots import WorkerSlot
 from .state import Mode, PoolSettings, PoolState, SharedArrays
@@ -72,7 +73,8 @@ class Supervisor(threading.Thread):
                                start_up_time=[0.0] * settings.n_jobs, recorder=recorder)
         self.state.watched.update(self.state.slots)  # none has a process yet
         self.serializer = settings.serializer or Serializer(settings.use_dill)
-        self.settlement = Settlement(self.state, self.serializer)
+        self.restarts = Restarts(self.state)
+        self.settlement = Settlement(self.state, self.serializer, self.restarts)
         preload()
         self.watchdog = Watchdog(self.state)
         self.inbox: deque[tuple[Callable[..., None], tuple]] = deque()
@@ -89,7 +91,7 @@ class Supervisor(threading.Thread):
         self.selector = selectors.DefaultSelector()
         self.selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
         self.dispatcher = Dispatcher(self.state, self.selector, self.serializer.dumps, self.start_wanted_workers)
-        self.answers = Answers(self.state, self.settlement, self.dispatcher, self.serializer)
+        self.answers = Answers(self.state, self.settlement, self.dispatcher, self.serializer, self.restarts)
 
     # what the pool reads
     @property
@@ -267,10 +269,7 @@ class Supervisor(threading.Thread):
                 if not task.job.done:
                     task.job.on_error(task, PoolTerminatedError("the pool was terminated before this task ran"))
             return
-        if state.mode is Mode.BLOCKED:  # new work: the restart budget starts afresh
-            state.mode = Mode.RUNNING
-            for slot in state.slots:
-                slot.failures = 0
+        self.restarts.new_work()
         state.pending.extend(tasks)
 
     def _on_sync(self, done: threading.Event) -> None:

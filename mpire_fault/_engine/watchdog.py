@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from .jobs import WorkerSession
 from .slots import WorkerSlot
 from .state import PoolState
 from .wire.protocol import (
@@ -25,6 +26,11 @@ from .wire.protocol import (
 
 MEMORY_POLL = 0.05
 DEFAULT_EXIT_GRACE = 30.0  # worker_exit's bound when the call sets no worker_exit_timeout
+
+
+def exit_grace(session: WorkerSession | None) -> float:
+    """How long a worker's ``worker_exit`` may run before the kill: the session's timeout, or the default."""
+    return (session.worker_exit_timeout if session is not None else None) or DEFAULT_EXIT_GRACE
 DEFAULT_TIMEOUT_GRACE = 5.0  # after a soft timeout, how long the code may take to stop before the kill
 START_UP_ALLOWANCE = 30.0  # a worker that has not reached worker_init by then is stuck starting
 _INIT, _EXIT = (INIT_TARGET, -1.0), (EXIT_TARGET, -1.0)  # soft-timeout targets of the hooks

@@ -57,7 +57,7 @@ def test_abort_kills_a_running_task_behind_an_unread_answer():
     answered, running = _task(1, job), _task(2, job)
     slot = FakeSlot(0, [answered, running])  # task 1's answer is still in the pipe
     state = _state([slot], {0: (2, RUNNING)})
-    Settlement(state, serializer=None).abort(job, kill_running=True, error=ValueError("boom"))
+    Settlement(state, serializer=None, restarts=None).abort(job, kill_running=True, error=ValueError("boom"))
     assert slot.killed == [KillReason.ABORT]
     assert state.shared.cancelled[job.job_id % CANCEL_SLOTS] == job.job_id
     assert job.done and len(job.errors) == 1
@@ -68,7 +68,7 @@ def test_abort_spares_workers_of_other_calls_and_idle_ones():
     busy_elsewhere = FakeSlot(0, [_task(1, job), _task(3, other)])  # runs the other call's task
     idle = FakeSlot(1, [_task(4, job)])  # handed a task of the call, not begun
     state = _state([busy_elsewhere, idle], {0: (3, RUNNING), 1: (4, IDLE)})
-    Settlement(state, serializer=None).abort(job, kill_running=True)
+    Settlement(state, serializer=None, restarts=None).abort(job, kill_running=True)
     assert busy_elsewhere.killed == [] and idle.killed == []
 
 
@@ -77,5 +77,5 @@ def test_abort_leaves_a_worker_that_already_died_to_its_own_settlement():
     slot = FakeSlot(0, [_task(1, job)])
     slot.process.exitcode = -9
     state = _state([slot], {0: (1, RUNNING)})
-    Settlement(state, serializer=None).abort(job, kill_running=True)
+    Settlement(state, serializer=None, restarts=None).abort(job, kill_running=True)
     assert slot.killed == []
