@@ -3,7 +3,7 @@ import importlib
 from multiprocessing import cpu_count
 from typing import TYPE_CHECKING, Any
 
-from ._core.restarts import RestartBackoff
+from ._core.backoff import RestartBackoff
 from ._core.results import AsyncResult
 from .errors import (
     ChaosSpecError,

@@ -32,7 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import Any
 
-from ._core.restarts import RestartBackoff
+from ._core.backoff import RestartBackoff
 from ._core.results import AsyncResult
 from ._engine.jobs import WorkerSession
 from .errors import RemoteTraceback, WorkerDiedError, WorkerInitError, also_as

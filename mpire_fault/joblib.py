@@ -39,9 +39,9 @@ except ImportError as exc:  # joblib is the optional extra [joblib]
         'mpire_fault.joblib needs joblib, an optional extra: pip install "mpire_fault[joblib]"'
     ) from exc
 
+from ._core.backoff import RestartBackoff
 from ._core.options import check_event_log, check_options
 from ._core.remote import TASK_ARGS
-from ._core.restarts import RestartBackoff
 from .pool import WorkerPool
 from .statistics import PoolStatistics
 

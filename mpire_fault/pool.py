@@ -12,6 +12,7 @@ from typing import Any
 
 from . import backends
 from ._core.arguments import APPLY, MPIRE, apply_arguments
+from ._core.backoff import RestartBackoff
 from ._core.chunking import LARGEST_DEFAULT_CHUNK, chunks_in_flight, default_splits, is_ndarray, plan_chunks
 from ._core.contract import PoolBackend
 from ._core.options import (
@@ -26,7 +27,6 @@ from ._core.options import (
 from ._core.progress import bar_options, check_style
 from ._core.progress import progress_bar as make_progress_bar
 from ._core.remote import TASK_ARGS, with_boundary
-from ._core.restarts import RestartBackoff
 from ._core.results import AsyncResult, CallbackRunner
 from ._engine.child.threads import ReferenceSerializer, ThreadingContext
 from ._engine.insights import TopTasks, gather_insights

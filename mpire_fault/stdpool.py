@@ -33,9 +33,9 @@ from multiprocessing.pool import RemoteTraceback as StdRemoteTraceback  # type: 
 from typing import Any
 
 from ._core.arguments import STAR, WHOLE
+from ._core.backoff import RestartBackoff
 from ._core.chunking import is_ndarray
 from ._core.remote import RESULT
-from ._core.restarts import RestartBackoff
 from ._core.results import AsyncResult
 from ._engine.jobs import WorkerSession
 from .errors import RemoteTraceback

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from ..statistics import PoolStatistics
 from .calls import CallForms
-from .insights import format_insights
+from .insights_text import format_insights
 
 
 class PoolBackend(CallForms, abc.ABC):

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..chaos import env as environment
 from ..errors import ChaosSpecError
-from .restarts import RestartBackoff
+from .backoff import RestartBackoff
 from .start_methods import START_METHODS
 
 log = logging.getLogger("mpire_fault")

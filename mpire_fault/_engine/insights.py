@@ -31,8 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
 from typing import Any
 
-from .._core.insights import PARTS as _PARTS
-from .._core.insights import format_seconds
+from .._core.insights_text import PARTS as _PARTS
+from .._core.insights_text import format_seconds
 from .wire.protocol import EXIT_TIME, INIT_TIME, INSIGHT_FIELDS, N_TASKS, WAIT_TIME, WORK_TIME
 
 TOP_N = 5  # MPIRE's "top 5 longest tasks"

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._core.restarts import RestartBackoff
+from .._core.backoff import RestartBackoff
 from ..statistics import Counters
 from .insights import TopTasks
 from .jobs import Barrier, Task, WorkerExits, WorkerSession

@@ -14,7 +14,7 @@ import pytest
 
 from mpire_fault import WorkerDiedError
 from mpire_fault import WorkerPool as OurPool
-from mpire_fault._core.insights import format_seconds
+from mpire_fault._core.insights_text import format_seconds
 
 from . import tasks
 
