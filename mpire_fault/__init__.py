@@ -16,17 +16,18 @@ from .errors import (
     WorkerExitError,
     WorkerInitError,
 )
-from .pool import WorkerPool
 from .statistics import PoolStatistics
 
 if TYPE_CHECKING:
     from .futures import ExecutorWorkerDiedError, ProcessPoolExecutor
+    from .pool import WorkerPool
     from .stdpool import Pool, get_context
 
-# The standard library's front doors load on first use: `import mpire_fault` does not import
-# multiprocessing.pool or concurrent.futures.process: the chaos start-up hook (a .pth file) patches them when
-# the user's code does, and must not be set off by our own import.
-_LAZY = {"Pool": ".stdpool", "get_context": ".stdpool", "ProcessPoolExecutor": ".futures",
+# The pools load on first use. `import mpire_fault.chaos` (the pytest plugin does, in every run) then costs
+# no engine import, and `import mpire_fault` imports neither multiprocessing.pool nor
+# concurrent.futures.process: the chaos start-up hook (a .pth file) patches those when the user's code
+# imports them, and must not be set off by our own import.
+_LAZY = {"WorkerPool": ".pool", "Pool": ".stdpool", "get_context": ".stdpool", "ProcessPoolExecutor": ".futures",
          "ExecutorWorkerDiedError": ".futures"}
 
 
