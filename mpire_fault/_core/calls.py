@@ -8,6 +8,7 @@ once.
 """
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -36,24 +37,26 @@ def _flatten(chunks: Iterator[list]) -> Iterator[Any]:
             close()
 
 
-class CallForms:
+class CallForms(abc.ABC):
     """``apply`` and the map family over a backend's ``apply_async`` and ``_chunks``."""
 
+    @abc.abstractmethod
     def apply_async(self, func: Callable, args: Any = (), kwargs: dict | None = None,
                     callback: Callable[[Any], Any] | None = None,
                     error_callback: Callable[[BaseException], Any] | None = None,
                     worker_init: Callable | None = None, worker_exit: Callable | None = None,
                     task_timeout: float | None = None, worker_init_timeout: float | None = None,
                     worker_exit_timeout: float | None = None) -> Any:
-        raise NotImplementedError
+        """Run ``func`` once in a worker; a death fails this task only."""
 
+    @abc.abstractmethod
     def _chunks(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None,
                 max_tasks_active: int | None, chunk_size: float | None, n_splits: int | None,
                 worker_lifespan: int | None, progress_bar: bool, worker_init: Callable | None,
                 worker_exit: Callable | None, task_timeout: float | None, worker_init_timeout: float | None,
                 worker_exit_timeout: float | None, progress_bar_options: dict | None,
                 progress_bar_style: str | None, ordered: bool) -> Iterator[list]:
-        raise NotImplementedError
+        """The map family's engine: the results of one chunk at a time; a death aborts the call."""
 
     def apply(self, func: Callable, args: Any = (), kwargs: dict | None = None,
               callback: Callable[[Any], Any] | None = None,

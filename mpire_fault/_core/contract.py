@@ -1,8 +1,9 @@
 """The backend contract: WorkerPool's API as every backend implements it.
 
 A backend (the local engine, Dask) subclasses ``PoolBackend`` and defines
-the abstract methods below; the call forms (``apply``, ``map``, ``imap``...)
-come from ``CallForms``, written once over ``apply_async`` and ``_chunks``.
+its abstract methods: ``apply_async`` and ``_chunks`` (declared in
+``CallForms``, which writes the call forms ``apply``, ``map``, ``imap``...
+once over them) and the lifecycle and observation methods below.
 A backend that lacks a method cannot be instantiated, so a new method of
 the API reaches every backend or none.
 
@@ -18,7 +19,7 @@ backend says it honours.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ..statistics import PoolStatistics
@@ -31,25 +32,6 @@ class PoolBackend(CallForms, abc.ABC):
 
     #: WorkerPool options this backend refuses when given a value other than WorkerPool's default.
     REFUSED: ClassVar[frozenset[str]] = frozenset()
-
-    # ------------------------------------------------------------------ calls
-    @abc.abstractmethod
-    def apply_async(self, func: Callable, args: Any = (), kwargs: dict | None = None,
-                    callback: Callable[[Any], Any] | None = None,
-                    error_callback: Callable[[BaseException], Any] | None = None,
-                    worker_init: Callable | None = None, worker_exit: Callable | None = None,
-                    task_timeout: float | None = None, worker_init_timeout: float | None = None,
-                    worker_exit_timeout: float | None = None) -> Any:
-        """Run ``func`` once in a worker; a death fails this task only."""
-
-    @abc.abstractmethod
-    def _chunks(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None,
-                max_tasks_active: int | None, chunk_size: float | None, n_splits: int | None,
-                worker_lifespan: int | None, progress_bar: bool, worker_init: Callable | None,
-                worker_exit: Callable | None, task_timeout: float | None, worker_init_timeout: float | None,
-                worker_exit_timeout: float | None, progress_bar_options: dict | None,
-                progress_bar_style: str | None, ordered: bool) -> Iterator[list]:
-        """The map family's engine: the results of one chunk at a time; a death aborts the call."""
 
     # ------------------------------------------------------------------ lifecycle
     @abc.abstractmethod
