@@ -62,7 +62,7 @@ class Answers:
         }
 
     def on_ready(self, slot: WorkerSlot, pid: int) -> None:
-        slot.ready = True
+        slot.became_ready()
         self.state.roomy[slot] = None
         self.restarts.ready(slot)
         if self.recorder is not None:
@@ -132,10 +132,8 @@ class Answers:
         self.state.exits.raised.append((slot.worker_id, error))  # raised by the next stop of the workers
 
     def on_retiring(self, slot: WorkerSlot, handled: int) -> None:
-        slot.retiring = True
         # worker_exit runs next: on the clock as in a stop, so a stuck one cannot keep its slot forever.
-        session = self.state.session
-        slot.stop_deadline = time.monotonic() + exit_grace(session)
+        slot.retire(exit_grace(self.state.session))
         self.state.watched.add(slot)
 
     def on_top_tasks(self, slot: WorkerSlot, entries: list[tuple[float, str]]) -> None:

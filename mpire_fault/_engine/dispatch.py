@@ -208,8 +208,7 @@ class Dispatcher:
             for slot in state.slots:
                 slot.restart_at = None
                 if slot.alive:
-                    slot.stopping = True
-                    slot.stop_deadline = time.monotonic() + grace
+                    slot.ask_to_stop(grace)
                     state.watched.add(slot)
                     slot.queue_bytes(pickle.dumps(stop()))
                     self.flush(slot)

@@ -50,7 +50,7 @@ class Settlement:
         state = self.state
         # Not ready from here on: a caller woken by this death must not see
         # the dead pid among statistics()' live workers.
-        was_ready, slot.ready = slot.ready, False
+        was_ready = slot.ended()
         slot.reap(1.0)
         exitcode = slot.process.exitcode
         progress, base = state.shared.progress, slot.worker_id * PROGRESS_FIELDS

@@ -140,9 +140,32 @@ class WorkerSlot:
         self.interrupted: tuple[float, float] | None = None  # the soft timeout's target, once sent
         self.hard_deadline: float | None = None  # kill if the interrupted target still runs then
 
+    # ------------------------------------------------------------------ the slot's life
+    # A slot's process goes: started -> ready (worker_init done) -> asked to stop or retiring (worker_exit
+    # runs, on the clock) -> ended (settled, then released: the slot wants a new process). A kill can come
+    # at any point (kill_reason says why). Every change of these flags happens in the methods below.
     @property
     def alive(self) -> bool:
         return self.process is not None
+
+    def became_ready(self) -> None:
+        """worker_init succeeded: tasks may come."""
+        self.ready = True
+
+    def ask_to_stop(self, grace: float) -> None:
+        """A graceful stop: worker_exit runs next, and must be done within ``grace`` seconds."""
+        self.stopping = True
+        self.stop_deadline = time.monotonic() + grace
+
+    def retire(self, grace: float) -> None:
+        """worker_lifespan reached: the worker runs worker_exit and ends, within ``grace`` seconds."""
+        self.retiring = True
+        self.stop_deadline = time.monotonic() + grace
+
+    def ended(self) -> bool:
+        """The process ended: no longer ready (statistics() must not count it); returns whether it had been."""
+        was_ready, self.ready = self.ready, False
+        return was_ready
 
     def past_hard_deadline(self, now: float) -> bool:
         """A soft timeout was sent and its grace period is over: time for the kill."""
