@@ -22,12 +22,15 @@ DEATH_QUERY_BOUND = 2.0  # seconds to ask the ledger about a death (it waits at 
 
 
 def outcome(future: Any, description: str, pickler: Pickler, client: Any,
-            task_timeout: float | None = None) -> list[Any]:
-    """The values of a finished task (a list: one per item), or raise its error."""
+            task_timeout: float | None = None, answer: tuple[str, Any] | None = None) -> list[Any]:
+    """The values of a finished task (a list: one per item), or raise its error.
+
+    ``answer``: the task's ``(status, pickled)`` if already gathered (a batch of finished tasks at once).
+    """
     if future.status == "cancelled":
         raise PoolTerminatedError(f"{description} was cancelled (the pool was terminated)")
     try:
-        kind, data = future.result()
+        kind, data = future.result() if answer is None else answer
     except KilledWorker as exc:
         raise death_error(exc, description, client, task_timeout)  # noqa: B904 - its cause is set by us
     except CancelledError:

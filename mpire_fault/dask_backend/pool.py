@@ -18,7 +18,15 @@ from typing import Any, cast
 from distributed import Client, LocalCluster
 
 from .._core.arguments import apply_arguments
-from .._core.chunking import choose_chunk_size, chunk_iterable, chunks_in_flight, expect_length, input_length
+from .._core.chunking import (
+    LARGEST_DEFAULT_CHUNK,
+    choose_chunk_size,
+    chunk_iterable,
+    chunks_in_flight,
+    expect_length,
+    input_length,
+    is_ndarray,
+)
 from .._core.contract import PoolBackend, refuse_unless
 from .._core.options import map_arguments
 from .._core.progress import bar_options, check_style
@@ -37,6 +45,7 @@ from .outcomes import outcome
 from .pickler import Pickler
 from .remote import Session, TaskSpec, abort_call, run_on_live, run_task
 from .session import finish_session
+from .settle import Gatherer
 
 log = logging.getLogger("mpire_fault.dask")
 
@@ -112,6 +121,7 @@ class DaskPool(ClusterOwner, PoolBackend):
         self._exit_results: list[Any] = []
         self._counts = {"tasks_completed": 0, "tasks_failed": 0}
         self._finalizer: Any = None
+        self._gatherer: Gatherer | None = None
         self._apply_counter = itertools.count()
         self._chaos, self._local_chaos = resolve_chaos(chaos, chaos_seed)
         self._chaos_kept: tuple[dict, list[dict]] = ({}, [])  # what a closed cluster held of the chaos run
@@ -191,8 +201,9 @@ class DaskPool(ClusterOwner, PoolBackend):
         kept, self._kept_session = self._kept_session, None
         return self._close_session(kept[1]) if kept is not None else []
 
-    def _outcome(self, future: Any, description: str, task_timeout: float | None = None) -> list[Any]:
-        return outcome(future, description, self._pickler, self._client, task_timeout)
+    def _outcome(self, future: Any, description: str, task_timeout: float | None = None,
+                 answer: tuple[str, Any] | None = None) -> list[Any]:
+        return outcome(future, description, self._pickler, self._client, task_timeout, answer)
 
     # ------------------------------------------------------------------ apply
     def apply_async(self, func: Callable, args: Any = (), kwargs: dict | None = None,
@@ -233,22 +244,29 @@ class DaskPool(ClusterOwner, PoolBackend):
 
     def _settle_soon(self, future: Any, *args: Any) -> None:
         """Done callback. A failure may ask the scheduler what happened, so it is settled in a thread
-        of its own: Dask runs the done callbacks of every future in the process in one thread."""
+        of its own: Dask runs the done callbacks of every future in the process in one thread. A
+        finished task's answer is fetched by the gatherer, with the others finished meanwhile."""
         if future.status == "error":
             threading.Thread(target=self._settle, args=(future, *args), name="mpire-fault-dask-settle",
                              daemon=True).start()
+        elif future.status == "finished":
+            with self._lock:
+                gatherer = self._gatherer
+                if gatherer is None:
+                    gatherer = self._gatherer = Gatherer(self._settle)
+            gatherer.put(future, args)
         else:
             self._settle(future, *args)
 
     def _settle(self, future: Any, key: str, description: str, task_timeout: float | None = None,
-                session: str | None = None) -> None:
+                session: str | None = None, answer: tuple[str, Any] | None = None) -> None:
         with self._lock:
             entry = self._pending.pop(key, None)
         if entry is None:
             return  # terminate() answered it already
         result = entry[1]
         try:
-            value = self._outcome(future, description, task_timeout)[0]
+            value = self._outcome(future, description, task_timeout, answer)[0]
         except BaseException as exc:  # noqa: BLE001 - whatever it raised is handed on
             self._counts["tasks_failed"] += 1
             if isinstance(exc, WorkerInitError) and session is not None:
@@ -285,7 +303,9 @@ class DaskPool(ClusterOwner, PoolBackend):
                                                        n_splits, worker_lifespan, {"task_timeout": task_timeout})
         items = cast(Iterable[Any], iterable_of_args)
         client = self.client
-        size = choose_chunk_size(items, self.n_jobs or 1, chunk_size, n_splits, iterable_len)
+        # as the local pool: default chunks are bounded, or range(int(1e30)) would be one list of sys.maxsize items
+        largest = LARGEST_DEFAULT_CHUNK if chunk_size is None and n_splits is None and not is_ndarray(items) else None
+        size = choose_chunk_size(items, self.n_jobs or 1, chunk_size, n_splits, iterable_len, largest)
         max_chunks = chunks_in_flight(max_tasks_active, size) if max_tasks_active else (self.n_jobs or 1) * 3
         call_id = f"{self._pool_id}-map-{next(self._counter)}"
         style = check_style(progress_bar_style)
@@ -335,6 +355,9 @@ class DaskPool(ClusterOwner, PoolBackend):
             finalizer, self._finalizer = self._finalizer, None
             pool_id, self._pool_id = self._pool_id, f"{KEY_PREFIX}{uuid.uuid4().hex[:12]}"
             self._shared_future = None
+            gatherer, self._gatherer = self._gatherer, None
+        if gatherer is not None:
+            gatherer.stop()
         for _future, result in pending.values():
             result._resolve(error=PoolTerminatedError("the pool was terminated while this task was pending"))
         if client is not None:
