@@ -39,6 +39,7 @@ from ..chaos.vocabulary import ARGS_UNPICKLE, RESULT_PICKLE, TASK_END, TASK_STAR
 from ..errors import TaskTimeoutError, WorkerDiedError, WorkerInitError
 from .chaos import DaskChaos, for_worker
 from .ledger import DONE_OP, RERUN, STARTED_OP, DeadWorker
+from .liveness import bounded
 from .pickler import Pickler
 from .session import Session, _die
 from .witness import Witness, witness_for
@@ -152,7 +153,7 @@ def run_on_live(client: Any, function: Callable, *args: Any) -> dict:
     """``Client.run`` on the live workers only: a dead worker's address would be retried until Dask's
     30 s connect timeout, stalling an abort or a session's close behind a death. A worker can still die
     between the listing and the call, so the call is bounded too (``RUN_BOUND``; then TimeoutError)."""
-    workers = client.run_on_scheduler(live_workers)
+    workers = bounded(client, client._run_on_scheduler, live_workers, what="listing the live workers")
     if not workers:
         return {}
     return client.sync(client._run, function, *args, workers=workers, on_error="return",
