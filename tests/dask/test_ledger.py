@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -154,3 +155,16 @@ def test_last_words_round_trip(tmp_path, monkeypatch):
     assert witness.running("second")
     assert last_words("tcp://127.0.0.1:4242") == (os.getpid(), ["second"])
     assert last_words("tcp://127.0.0.1:4242") is None  # read once: the file is gone
+
+
+def test_a_neighbour_of_a_task_whose_start_was_heard_runs_without_waiting_for_the_nanny():
+    """The dead worker's one thread ran a task the ledger knew of: its queued neighbour had not started,
+    so its rerun runs at once, before (or without) the nanny's report."""
+    ledger, _ = _ledger()
+    ledger.threads[A] = 1
+    ledger.started(A, "mpire-fault-0123456789ab-apply-1", 123, 0)
+    _removed_while_processing(ledger)
+    ledger.scheduler.nanny_plugins = {"mpire-fault-exit-reporter": object()}  # a report would be waited for
+    began = time.monotonic()
+    assert _claim(ledger, worker=B)["run"]
+    assert time.monotonic() - began < 1
