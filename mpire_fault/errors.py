@@ -210,6 +210,22 @@ class PoolTerminatedError(RuntimeError):
     """The pool was terminated while the task was pending."""
 
 
+class SchedulerLostError(PoolTerminatedError):
+    """The Dask scheduler stopped answering, or went away: the pool can run nothing more.
+
+    ``address`` is the scheduler's; pending tasks and calls fail with this
+    error in bounded time instead of waiting for an answer that never comes.
+    """
+
+    def __init__(self, address: str, detail: str) -> None:
+        super().__init__(f"lost the scheduler at {address}: {detail}")
+        self.address = address
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.address, self.detail))
+
+
 class SupervisorError(RuntimeError):
     """A bug in mpire_fault's own supervisor; the pending tasks fail with it instead of hanging."""
 

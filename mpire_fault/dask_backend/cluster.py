@@ -17,19 +17,21 @@ from distributed import Client, LocalCluster
 
 from ..chaos import JournalEntry
 from ..chaos import journal as journal_file
-from ..errors import Death
+from ..errors import Death, SchedulerLostError
 from ..statistics import PoolStatistics
 from .chaos import ChaosStore, chaos_snapshot, register_chaos
 from .exits import ExitReporter
 from .ledger import Ledger, ledger_report
+from .liveness import CLOSE_BOUND, SchedulerWatch, bounded, register
 
 log = logging.getLogger("mpire_fault.dask")
 
 
-def _close_cluster(client: Client | None, cluster: LocalCluster | None, close_client: bool) -> None:
+def _close_cluster(client: Client | None, cluster: LocalCluster | None, close_client: bool,
+                   lost: list | None = None) -> None:
     try:
         if client is not None and close_client:
-            client.close(timeout=10)
+            client.close(timeout=CLOSE_BOUND if lost else 10)
     except Exception:  # closing is best effort; the cluster below is what owns processes
         log.debug("closing the Dask client failed", exc_info=True)
     if cluster is not None:
@@ -86,12 +88,22 @@ class ClusterOwner:
     _local_chaos: Any
     _chaos_kept: tuple[dict, list[dict]]
     _mirrored: int
+    _lost: list  # the SchedulerLostError, once the scheduler is lost (a list: the finalizer reads it too)
+    _watch: SchedulerWatch | None
+
+    def _busy(self) -> bool:  # work is pending: the watch pings the scheduler
+        raise NotImplementedError
+
+    def _scheduler_lost(self, error: Any) -> None:
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ cluster
     @property
     def client(self) -> Client:
         """The ``distributed.Client`` the pool submits through (connecting, or starting its cluster, on first use)."""
         with self._lock:
+            if self._lost:  # a call now would wait for a scheduler that does not answer
+                raise SchedulerLostError(self._lost[0].address, self._lost[0].detail)
             if self._client is None:
                 self._connect()
             return self._client  # type: ignore[return-value]
@@ -109,28 +121,33 @@ class ClusterOwner:
         else:
             client, owns_client = Client(self.address, set_as_default=False), True
         try:
-            client.register_plugin(Ledger())
+            register(client, Ledger())
             if self._chaos is not None:
-                client.register_plugin(ChaosStore())
-                client.run_on_scheduler(register_chaos, self._chaos.key, self._chaos.spec, self._chaos.seed,
-                                        *self._chaos_kept)
-            if client.scheduler_info().get("workers"):
-                client.register_plugin(ExitReporter())
+                register(client, ChaosStore())
+                bounded(client, client._run_on_scheduler, register_chaos, self._chaos.key, self._chaos.spec,
+                        self._chaos.seed, *self._chaos_kept, what="opening the chaos run")
+            workers = bounded(client, client.scheduler.identity, what="listing the workers").get("workers", {})
+            if workers:
+                register(client, ExitReporter())
         except BaseException:
             _close_cluster(client, self._cluster, owns_client)
             self._cluster = None
             raise
         if self.n_jobs is None:
-            self.n_jobs = max(1, len(client.scheduler_info()["workers"]))
+            self.n_jobs = max(1, len(workers))
         self._client = client
-        self._finalizer = weakref.finalize(self, _close_cluster, client, self._cluster, owns_client)
+        self._lost = []
+        self._watch = SchedulerWatch(client, self._busy, self._scheduler_lost)
+        self._finalizer = weakref.finalize(self, _close_cluster, client, self._cluster, owns_client, self._lost)
 
     def _shared(self) -> Any:
         if self._shared_objects is None:
             return None
         future = self._shared_future
         if future is None or future.status in ("lost", "error", "cancelled"):
-            future = self.client.scatter([self._shared_objects], broadcast=True, hash=False)[0]
+            client = self.client
+            future = bounded(client, client._scatter, [self._shared_objects], broadcast=True, hash=False,
+                             what="sending the shared objects")[0]
             self._shared_future = future
         return future
 
@@ -141,7 +158,10 @@ class ClusterOwner:
         if self._chaos is None or client is None:
             return
         try:
-            self._chaos_kept = client.run_on_scheduler(chaos_snapshot, self._chaos.key, drop)
+            if self._lost:
+                return  # nobody to ask: what was kept last stays
+            self._chaos_kept = bounded(client, client._run_on_scheduler, chaos_snapshot, self._chaos.key, drop,
+                                       what="reading the chaos journal")
         except Exception:
             log.debug("reading the chaos journal from the scheduler failed", exc_info=True)
             return
@@ -162,7 +182,7 @@ def cluster_statistics(n_jobs: int, client: Client | None, counts: dict[str, int
     """``DaskPool.statistics()``: the ledger's view of the workers and their deaths, and the pool's task counts."""
     if client is None:
         return PoolStatistics(n_jobs, tasks_completed=counts["tasks_completed"], tasks_failed=counts["tasks_failed"])
-    report = client.run_on_scheduler(ledger_report)
+    report = bounded(client, client._run_on_scheduler, ledger_report, what="reading the statistics")
     pids = report["pids"]
     deaths = tuple(Death(death["worker_id"], None, death["exitcode"], task=None) for death in report["deaths"])
     return PoolStatistics(n_jobs, live_workers=len(pids),

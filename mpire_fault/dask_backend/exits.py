@@ -2,7 +2,8 @@
 
 Only a nanny sees its worker process end, so the exit codes in the ledger's
 errors come from here (the scheduler often removes a dead worker before the
-nanny has reported; see ``ledger``). The reporter also revives a nanny's
+nanny has reported; see ``ledger``), with the keys the worker was running
+when it ended (its last words, see ``witness``). The reporter also revives a nanny's
 worker that died while it was still starting.
 """
 from __future__ import annotations
@@ -12,6 +13,8 @@ import time
 from typing import Any
 
 from distributed.diagnostics.plugin import NannyPlugin
+
+from .witness import last_words
 
 EXIT_REPORTER = "mpire-fault-exit-reporter"
 _REVIVE_AFTER = 2.0  # seconds a nanny may be without a live worker process before the reporter restarts one
@@ -74,10 +77,14 @@ class ExitReporter(NannyPlugin):
 
         def report(exitcode: int | None) -> None:
             address = getattr(nanny, "worker_address", None)
+            # read at once: a restarted worker could reuse the address (and the file) only later
+            words = last_words(address) if address else None
 
             async def send() -> None:
                 try:
-                    await nanny.scheduler.mpire_fault_exit(address=address, exitcode=exitcode)
+                    await nanny.scheduler.mpire_fault_exit(address=address, exitcode=exitcode,
+                                                           pid=words[0] if words else None,
+                                                           running=words[1] if words else None)
                 except Exception:  # noqa: BLE001 - the scheduler is gone (the cluster is closing): nobody to tell
                     pass
 

@@ -39,6 +39,11 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 from .exits import EXIT_REPORTER
 
 LEDGER = "mpire-fault-ledger"
+STARTED_OP = "mpire-fault-started"  # on the worker's batched stream: a task started (no answer awaited)
+DONE_OP = "mpire-fault-done"  # on the worker's batched stream: a task finished, with its answer
+RERUN = "mpire-fault-rerun"  # task annotation: this run follows one that may have started; claim and wait
+_WITNESS_WAIT = 10.0  # how long a rerun's claim waits for the nanny's report of the worker it may have started on
+_KEEP_STIMULI = 64
 _EXIT_CODE_WAIT = 0.3  # how long an error waits for the nanny's exit code (it usually comes within 50 ms)
 _KEEP_EXITS = 1000
 KEY_PREFIX = "mpire-fault-"  # every key of ours starts so (the pool id), and none is ever submitted twice
@@ -96,6 +101,12 @@ class Ledger(SchedulerPlugin):
         # keyed by session as the claims carry it (a task in phase "init" always has one; None is kept as is)
         self.init_failures: OrderedDict[str | None, int] = OrderedDict()  # session -> start-up failures in a row
         self.blocked: OrderedDict[str | None, bytes | None] = OrderedDict()  # sessions that gave up -> last error
+        # worker address -> (pid, keys it was running when it ended), as its nanny read them (``witness``)
+        self.last_words: OrderedDict[str, tuple[int | None, list[str]]] = OrderedDict()
+        self.suspects: dict[str, list[str]] = {}  # key -> workers removed while it was processing there
+        self.threads: dict[str, int] = {}  # worker address -> its task threads
+        self.full: OrderedDict[str, bool] = OrderedDict()  # removed worker -> every thread ran a task we knew of
+        self._released: OrderedDict[str, list[str]] = OrderedDict()  # stimulus -> keys it took off a worker
         self.scheduler: Any = None
 
     async def start(self, scheduler: Any) -> None:
@@ -107,6 +118,8 @@ class Ledger(SchedulerPlugin):
             "mpire_fault_done": self.done,
             "mpire_fault_init_failed": self.init_failed,
         })
+        # one-way messages, read in order with Dask's own from the same worker (its task-finished comes after)
+        scheduler.stream_handlers.update({STARTED_OP: self.started, DONE_OP: self.done_streamed})
         for address in scheduler.workers:
             self.add_worker(scheduler, address)
 
@@ -123,8 +136,21 @@ class Ledger(SchedulerPlugin):
             index = next(i for i in range(len(taken) + 1) if i not in taken)
         self.slots[worker] = index
         self.names[name] = index
+        self.threads[worker] = getattr(scheduler.workers[worker], "nthreads", 0) or 0
 
     def remove_worker(self, scheduler: Any, worker: str, *, stimulus_id: str, **kwargs: Any) -> None:
+        # The tasks this removal took off the worker (``transition`` saw them first, under the same stimulus):
+        # if they were started there, a rerun's claim will learn it from the nanny's report.
+        released = self._released.pop(stimulus_id, ())
+        for key in released:
+            self.suspects.setdefault(key, []).append(worker)
+        if released:  # all its threads ran tasks whose start we heard of: no other task had started there
+            running = sum(1 for claim in self.claims.values()
+                          if not claim.done and claim.attempts and claim.attempts[-1].address == worker)
+            self.full[worker] = running >= self.threads.get(worker, 0) > 0
+            while len(self.full) > _KEEP_EXITS:
+                self.full.popitem(last=False)
+        self.threads.pop(worker, None)
         index = self.slots.pop(worker, None)
         if index is not None:
             self.former[worker] = index
@@ -151,12 +177,17 @@ class Ledger(SchedulerPlugin):
         if key in self.forgotten:  # a cancelled task a worker was already running: its call is over
             return {"run": False, "why": "forgotten"}
         claim = self.claims.get(key)
+        if claim is None and key in self.suspects:  # its start may have been lost with its worker: ask the nanny
+            started = await self._started_on(key)
+            if started is not None and key not in self.claims:
+                self.claims[key] = claim = _Claim([started], "task", session=session)
+            claim = self.claims.get(key)
         if claim is None:
             if phase == "init" and session in self.blocked:
                 return self._init_refusal(session, _Claim([me], phase, session=session), me)
             self.claims[key] = claim = _Claim([me], phase, session=session)
             self._arm(key, claim, retries)
-            return {"run": True, "worker_id": me.worker_id, "attempt": 0}
+            return {"run": True, "worker_id": me.worker_id, "attempt": 0, "witness": self._reporting()}
         if claim.done:  # Dask recomputes a result lost with its worker: answer from here, never rerun
             if claim.outcome is not None:
                 return {"run": False, "why": "done", "outcome": claim.outcome}
@@ -174,7 +205,38 @@ class Ledger(SchedulerPlugin):
         claim.attempts.append(me)
         claim.phase = phase
         self._arm(key, claim, retries)
-        return {"run": True, "worker_id": me.worker_id, "attempt": len(claim.attempts) - 1}
+        return {"run": True, "worker_id": me.worker_id, "attempt": len(claim.attempts) - 1,
+                "witness": self._reporting()}
+
+    def started(self, worker: str, key: str, pid: int, retries: int, session: str | None = None) -> None:
+        """A first run started without waiting for ``claim`` (a one-way message, see ``witness``).
+
+        Only a task the scheduler never took off a worker runs so: a rerun
+        always claims and waits. Its start is recorded, and armed, as a claim's.
+        """
+        if key in self.forgotten or key in self.claims:
+            return
+        claim = self.claims[key] = _Claim([DeadWorker(worker, self.worker_id(worker), pid, None)], session=session)
+        self._arm(key, claim, retries)
+
+    async def _started_on(self, key: str) -> DeadWorker | None:
+        """The removed worker that had started ``key``, by its nanny's report; None if none had.
+
+        Bounded: a nanny that does not report within ``_WITNESS_WAIT`` (it
+        died with its worker, or it has no ``ExitReporter``) counts as "not
+        started there" (the start message, had it come, would have made a claim).
+        """
+        deadline = time.monotonic() + _WITNESS_WAIT
+        for address in self.suspects.get(key, ()):
+            if self.full.get(address):
+                continue  # its threads were all busy with other tasks: this one was only queued there
+            while address not in self.last_words and self._reporting() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            words = self.last_words.get(address)
+            if words is not None and key in words[1]:
+                exitcode = self.exits.get(address, (None, 0.0))[0]
+                return DeadWorker(address, self.former.get(address, self.slots.get(address, -1)), words[0], exitcode)
+        return None
 
     def _init_refusal(self, session: str | None, claim: _Claim, me: DeadWorker) -> dict:
         if claim.init_error is not None and self.blocked.get(session, b"") is None:
@@ -240,6 +302,9 @@ class Ledger(SchedulerPlugin):
             claim.phase = phase
             self._arm(key, claim, claim.retries)
 
+    def done_streamed(self, worker: str, key: str, outcome: Any = None) -> None:
+        self.done(key, outcome)
+
     def done(self, key: str, outcome: Any = None) -> None:
         claim = self.claims.get(key)
         if claim is not None:
@@ -263,10 +328,14 @@ class Ledger(SchedulerPlugin):
     def _reporting(self) -> bool:
         return self.scheduler is not None and EXIT_REPORTER in getattr(self.scheduler, "nanny_plugins", {})
 
-    def record_exit(self, address: str, exitcode: int | None) -> None:
+    def record_exit(self, address: str, exitcode: int | None, pid: int | None = None,
+                    running: list[str] | None = None) -> None:
         self.exits[address] = (exitcode, time.time())
         while len(self.exits) > _KEEP_EXITS:
             self.exits.popitem(last=False)
+        self.last_words[address] = (pid, list(running or ()))
+        while len(self.last_words) > _KEEP_EXITS:
+            self.last_words.popitem(last=False)
         worker_id = self.slots.get(address, self.former.get(address, -1))
         self.deaths.append({"address": address, "worker_id": worker_id,
                             "exitcode": exitcode, "time": time.time()})
@@ -277,12 +346,31 @@ class Ledger(SchedulerPlugin):
             if self.claims:
                 self.claims.pop(key, None)
             self.spared.pop(key, None)
+            self.suspects.pop(key, None)
             if isinstance(key, str) and key.startswith(KEY_PREFIX):
                 self.forgotten[key] = None
                 while len(self.forgotten) > _KEEP_FORGOTTEN:
                     self.forgotten.popitem(last=False)
-        elif start == "processing" and finish == "released" and self.scheduler is not None:
-            self._spare(key)
+        elif finish == "released" and start in ("processing", "memory") and self.scheduler is not None:
+            if isinstance(key, str) and key.startswith(KEY_PREFIX):
+                self._mark_rerun(key, start, kwargs.get("stimulus_id"))
+            if start == "processing":
+                self._spare(key)
+
+    def _mark_rerun(self, key: str, start: str, stimulus_id: str | None) -> None:
+        """Any later run of ``key`` claims with a round trip: the earlier one may have started (or finished).
+
+        The mark travels with the task to its next worker (Dask sends a
+        task's annotations with it). The tasks taken off a worker are noted
+        by stimulus, for ``remove_worker`` to tell which worker they were on.
+        """
+        task = self.scheduler.tasks.get(key)
+        if task is not None:
+            task.annotations = {**(task.annotations or {}), RERUN: True}
+        if start == "processing" and stimulus_id is not None:
+            self._released.setdefault(stimulus_id, []).append(key)
+            while len(self._released) > _KEEP_STIMULI:
+                self._released.popitem(last=False)
 
     def _spare(self, key: Any) -> None:
         """Undo Dask's count of a death for a task that was not running its last attempt on that worker.

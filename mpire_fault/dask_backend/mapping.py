@@ -8,19 +8,21 @@ goes on; the ``worker_exit`` of the call's session still runs.
 from __future__ import annotations
 
 import logging
+import queue
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from distributed import as_completed
-
 from .._core.ordering import InputOrder
 from .._core.remote import TASK_ARGS, with_boundary
+from ..errors import SchedulerLostError
+from .liveness import bounded
 from .remote import abort_call, run_on_live, run_task
 
 if TYPE_CHECKING:
     from .pool import DaskPool
 
 log = logging.getLogger("mpire_fault.dask")
+_POLL = 0.25  # seconds between looks at the pool's scheduler watch while a map waits for its next chunk
 
 
 def _describe(first: int, n_items: int, name: str) -> str:
@@ -38,7 +40,9 @@ def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunk
     in_order = InputOrder()
     exhausted, failed = False, True
     session = pool._map_session(call_id, *hooks)
-    pending = as_completed(loop=client.loop)
+    finished: queue.SimpleQueue[Any] = queue.SimpleQueue()  # futures in the order they finish
+    pool._maps_running += 1
+    pool._watching()
     try:
         while True:
             while not exhausted and len(live) + len(in_order) < max_chunks:
@@ -56,14 +60,16 @@ def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunk
                 spec = pool._spec(call_id, key, description, session, task_timeout, 0, is_map=True, first_index=first)
                 future = client.submit(run_task, spec, payload, pool._shared(), key=key, pure=False, retries=0)
                 live[future] = (first, len(items))
-                pending.add(future)
+                future.add_done_callback(finished.put)
             if not live:
                 break
-            future = next(pending)
+            future = _next_finished(pool, finished, live)
             first, n_items = live.pop(future)
             try:
                 values = pool._outcome(future, _describe(first, n_items, name), task_timeout)
             except BaseException as exc:
+                if isinstance(exc, SchedulerLostError):  # Dask cancelled everything: the other calls fail too
+                    pool._scheduler_lost(exc)
                 if bar is not None:
                     bar.colour = "red"
                     bar.set_description(f"failed: {type(exc).__name__}", refresh=True)
@@ -81,19 +87,33 @@ def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunk
                 yield due
         failed = False
     finally:
+        pool._maps_running -= 1
         if live:  # aborted (an error, or the caller stopped iterating): nothing of this call may go on
             pool._counts["tasks_failed"] += 1 if failed else 0
-            client.cancel(list(live), force=True)
-            try:
-                run_on_live(client, abort_call, call_id)
-            except Exception:
-                log.debug("aborting %s on the workers failed", call_id, exc_info=True)
+            if not pool._lost:  # else nobody would answer: the workers stop on their own when it is gone
+                try:
+                    bounded(client, client._cancel, list(live), force=True, what=f"cancelling {call_id}")
+                    run_on_live(client, abort_call, call_id)
+                except Exception:
+                    log.debug("aborting %s on the workers failed", call_id, exc_info=True)
             for future in live:
                 future.release()
-        pending.clear()
         if bar is not None:
             bar.close()
         errors = pool._end_map_session(session)
     if errors and not failed:
         raise errors[0]
 
+
+
+def _next_finished(pool: DaskPool, finished: queue.SimpleQueue, live: dict) -> Any:
+    """The next of this call's futures to finish; SchedulerLostError if the pool's watch gave up first."""
+    while True:
+        try:
+            future = finished.get(timeout=_POLL)
+        except queue.Empty:
+            if pool._lost:
+                raise SchedulerLostError(pool._lost[0].address, pool._lost[0].detail) from None
+            continue
+        if future in live:  # not one released earlier (a done callback may come after the release)
+            return future

@@ -14,24 +14,40 @@ from typing import Any
 from distributed.scheduler import KilledWorker
 
 from .._core.remote import RESULT, load_exception, with_boundary
-from ..errors import Death, PoolTerminatedError, TaskTimeoutError, WorkerDiedError, WorkerInitError, hook_error
+from ..errors import (
+    Death,
+    PoolTerminatedError,
+    SchedulerLostError,
+    TaskTimeoutError,
+    WorkerDiedError,
+    WorkerInitError,
+    hook_error,
+)
 from .ledger import DeadWorker, death_of
+from .liveness import bounded, scheduler_address
 from .pickler import Pickler
 
+LOST_CONNECTION = "scheduler-connection-lost"  # Dask's reason when it cancels every future of a client that lost it
 DEATH_QUERY_BOUND = 2.0  # seconds to ask the ledger about a death (it waits at most 0.3 s for the exit code)
 
 
 def outcome(future: Any, description: str, pickler: Pickler, client: Any,
-            task_timeout: float | None = None) -> list[Any]:
-    """The values of a finished task (a list: one per item), or raise its error."""
+            task_timeout: float | None = None, answer: tuple[str, Any] | None = None) -> list[Any]:
+    """The values of a finished task (a list: one per item), or raise its error.
+
+    ``answer``: the task's ``(status, pickled)`` if already gathered (a batch of finished tasks at once).
+    """
     if future.status == "cancelled":
-        raise PoolTerminatedError(f"{description} was cancelled (the pool was terminated)")
+        raise cancelled(future, description)
     try:
-        kind, data = future.result()
+        if answer is None and future.status == "finished":  # fetched from its worker: bounded, as every wait
+            answer = bounded(future.client, future.client._gather, [future], what=f"fetching the result of "
+                             f"{description}")[0]
+        kind, data = future.result() if answer is None else answer
     except KilledWorker as exc:
         raise death_error(exc, description, client, task_timeout)  # noqa: B904 - its cause is set by us
     except CancelledError:
-        raise PoolTerminatedError(f"{description} was cancelled (the pool was terminated)") from None
+        raise cancelled(future, description) from None
     except BaseException as exc:  # noqa: BLE001 - whatever it raised is handed on
         raise restored(exc)  # noqa: B904 - its cause is set by us
     if kind == "ok":
@@ -42,6 +58,15 @@ def outcome(future: Any, description: str, pickler: Pickler, client: Any,
     if kind == "aborted":
         raise PoolTerminatedError(f"{description} was stopped: its call was aborted")
     raise restored(load_exception(data, pickler))
+
+
+def cancelled(future: Any, description: str) -> PoolTerminatedError:
+    """Why a future was cancelled: by us (terminate), or by Dask when the client lost its scheduler."""
+    reason = getattr(getattr(getattr(future, "_state", None), "exception", None), "reason", None)
+    if reason == LOST_CONNECTION:
+        return SchedulerLostError(scheduler_address(future.client),
+                                  f"the connection to it broke while {description} was pending")
+    return PoolTerminatedError(f"{description} was cancelled (the pool was terminated)")
 
 
 def restored(exc: BaseException) -> BaseException:

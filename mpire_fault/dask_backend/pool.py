@@ -18,7 +18,15 @@ from typing import Any, cast
 from distributed import Client, LocalCluster
 
 from .._core.arguments import apply_arguments
-from .._core.chunking import choose_chunk_size, chunk_iterable, chunks_in_flight, expect_length, input_length
+from .._core.chunking import (
+    LARGEST_DEFAULT_CHUNK,
+    choose_chunk_size,
+    chunk_iterable,
+    chunks_in_flight,
+    expect_length,
+    input_length,
+    is_ndarray,
+)
 from .._core.contract import PoolBackend, refuse_unless
 from .._core.options import map_arguments
 from .._core.progress import bar_options, check_style
@@ -27,16 +35,18 @@ from .._core.remote import TASK_ARGS, load_exception, with_boundary
 from .._core.results import AsyncResult, CallbackRunner
 from ..backends import DASK
 from ..chaos.vocabulary import EXIT, INIT
-from ..errors import PoolTerminatedError, WorkerExitError, WorkerInitError
+from ..errors import PoolTerminatedError, SchedulerLostError, WorkerExitError, WorkerInitError
 from ..statistics import PoolStatistics
 from .chaos import resolve_chaos
 from .cluster import ClusterOwner, cluster_statistics
 from .ledger import KEY_PREFIX
+from .liveness import SchedulerWatch, bounded, register
 from .mapping import iterate_map
 from .outcomes import outcome
 from .pickler import Pickler
 from .remote import Session, TaskSpec, abort_call, run_on_live, run_task
 from .session import finish_session
+from .settle import Gatherer
 
 log = logging.getLogger("mpire_fault.dask")
 
@@ -112,6 +122,10 @@ class DaskPool(ClusterOwner, PoolBackend):
         self._exit_results: list[Any] = []
         self._counts = {"tasks_completed": 0, "tasks_failed": 0}
         self._finalizer: Any = None
+        self._gatherer: Gatherer | None = None
+        self._lost: list = []
+        self._watch: SchedulerWatch | None = None
+        self._maps_running = 0
         self._apply_counter = itertools.count()
         self._chaos, self._local_chaos = resolve_chaos(chaos, chaos_seed)
         self._chaos_kept: tuple[dict, list[dict]] = ({}, [])  # what a closed cluster held of the chaos run
@@ -137,12 +151,12 @@ class DaskPool(ClusterOwner, PoolBackend):
             hooks = self._pickler.dumps((worker_init, worker_exit))
         except Exception as exc:  # noqa: BLE001 - whatever it raised is handed on
             raise with_boundary(exc, TASK_ARGS)  # noqa: B904 - its cause is set by us
-        self.client.register_plugin(Session(name, hooks, self._use_dill, self._chaos), name=name)
+        register(self.client, Session(name, hooks, self._use_dill, self._chaos), name=name)
         return name
 
     def _close_session(self, name: str | None) -> list[BaseException]:
         """worker_exit on every worker that ran the session; results go to ``get_exit_results``."""
-        if name is None or self._client is None:
+        if name is None or self._client is None or self._lost:
             return []
         errors: list[BaseException] = []
         try:
@@ -159,7 +173,7 @@ class DaskPool(ClusterOwner, PoolBackend):
                     errors.append(error)
         finally:
             try:
-                self._client.unregister_worker_plugin(name)
+                bounded(self._client, self._client._unregister_worker_plugin, name, what=f"closing {name}")
             except Exception:
                 log.debug("unregistering session %s failed", name, exc_info=True)
         return errors
@@ -191,8 +205,9 @@ class DaskPool(ClusterOwner, PoolBackend):
         kept, self._kept_session = self._kept_session, None
         return self._close_session(kept[1]) if kept is not None else []
 
-    def _outcome(self, future: Any, description: str, task_timeout: float | None = None) -> list[Any]:
-        return outcome(future, description, self._pickler, self._client, task_timeout)
+    def _outcome(self, future: Any, description: str, task_timeout: float | None = None,
+                 answer: tuple[str, Any] | None = None) -> list[Any]:
+        return outcome(future, description, self._pickler, self._client, task_timeout, answer)
 
     # ------------------------------------------------------------------ apply
     def apply_async(self, func: Callable, args: Any = (), kwargs: dict | None = None,
@@ -229,30 +244,62 @@ class DaskPool(ClusterOwner, PoolBackend):
         with self._lock:
             self._pending[key] = (future, result)
         future.add_done_callback(lambda f: self._settle_soon(f, key, description, task_timeout, session))
+        self._watching()
         return result
+
+    def _watching(self) -> None:
+        """Work is pending: make sure the scheduler is watched (``liveness``)."""
+        if self._watch is not None:
+            self._watch.poke()
+
+    def _busy(self) -> bool:
+        return bool(self._pending) or self._maps_running > 0
+
+    def _scheduler_lost(self, error: SchedulerLostError) -> None:
+        """The scheduler is silent or gone: every pending task fails with ``error`` now, and so does every
+        call from now on (maps notice it while they wait)."""
+        with self._lock:
+            if self._lost:
+                return
+            self._lost.append(error)
+        log.warning("%s", error)
+        with self._lock:
+            pending, self._pending = dict(self._pending), {}
+        for _future, result in pending.values():
+            self._counts["tasks_failed"] += 1
+            result._resolve(error=SchedulerLostError(error.address, error.detail))
 
     def _settle_soon(self, future: Any, *args: Any) -> None:
         """Done callback. A failure may ask the scheduler what happened, so it is settled in a thread
-        of its own: Dask runs the done callbacks of every future in the process in one thread."""
+        of its own: Dask runs the done callbacks of every future in the process in one thread. A
+        finished task's answer is fetched by the gatherer, with the others finished meanwhile."""
         if future.status == "error":
             threading.Thread(target=self._settle, args=(future, *args), name="mpire-fault-dask-settle",
                              daemon=True).start()
+        elif future.status == "finished":
+            with self._lock:
+                gatherer = self._gatherer
+                if gatherer is None:
+                    gatherer = self._gatherer = Gatherer(self._settle)
+            gatherer.put(future, args)
         else:
             self._settle(future, *args)
 
     def _settle(self, future: Any, key: str, description: str, task_timeout: float | None = None,
-                session: str | None = None) -> None:
+                session: str | None = None, answer: tuple[str, Any] | None = None) -> None:
         with self._lock:
             entry = self._pending.pop(key, None)
         if entry is None:
             return  # terminate() answered it already
         result = entry[1]
         try:
-            value = self._outcome(future, description, task_timeout)[0]
+            value = self._outcome(future, description, task_timeout, answer)[0]
         except BaseException as exc:  # noqa: BLE001 - whatever it raised is handed on
             self._counts["tasks_failed"] += 1
             if isinstance(exc, WorkerInitError) and session is not None:
                 self._give_up(session)
+            if isinstance(exc, SchedulerLostError):  # Dask cancelled everything: the other calls fail too
+                self._scheduler_lost(exc)
             result._resolve(error=exc)
         else:
             self._counts["tasks_completed"] += 1
@@ -285,7 +332,9 @@ class DaskPool(ClusterOwner, PoolBackend):
                                                        n_splits, worker_lifespan, {"task_timeout": task_timeout})
         items = cast(Iterable[Any], iterable_of_args)
         client = self.client
-        size = choose_chunk_size(items, self.n_jobs or 1, chunk_size, n_splits, iterable_len)
+        # as the local pool: default chunks are bounded, or range(int(1e30)) would be one list of sys.maxsize items
+        largest = LARGEST_DEFAULT_CHUNK if chunk_size is None and n_splits is None and not is_ndarray(items) else None
+        size = choose_chunk_size(items, self.n_jobs or 1, chunk_size, n_splits, iterable_len, largest)
         max_chunks = chunks_in_flight(max_tasks_active, size) if max_tasks_active else (self.n_jobs or 1) * 3
         call_id = f"{self._pool_id}-map-{next(self._counter)}"
         style = check_style(progress_bar_style)
@@ -335,16 +384,24 @@ class DaskPool(ClusterOwner, PoolBackend):
             finalizer, self._finalizer = self._finalizer, None
             pool_id, self._pool_id = self._pool_id, f"{KEY_PREFIX}{uuid.uuid4().hex[:12]}"
             self._shared_future = None
+            gatherer, self._gatherer = self._gatherer, None
+            watch, self._watch = self._watch, None
+            lost, self._lost = self._lost, []  # a new client (the next call) starts afresh
+        if gatherer is not None:
+            gatherer.stop()
+        if watch is not None:
+            watch.stop()
         for _future, result in pending.values():
             result._resolve(error=PoolTerminatedError("the pool was terminated while this task was pending"))
-        if client is not None:
+        if client is not None and not lost:
             try:
                 if pending:
-                    client.cancel([future for future, _ in pending.values()], force=True)
+                    bounded(client, client._cancel, [future for future, _ in pending.values()], force=True,
+                            what="cancelling the pending tasks")
                 if cluster is None:  # someone else's cluster: stop our running tasks, leave the workers be
                     run_on_live(client, abort_call, pool_id)
                     for name in sessions:
-                        client.unregister_worker_plugin(name)
+                        bounded(client, client._unregister_worker_plugin, name, what=f"closing {name}")
             except Exception:
                 log.debug("cleaning up after terminate failed", exc_info=True)
         if finalizer is not None:

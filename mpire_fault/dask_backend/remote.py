@@ -5,7 +5,14 @@ The session plugin (``worker_init``/``worker_exit`` per worker process) is in
 
 ``run_task`` claims the task's key in the ledger before anything else, so a
 rerun after a death is refused instead of running the user's function a
-second time. It then runs ``worker_init`` if this worker has not yet done so
+second time. A claim is a round trip to the scheduler, which would cost a
+task about as much as Dask's own scheduling of it, so only the tasks that
+need an answer wait for one: the first task of a worker process (it learns
+its slot), a task that starts ``worker_init``, and a rerun (the scheduler
+marks those, ``ledger.RERUN``). Any other task records its start in its
+worker's last words (``witness``) and tells the ledger on the worker's
+batched stream without waiting; the ledger learns of its end the same way.
+It then runs ``worker_init`` if this worker has not yet done so
 for the call, unpickles the arguments, runs the function under the task's
 deadline and pickles the result. Everything that crosses the boundary is
 pickled by us, so a failure there carries the ``task-args``/``result`` note
@@ -31,9 +38,11 @@ from .._core.remote import RESULT, TASK_ARGS, dump_exception, with_boundary
 from ..chaos.vocabulary import ARGS_UNPICKLE, RESULT_PICKLE, TASK_END, TASK_START
 from ..errors import TaskTimeoutError, WorkerDiedError, WorkerInitError
 from .chaos import DaskChaos, for_worker
-from .ledger import DeadWorker
+from .ledger import DONE_OP, RERUN, STARTED_OP, DeadWorker
+from .liveness import bounded
 from .pickler import Pickler
 from .session import Session, _die
+from .witness import Witness, witness_for
 
 if TYPE_CHECKING:
     from distributed.scheduler import WorkerState
@@ -46,6 +55,7 @@ _lock = threading.Lock()
 _running: dict[int, _Guard] = {}  # thread ident -> the task it runs
 _aborted: collections.deque[str] = collections.deque(maxlen=1000)  # calls aborted by the client
 _worker_state: dict[str, dict] = {}  # pool id -> this process's worker_state
+_slots: dict[str, int] = {}  # worker address -> its slot, as the ledger answered (stable while the worker lives)
 
 
 @dataclass(frozen=True)
@@ -143,7 +153,7 @@ def run_on_live(client: Any, function: Callable, *args: Any) -> dict:
     """``Client.run`` on the live workers only: a dead worker's address would be retried until Dask's
     30 s connect timeout, stalling an abort or a session's close behind a death. A worker can still die
     between the listing and the call, so the call is bounded too (``RUN_BOUND``; then TimeoutError)."""
-    workers = client.run_on_scheduler(live_workers)
+    workers = bounded(client, client._run_on_scheduler, live_workers, what="listing the live workers")
     if not workers:
         return {}
     return client.sync(client._run, function, *args, workers=workers, on_error="return",
@@ -191,25 +201,53 @@ def _refuse(spec: TaskSpec, answer: dict) -> None:
     raise killed
 
 
+def _start_unasked(spec: TaskSpec, worker: Any, init_now: bool) -> Witness | None:
+    """Start without the claim's round trip, if this run may (see the module's doc); None: claim."""
+    if init_now or worker.address not in _slots or worker.nanny is None:
+        return None
+    task = worker.state.tasks.get(spec.key)
+    if task is None or task.state == "cancelled" or RERUN in (task.annotations or {}):
+        return None
+    witness = witness_for(worker.address)
+    if witness is None or not witness.running(spec.key):
+        return None
+    # Order matters: the key is in the last words before the message is queued and before the task runs.
+    worker.loop.add_callback(worker.batched_stream.send, {"op": STARTED_OP, "key": spec.key, "pid": os.getpid(),
+                                                          "retries": spec.retries, "session": spec.session})
+    return witness
+
+
 def run_task(spec: TaskSpec, payload: bytes, shared: Any = None) -> tuple[str, Any]:
     """The Dask task: claim, init, unpickle, run, pickle. Returns ``(status, pickled)``."""
     worker = get_worker()
     # the plugin registered under a session's name is always that session (DaskPool._open_session)
     session = cast("Session | None", worker.plugins.get(spec.session)) if spec.session else None
     init_now = session is not None and session.needs_init()
-    answer = _ledger(worker, "mpire_fault_claim", key=spec.key, worker=worker.address, pid=os.getpid(),
-                     retries=spec.retries, phase="init" if init_now else "task", session=spec.session)
-    if not answer["run"]:
-        if answer["why"] == "done":
-            return tuple(answer["outcome"])  # type: ignore[return-value]
-        if answer["why"] == "forgotten":  # cancelled: nobody waits for it, and it must not run now
-            return "aborted", None
-        _refuse(spec, answer)
+    witness = _start_unasked(spec, worker, init_now)
+    if witness is not None:
+        worker_id, attempt = _slots[worker.address], 0
+    else:
+        answer = _ledger(worker, "mpire_fault_claim", key=spec.key, worker=worker.address, pid=os.getpid(),
+                         retries=spec.retries, phase="init" if init_now else "task", session=spec.session)
+        if not answer["run"]:
+            if answer["why"] == "done":
+                return tuple(answer["outcome"])  # type: ignore[return-value]
+            if answer["why"] == "forgotten":  # cancelled: nobody waits for it, and it must not run now
+                return "aborted", None
+            _refuse(spec, answer)
+        worker_id, attempt = answer["worker_id"], answer.get("attempt", 0)
+        if answer.get("witness"):  # the nannies report last words: the next tasks here need not ask
+            _slots[worker.address] = worker_id
     chaos = for_worker(spec.chaos, worker)
-    outcome = _run_claimed(spec, payload, shared, worker, session, init_now, answer["worker_id"], chaos,
-                           answer.get("attempt", 0))
+    try:
+        outcome = _run_claimed(spec, payload, shared, worker, session, init_now, worker_id, chaos, attempt)
+    finally:
+        if witness is not None:
+            witness.idle()
     kept = outcome if outcome[1] is None or len(outcome[1]) <= KEEP_RESULT_BYTES else None
-    _ledger(worker, "mpire_fault_done", key=spec.key, outcome=kept)
+    # One way, ahead of Dask's task-finished on the same stream: a worker that dies before it is read
+    # dies with the task still counted as running, which is what it was.
+    worker.loop.add_callback(worker.batched_stream.send, {"op": DONE_OP, "key": spec.key, "outcome": kept})
     return outcome
 
 

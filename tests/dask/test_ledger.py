@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from types import SimpleNamespace
 
 import pytest
 
 pytest.importorskip("distributed")
 
-from mpire_fault.dask_backend.ledger import KEY_PREFIX, MAX_INIT_FAILURES, Ledger  # noqa: E402
+from mpire_fault.dask_backend.ledger import KEY_PREFIX, MAX_INIT_FAILURES, RERUN, Ledger  # noqa: E402
+from mpire_fault.dask_backend.witness import Witness, last_words  # noqa: E402
 
 KEY = f"{KEY_PREFIX}0123456789ab-map-0-0"
 A, B = "tcp://127.0.0.1:1001", "tcp://127.0.0.1:1002"
@@ -16,9 +19,9 @@ A, B = "tcp://127.0.0.1:1001", "tcp://127.0.0.1:1002"
 
 def _ledger(processing_on: str | None = A) -> tuple[Ledger, SimpleNamespace]:
     where = SimpleNamespace(address=processing_on) if processing_on else None
-    task = SimpleNamespace(suspicious=0, processing_on=where)
-    scheduler = SimpleNamespace(tasks={KEY: task}, allowed_failures=3, handlers={}, nanny_plugins={},
-                                workers={A: SimpleNamespace(name=0), B: SimpleNamespace(name=1)})
+    task = SimpleNamespace(suspicious=0, processing_on=where, annotations=None)
+    scheduler = SimpleNamespace(tasks={KEY: task}, allowed_failures=3, handlers={}, stream_handlers={},
+                                nanny_plugins={}, workers={A: SimpleNamespace(name=0), B: SimpleNamespace(name=1)})
     ledger = Ledger()
     asyncio.run(ledger.start(scheduler))
     return ledger, task
@@ -104,3 +107,64 @@ def test_a_finished_task_is_disarmed():
     ledger.done(KEY, ("ok", b"value"))
     assert task.suspicious == 0
     assert _claim(ledger, worker=B) == {"run": False, "why": "done", "outcome": ("ok", b"value")}
+
+
+def _removed_while_processing(ledger: Ledger, worker: str = A) -> None:
+    """What the scheduler does when ``worker`` dies while ``KEY`` is processing there."""
+    ledger.transition(KEY, "processing", "released", stimulus_id="remove-1")
+    ledger.remove_worker(ledger.scheduler, worker, stimulus_id="remove-1")
+
+
+def test_a_task_taken_off_a_worker_is_marked_to_claim_next_time():
+    ledger, task = _ledger()
+    _removed_while_processing(ledger)
+    assert task.annotations == {RERUN: True}  # Dask sends these with the task: its next run waits for the claim
+    assert ledger.suspects[KEY] == [A]
+
+
+def test_a_start_lost_with_its_worker_is_learnt_from_the_nannys_report():
+    """The one-way start message never arrived; the nanny's report of the dead worker's last words names the
+    task: its rerun is refused, as if the ledger had heard of the start."""
+    ledger, _ = _ledger()
+    _removed_while_processing(ledger)
+    ledger.record_exit(A, -9, pid=123, running=[KEY])
+    answer = _claim(ledger, worker=B)
+    assert not answer["run"] and answer["deaths"] == [
+        {"address": A, "worker_id": 0, "pid": 123, "exitcode": -9}]
+
+
+def test_a_task_only_queued_on_a_dead_worker_runs():
+    ledger, _ = _ledger()
+    _removed_while_processing(ledger)
+    ledger.record_exit(A, -9, pid=123, running=["another-key"])
+    assert _claim(ledger, worker=B)["run"]
+
+
+def test_a_start_message_makes_a_claim_and_arms_it():
+    ledger, task = _ledger()
+    ledger.started(A, KEY, 123, 0)
+    assert task.suspicious == 3
+    assert not _claim(ledger, worker=B)["run"]  # a rerun after that worker's death is refused
+
+
+def test_last_words_round_trip(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    witness = Witness("tcp://127.0.0.1:4242")
+    assert witness.running("first-key")
+    witness.idle()
+    assert witness.running("second")
+    assert last_words("tcp://127.0.0.1:4242") == (os.getpid(), ["second"])
+    assert last_words("tcp://127.0.0.1:4242") is None  # read once: the file is gone
+
+
+def test_a_neighbour_of_a_task_whose_start_was_heard_runs_without_waiting_for_the_nanny():
+    """The dead worker's one thread ran a task the ledger knew of: its queued neighbour had not started,
+    so its rerun runs at once, before (or without) the nanny's report."""
+    ledger, _ = _ledger()
+    ledger.threads[A] = 1
+    ledger.started(A, "mpire-fault-0123456789ab-apply-1", 123, 0)
+    _removed_while_processing(ledger)
+    ledger.scheduler.nanny_plugins = {"mpire-fault-exit-reporter": object()}  # a report would be waited for
+    began = time.monotonic()
+    assert _claim(ledger, worker=B)["run"]
+    assert time.monotonic() - began < 1

@@ -26,6 +26,18 @@ def test_map_in_order_and_unordered(dask_client):
     assert pool.map(tasks.square, [{"x": 5}]) == [25]
 
 
+def test_default_chunks_of_a_huge_range_are_bounded(dask_client):
+    """range(int(1e30)) with default chunking: the first results come at once (unbounded, the first chunk
+    alone would be a list of sys.maxsize items), and stopping early ends the call."""
+    pool = DaskPool(address=dask_client)
+    began = time.monotonic()
+    results = pool.imap(tasks.square, range(int(1e30)))
+    assert [next(results) for _ in range(3)] == [0, 1, 4]
+    results.close()
+    assert time.monotonic() - began < 20
+    assert pool.map(tasks.square, range(3)) == [0, 1, 4]
+
+
 def test_death_aborts_the_map_then_the_next_map_works(dask_client, markers):
     pool = DaskPool(address=dask_client)
     items = [(markers, i, 4) for i in range(40)]
