@@ -34,7 +34,7 @@ def test_public_surface_is_pinned():
     assert set(mpire_fault.__all__) == {
         "AsyncResult", "ChaosSpecError", "Death", "ExecutorWorkerDiedError", "PoolStatistics", "PoolTerminatedError",
         "Pool", "ProcessPoolExecutor", "RemoteTraceback",
-        "RestartBackoff", "SupervisorError", "TaskTimeoutError", "WorkerDiedError", "WorkerExitError",
+        "RestartBackoff", "SchedulerLostError", "SupervisorError", "TaskTimeoutError", "WorkerDiedError", "WorkerExitError",
         "WorkerInitError", "WorkerPool", "cpu_count", "get_context",
     }
 
