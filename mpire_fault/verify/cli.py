@@ -196,37 +196,60 @@ def render(ns: argparse.Namespace) -> int:
 
 
 def self_test(ns: argparse.Namespace, examples: int) -> int:
-    from .mutants import MUTANTS, hunt
+    from .mutants import ALL_MUTANTS, CATALOGUES, catalogue_of, hunt
 
     if ns.markdown:
         return _fail("--markdown does not go with --self-test (use --json)")
-    unknown = [name for name in ns.mutant or () if name not in MUTANTS]
+    unknown = [name for name in ns.mutant or () if name not in ALL_MUTANTS]
     if unknown:
-        return _fail(f"unknown mutant {unknown[0]!r}; choose from {', '.join(MUTANTS)}")
-    chosen = [MUTANTS[name] for name in ns.mutant] if ns.mutant else list(MUTANTS.values())
+        return _fail(f"unknown mutant {unknown[0]!r}; choose from {', '.join(ALL_MUTANTS)}")
+    wanted = set(ns.mutant or ALL_MUTANTS)
     outcomes = []
-    for mutant in chosen:
-        outcome = hunt(mutant, examples)
-        outcomes.append(outcome)
-        verdict = outcome.verdict
-        if outcome.caught and verdict is not None:
-            print(f"CAUGHT    {mutant.name:<20} by {verdict.guarantee} ({verdict.status}, {outcome.seconds:.1f} s): "
-                  f"{verdict.detail}", flush=True)
-        else:
-            tried = ", ".join(mutant.catchers)
-            print(f"SURVIVED  {mutant.name:<20} ({outcome.seconds:.1f} s): every guarantee tried ({tried}) passed",
-                  flush=True)
-        print(f"          {mutant.description}")
-        if outcome.caught and verdict is not None and verdict.counterexample:
-            for line in verdict.counterexample.splitlines():
-                print(f"          | {line}")
-    survivors = [o.mutant for o in outcomes if not o.caught]
+    for label, catalogue in CATALOGUES.items():
+        chosen = [mutant for name, mutant in catalogue.items() if name in wanted]
+        if chosen:
+            print(f"catalogue {label} ({len(chosen)} mutants, {examples} examples per guarantee)", flush=True)
+        for mutant in chosen:
+            outcome = hunt(mutant, examples)
+            outcomes.append(outcome)
+            _print_outcome(mutant, outcome)
     total = sum(o.seconds for o in outcomes)
-    print(f"\n{len(outcomes) - len(survivors)} of {len(outcomes)} mutants caught in {total:.0f} s"
-          + (f"; survived: {', '.join(survivors)}" if survivors else ""))
+    print()
+    for label in CATALOGUES:
+        mine = [o for o in outcomes if catalogue_of(o.mutant) == label]
+        if mine:
+            print(_summary(f"catalogue {label}: ", mine))
+    print(_summary("", outcomes) + f" in {total:.0f} s")
     if ns.json:
         with open(ns.json, "w", encoding="utf-8") as handle:
-            json.dump([{"mutant": o.mutant, "description": o.description, "caught": o.caught,
+            json.dump([{"mutant": o.mutant, "catalogue": catalogue_of(o.mutant), "description": o.description,
+                        "caught": o.caught, "error": o.error,
                         "verdict": as_json([o.verdict])[0] if o.verdict else None, "seconds": o.seconds}
                        for o in outcomes], handle, indent=2)
-    return 1 if survivors else 0
+    return 0 if all(o.caught for o in outcomes) else 1
+
+
+def _print_outcome(mutant, outcome) -> None:
+    verdict = outcome.verdict
+    if outcome.error is not None:
+        print(f"ERROR     {mutant.name:<22} the mutant cannot be applied: {outcome.error}", flush=True)
+    elif outcome.caught and verdict is not None:
+        print(f"CAUGHT    {mutant.name:<22} by {verdict.guarantee} ({verdict.status}, {outcome.seconds:.1f} s): "
+              f"{verdict.detail}", flush=True)
+    else:
+        tried = ", ".join(mutant.catchers)
+        print(f"SURVIVED  {mutant.name:<22} ({outcome.seconds:.1f} s): every guarantee tried ({tried}) passed",
+              flush=True)
+    print(f"          {mutant.description}")
+    if outcome.caught and verdict is not None and verdict.counterexample:
+        for line in verdict.counterexample.splitlines():
+            print(f"          | {line}")
+
+
+def _summary(head: str, outcomes: list) -> str:
+    survivors = [o.mutant for o in outcomes if not o.caught and o.error is None]
+    errors = [o.mutant for o in outcomes if o.error is not None]
+    caught = sum(o.caught for o in outcomes)
+    return (f"{head}{caught} of {len(outcomes)} mutants caught"
+            + (f"; survived: {', '.join(survivors)}" if survivors else "")
+            + (f"; ERROR (cannot be applied): {', '.join(errors)}" if errors else ""))
