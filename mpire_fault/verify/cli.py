@@ -31,6 +31,11 @@ JOBS = 12
 EXAMPLE_SECONDS: dict[str, float] = {
     Guarantee.RESOLVED_ONCE: 2.9, Guarantee.MAP_ABORT: 1.45, Guarantee.TIMEOUT_FIRES: 1.3,
     Guarantee.MAP_ERROR_ABORT: 1.05, Guarantee.EXIT_ZERO: 1.05, Guarantee.HEAD_ONLY: 0.6, Guarantee.RIGHT_ITEM: 0.5,
+    # measured at a load average of about 5 (10 examples each, one grading at a time): a stuck task's
+    # timeout, grace and kill; slow tasks a timed one queues behind; a parent program started and killed
+    Guarantee.CLOCK_AT_START: 2.0, Guarantee.HARD_TIMEOUT: 2.0, Guarantee.PARENT_DEATH: 1.4,
+    Guarantee.INIT_GIVES_UP: 0.9, Guarantee.NO_SHM_LEAK: 0.6, Guarantee.MAP_COMPLETE: 0.35,
+    Guarantee.OWN_EXCEPTION: 0.35, Guarantee.ERROR_FIELDS: 0.35,
 }
 OTHER_EXAMPLE_SECONDS = 0.4
 MIN_SHARD_EXAMPLES = 10  # fewer would make every shard's search start over from the simplest examples

@@ -16,14 +16,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
 from .adapters import Hang
-from .guarantees import TASK_TIMEOUT, Guarantee, Refused, grading, show
+from .guarantees import Guarantee, Refused, grading, show
 from .machine_parts import MachineParts
 from .tasks import TaskFailed, column_twice, executions, pids, stuck, twice, twice_keywords
 
 INPUT_KINDS = ("list", "generator", "range", "tuple", "dicts", "numpy")
 HARD_TIMEOUT = 0.3  # task_timeout of the task that will not stop
 HARD_GRACE = 0.3  # timeout_grace of the pools that take one (the default, 5 s, would make each example slow)
-SLOW_HEAD = 0.8  # the untimed tasks a timed one queues behind: longer than TASK_TIMEOUT
+CLOCK_TIMEOUT = 0.3  # task_timeout of the task queued behind slow ones; its own run takes a sixth of it
+SLOW_HEAD = 0.6  # the untimed tasks it queues behind: twice its timeout
 SIGNALS = {"sigkill": -9, "exit": 3}  # the exitcode a death of each kind must report
 
 
@@ -183,7 +184,7 @@ class OutcomeRules(MachineParts):
             self.violate(Guarantee.HARD_TIMEOUT, f"{what} got {show(value, error)} after {took:.1f} s, "
                                                  "not a TimeoutError")
         self.wait_for_results()
-        time.sleep(0.2)  # a rerun would start now
+        time.sleep(0.1)  # a rerun would start now (the pool replaces the killed worker in milliseconds)
         runs = executions(self.markers).get(index, 0)
         if runs != 1:
             self.violate(Guarantee.HARD_TIMEOUT, f"{what} ran {runs} times: a hard timeout is no death to retry")
@@ -204,6 +205,6 @@ class OutcomeRules(MachineParts):
         self.wait_for_results()
         for _ in range(slow):
             self.enqueue("ok", SLOW_HEAD, blame=Guarantee.CLOCK_AT_START)
-        self.enqueue("ok", 0.05, blame=Guarantee.CLOCK_AT_START, timeout=TASK_TIMEOUT)
+        self.enqueue("ok", 0.05, blame=Guarantee.CLOCK_AT_START, timeout=CLOCK_TIMEOUT)
         self.wait_for_results()
 

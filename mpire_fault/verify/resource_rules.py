@@ -136,8 +136,11 @@ class ResourceRules(MachineParts):
         command = [sys.executable, "-m", "mpire_fault.verify.orphan_probe", f"{cls.__module__}:{cls.__qualname__}",
                    json.dumps(options), str(busy), self.markers]
         what = f"a parent with a {self.adapter.name} pool ({start_method}, {busy} busy workers), SIGKILLed"
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
+        try:
+            proc = bounded(lambda: _start_probe(command), PROBE_START, "starting the parent program")
+        except Hang as exc:
+            self.hang(f"{what}: {exc}")
+            return
         try:
             line = _read_line(proc, PROBE_START)
             if line is None:
@@ -168,6 +171,16 @@ class ResourceRules(MachineParts):
             except OSError:
                 pass
             _drain(proc)
+
+
+def _start_probe(command: list[str]) -> subprocess.Popen:
+    """Popen under our pools' start lock: a worker forked while Popen waits for the exec would inherit the
+    pipe Popen reads the exec's outcome from, and Popen would wait for that worker to die (forever)."""
+    from .._engine.wire.inherit import start_lock
+
+    with start_lock():
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
 
 
 def _running(proc: psutil.Process) -> bool:
