@@ -45,7 +45,7 @@ from .guarantees import (
     unsupported,
 )
 from .map_rules import MapRules
-from .outcome_rules import HARD_GRACE, INPUT_KINDS, OutcomeRules
+from .outcome_rules import HARD_GRACE, INPUT_KINDS, OutcomeRules, has_numpy
 from .resource_rules import ResourceRules, segments
 from .tasks import DEATHS, executions, work
 
@@ -84,6 +84,10 @@ class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, RuleBase
         """A pool as this grading wants it: a short grace period where the pool takes one (hard-timeout would
         wait out 5 s per example otherwise), and a retry after a death when hard-timeout is graded (a hard
         timeout must not be retried as a death)."""
+        if self.guarantee in (None, Guarantee.NO_SHM_LEAK, Guarantee.MAP_COMPLETE) and has_numpy():
+            # Numpy items are drawn: import it before the pool forks, or every new worker imports it (a
+            # second or more on a busy machine) while the kit's bound runs, and a slow import is no hang.
+            import numpy  # noqa: F401
         features, options = self.adapter_cls.features, {}
         if "timeout_grace" in features:
             options["timeout_grace"] = HARD_GRACE

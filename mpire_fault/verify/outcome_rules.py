@@ -28,7 +28,7 @@ SLOW_HEAD = 0.6  # the untimed tasks it queues behind: twice its timeout
 SIGNALS = {"sigkill": -9, "exit": 3}  # the exitcode a death of each kind must report
 
 
-def _has_numpy() -> bool:
+def has_numpy() -> bool:
     return importlib.util.find_spec("numpy") is not None
 
 
@@ -44,7 +44,7 @@ class OutcomeRules(MachineParts):
         features = self.adapter.features
         if kind == "dicts" and "mpire_items" not in features:
             kind = "list"  # only MPIRE's map rule passes a dict item as keyword arguments
-        if kind == "numpy" and not _has_numpy():
+        if kind == "numpy" and not has_numpy():
             kind = "tuple"
         if "chunk_size" not in features:
             chunk_size = None
