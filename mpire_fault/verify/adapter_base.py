@@ -15,10 +15,20 @@ class Hang(Exception):
     """A call on the pool did not answer within its bound."""
 
 
-# What a guarantee may need beyond submit/get/map/terminate:
-#   task_timeout - a per-task timeout on submission
-#   names_item   - a death in a map says which item died
-FEATURES = ("task_timeout", "names_item")
+# What a guarantee (or a part of the space the machines draw from) may need beyond submit/get/map/terminate:
+#   task_timeout   - a per-task timeout on submission
+#   names_item     - a death in a map says which item died
+#   chunk_size     - map_input takes a chunk size (the pool's own chunking of the input)
+#   n_splits       - map_input takes a number of chunks instead (MPIRE's n_splits)
+#   mpire_items    - MPIRE's map rule: a dict item is keyword arguments, a numpy array is cut into slices
+#   error_fields   - a death's error carries worker_id, pid, exitcode and the task (WorkerDiedError)
+#   timeout_grace  - the pool takes how long a timed-out task may take to stop before its worker is killed
+#   task_retries   - the pool reruns a task whose worker died, when asked (max_task_retries)
+#   worker_init    - call_with_init: a fresh pool whose workers run a worker_init first
+#   shared_memory  - big arguments travel through /dev/shm under a name prefix the pool tells (shm_prefix)
+#   start_methods  - create() takes start_method (fork, spawn, forkserver)
+FEATURES = ("task_timeout", "names_item", "chunk_size", "n_splits", "mpire_items", "error_fields", "timeout_grace",
+            "task_retries", "worker_init", "shared_memory", "start_methods")
 CLOSE_BOUND = 2.0  # how long the pool's own shutdown may take before we stop waiting for it
 SETTLE_BOUND = 1.0  # after a shutdown that returned: how long workers get to leave on their own before SIGKILL
 REAP_BOUND = 2.0  # how long a SIGKILLed worker may take to be gone (or a zombie)
@@ -62,13 +72,14 @@ class Adapter:
         if unknown:
             raise TypeError(f"{cls.__name__}.features names unknown features {sorted(unknown)}; known: {FEATURES}")
 
-    def __init__(self) -> None:
+    def __init__(self, **options: Any) -> None:
+        self.options = options  # keywords for create(): only those the adapter's features say it takes
         self.before = live_children()
         self.pool = self.start()
         self.closed = False
 
     def start(self) -> Any:
-        return self.create()
+        return self.create(**self.options)
 
     @staticmethod
     def create(**options: Any) -> Any:
@@ -91,6 +102,32 @@ class Adapter:
 
     def run_map(self, fn: Callable, items: list) -> list:
         raise NotImplementedError
+
+    def map_input(self, fn: Callable, iterable: Any, timeout: float, chunk_size: int | float | None = None,
+                  n_splits: int | None = None) -> list:
+        """``run_map_input`` in a thread of its own, bounded like ``map``."""
+        return bounded(lambda: self.run_map_input(fn, iterable, chunk_size, n_splits), timeout, "map")
+
+    def run_map_input(self, fn: Callable, iterable: Any, chunk_size: int | float | None,
+                      n_splits: int | None) -> list:
+        """The pool's map of a one-argument ``fn`` over ``iterable`` as given (a generator stays a generator),
+        with ``chunk_size`` or ``n_splits`` when the adapter has those features (None: the pool's default)."""
+        raise NotImplementedError
+
+    def call_with_init(self, init: Callable, fn: Callable, args: tuple, timeout: float) -> Any:
+        """``fn(*args)`` on a fresh pool whose workers run ``init`` first; the fresh pool is closed after.
+
+        Feature ``worker_init``. The default suits pools that take an ``initializer`` keyword.
+        """
+        probe = type(self)(**{**self.options, "initializer": init})
+        try:
+            return probe.get(probe.submit(fn, args), timeout)
+        finally:
+            probe.close()
+
+    def shm_prefix(self) -> str | None:
+        """The prefix of the names of this pool's segments in /dev/shm (feature ``shared_memory``)."""
+        return None
 
     def worker_pids(self) -> list[int]:
         return sorted(live_children() - self.before)

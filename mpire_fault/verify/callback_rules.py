@@ -77,7 +77,7 @@ class CallbackRules(MachineParts):
         finally:
             if self.hung is None:  # a hang leaves the pool to teardown's close
                 left = pool.close()
-                self.adapter = self.adapter_cls()
+                self.adapter = self.new_adapter()
                 self.after_idle_kill = self.map_aborted = False
         if left:
             self.violate(Guarantee.NO_ORPHANS, f"processes left after terminate() and close: {left}")

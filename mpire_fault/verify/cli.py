@@ -30,8 +30,24 @@ JOBS = 12
 EXAMPLE_SECONDS: dict[str, float] = {
     Guarantee.RESOLVED_ONCE: 2.9, Guarantee.MAP_ABORT: 1.45, Guarantee.TIMEOUT_FIRES: 1.3,
     Guarantee.MAP_ERROR_ABORT: 1.05, Guarantee.EXIT_ZERO: 1.05, Guarantee.HEAD_ONLY: 0.6, Guarantee.RIGHT_ITEM: 0.5,
+    # measured at a load average of about 5 (10 examples each, one grading at a time): a stuck task's
+    # timeout, grace and kill; slow tasks a timed one queues behind; a parent program started and killed
+    Guarantee.CLOCK_AT_START: 2.0, Guarantee.HARD_TIMEOUT: 2.0, Guarantee.PARENT_DEATH: 1.4,
+    Guarantee.INIT_GIVES_UP: 0.9, Guarantee.NO_SHM_LEAK: 0.6, Guarantee.MAP_COMPLETE: 0.35,
+    Guarantee.OWN_EXCEPTION: 0.35, Guarantee.ERROR_FIELDS: 0.35,
 }
 OTHER_EXAMPLE_SECONDS = 0.4
+# At most this many examples of a guarantee whose own rule draws from a small space, whatever --examples asks:
+# more only repeat the same cases at a second or more each (a parent program started and SIGKILLed: 3 start
+# methods x 0-2 busy workers; a worker_init that always fails: nothing to draw; a stuck task or slow tasks
+# before a timed one: 2-3 values; a task's own exception: 8 cases, a death's fields: 12). Uncapped,
+# `--examples 200` took 10.7 min (load average 3-30); with the first four capped, 5.8 min (load average
+# 1.9-15.6, 580 s of CPU where the 13 guarantees took 466 s). The caps are printed with the table, and
+# `--examples` below a cap is taken as asked.
+EXAMPLE_CAP: dict[str, int] = {
+    Guarantee.PARENT_DEATH: 20, Guarantee.INIT_GIVES_UP: 10, Guarantee.HARD_TIMEOUT: 25,
+    Guarantee.CLOCK_AT_START: 25, Guarantee.OWN_EXCEPTION: 50, Guarantee.ERROR_FIELDS: 50,
+}
 MIN_SHARD_EXAMPLES = 10  # fewer would make every shard's search start over from the simplest examples
 SECONDS_PER_EXAMPLE = 30.0  # a grading process past examples * this is killed (an "error" verdict)
 
@@ -107,6 +123,10 @@ def main(ns: argparse.Namespace) -> int:
     verdicts = grade_all([(pool, guarantee) for pool in pools for guarantee in ns.guarantee or GUARANTEES],
                          examples, getattr(ns, "jobs", JOBS))
     print(table(verdicts))
+    capped = sorted({g for _, g in ((v.pool, v.guarantee) for v in verdicts) if examples_for(g, examples) < examples})
+    if capped:
+        print("\nexamples capped (small spaces, see verify/cli.py EXAMPLE_CAP): "
+              + ", ".join(f"{g} {examples_for(g, examples)}" for g in capped))
     for verdict in verdicts:
         if verdict.status != "pass":
             print(f"\n{verdict.pool} / {verdict.guarantee}: {verdict.status}: {verdict.detail}")
@@ -127,19 +147,25 @@ def _seconds(guarantee: str) -> float:
     return EXAMPLE_SECONDS.get(guarantee, OTHER_EXAMPLE_SECONDS)
 
 
+def examples_for(guarantee: str, examples: int) -> int:
+    """The examples ``guarantee`` is graded with when ``examples`` are asked for (see ``EXAMPLE_CAP``)."""
+    return min(examples, EXAMPLE_CAP.get(guarantee, examples))
+
+
 def plan_units(pairs: list[tuple[str, str]], examples: int,
                jobs: int) -> list[tuple[tuple[str, str], int, int]]:
     """The gradings to run, as (pair, examples, seed), longest first.
 
     A pair is split in shards when its examples would take longer than an
     even share of the run over ``jobs`` slots; every shard gets a seed of
-    its own, and the shards' examples add up to ``examples``.
+    its own, and the shards' examples add up to ``examples`` (or the guarantee's ``EXAMPLE_CAP``).
     """
-    share = max(1.0, sum(examples * _seconds(guarantee) for _, guarantee in pairs) / jobs)
+    share = max(1.0, sum(examples_for(guarantee, examples) * _seconds(guarantee) for _, guarantee in pairs) / jobs)
     units = []
     for pair in pairs:
-        shards = max(1, min(examples // MIN_SHARD_EXAMPLES, math.ceil(examples * _seconds(pair[1]) / share)))
-        units += [(pair, examples // shards + (i < examples % shards), SEED + i) for i in range(shards)]
+        n = examples_for(pair[1], examples)
+        shards = max(1, min(n // MIN_SHARD_EXAMPLES, math.ceil(n * _seconds(pair[1]) / share)))
+        units += [(pair, n // shards + (i < n % shards), SEED + i) for i in range(shards)]
     units.sort(key=lambda unit: unit[1] * _seconds(unit[0][1]), reverse=True)  # stable for equal lengths
     return units
 
@@ -158,7 +184,7 @@ def grade_all(pairs: list[tuple[str, str]], examples: int, jobs: int) -> list[Ve
         return verdict
 
     if jobs == 1:
-        return [show(check(pool, guarantee, examples)) for pool, guarantee in pairs]
+        return [show(check(pool, guarantee, examples_for(guarantee, examples))) for pool, guarantee in pairs]
     units = plan_units(pairs, examples, jobs)
     left = {pair: sum(1 for unit in units if unit[0] == pair) for pair in pairs}
     done: dict[tuple[str, str], list[Verdict]] = {pair: [] for pair in pairs}
@@ -195,37 +221,60 @@ def render(ns: argparse.Namespace) -> int:
 
 
 def self_test(ns: argparse.Namespace, examples: int) -> int:
-    from .mutants import MUTANTS, hunt
+    from .mutants import ALL_MUTANTS, CATALOGUES, catalogue_of, hunt
 
     if ns.markdown:
         return _fail("--markdown does not go with --self-test (use --json)")
-    unknown = [name for name in ns.mutant or () if name not in MUTANTS]
+    unknown = [name for name in ns.mutant or () if name not in ALL_MUTANTS]
     if unknown:
-        return _fail(f"unknown mutant {unknown[0]!r}; choose from {', '.join(MUTANTS)}")
-    chosen = [MUTANTS[name] for name in ns.mutant] if ns.mutant else list(MUTANTS.values())
+        return _fail(f"unknown mutant {unknown[0]!r}; choose from {', '.join(ALL_MUTANTS)}")
+    wanted = set(ns.mutant or ALL_MUTANTS)
     outcomes = []
-    for mutant in chosen:
-        outcome = hunt(mutant, examples)
-        outcomes.append(outcome)
-        verdict = outcome.verdict
-        if outcome.caught and verdict is not None:
-            print(f"CAUGHT    {mutant.name:<20} by {verdict.guarantee} ({verdict.status}, {outcome.seconds:.1f} s): "
-                  f"{verdict.detail}", flush=True)
-        else:
-            tried = ", ".join(mutant.catchers)
-            print(f"SURVIVED  {mutant.name:<20} ({outcome.seconds:.1f} s): every guarantee tried ({tried}) passed",
-                  flush=True)
-        print(f"          {mutant.description}")
-        if outcome.caught and verdict is not None and verdict.counterexample:
-            for line in verdict.counterexample.splitlines():
-                print(f"          | {line}")
-    survivors = [o.mutant for o in outcomes if not o.caught]
+    for label, catalogue in CATALOGUES.items():
+        chosen = [mutant for name, mutant in catalogue.items() if name in wanted]
+        if chosen:
+            print(f"catalogue {label} ({len(chosen)} mutants, {examples} examples per guarantee)", flush=True)
+        for mutant in chosen:
+            outcome = hunt(mutant, examples)
+            outcomes.append(outcome)
+            _print_outcome(mutant, outcome)
     total = sum(o.seconds for o in outcomes)
-    print(f"\n{len(outcomes) - len(survivors)} of {len(outcomes)} mutants caught in {total:.0f} s"
-          + (f"; survived: {', '.join(survivors)}" if survivors else ""))
+    print()
+    for label in CATALOGUES:
+        mine = [o for o in outcomes if catalogue_of(o.mutant) == label]
+        if mine:
+            print(_summary(f"catalogue {label}: ", mine))
+    print(_summary("", outcomes) + f" in {total:.0f} s")
     if ns.json:
         with open(ns.json, "w", encoding="utf-8") as handle:
-            json.dump([{"mutant": o.mutant, "description": o.description, "caught": o.caught,
+            json.dump([{"mutant": o.mutant, "catalogue": catalogue_of(o.mutant), "description": o.description,
+                        "caught": o.caught, "error": o.error,
                         "verdict": as_json([o.verdict])[0] if o.verdict else None, "seconds": o.seconds}
                        for o in outcomes], handle, indent=2)
-    return 1 if survivors else 0
+    return 0 if all(o.caught for o in outcomes) else 1
+
+
+def _print_outcome(mutant, outcome) -> None:
+    verdict = outcome.verdict
+    if outcome.error is not None:
+        print(f"ERROR     {mutant.name:<22} the mutant cannot be applied: {outcome.error}", flush=True)
+    elif outcome.caught and verdict is not None:
+        print(f"CAUGHT    {mutant.name:<22} by {verdict.guarantee} ({verdict.status}, {outcome.seconds:.1f} s): "
+              f"{verdict.detail}", flush=True)
+    else:
+        tried = ", ".join(mutant.catchers)
+        print(f"SURVIVED  {mutant.name:<22} ({outcome.seconds:.1f} s): every guarantee tried ({tried}) passed",
+              flush=True)
+    print(f"          {mutant.description}")
+    if outcome.caught and verdict is not None and verdict.counterexample:
+        for line in verdict.counterexample.splitlines():
+            print(f"          | {line}")
+
+
+def _summary(head: str, outcomes: list) -> str:
+    survivors = [o.mutant for o in outcomes if not o.caught and o.error is None]
+    errors = [o.mutant for o in outcomes if o.error is not None]
+    caught = sum(o.caught for o in outcomes)
+    return (f"{head}{caught} of {len(outcomes)} mutants caught"
+            + (f"; survived: {', '.join(survivors)}" if survivors else "")
+            + (f"; ERROR (cannot be applied): {', '.join(errors)}" if errors else ""))

@@ -38,6 +38,14 @@ class Guarantee(enum.StrEnum):
     TIMEOUT_FIRES = "timeout-fires"
     RIGHT_ITEM = "right-item"
     EXIT_ZERO = "exit-zero"
+    MAP_COMPLETE = "map-complete"
+    OWN_EXCEPTION = "own-exception"
+    ERROR_FIELDS = "error-fields"
+    HARD_TIMEOUT = "hard-timeout"
+    CLOCK_AT_START = "clock-at-start"
+    INIT_GIVES_UP = "init-gives-up"
+    NO_SHM_LEAK = "no-shm-leak"
+    PARENT_DEATH = "parent-death"
 
 
 GUARANTEES: dict[str, str] = {
@@ -59,11 +67,32 @@ GUARANTEES: dict[str, str] = {
                       "others succeed"),
     Guarantee.RIGHT_ITEM: "map: the item a death error names is the item that died",
     Guarantee.EXIT_ZERO: "a task that calls os._exit(0) is a death of that task (an error), not a clean exit or a hang",
+    Guarantee.MAP_COMPLETE: ("map: one result per item, in order, whatever the input (list, generator, range, dicts, "
+                             "numpy) and however it is cut (chunk_size, n_splits, a last chunk that is not full)"),
+    Guarantee.OWN_EXCEPTION: ("a task's own exception reaches the caller with its class and args, the worker's "
+                              "traceback chained as __cause__ (apply and map)"),
+    Guarantee.ERROR_FIELDS: ("a death's WorkerDiedError names the worker (worker_id, pid of the process that died), "
+                             "its exitcode (-9 for SIGKILL, the sys.exit code) and the task"),
+    Guarantee.HARD_TIMEOUT: ("a task still running past task_timeout + the grace period fails with a TimeoutError "
+                             "(not as a death), runs once (never retried as a death), and the pool goes on"),
+    Guarantee.CLOCK_AT_START: ("a task's task_timeout counts from the moment it starts: time spent queued behind a "
+                               "slow task is not the task's"),
+    Guarantee.INIT_GIVES_UP: ("a worker_init that always fails ends the call within a bounded time with an error "
+                              "(WorkerInitError, also of the hook's own class); the pool does not respawn forever"),
+    Guarantee.NO_SHM_LEAK: ("big arguments (1 MiB or more of bytes or numpy) leave no segment in /dev/shm once their "
+                            "tasks are answered, failed by a death or dropped by an abort, nor after close"),
+    Guarantee.PARENT_DEATH: ("when the parent is SIGKILLed, every process it started for the pool (busy or idle "
+                             "workers) exits within 3 s"),
 }
 # Guarantees that need something beyond submit/get/map/terminate (see adapters.FEATURES).
 REQUIRES: dict[str, frozenset[str]] = {
     Guarantee.TIMEOUT_FIRES: frozenset({"task_timeout"}),
     Guarantee.RIGHT_ITEM: frozenset({"names_item"}),
+    Guarantee.ERROR_FIELDS: frozenset({"error_fields"}),
+    Guarantee.HARD_TIMEOUT: frozenset({"task_timeout"}),
+    Guarantee.CLOCK_AT_START: frozenset({"task_timeout"}),
+    Guarantee.INIT_GIVES_UP: frozenset({"worker_init"}),
+    Guarantee.NO_SHM_LEAK: frozenset({"shared_memory"}),
 }
 SLOW_CALLBACK = 1.8  # seconds: longer than AsyncResult's "supervisor gone" fallback (about 1.25 s)
 TASK_TIMEOUT = 0.5

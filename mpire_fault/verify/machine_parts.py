@@ -22,7 +22,15 @@ class MachineParts:
         markers: str
         hung: str | None
         after_idle_kill: bool
+        map_aborted: bool
         succeeded: set[int]
+        pending: dict[int, tuple[str, object, str | None]]
+
+        def new_adapter(self) -> Adapter: ...
+
+        def enqueue(self, kind: str, nap: float, blame: str | None = None, **extra: Any) -> int: ...
+
+        def answer(self, handle: Any, bound: float, what: str) -> Any: ...
 
         def violate(self, guarantee: str, message: str) -> None: ...
 

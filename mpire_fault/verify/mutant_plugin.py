@@ -22,7 +22,7 @@ def pytest_configure(config: pytest.Config) -> None:
     name = os.environ.get("MPIRE_FAULT_MUTANT", "").strip()
     if not name:
         return
-    from .mutants import MUTANTS
+    from .mutants import ALL_MUTANTS as MUTANTS
 
     if name not in MUTANTS:
         raise pytest.UsageError(f"MPIRE_FAULT_MUTANT={name!r} is not a mutant; known: {', '.join(MUTANTS)}")

@@ -16,29 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .conformance import Verdict, check
 from .guarantees import Guarantee
-
-_MISSING = object()
-
-
-@contextlib.contextmanager
-def patched(cls: type, name: str, make: Callable[[Callable], Callable]) -> Iterator[None]:
-    """Replace ``cls.name`` with ``make(original)`` for the duration of the block."""
-    own = cls.__dict__.get(name, _MISSING)
-    original = getattr(cls, name)
-    setattr(cls, name, make(original))
-    try:
-        yield
-    finally:
-        if own is _MISSING:
-            delattr(cls, name)
-        else:
-            setattr(cls, name, own)
+from .mutant_base import Mutant, MutantTargetMissing, patched
+from .mutants_second import SECOND
 
 
 # ---------------------------------------------------------------------- the patches
@@ -203,17 +189,6 @@ def exit_zero_is_clean():
     return patched(_settlement(), "settle_head", make)
 
 
-@dataclass(frozen=True)
-class Mutant:
-    name: str
-    patch: Callable[[], contextlib.AbstractContextManager]
-    catchers: tuple[str, ...]
-
-    @property
-    def description(self) -> str:
-        return (self.patch.__doc__ or "").strip()
-
-
 MUTANTS: dict[str, Mutant] = {m.name: m for m in [
     Mutant("no-requeue", no_requeue, (Guarantee.HEAD_ONLY, Guarantee.APPLY_ISOLATION)),
     Mutant("whole-ledger-failed", whole_ledger_failed, (Guarantee.HEAD_ONLY, Guarantee.APPLY_ISOLATION)),
@@ -230,6 +205,16 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in [
 ]}
 
 
+# The catalogues by name: ``verify --self-test`` and ``python -m mpire_fault.verify.score`` report each apart.
+CATALOGUES: dict[str, dict[str, Mutant]] = {"first": MUTANTS, "second": SECOND}
+ALL_MUTANTS: dict[str, Mutant] = {name: m for catalogue in CATALOGUES.values() for name, m in catalogue.items()}
+assert len(ALL_MUTANTS) == sum(map(len, CATALOGUES.values())), "a mutant name is in two catalogues"
+
+
+def catalogue_of(name: str) -> str:
+    return next(label for label, catalogue in CATALOGUES.items() if name in catalogue)
+
+
 @dataclass(frozen=True)
 class Outcome:
     mutant: str
@@ -237,15 +222,45 @@ class Outcome:
     caught: bool
     verdict: Verdict | None  # the one that caught it, else the last tried
     seconds: float
+    error: str | None = None  # the mutant could not be applied (its target moved): the kit's own failure
+
+
+@contextlib.contextmanager
+def _announced(name: str) -> Iterator[None]:
+    """The mutant's name in MPIRE_FAULT_MUTANT while it is applied: the programs the kit starts (the
+    parent-death probe) apply it too."""
+    before = os.environ.get(_ENV)
+    os.environ[_ENV] = name
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(_ENV, None)
+        else:
+            os.environ[_ENV] = before
+
+
+_ENV = "MPIRE_FAULT_MUTANT"
 
 
 def hunt(mutant: Mutant, examples: int) -> Outcome:
-    """Grade our pool, with the mutant's patch applied, on its catchers until one fails."""
+    """Grade our pool, with the mutant's patch applied, on its catchers until one fails.
+
+    A patch whose target does not exist any more is an ``error`` outcome (never caught, never survived).
+    """
     started = time.monotonic()
     last = None
-    with mutant.patch():
-        for guarantee in mutant.catchers:
-            last = check("mpire_fault", guarantee, examples)
-            if last.status in ("fail", "hang"):
-                return Outcome(mutant.name, mutant.description, True, last, time.monotonic() - started)
+    try:
+        patch = mutant.patch()
+        patch.__enter__()
+    except MutantTargetMissing as exc:
+        return Outcome(mutant.name, mutant.description, False, None, time.monotonic() - started, str(exc))
+    try:
+        with _announced(mutant.name):
+            for guarantee in mutant.catchers:
+                last = check("mpire_fault", guarantee, examples)
+                if last.status in ("fail", "hang"):
+                    return Outcome(mutant.name, mutant.description, True, last, time.monotonic() - started)
+    finally:
+        patch.__exit__(None, None, None)
     return Outcome(mutant.name, mutant.description, False, last, time.monotonic() - started)

@@ -9,7 +9,8 @@ from .adapter_base import Adapter, async_result
 class MpireFaultAdapter(Adapter):
     name = "mpire_fault"
     death_error = "WorkerDiedError"
-    features = frozenset({"task_timeout", "names_item"})
+    features = frozenset({"task_timeout", "names_item", "chunk_size", "n_splits", "mpire_items", "error_fields",
+                          "timeout_grace", "task_retries", "worker_init", "shared_memory", "start_methods"})
 
     @staticmethod
     def create(**options: Any) -> Any:
@@ -27,6 +28,19 @@ class MpireFaultAdapter(Adapter):
     def run_map(self, fn, items):
         return self.pool.map(fn, items, chunk_size=1)
 
+    def run_map_input(self, fn, iterable, chunk_size, n_splits):
+        return self.pool.map(fn, iterable, chunk_size=chunk_size, n_splits=n_splits)
+
+    def call_with_init(self, init, fn, args, timeout):
+        probe = type(self)(**self.options)  # a fresh pool: worker_init counts when a call starts the workers
+        try:
+            return probe.get(probe.pool.apply_async(fn, args, worker_init=init), timeout)
+        finally:
+            probe.close()
+
+    def shm_prefix(self) -> str | None:
+        return getattr(self.pool, "_shm_prefix", None)
+
     def worker_pids(self) -> list[int]:
         return sorted(self.pool.statistics()["worker_pids"].values())
 
@@ -35,10 +49,13 @@ class MpireFaultDaskAdapter(MpireFaultAdapter):
     """Our ``DaskPool`` on a LocalCluster it owns (two workers, one thread each)."""
 
     name = "mpire_fault-dask"
+    # DaskPool refuses timeout_grace and start_method, and its arguments travel through Dask, not /dev/shm
+    features = frozenset({"task_timeout", "names_item", "chunk_size", "n_splits", "mpire_items", "error_fields",
+                          "task_retries", "worker_init"})
 
     def start(self) -> Any:
         from mpire_fault.dask_backend import DaskPool
 
-        pool = DaskPool(2)
+        pool = DaskPool(2, **self.options)
         _ = pool.client  # start the cluster now, not inside the first bounded call
         return pool

@@ -66,12 +66,18 @@ class MultiprocessingAdapter(Adapter):
     def get(self, handle, timeout):
         return async_result(handle, timeout)
 
+    features = frozenset({"chunk_size", "worker_init"})
+
     def run_map(self, fn, items):
         return self.pool.starmap(fn, items, chunksize=1)
+
+    def run_map_input(self, fn, iterable, chunk_size, n_splits):
+        return self.pool.map(fn, iterable, chunksize=chunk_size)
 
 
 class FuturesAdapter(Adapter):
     name = "concurrent.futures"
+    features = frozenset({"chunk_size", "worker_init"})
 
     @staticmethod
     def create(**options: Any) -> Any:
@@ -90,6 +96,9 @@ class FuturesAdapter(Adapter):
 
     def run_map(self, fn, items):
         return list(self.pool.map(fn, *zip(*items, strict=True)))
+
+    def run_map_input(self, fn, iterable, chunk_size, n_splits):
+        return list(self.pool.map(fn, iterable, chunksize=chunk_size or 1))
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -111,7 +120,7 @@ class LokyAdapter(FuturesAdapter):
 class MpireAdapter(MpireFaultAdapter):
     name = "mpire"
     death_error = "an exception"
-    features = frozenset({"task_timeout"})
+    features = frozenset({"task_timeout", "chunk_size", "n_splits", "mpire_items", "worker_init", "start_methods"})
 
     @staticmethod
     def create(**options: Any) -> Any:
@@ -125,7 +134,7 @@ class MpireAdapter(MpireFaultAdapter):
 
 class PebbleAdapter(Adapter):
     name = "pebble"
-    features = frozenset({"task_timeout"})
+    features = frozenset({"task_timeout", "chunk_size", "worker_init"})
 
     @staticmethod
     def create(**options: Any) -> Any:
@@ -141,6 +150,9 @@ class PebbleAdapter(Adapter):
 
     def run_map(self, fn, items):
         return list(self.pool.map(fn, *zip(*items, strict=True)).result())
+
+    def run_map_input(self, fn, iterable, chunk_size, n_splits):
+        return list(self.pool.map(fn, iterable, chunksize=chunk_size or 1).result())
 
     def shutdown(self) -> None:
         self.pool.stop()
@@ -180,6 +192,9 @@ class DaskAdapter(Adapter):
 
     def run_map(self, fn, items):
         return self.pool.gather(self.pool.map(fn, *zip(*items, strict=True), pure=False))
+
+    def run_map_input(self, fn, iterable, chunk_size, n_splits):
+        return self.pool.gather(self.pool.map(fn, list(iterable), pure=False))
 
     def worker_pids(self) -> list[int]:
         # as the scheduler knows them: Client.run would wait on a dead worker for Dask's connect timeout

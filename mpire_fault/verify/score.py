@@ -1,9 +1,10 @@
 """The mutation score of a test suite, or of the scenario gate, on the kit's catalogue of broken pools.
 
-    python -m mpire_fault.verify.score [--timeout S] [--mutant NAME] -- PYTEST_ARGS...
+    python -m mpire_fault.verify.score [--timeout S] [--catalogue first|second] [--mutant NAME] -- PYTEST_ARGS...
     python -m mpire_fault.verify.score --scenarios scenarios/
 
-Runs ``pytest -x PYTEST_ARGS`` once per mutant (with the mutant applied by
+Runs ``pytest -x PYTEST_ARGS`` once per mutant of the catalogues asked for (both by default; the score is
+printed per catalogue) (with the mutant applied by
 ``mpire_fault.verify.mutant_plugin``) and once without; a mutant is caught
 when the suite fails (or times out) with it and passes without it. With
 ``--scenarios``, every scenario file runs once per mutant, each in its own
@@ -38,8 +39,8 @@ _WRAPPER = """#!/bin/sh
 # The scenario runner starts: <python> -m mpire_fault.scenario.execute ARGS. Apply the mutant first.
 shift 2
 exec {python} -c 'import runpy, sys
-from mpire_fault.verify.mutants import MUTANTS
-patch = MUTANTS[sys.argv[1]].patch()  # kept referenced: a collected patch undoes itself
+from mpire_fault.verify.mutants import ALL_MUTANTS
+patch = ALL_MUTANTS[sys.argv[1]].patch()  # kept referenced: a collected patch undoes itself
 patch.__enter__()
 sys.argv = ["mpire_fault.scenario.execute"] + sys.argv[2:]
 runpy.run_module("mpire_fault.scenario.execute", run_name="__main__", alter_sys=True)' {mutant} "$@"
@@ -67,16 +68,18 @@ def run_scenarios(paths: list[str], mutant: str | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .mutants import MUTANTS
+    from .mutants import ALL_MUTANTS, CATALOGUES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per suite run")
+    parser.add_argument("--catalogue", action="append", choices=list(CATALOGUES),
+                        help="only the mutants of this catalogue (repeatable; default: all)")
     parser.add_argument("--mutant", action="append", help="only these mutants (repeatable)")
     parser.add_argument("--scenarios", nargs="+", metavar="PATH", help="score the scenario gate instead of pytest")
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args(argv)
-    names = args.mutant or list(MUTANTS)
-    unknown = [n for n in names if n not in MUTANTS]
+    names = args.mutant or [name for label in args.catalogue or CATALOGUES for name in CATALOGUES[label]]
+    unknown = [n for n in names if n not in ALL_MUTANTS]
     if unknown:
         parser.error(f"unknown mutant(s): {', '.join(unknown)}")
     if args.scenarios:
@@ -88,14 +91,26 @@ def main(argv: list[str] | None = None) -> int:
     if baseline != "pass":
         print("the suite must pass without a mutant first", file=sys.stderr)
         return 2
-    caught = 0
+    caught: dict[str, bool] = {}
     for name in names:
         outcome, seconds = run_suite(args.pytest_args, name, args.timeout)
         verdict = "CAUGHT  " if outcome != "pass" else "SURVIVED"
-        caught += outcome != "pass"
+        caught[name] = outcome != "pass"
         print(f"{verdict} {name:<22} ({outcome}, {seconds:.0f} s)", flush=True)
-    print(f"{caught} of {len(names)} mutants caught by pytest {' '.join(args.pytest_args)}")
-    return 0 if caught == len(names) else 1
+    report(caught, f"pytest {' '.join(args.pytest_args)}")
+    return 0 if all(caught.values()) else 1
+
+
+def report(caught: dict[str, bool], by: str) -> None:
+    """The score per catalogue, then over all."""
+    from .mutants import catalogue_of
+
+    by_catalogue: dict[str, list[bool]] = {}
+    for name, was_caught in caught.items():
+        by_catalogue.setdefault(catalogue_of(name), []).append(was_caught)
+    for label, results in by_catalogue.items():
+        print(f"catalogue {label}: {sum(results)} of {len(results)} mutants caught by {by}")
+    print(f"{sum(caught.values())} of {len(caught)} mutants caught by {by}")
 
 
 def score_scenarios(paths: list[str], names: list[str]) -> int:
@@ -103,16 +118,16 @@ def score_scenarios(paths: list[str], names: list[str]) -> int:
     print(f"baseline (no mutant): {'pass' if not failing else 'FAILS ' + ', '.join(failing)}", flush=True)
     if failing:
         return 2
-    caught = 0
+    caught: dict[str, bool] = {}
     for name in names:
         began = time.monotonic()
         failing = run_scenarios(paths, name)
-        caught += bool(failing)
+        caught[name] = bool(failing)
         verdict = "CAUGHT  " if failing else "SURVIVED"
         shown = ", ".join(failing[:4]) + (" ..." if len(failing) > 4 else "")
         print(f"{verdict} {name:<22} ({time.monotonic() - began:.0f} s) {shown}", flush=True)
-    print(f"{caught} of {len(names)} mutants caught by the scenarios in {' '.join(paths)}")
-    return 0 if caught == len(names) else 1
+    report(caught, f"the scenarios in {' '.join(paths)}")
+    return 0 if all(caught.values()) else 1
 
 
 if __name__ == "__main__":

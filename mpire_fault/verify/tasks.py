@@ -30,6 +30,9 @@ def work(kind: str, marker_dir: str, index: int, nap: float = 0.0) -> int:
     if kind == "raise":
         _mark(marker_dir, index, ".end")
         raise ValueError(f"task {index} raised on purpose")
+    if kind == "custom":
+        _mark(marker_dir, index, ".end")
+        raise TaskFailed(index, f"task {index} failed on purpose")
     if kind == "exit":
         sys.exit(3)
     if kind == "exit0":
@@ -61,6 +64,71 @@ def ends(marker_dir: str) -> dict[int, list[int]]:
     return _markers(marker_dir, ends=True)
 
 
+def pids(marker_dir: str) -> dict[int, list[int]]:
+    """The pid of the process each start of each task index ran in."""
+    found: dict[int, list[int]] = {}
+    for name in os.listdir(marker_dir):
+        if not name.endswith(".end"):
+            index, pid = name.split(".")[:2]
+            found.setdefault(int(index), []).append(int(pid))
+    return found
+
+
 def executions(marker_dir: str) -> dict[int, int]:
     """How many times each task index started."""
     return dict(started(marker_dir))
+
+
+# ---------------------------------------------------------------------- tasks of the later guarantees (G14 on)
+class TaskFailed(Exception):
+    """A task's own exception, of a class no pool knows: it must reach the caller as this class."""
+
+    def __init__(self, index: int, detail: str) -> None:
+        super().__init__(index, detail)
+        self.index = index
+
+
+def twice(value: int) -> int:
+    """One int in, one out: the task of maps over ranges and generators of ints."""
+    return value * 2
+
+
+def twice_keywords(value: int, unused: int = 0) -> int:
+    """The task of maps whose items are dicts (MPIRE passes a dict item as keyword arguments)."""
+    return value * 2 + unused
+
+
+def column_twice(block) -> list[int]:
+    """The task of maps over a numpy array: MPIRE passes each chunk of rows whole, as one array."""
+    return [int(row[0]) * 2 for row in block]
+
+
+def stuck(marker_dir: str, index: int, seconds: float) -> int:
+    """Overruns its timeout and swallows the interrupt: only the hard timeout (the kill) can stop it."""
+    _mark(marker_dir, index)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(max(0.0, deadline - time.monotonic()))
+        except BaseException:  # noqa: BLE001, S110 - on purpose: a task that will not stop when interrupted
+            pass
+    _mark(marker_dir, index, ".end")
+    return index * 2
+
+
+def work_big(kind: str, marker_dir: str, index: int, nap: float, blob):
+    """``work`` with a big argument (bytes or a numpy array of 1 MiB or more); kind ``echo`` returns it (a big
+    result), any other leaves it alone."""
+    if kind == "echo":
+        work("ok", marker_dir, index, nap)
+        return blob
+    return work(kind, marker_dir, index, nap)
+
+
+class InitFailed(Exception):
+    """What the kit's failing ``worker_init`` raises: the caller's error must also be of this class."""
+
+
+def failing_init(*_args) -> None:
+    raise InitFailed("worker_init fails on purpose, every time")
+

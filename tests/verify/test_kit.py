@@ -21,10 +21,14 @@ TestOurPoolAllGuarantees.settings = __import__("hypothesis").settings(
     max_examples=4, stateful_step_count=8, deadline=None, database=None)
 
 
+# Examples of a second or more each (a slow callback, a stuck task's timeout and grace, slow tasks queued
+# before a timed one, a fresh pool whose init fails, a parent program started and killed): two suffice here.
+_SLOW_GUARANTEES = {"resolved-once", "hard-timeout", "clock-at-start", "init-gives-up", "parent-death"}
+
+
 @pytest.mark.parametrize("guarantee", list(GUARANTEES))
 def test_our_pool_keeps_every_guarantee(guarantee):
-    # resolved-once waits out a slow callback (about 2.5 s) in every example
-    verdict = check("mpire_fault", guarantee, examples=2 if guarantee == "resolved-once" else 5)
+    verdict = check("mpire_fault", guarantee, examples=2 if guarantee in _SLOW_GUARANTEES else 5)
     assert verdict.status == "pass", (verdict.detail, verdict.counterexample)
 
 
@@ -167,7 +171,9 @@ def test_a_hang_is_reported_within_the_bound():
 
 @pytest.mark.parametrize("guarantee", sorted(REQUIRES))
 def test_missing_features_are_unsupported_not_passed(guarantee):
-    verdict = check("concurrent.futures", guarantee, examples=5)
+    # the first pool that lacks what the guarantee needs (no pool is started for an unsupported verdict)
+    pool = next(name for name, cls in ADAPTERS.items() if REQUIRES[guarantee] - cls.features)
+    verdict = check(pool, guarantee, examples=5)
     assert verdict.status == "unsupported" and "has no" in verdict.detail
 
 
@@ -194,16 +200,33 @@ def _verify(*args, timeout=120):
                           timeout=timeout)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_self_test_catches_every_mutant():
-    """Runs in the default suite (CI): the kit must catch every mutant of its catalogue."""
-    from mpire_fault.verify.mutants import MUTANTS
+    """Both catalogues in full (about 130 s on an idle 2-core machine): `pytest -m slow`; CI runs a sample."""
+    from mpire_fault.verify.mutants import CATALOGUES
 
-    done = _verify("--self-test", timeout=280)
+    done = _verify("--self-test", timeout=580)
     assert done.returncode == 0, done.stdout + done.stderr
-    for name in MUTANTS:
-        assert f"CAUGHT    {name} " in done.stdout, done.stdout
-    assert f"{len(MUTANTS)} of {len(MUTANTS)} mutants caught" in done.stdout
+    for label, catalogue in CATALOGUES.items():
+        for name in catalogue:
+            assert f"CAUGHT    {name} " in done.stdout, done.stdout
+        assert f"catalogue {label}: {len(catalogue)} of {len(catalogue)} mutants caught" in done.stdout
+
+
+# A sample of both catalogues for the default suite (CI): a mutant of each kind of bug, the quick ones.
+_SAMPLE = {"first": ["no-requeue", "idle-death-ignored", "wrong-item", "exit-zero-clean"],
+           "second": ["drop-partial-chunk", "exception-wrapped", "died-fields-swapped", "init-error-dropped",
+                      "result-segment-kept", "no-pdeathsig"]}
+
+
+@pytest.mark.timeout(200)
+def test_self_test_catches_a_sample_of_both_catalogues():
+    names = [name for sample in _SAMPLE.values() for name in sample]
+    done = _verify("--self-test", *(arg for name in names for arg in ("--mutant", name)), timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for label, sample in _SAMPLE.items():
+        assert f"catalogue {label}: {len(sample)} of {len(sample)} mutants caught" in done.stdout, done.stdout
 
 
 @pytest.mark.timeout(90)
@@ -220,21 +243,49 @@ def test_self_test_of_one_mutant_names_the_guarantee_and_the_steps(tmp_path):
 
 
 def test_a_mutant_patch_is_undone_afterwards():
+    from mpire_fault._core import arguments, chunking, remote
     from mpire_fault._core.results import AsyncResult
+    from mpire_fault._engine import settlement, watchdog
+    from mpire_fault._engine.answers import Answers
+    from mpire_fault._engine.child import worker
     from mpire_fault._engine.jobs import MapJob
     from mpire_fault._engine.settlement import Settlement
     from mpire_fault._engine.slots import WorkerSlot
     from mpire_fault._engine.supervisor import Supervisor
-    from mpire_fault.verify.mutants import MUTANTS
+    from mpire_fault._engine.wire import shm
+    from mpire_fault.verify.mutants import ALL_MUTANTS
+
+    holders = (AsyncResult, Supervisor, Settlement, WorkerSlot, MapJob, Answers, watchdog.Watchdog, shm.Shared,
+               chunking, arguments, remote, settlement, worker)
 
     def snapshot():
-        return [dict(cls.__dict__) for cls in (AsyncResult, Supervisor, Settlement, WorkerSlot, MapJob)]
+        return [dict(vars(holder)) for holder in holders]
 
     before = snapshot()
-    for mutant in MUTANTS.values():
+    for mutant in ALL_MUTANTS.values():
         with mutant.patch():
-            assert snapshot() != before  # the patch is really applied...
+            assert snapshot() != before, mutant.name  # the patch is really applied...
     assert snapshot() == before  # ...and really undone
+
+
+def test_a_mutant_whose_target_moved_is_an_error_of_the_kit(monkeypatch, capsys):
+    from mpire_fault.verify import cli, mutants
+    from mpire_fault.verify.mutant_base import Mutant, patched_at
+
+    def moved():
+        """Patches a method that a refactor renamed."""
+        return patched_at("mpire_fault._engine.settlement:Settlement.settle_the_head", lambda original: original)
+
+    ghost = Mutant("ghost", moved, ("map-complete",))
+    outcome = mutants.hunt(ghost, examples=1)
+    assert not outcome.caught and outcome.verdict is None and "settle_the_head" in (outcome.error or "")
+    monkeypatch.setitem(mutants.SECOND, "ghost", ghost)
+    monkeypatch.setitem(mutants.ALL_MUTANTS, "ghost", ghost)
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    assert cli.main(parser.parse_args(["--self-test", "--mutant", "ghost"])) == 1
+    out = capsys.readouterr().out
+    assert "ERROR     ghost" in out and "ERROR (cannot be applied): ghost" in out
 
 
 @pytest.mark.parametrize("option", ["--json", "--markdown"])
@@ -386,3 +437,13 @@ def test_plain_dask_reruns_are_a_failed_exactly_once_not_a_hang():
         pytest.skip("distributed is not installed")
     verdict = check("dask", "exactly-once", examples=2, shrink=False)
     assert verdict.status == "fail" and "ran more than once" in verdict.detail, verdict
+
+
+def test_the_mutation_score_is_given_per_catalogue(capsys):
+    from mpire_fault.verify import score
+
+    score.report({"wrong-item": True, "no-requeue": False, "drop-partial-chunk": True}, "pytest tests/pool")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["catalogue first: 1 of 2 mutants caught by pytest tests/pool",
+                     "catalogue second: 1 of 1 mutants caught by pytest tests/pool",
+                     "2 of 3 mutants caught by pytest tests/pool"]
