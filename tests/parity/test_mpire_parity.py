@@ -34,8 +34,8 @@ def test_public_surface_is_pinned():
     assert set(mpire_fault.__all__) == {
         "AsyncResult", "ChaosSpecError", "Death", "ExecutorWorkerDiedError", "PoolStatistics", "PoolTerminatedError",
         "Pool", "ProcessPoolExecutor", "RemoteTraceback",
-        "RestartBackoff", "SchedulerLostError", "SupervisorError", "TaskTimeoutError", "WorkerDiedError", "WorkerExitError",
-        "WorkerInitError", "WorkerPool", "cpu_count", "get_context",
+        "RestartBackoff", "SchedulerLostError", "SupervisorError", "TaskTimeoutError", "WorkerDiedError",
+        "WorkerExitError", "WorkerInitError", "WorkerPool", "cpu_count", "get_context",
     }
 
 
