@@ -132,7 +132,9 @@ class WorkerSlot:
         self.start_failures = 0  # start-ups in a row that ended before ready (see restarts.py)
         self.idle_deaths = 0  # deaths in a row of a ready worker that owned no task (see restarts.py)
         self.restart_at: float | None = None
-        self.rss = 0
+        self.rss = 0  # its own memory (USS) at the last poll: see watchdog.poll_memory
+        self.shared_rss = 0  # the part of its RSS it shared with other processes, at the last full reading
+        self.next_uss = 0.0  # when to read its own memory in full again
         self.ps: Any = None
         self.write_registered = False
         self.result_open = False
@@ -263,6 +265,8 @@ class WorkerSlot:
         self.init_error = None
         self.restart_at = None
         self.rss = 0
+        self.shared_rss = 0
+        self.next_uss = 0.0
         self.ps = None
         self.interrupted = None
         self.hard_deadline = None

@@ -25,6 +25,7 @@ from .wire.protocol import (
 )
 
 MEMORY_POLL = 0.05
+_USS_EVERY = 1.0  # seconds between full readings of a worker's own memory (see poll_memory)
 DEFAULT_EXIT_GRACE = 30.0  # worker_exit's bound when the call sets no worker_exit_timeout
 
 
@@ -151,16 +152,34 @@ class Watchdog:
                 slot.kill(KillReason.EXIT_TIMEOUT)
 
     def poll_memory(self, limit: int) -> None:
+        """Kill a worker whose own memory passed ``limit``.
+
+        A worker's own memory is its resident pages not shared with another
+        process (psutil's USS): a forked worker starts with every resident
+        page of its parent in its RSS, so a parent of 2 GB would put every
+        worker over a 1 GB limit before it ran anything. USS costs a walk of
+        the page tables (about 0.5 ms), so each poll reads the cheap RSS and
+        subtracts the shared part measured last; the full reading comes
+        when that estimate passes the limit, and once a second (a worker that
+        writes to pages it shared makes them its own).
+        """
         import psutil
 
+        now = time.monotonic()
         for slot in self.state.slots:
             if not slot.alive or slot.kill_reason:
                 continue
             try:
                 if slot.ps is None:
                     slot.ps = psutil.Process(slot.pid)
-                slot.rss = slot.ps.memory_info().rss
+                own = slot.ps.memory_info().rss - slot.shared_rss
+                if own > limit or now >= slot.next_uss:
+                    full = slot.ps.memory_full_info()
+                    slot.shared_rss = max(0, full.rss - full.uss)
+                    slot.next_uss = now + _USS_EVERY
+                    own = full.uss
             except psutil.Error:
                 continue
-            if slot.rss > limit:
+            slot.rss = own
+            if own > limit:
                 slot.kill(KillReason.OOM)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -174,3 +176,31 @@ def test_memory_limit_kills_and_reports_oom(start_method):
             pool.map(tasks.grow_memory, [300])
         assert info.value.oom is True
         assert pool.map(tasks.square, range(3)) == [0, 1, 4]
+
+
+BIG_PARENT = """
+import time
+from mpire_fault import WorkerPool
+
+def work(x):
+    time.sleep(0.2)
+    return x
+
+if __name__ == "__main__":
+    ballast = bytearray(300 << 20)
+    ballast[::4096] = b"\\x01" * len(range(0, len(ballast), 4096))  # 300 MiB resident in the parent
+    with WorkerPool(2, max_worker_memory=150 << 20) as pool:
+        assert pool.map(work, range(6), chunk_size=1) == list(range(6))
+        assert not pool.statistics().deaths, pool.statistics().deaths
+    print("ok")
+"""
+
+
+@pytest.mark.timeout(60)
+def test_the_memory_limit_counts_the_workers_own_memory_not_its_forked_parents(tmp_path):
+    # A forked worker starts with every resident page of its parent in its RSS: a big parent put every
+    # worker over a smaller limit before it ran anything (each was killed "out of memory" at once).
+    script = tmp_path / "big_parent.py"
+    script.write_text(BIG_PARENT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=50)
+    assert done.stdout.strip() == "ok", done.stderr[-3000:]
