@@ -55,6 +55,9 @@ def test_results_and_errors_match_loky_and_the_workers_stay_warm(backend):
         _stop_loky()
 
     assert Parallel()(_work()) == expected
+    deadline = time.monotonic() + 10  # the call may finish on one worker while the other still starts
+    while len(backend.statistics().worker_pids) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     pids = backend.statistics().worker_pids
     assert len(pids) == 2
     assert list(Parallel(return_as="generator")(_work())) == expected
