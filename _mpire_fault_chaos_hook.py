@@ -34,14 +34,22 @@ def _patch():
         sys.stderr.write(f"mpire_fault chaos: could not patch foreign pools: {exc!r}\n")
 
 
-class _Trigger:
-    """Patches once, right after the first pool module has been imported (and then steps aside)."""
+class AfterImport:
+    """A meta path finder that calls ``then(module)`` right after a module it ``wants`` (by name) has run.
 
-    def __init__(self):
+    It finds the module's real spec through the rest of ``sys.meta_path`` and
+    wraps only the loader's ``exec_module``; once the module has run, the
+    module and its spec get their own loader back. ``chaos.patching`` uses it
+    too, for pool modules imported after a test's patches were installed.
+    """
+
+    def __init__(self, wants, then):
+        self.wants = wants
+        self.then = then
         self._busy = set()
 
     def find_spec(self, name, path=None, target=None):
-        if name not in WATCHED or name in self._busy:
+        if name in self._busy or not self.wants(name):
             return None
         import importlib.util
 
@@ -54,19 +62,14 @@ class _Trigger:
             self._busy.discard(name)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return None
-        spec.loader = _Loader(spec.loader, self)
+        spec.loader = _Loader(spec.loader, self.then)
         return spec
-
-    def fire(self):
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
-            _patch()
 
 
 class _Loader:
-    def __init__(self, loader, trigger):
+    def __init__(self, loader, then):
         self.loader = loader
-        self.trigger = trigger
+        self.then = then
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
@@ -76,7 +79,14 @@ class _Loader:
         if module.__spec__ is not None:
             module.__spec__.loader = self.loader
         self.loader.exec_module(module)
-        self.trigger.fire()
+        self.then(module)
+
+
+def _fire(trigger):
+    """Patches once, right after the first pool module has been imported (and then steps aside)."""
+    if trigger in sys.meta_path:
+        sys.meta_path.remove(trigger)
+        _patch()
 
 
 def install():
@@ -85,7 +95,8 @@ def install():
     if any(name in sys.modules for name in WATCHED):
         _patch()
     else:
-        sys.meta_path.insert(0, _Trigger())
+        trigger = AfterImport(WATCHED.__contains__, lambda module: _fire(trigger))
+        sys.meta_path.insert(0, trigger)
 
 
 install()

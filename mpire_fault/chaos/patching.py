@@ -30,8 +30,6 @@ No pytest here: the plugin, the ``.pth`` start-up hook
 from __future__ import annotations
 
 import functools
-import importlib.abc
-import importlib.machinery
 import importlib.util
 import itertools
 import json
@@ -43,6 +41,8 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from _mpire_fault_chaos_hook import AfterImport
 
 from . import env as environment
 from .core import Chaos
@@ -234,7 +234,8 @@ class Patches:
         self._pools: weakref.WeakKeyDictionary[Any, _PoolCalls] = weakref.WeakKeyDictionary()
         self._ordinals = itertools.count()
         self._lock = threading.Lock()
-        self._watcher: _ImportWatcher | None = None
+        self._watcher: AfterImport | None = None
+        self._pending: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # module -> (kind, owner, methods)
         self.installed = False
 
     @property
@@ -256,16 +257,26 @@ class Patches:
                 else:
                     pending[module] = (kind, owner, methods)
         if pending:
-            self._watcher = _ImportWatcher(pending, self._patch_module)
+            self._pending = pending
+            self._watcher = AfterImport(self._watching, self._loaded)
             sys.meta_path.insert(0, self._watcher)
         return self
+
+    def _watching(self, module: str) -> bool:
+        return self.installed and module in self._pending
+
+    def _loaded(self, module: Any) -> None:
+        """A watched module ran for the first time, after install: patch it now."""
+        target = self._pending.pop(module.__name__, None)
+        if target is not None and self.installed:
+            kind, owner, methods = target
+            self._patch_module(kind, module.__name__, owner, methods)
 
     def uninstall(self) -> None:
         if not self.installed:
             return
         self.installed = False
         if self._watcher is not None:
-            self._watcher.active = False
             try:
                 sys.meta_path.remove(self._watcher)
             except ValueError:
@@ -366,60 +377,6 @@ def worker_pids(kind: str, pool: Any) -> list[int]:
     except Exception:  # noqa: BLE001 - private attributes of another library: whatever they hold, no crash
         return []
     return [pid for pid in workers if isinstance(pid, int)]
-
-
-# ---------------------------------------------------------------------------------------------- post-import hook
-class _ImportWatcher(importlib.abc.MetaPathFinder):
-    """Patches a watched module right after it is first imported.
-
-    It finds the module's real spec through the rest of ``sys.meta_path`` and
-    wraps only the loader's ``exec_module``; once the module has run, the
-    module and its spec get the original loader back.
-    """
-
-    def __init__(self, pending: dict[str, tuple[str, str, tuple[str, ...]]],
-                 patch: Callable[[str, str, str, tuple[str, ...]], None]) -> None:
-        self.pending = dict(pending)
-        self.patch = patch
-        self.active = True
-        self._busy: set[str] = set()
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
-        if not self.active or fullname not in self.pending or fullname in self._busy:
-            return None
-        self._busy.add(fullname)
-        try:
-            spec = importlib.util.find_spec(fullname)
-        except (ImportError, ValueError):
-            return None
-        finally:
-            self._busy.discard(fullname)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return None
-        spec.loader = _PatchingLoader(spec.loader, self)
-        return spec
-
-    def loaded(self, module: Any) -> None:
-        target = self.pending.pop(module.__name__, None)
-        if target is not None and self.active:
-            kind, owner, methods = target
-            self.patch(kind, module.__name__, owner, methods)
-
-
-class _PatchingLoader(importlib.abc.Loader):
-    def __init__(self, loader: Any, watcher: _ImportWatcher) -> None:
-        self.loader = loader
-        self.watcher = watcher
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module: Any) -> None:
-        module.__loader__ = self.loader
-        if module.__spec__ is not None:
-            module.__spec__.loader = self.loader
-        self.loader.exec_module(module)
-        self.watcher.loaded(module)
 
 
 # ---------------------------------------------------------------------------------------------- the wrappers
