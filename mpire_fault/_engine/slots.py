@@ -121,24 +121,28 @@ class WorkerSlot:
         self.ledger: deque[Task] = deque()
         self.outbuf: deque[memoryview] = deque()
         self.inbuf = bytearray()  # answers read from the result pipe, up to an incomplete frame
+        self.start_failures = 0  # start-ups in a row that ended before ready (see restarts.py)
+        self.idle_deaths = 0  # deaths in a row of a ready worker that owned no task (see restarts.py)
+        self.write_registered = False
+        self.result_open = False
+        self.last_answer = 0.0
+        self._new_life(0.0)
+
+    def _new_life(self, started_at: float) -> None:
+        """What each process of this slot starts with afresh."""
         self.ready = False
-        self.started_at = 0.0
+        self.started_at = started_at
         self.stopping = False
         self.stop_deadline: float | None = None
         self.retiring = False
         self.kill_reason: KillReason | None = None
         self.exit_reported = False
         self.init_error: bytes | None = None  # what worker_init raised, pickled (dump_exception)
-        self.start_failures = 0  # start-ups in a row that ended before ready (see restarts.py)
-        self.idle_deaths = 0  # deaths in a row of a ready worker that owned no task (see restarts.py)
         self.restart_at: float | None = None
         self.rss = 0  # its own memory (USS) at the last poll: see watchdog.poll_memory
         self.shared_rss = 0  # the part of its RSS it shared with other processes, at the last full reading
         self.next_uss = 0.0  # when to read its own memory in full again
         self.ps: Any = None
-        self.write_registered = False
-        self.result_open = False
-        self.last_answer = 0.0
         self.interrupted: tuple[float, float] | None = None  # the soft timeout's target, once sent
         self.hard_deadline: float | None = None  # kill if the interrupted target still runs then
 
@@ -255,21 +259,7 @@ class WorkerSlot:
         # for as long as it lives. A pidfd is readable when the process ends.
         self.pidfd = None if cfg.in_thread else _pidfd(process.pid)
         self.sentinel = self.pidfd if self.pidfd is not None else process.sentinel
-        self.ready = False
-        self.started_at = time.monotonic()
-        self.stopping = False
-        self.stop_deadline = None
-        self.retiring = False
-        self.kill_reason = None
-        self.exit_reported = False
-        self.init_error = None
-        self.restart_at = None
-        self.rss = 0
-        self.shared_rss = 0
-        self.next_uss = 0.0
-        self.ps = None
-        self.interrupted = None
-        self.hard_deadline = None
+        self._new_life(time.monotonic())
         self.outbuf.clear()
 
     def read_answers(self) -> tuple[list[tuple], bool]:
