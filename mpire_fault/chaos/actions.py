@@ -10,6 +10,7 @@ from typing import Any
 
 _STEP = 16 * 2**20  # oom grows by this much at a time
 _PAGE = 4096
+_HOLD = 5.0  # seconds oom holds the pool's memory limit for its watchdog to end the worker
 
 
 def perform(action: str, arg: Any, where: str, memory_limit: int | None = None) -> None:
@@ -74,8 +75,9 @@ def _grow(size: int, memory_limit: int | None = None) -> None:
     The growth after ``size`` is slow enough (a step every 10 ms) for a
     memory watchdog polling every 50 ms to catch it. The cap (``oom_cap``)
     means the fault can never take the host down, even with no limit set;
-    when the pool's own limit is the cap, the memory is held a moment at
-    the limit so the pool's watchdog sees it.
+    when the pool's own limit is the cap, the memory is held at the limit
+    for up to ``_HOLD`` seconds so the pool's watchdog sees it even on a
+    loaded machine (a one-second hold was once too short on a busy CI host).
     """
     cap = oom_cap(size, memory_limit)
     hoard = []
@@ -90,7 +92,7 @@ def _grow(size: int, memory_limit: int | None = None) -> None:
         held += step
         time.sleep(0.01)
     if memory_limit and cap >= memory_limit:
-        time.sleep(1.0)
+        time.sleep(_HOLD)
     del hoard
     raise MemoryError(f"chaos oom grew to its cap of {cap} bytes without being stopped")
 
