@@ -119,7 +119,8 @@ def check_apart(pool: str, guarantee: str, examples: int, timeout: float, seed_v
     the kit's own failure, not the pool's).
     """
     started = time.monotonic()
-    command = [sys.executable, "-m", "mpire_fault.verify.conformance", pool, guarantee, str(examples), str(seed_value)]
+    command = [sys.executable, "-m", "mpire_fault.verify.conformance", pool, guarantee, str(examples), str(seed_value),
+               str(os.getpid())]
     # a session of its own: past the timeout one killpg also ends the pools' workers it started
     with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, start_new_session=True) as proc:
@@ -206,5 +207,36 @@ def merge(shards: list[Verdict]) -> Verdict:
                    max(v.seconds for v in shards))
 
 
-if __name__ == "__main__":  # POOL GUARANTEE EXAMPLES SEED: one grading, its verdict as a line of JSON (check_apart)
+def end_with(parent_pid: int) -> None:
+    """End this grading and every process it started when ``parent_pid`` (the verify command) dies.
+
+    ``check_apart`` kills the grading's process group on a timeout or Ctrl-C,
+    but a verify command ended by SIGTERM or SIGKILL (a CI job's time limit)
+    runs no Python: without this its gradings, their pools and clusters kept
+    running. Linux sends us SIGTERM when the parent dies (PR_SET_PDEATHSIG),
+    and SIGTERM here kills our whole group (we lead it: start_new_session).
+    A pool's forked worker inherits the handler; it only takes the default
+    action there, so a pool that ends its workers with SIGTERM still can.
+    """
+    me = os.getpid()
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if os.getpid() != me:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    with contextlib.suppress(OSError, AttributeError):  # no prctl (not Linux): the timeout and Ctrl-C paths remain
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # the verify command died before prctl took effect
+        on_sigterm(signal.SIGTERM, None)
+
+
+if __name__ == "__main__":  # POOL GUARANTEE EXAMPLES SEED [PARENT_PID]: one grading, its verdict as JSON (check_apart)
+    if len(sys.argv) > 5:
+        end_with(int(sys.argv[5]))
     print(json.dumps(asdict(check(sys.argv[1], sys.argv[2], int(sys.argv[3]), seed_value=int(sys.argv[4])))))

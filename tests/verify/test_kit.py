@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -447,3 +449,38 @@ def test_the_mutation_score_is_given_per_catalogue(capsys):
     assert lines == ["catalogue first: 1 of 2 mutants caught by pytest tests/pool",
                      "catalogue second: 1 of 1 mutants caught by pytest tests/pool",
                      "2 of 3 mutants caught by pytest tests/pool"]
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_killing_verify_ends_its_gradings_and_their_pools(signum):
+    """A verify run ended from outside (a CI time limit) leaves no grading, pool worker or tracker running."""
+    import psutil
+
+    cli = subprocess.Popen([sys.executable, "-m", "mpire_fault", "verify", "--pool", "mpire_fault", "--jobs", "2",
+                            "--examples", "400", "--guarantee", "apply-isolation", "--guarantee", "exactly-once"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: dict[int, psutil.Process] = {}
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:  # until both gradings run pools of their own
+            for proc in psutil.Process(cli.pid).children(recursive=True):
+                seen.setdefault(proc.pid, proc)
+            gradings = [p for p in seen.values() if p.is_running() and p.ppid() == cli.pid]
+            if len(gradings) == 2 and all(p.children() for p in gradings):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the gradings never started their pools")
+        for proc in psutil.Process(cli.pid).children(recursive=True):
+            seen.setdefault(proc.pid, proc)
+        os.kill(cli.pid, signum)
+        cli.wait(10)
+        gone, alive = psutil.wait_procs(list(seen.values()), timeout=10)
+        assert not alive, f"left running after verify got {signal.Signals(signum).name}: {alive}"
+    finally:
+        for proc in seen.values():
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        cli.kill()
+        cli.wait(10)
