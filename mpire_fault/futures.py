@@ -27,7 +27,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future
+from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import Any
@@ -177,6 +177,16 @@ class _Backlog:
         else:
             future.set_result(outcome)
 
+    def stop(self, items: list[_WorkItem], futures: list[Future]) -> None:
+        """The rest of a map call nobody will read: cancel what waits, stop what runs (``map``'s end)."""
+        for future in futures:
+            future.cancel()  # the items still waiting: they never start (feed skips them)
+        with self.lock:
+            running = [item.result for item in items if item in self.in_flight and item.result is not None]
+        if running:
+            self.pool._stop_applies(running, "the executor's map call stopped",
+                                    CancelledError("the rest of an executor map call was stopped"))
+
     # ------------------------------------------------------------------ shutdown
     def close(self, cancel_futures: bool) -> None:
         with self.lock:
@@ -323,40 +333,59 @@ class ProcessPoolExecutor(Executor):
         self._backlog.submit(_WorkItem(future, fn, args, kwargs))
         return future
 
+    def _submit(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[_WorkItem, Future]:
+        # the future apart from the item: an answer may come (and the item let go of it) before this returns
+        future: Future = Future()
+        item = _WorkItem(future, fn, args, kwargs)
+        self._backlog.submit(item)
+        return item, future
+
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
             chunksize: int = 1) -> Iterator[Any]:
         """Results of ``fn(*args)`` over the zipped iterables, in order, as the stdlib's.
 
         Every item is submitted now; an item whose task raised, or whose
-        worker died, raises when the iteration reaches it (and cancels the
-        items not started yet); ``timeout`` counts from this call.
+        worker died, raises when the iteration reaches it, as does a
+        ``timeout`` (counted from this call). Then the rest of the call
+        stops: the items not started are cancelled (as the stdlib's), and the
+        items still running are stopped, their workers replaced (the stdlib
+        lets them run to the end for nothing). An iteration left early (a
+        ``break``, a dropped iterator) stops the rest the same way.
         """
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         end_time = None if timeout is None else timeout + time.monotonic()
         if chunksize == 1:  # one task per item: no chunk to build, pickle and unpack
-            futures = [self.submit(fn, *args) for args in zip(*iterables, strict=False)]
-            return self._results(futures, end_time, chunked=False)
-        futures = [self.submit(_map_chunk, fn, chunk) for chunk in _chunks(iterables, chunksize)]
-        return self._results(futures, end_time, chunked=True)
+            submitted = [self._submit(fn, args, {}) for args in zip(*iterables, strict=False)]
+        else:
+            submitted = [self._submit(_map_chunk, (fn, chunk), {}) for chunk in _chunks(iterables, chunksize)]
+        items = [item for item, _ in submitted]
+        futures = [future for _, future in submitted]
+        del submitted
+        return self._results(self._backlog, futures, items, end_time, chunksize > 1)
 
     @staticmethod
-    def _results(futures: list[Future], end_time: float | None, chunked: bool) -> Iterator[Any]:
+    def _results(backlog: _Backlog, futures: list[Future], items: list[_WorkItem], end_time: float | None,
+                 chunked: bool) -> Iterator[Any]:
         # Values are yielded straight from an expression, never held in a local while the generator
         # is suspended: a caller that drops a result frees it (CPython's issue 14406).
         futures.reverse()  # pop() from the end, so each future is let go once its value is out
+        items.reverse()
         try:
             while futures:
                 if not chunked:
                     yield _result_or_cancel(futures.pop(), end_time)
+                    items.pop()
                     continue
                 values = _result_or_cancel(futures.pop(), end_time)
+                items.pop()
                 values.reverse()
                 while values:
                     yield values.pop()
         finally:
-            for future in futures:
-                future.cancel()
+            # What the caller will not read: the futures left, and the item whose result raised (a timeout's
+            # may still run); items holds no value, only what is needed to stop the tasks.
+            backlog.stop(items, futures)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """No new futures; with ``cancel_futures`` the ones not started are cancelled; ``wait`` for the rest."""

@@ -6,6 +6,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -50,6 +51,7 @@ _POOL_IDS = itertools.count(1)  # the ``pool`` of each event a pool of this proc
 
 
 _PLAIN_SESSION = WorkerSession()
+_STOP_BOUND = 2.0  # seconds _stop_applies waits for the supervisor to have stopped the tasks
 # Chunks of a map call pickled and handed over ahead of their results, per
 # worker: enough to keep every worker busy, few enough that imap over a lazy
 # iterable holds only a handful of chunks in memory.
@@ -250,6 +252,7 @@ class WorkerPool(PoolBackend):
         index = next(self._apply_counter)
         job = ApplyJob(session, _func_name(func), task_timeout, index, result, self._serializer.loads)
         job.chaos_call = self._chaos_scope
+        result._job = job
         try:
             payload = self._serializer.dumps((func, APPLY, [(args, kwargs)]))
         except BaseException as exc:  # noqa: BLE001 - even SystemExit from a __reduce__: it belongs to this task
@@ -259,6 +262,26 @@ class WorkerPool(PoolBackend):
             self._reset_insights(supervisor)
         supervisor.submit([Task(next_task_id(), job, index, 1, payload, next(self._apply_ordinal))])
         return result
+
+    def _stop_applies(self, results: list[AsyncResult], reason: str, error: BaseException) -> None:
+        """Stop tasks of ``_apply`` a front door no longer wants (the rest of a failed executor ``map``).
+
+        A task not started never starts; a running one's worker is killed and
+        replaced (an abort, not a death); each result resolves with ``error``.
+        Returns once the supervisor has done it, or after a bound.
+        """
+        supervisor = self._supervisor
+        if supervisor is None or supervisor.finished.is_set():
+            return
+        stopped = []
+        for result in results:
+            job = result._job
+            if job is not None and not job.done:
+                supervisor.stop_task(job, reason, error)
+                stopped.append(result)
+        deadline = time.monotonic() + _STOP_BOUND
+        for result in stopped:  # resolved by the supervisor right after it killed the worker
+            result.wait(max(0.0, deadline - time.monotonic()))
 
     # ------------------------------------------------------------------ map family
     def _chunks(self, func: Callable, iterable_of_args: Iterable | int, iterable_len: int | None,

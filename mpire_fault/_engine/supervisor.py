@@ -157,6 +157,11 @@ class Supervisor(threading.Thread):
         """Abort a map call: nothing more of it starts; its running items are killed if asked."""
         self._post(self.settlement.abort, job, kill_running)
 
+    def stop_task(self, job: Job, reason: str, error: BaseException) -> None:
+        """Stop one apply task a front door no longer wants: it never starts, or its worker is killed (and
+        replaced, not counted as a death); its result resolves with ``error``."""
+        self._post(self.settlement.abort, job, True, reason, None, error)
+
     def terminate(self) -> None:
         """Kill every worker and fail everything pending; the loop ends once the workers are gone."""
         self.terminated = True

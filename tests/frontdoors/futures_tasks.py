@@ -81,3 +81,15 @@ def wait_for_file(path: str, timeout: float = 10.0) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+def start_sleep_end(directory: str, i: int, seconds: float, raises: bool = False) -> int:
+    """Mark the start of ``i``; raise at once, or sleep ``seconds`` and mark its end."""
+    with open(os.path.join(directory, f"start.{i}"), "w"):
+        pass
+    if raises:
+        raise ValueError(f"item {i} raised")
+    time.sleep(seconds)
+    with open(os.path.join(directory, f"end.{i}"), "w"):
+        pass
+    return i

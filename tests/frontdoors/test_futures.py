@@ -156,6 +156,30 @@ def test_a_death_in_map_raises_at_its_item_and_the_executor_goes_on(tmp_path):
     assert tasks.started(markers)[3] == 1
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["an item raises", "the caller stops reading"])
+def test_a_map_that_failed_or_was_left_stops_its_running_items(tmp_path, how):
+    """The stdlib cancels only the items not started; here the running ones stop too, and nothing is a death."""
+    markers, n = str(tmp_path), 8
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as ex:
+        results = ex.map(tasks.start_sleep_end, [markers] * n, range(n), [0.0] + [3.0] * (n - 1),
+                         [how == "an item raises"] + [False] * (n - 1))
+        if how == "an item raises":
+            with pytest.raises(ValueError, match="item 0 raised"):
+                next(results)
+        else:
+            assert next(results) == 0
+            results.close()
+        stopped_at = time.monotonic()
+        assert ex.submit(tasks.add, 1, 2).result(timeout=30) == 3  # the executor goes on
+        time.sleep(max(0.0, stopped_at + 3.5 - time.monotonic()))  # past the end of any item left running
+        names = os.listdir(markers)
+        assert not [name for name in names if name.startswith("end.") and name != "end.0"], names
+        assert len([name for name in names if name.startswith("start.")]) <= 4, names  # the rest never started
+        stats = ex.statistics()
+        assert stats.deaths == () and stats.live_workers == 2
+
+
 def test_spawn_context_initializer_and_max_tasks_per_child():
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=ctx, initializer=tasks.init, initargs=("spawned",),
