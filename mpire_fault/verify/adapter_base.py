@@ -27,8 +27,10 @@ class Hang(Exception):
 #   worker_init    - call_with_init: a fresh pool whose workers run a worker_init first
 #   shared_memory  - big arguments travel through /dev/shm under a name prefix the pool tells (shm_prefix)
 #   start_methods  - create() takes start_method (fork, spawn, forkserver)
+#   terminate      - shutdown() ends the pool while tasks run (a terminate); an executor's shutdown(wait=False)
+#                    lets running tasks finish, so it has no call that resolved-once could grade
 FEATURES = ("task_timeout", "names_item", "chunk_size", "n_splits", "mpire_items", "error_fields", "timeout_grace",
-            "task_retries", "worker_init", "shared_memory", "start_methods")
+            "task_retries", "worker_init", "shared_memory", "start_methods", "terminate")
 CLOSE_BOUND = 2.0  # how long the pool's own shutdown may take before we stop waiting for it
 SETTLE_BOUND = 1.0  # after a shutdown that returned: how long workers get to leave on their own before SIGKILL
 REAP_BOUND = 2.0  # how long a SIGKILLed worker may take to be gone (or a zombie)

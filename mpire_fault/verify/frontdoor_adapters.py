@@ -27,7 +27,7 @@ class MpireFaultStdPoolAdapter(MultiprocessingAdapter):
     name = "mpire_fault.Pool"
     death_error = "WorkerDiedError"
     # no task_timeout: multiprocessing.Pool's API has none (our extras are WorkerPool's constructor keywords only)
-    features = frozenset({"names_item"})
+    features = MultiprocessingAdapter.features | {"names_item", "error_fields"}
 
     @staticmethod
     def create(**options: Any) -> Any:
@@ -88,7 +88,7 @@ class MpireFaultJoblibAdapter(Adapter):
     death_error = "WorkerDiedError"
     # no task_timeout (joblib's timeout= is per Parallel call); no names_item (the error says "item N of its
     # Parallel call", joblib's words, not the kit's "map item N")
-    features: frozenset[str] = frozenset()
+    features: frozenset[str] = frozenset({"terminate"})  # the backend's shutdown() stops its workers now
 
     @staticmethod
     def create(**options: Any) -> Any:

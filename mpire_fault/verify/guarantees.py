@@ -93,6 +93,7 @@ REQUIRES: dict[str, frozenset[str]] = {
     Guarantee.CLOCK_AT_START: frozenset({"task_timeout"}),
     Guarantee.INIT_GIVES_UP: frozenset({"worker_init"}),
     Guarantee.NO_SHM_LEAK: frozenset({"shared_memory"}),
+    Guarantee.RESOLVED_ONCE: frozenset({"terminate"}),
 }
 SLOW_CALLBACK = 1.8  # seconds: longer than AsyncResult's "supervisor gone" fallback (about 1.25 s)
 TASK_TIMEOUT = 0.5

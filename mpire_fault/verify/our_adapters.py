@@ -10,7 +10,8 @@ class MpireFaultAdapter(Adapter):
     name = "mpire_fault"
     death_error = "WorkerDiedError"
     features = frozenset({"task_timeout", "names_item", "chunk_size", "n_splits", "mpire_items", "error_fields",
-                          "timeout_grace", "task_retries", "worker_init", "shared_memory", "start_methods"})
+                          "timeout_grace", "task_retries", "worker_init", "shared_memory", "start_methods",
+                          "terminate"})
 
     @staticmethod
     def create(**options: Any) -> Any:
@@ -51,7 +52,7 @@ class MpireFaultDaskAdapter(MpireFaultAdapter):
     name = "mpire_fault-dask"
     # DaskPool refuses timeout_grace and start_method, and its arguments travel through Dask, not /dev/shm
     features = frozenset({"task_timeout", "names_item", "chunk_size", "n_splits", "mpire_items", "error_fields",
-                          "task_retries", "worker_init"})
+                          "task_retries", "worker_init", "terminate"})
 
     def start(self) -> Any:
         from mpire_fault.dask_backend import DaskPool

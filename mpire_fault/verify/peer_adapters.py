@@ -66,7 +66,7 @@ class MultiprocessingAdapter(Adapter):
     def get(self, handle, timeout):
         return async_result(handle, timeout)
 
-    features = frozenset({"chunk_size", "worker_init"})
+    features = frozenset({"chunk_size", "worker_init", "terminate"})
 
     def run_map(self, fn, items):
         return self.pool.starmap(fn, items, chunksize=1)
@@ -106,6 +106,7 @@ class FuturesAdapter(Adapter):
 
 class LokyAdapter(FuturesAdapter):
     name = "loky"
+    features = FuturesAdapter.features | {"terminate"}  # shutdown(kill_workers=True)
 
     @staticmethod
     def create(**options: Any) -> Any:
@@ -120,7 +121,8 @@ class LokyAdapter(FuturesAdapter):
 class MpireAdapter(MpireFaultAdapter):
     name = "mpire"
     death_error = "an exception"
-    features = frozenset({"task_timeout", "chunk_size", "n_splits", "mpire_items", "worker_init", "start_methods"})
+    features = frozenset({"task_timeout", "chunk_size", "n_splits", "mpire_items", "worker_init", "start_methods",
+                          "terminate"})
 
     @staticmethod
     def create(**options: Any) -> Any:
@@ -134,7 +136,7 @@ class MpireAdapter(MpireFaultAdapter):
 
 class PebbleAdapter(Adapter):
     name = "pebble"
-    features = frozenset({"task_timeout", "chunk_size", "worker_init"})
+    features = frozenset({"task_timeout", "chunk_size", "worker_init", "terminate"})  # shutdown: stop()
 
     @staticmethod
     def create(**options: Any) -> Any:
@@ -164,6 +166,7 @@ class DaskAdapter(Adapter):
     ``allowed-failures``); a death surfaces as ``KilledWorker`` once Dask gives up rerunning the task."""
 
     name = "dask"
+    features = frozenset({"terminate"})  # shutdown() closes the client and its cluster
 
     def start(self) -> Any:
         import logging
