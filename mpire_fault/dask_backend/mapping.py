@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._core.ordering import InputOrder
@@ -33,10 +33,13 @@ def _describe(first: int, n_items: int, name: str) -> str:
     return f"map items {first}..{first + n_items - 1} ({name})"
 
 
-def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunks: Iterator[tuple[int, list]],
-             ordered: bool, max_chunks: int, task_timeout: float | None, hooks: tuple, bar: Any) -> Iterator[list]:
+def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunks: Iterator[tuple[int, Sequence]],
+             ordered: bool, max_chunks: int, task_timeout: float | None, hooks: tuple, bar: Any,
+             rows: Callable[[Sequence], int] = len) -> Iterator[list]:
+    """The results of each chunk as it arrives (in input order if ``ordered``); ``rows`` counts a chunk's
+    input rows for the progress bar (a numpy chunk is one slice of several rows)."""
     name = getattr(func, "__qualname__", None) or repr(func)
-    live: dict[Any, tuple[int, int]] = {}
+    live: dict[Any, tuple[int, int, int]] = {}
     in_order = InputOrder()
     exhausted, failed = False, True
     session = pool._map_session(call_id, *hooks)
@@ -59,12 +62,12 @@ def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunk
                 description = _describe(first, len(items), name)
                 spec = pool._spec(call_id, key, description, session, task_timeout, 0, is_map=True, first_index=first)
                 future = client.submit(run_task, spec, payload, pool._shared(), key=key, pure=False, retries=0)
-                live[future] = (first, len(items))
+                live[future] = (first, len(items), rows(items))
                 future.add_done_callback(finished.put)
             if not live:
                 break
             future = _next_finished(pool, finished, live)
-            first, n_items = live.pop(future)
+            first, n_items, n_rows = live.pop(future)
             try:
                 values = pool._outcome(future, _describe(first, n_items, name), task_timeout)
             except BaseException as exc:
@@ -77,7 +80,7 @@ def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunk
             finally:
                 future.release()
             if bar is not None:
-                bar.update(n_items)
+                bar.update(n_rows)
             if not ordered:
                 pool._counts["tasks_completed"] += n_items
                 yield values

@@ -18,15 +18,7 @@ from typing import Any, cast
 from distributed import Client, LocalCluster
 
 from .._core.arguments import apply_arguments
-from .._core.chunking import (
-    LARGEST_DEFAULT_CHUNK,
-    choose_chunk_size,
-    chunk_iterable,
-    chunks_in_flight,
-    expect_length,
-    input_length,
-    is_ndarray,
-)
+from .._core.chunking import LARGEST_DEFAULT_CHUNK, chunks_in_flight, is_ndarray, plan_chunks
 from .._core.contract import PoolBackend, refuse_unless
 from .._core.options import map_arguments
 from .._core.progress import bar_options, check_style
@@ -334,19 +326,16 @@ class DaskPool(ClusterOwner, PoolBackend):
         client = self.client
         # as the local pool: default chunks are bounded, or range(int(1e30)) would be one list of sys.maxsize items
         largest = LARGEST_DEFAULT_CHUNK if chunk_size is None and n_splits is None and not is_ndarray(items) else None
-        size = choose_chunk_size(items, self.n_jobs or 1, chunk_size, n_splits, iterable_len, largest)
+        # the local pool's plan: a numpy array is cut into slices of rows, each passed whole (MPIRE's rule)
+        chunks, size, total, rows = plan_chunks(items, self.n_jobs or 1, chunk_size, n_splits, iterable_len, largest)
         max_chunks = chunks_in_flight(max_tasks_active, size) if max_tasks_active else (self.n_jobs or 1) * 3
         call_id = f"{self._pool_id}-map-{next(self._counter)}"
         style = check_style(progress_bar_style)
-        total = iterable_len if iterable_len is not None else input_length(items)
         # checked on every call, as MPIRE does; stacklevel 3 is the user's line (via calls.py)
         options = bar_options(progress_bar_options, total, style, stacklevel=3)
         bar = make_progress_bar(style, options) if progress_bar else None
-        chunks = chunk_iterable(items, size, iterable_len)
-        if iterable_len is not None:
-            chunks = expect_length(chunks, iterable_len)
         return iterate_map(self, client, call_id, func, chunks, ordered, max_chunks, task_timeout,
-                           (worker_init, worker_exit), bar)
+                           (worker_init, worker_exit), bar, rows)
 
     # ------------------------------------------------------------------ lifecycle
     def get_exit_results(self) -> list[Any]:

@@ -26,6 +26,19 @@ def test_map_in_order_and_unordered(dask_client):
     assert pool.map(tasks.square, [{"x": 5}]) == [25]
 
 
+def test_a_numpy_array_is_cut_into_slices_as_the_local_pool_cuts_it(dask_client):
+    """MPIRE's rule, on both backends: each chunk is a slice of rows passed whole (it was row by row on Dask)."""
+    numpy = pytest.importorskip("numpy")
+    from mpire_fault import WorkerPool
+
+    array = numpy.arange(14, dtype=numpy.int64).reshape(7, 2)
+    with WorkerPool(2, start_method="threading") as local:
+        expected = local.map(tasks.shape_of, array, chunk_size=3)
+    assert expected == [(3, 2), (3, 2), (1, 2)]
+    assert DaskPool(address=dask_client).map(tasks.shape_of, array, chunk_size=3) == expected
+    assert DaskPool(address=dask_client).map(tasks.shape_of, array, n_splits=2) == [(4, 2), (3, 2)]
+
+
 def test_default_chunks_of_a_huge_range_are_bounded(dask_client):
     """range(int(1e30)) with default chunking: the first results come at once (unbounded, the first chunk
     alone would be a list of sys.maxsize items), and stopping early ends the call."""
