@@ -117,30 +117,40 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Iterator[None]:
             hang.stop(watch)
             if watch.verdict is not None:
                 watch.killed.extend(hang.reap(pools))
+            del item.stash[_WATCH]  # pytest keeps every item to the end: a watch kept would keep its patches too
         _write_summary(item, state, watch)
 
 
-def _phase(item: pytest.Item) -> Any:
-    return hang.interruptible(item.stash.get(_WATCH, None))
+def _phase(item: pytest.Item) -> Iterator[None]:
+    """One phase of a watched test: the watchdog may interrupt it with the hang verdict."""
+    watch = item.stash.get(_WATCH, None)
+    armed = hang.arm(watch)
+    try:
+        yield
+    finally:
+        if armed:
+            assert watch is not None
+            hang.disarm(watch)
 
 
 # trylast: innermost, so our SIGALRM handler goes on top of pytest-timeout's (set in its own wrappers)
 @pytest.hookimpl(hookwrapper=True, trylast=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
-    with _phase(item):
-        yield
+    yield from _phase(item)
 
 
 @pytest.hookimpl(hookwrapper=True, trylast=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    with _phase(item):
-        yield
+    yield from _phase(item)
 
 
 @pytest.hookimpl(hookwrapper=True, trylast=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: Any) -> Iterator[None]:
-    with _phase(item):
-        yield
+    yield from _phase(item)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    hang.release()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -158,11 +168,11 @@ def _write_summary(item: pytest.Item, state: Any, watch: hang.Watch | None) -> N
 
     entries = read(state.journal_path(item.nodeid))
     pools = Counter(entry.pool or "mpire_fault" for entry in entries)
-    state_dir = os.environ.get("MP_CHAOS_STATE") or ""
-    seen = sorted({f"{record['pool']}: {record['seen']}" for record in read_seen(state_dir)}) if state_dir else []
     verdict = watch.verdict if watch is not None else None
     if not any(kind != "mpire_fault" for kind in pools) and verdict is None:
         return  # no foreign pool was struck: exceptions its callers saw are the test's own business
+    state_dir = os.environ.get("MP_CHAOS_STATE") or ""
+    seen = sorted({f"{record['pool']}: {record['seen']}" for record in read_seen(state_dir)}) if state_dir else []
     if verdict is not None:
         caller_saw = "hang verdict"
     elif seen:

@@ -18,6 +18,7 @@ again (a second fire, a few seconds later).
 """
 from __future__ import annotations
 
+import _signal
 import contextlib
 import os
 import signal
@@ -36,8 +37,11 @@ MAX_FIRES = 3
 _ACTIONS = {"sigkill": "SIGKILLed", "sigterm": "sent SIGTERM", "sigsegv": "crashed with SIGSEGV"}
 
 
+_SUPPORTED = hasattr(signal, "pthread_kill") and hasattr(signal, "SIGALRM")
+
+
 def supported() -> bool:
-    return hasattr(signal, "pthread_kill") and hasattr(signal, "SIGALRM")
+    return _SUPPORTED
 
 
 class Watch:
@@ -217,33 +221,67 @@ def stop(watch: Watch) -> None:
             _current = None
 
 
-@contextlib.contextmanager
-def interruptible(watch: Watch | None) -> Iterator[None]:
-    """Let the watchdog interrupt the main thread with ``watch``'s verdict during this block."""
-    if watch is None or not watch.on_main or not supported():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGALRM)
+# Our SIGALRM handler, installed at the first phase of a watched test and left in place while nothing else
+# wants SIGALRM; the phase's watch is armed in ``_armed``. A phase pays one getsignal and two flag changes:
+# signal.signal() and getsignal() convert every handler to and from an enum (about 20 us a phase).
+_armed: Watch | None = None
+_beneath: Any = signal.SIG_DFL  # the handler ours was installed on top of (pytest-timeout's, or the default)
 
-    def handler(signum: int, frame: Any) -> Any:
+
+def _on_alarm(signum: int, frame: Any) -> Any:
+    watch = _armed
+    if watch is not None:
         verdict = watch.take()
         if verdict is not None:
             __tracebackhide__ = True
             pytest.fail(verdict, pytrace=False)
-        if callable(previous):  # pytest-timeout's timer, or the user's own alarm
-            return previous(signum, frame)
-        if previous == signal.SIG_DFL:
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)
-            signal.raise_signal(signal.SIGALRM)
-        return None
+    previous = _beneath
+    if callable(previous):  # pytest-timeout's timer, or the user's own alarm
+        return previous(signum, frame)
+    if previous == signal.SIG_DFL:
+        _signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGALRM)
+    return None
 
-    signal.signal(signal.SIGALRM, handler)
+
+def arm(watch: Watch | None) -> bool:
+    """Let the watchdog interrupt the main thread with ``watch``'s verdict until ``disarm``; True if armed."""
+    global _armed, _beneath
+    if watch is None or not watch.on_main or not _SUPPORTED:
+        return False
+    current = _signal.getsignal(signal.SIGALRM)
+    if current is not _on_alarm:  # first use, or another handler (pytest-timeout's, per phase) went on top
+        _beneath = current
+        _signal.signal(signal.SIGALRM, _on_alarm)
+    _armed = watch
     with watch.lock:
         watch.armed = True
+    return True
+
+
+def disarm(watch: Watch) -> None:
+    """The phase ended: no verdict is raised from here on. A handler ours covers gets its place back."""
+    global _armed
+    with watch.lock:
+        watch.armed = False
+    _armed = None
+    if callable(_beneath) and _signal.getsignal(signal.SIGALRM) is _on_alarm:
+        _signal.signal(signal.SIGALRM, _beneath)  # its owner (pytest-timeout) restores what it replaced
+
+
+def release() -> None:
+    """End of the session: the handler that was there before ours."""
+    if _SUPPORTED and _signal.getsignal(signal.SIGALRM) is _on_alarm:
+        _signal.signal(signal.SIGALRM, _beneath)
+
+
+@contextlib.contextmanager
+def interruptible(watch: Watch | None) -> Iterator[None]:
+    """``arm`` for the block."""
+    armed = arm(watch)
     try:
         yield
     finally:
-        with watch.lock:
-            watch.armed = False
-        if signal.getsignal(signal.SIGALRM) is handler:
-            signal.signal(signal.SIGALRM, previous)
+        if armed:
+            assert watch is not None
+            disarm(watch)
