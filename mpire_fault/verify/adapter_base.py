@@ -67,6 +67,7 @@ class Adapter:
     name = "?"
     death_error = "an exception"
     features: frozenset[str] = frozenset()
+    side_by_side: int | None = None  # the most gradings of this pool to run at once by default (None: no limit)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -50,6 +50,7 @@ class MpireFaultDaskAdapter(MpireFaultAdapter):
     """Our ``DaskPool`` on a LocalCluster it owns (two workers, one thread each)."""
 
     name = "mpire_fault-dask"
+    side_by_side = 4  # each grading starts a LocalCluster of five processes
     # DaskPool refuses timeout_grace and start_method, and its arguments travel through Dask, not /dev/shm
     features = frozenset({"task_timeout", "names_item", "chunk_size", "n_splits", "mpire_items", "error_fields",
                           "task_retries", "worker_init", "terminate"})

@@ -166,6 +166,7 @@ class DaskAdapter(Adapter):
     ``allowed-failures``); a death surfaces as ``KilledWorker`` once Dask gives up rerunning the task."""
 
     name = "dask"
+    side_by_side = 4  # each grading starts a LocalCluster of five processes
     features = frozenset({"terminate"})  # shutdown() closes the client and its cluster
 
     def start(self) -> Any:

@@ -23,3 +23,11 @@ def test_gradings_are_planned_longest_first_with_every_example_once():
     lengths = [n * _seconds(g) for (_, g), n, _ in units]
     assert lengths == sorted(lengths, reverse=True)  # the longest start first
     assert sum(n for (_, g), n, _ in units if g == "parent-death") == EXAMPLE_CAP["parent-death"] < 200
+
+
+def test_pools_that_start_a_cluster_per_grading_run_fewer_side_by_side_by_default():
+    from mpire_fault.verify.cli import JOBS, default_jobs
+
+    assert default_jobs(["mpire_fault"]) == JOBS
+    assert default_jobs(["mpire_fault-dask"]) == 4
+    assert default_jobs(["mpire_fault", "dask"]) == 4
