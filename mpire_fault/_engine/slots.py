@@ -69,6 +69,19 @@ def kill_tree(pid: int) -> None:
             pass
 
 
+def _exists(pid: int | None) -> bool:
+    """Whether ``pid`` is a process (a zombie counts: we can still reap it)."""
+    if pid is None:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def frame(payload: bytes) -> bytes:
     """Frame bytes the way ``Connection.recv_bytes`` on the worker side reads them."""
     if len(payload) < 0x7FFFFFFF:
@@ -365,7 +378,9 @@ class WorkerSlot:
         """
         deadline = time.monotonic() + timeout
         while self.process.exitcode is None and not getattr(self.process, "abandoned", False):
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or not _exists(self.process.pid):
+                # gone without a trace: something else in this process reaped it (psutil.wait_procs,
+                # os.wait), and no exit code will ever come; waiting out the bound would stall the loop
                 return
             time.sleep(0.005)
 

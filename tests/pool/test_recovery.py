@@ -92,6 +92,21 @@ def test_idle_worker_killed_from_outside(start_method):
         assert pool.statistics()["tasks_failed"] == 0
 
 
+@pytest.mark.timeout(60)
+def test_a_worker_reaped_by_someone_else_is_replaced_at_once():
+    """User code that reaps children (psutil.wait_procs, os.wait) leaves the pool no exit code to wait for:
+    the pool must not wait out its bound (1 s) on each such worker before replacing it."""
+    with WorkerPool(2, start_method="fork", keep_alive=True) as pool:
+        assert pool.map(tasks.square, range(4)) == [0, 1, 4, 9]
+        victim = wait_recovered(pool)["worker_pids"][0]
+        began = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        os.waitpid(victim, 0)  # we reap it before the pool can
+        wait_until(lambda: wait_recovered(pool)["worker_pids"][0] != victim, what="slot 0 to be replaced")
+        assert time.monotonic() - began < 0.8
+        assert pool.map(tasks.square, range(4)) == [0, 1, 4, 9]
+
+
 def test_every_idle_worker_killed_at_once(start_method):
     with WorkerPool(2, start_method=start_method) as pool:
         pool.apply(tasks.square, (2,))
