@@ -129,6 +129,12 @@ class MpireFaultJoblibAdapter(Adapter):
         with parallel_config(backend=self.pool, n_jobs=2):
             return Parallel(batch_size=1)(delayed(fn)(*item) for item in items)
 
+    def run_map_input(self, fn, iterable, chunk_size, n_splits):
+        from joblib import Parallel, delayed, parallel_config
+
+        with parallel_config(backend=self.pool, n_jobs=2):  # each item one argument, as Parallel is used
+            return Parallel()(delayed(fn)(item) for item in iterable)
+
     def worker_pids(self) -> list[int]:
         return sorted(self.pool.statistics()["worker_pids"].values())
 
