@@ -252,7 +252,7 @@ class WorkerPool(PoolBackend):
         index = next(self._apply_counter)
         job = ApplyJob(session, _func_name(func), task_timeout, index, result, self._serializer.loads)
         job.chaos_call = self._chaos_scope
-        result._job = job
+        result._job = weakref.ref(job)  # not the job itself: a result and its job would keep each other alive
         try:
             payload = self._serializer.dumps((func, APPLY, [(args, kwargs)]))
         except BaseException as exc:  # noqa: BLE001 - even SystemExit from a __reduce__: it belongs to this task
@@ -275,7 +275,7 @@ class WorkerPool(PoolBackend):
             return
         stopped = []
         for result in results:
-            job = result._job
+            job = result._job() if result._job is not None else None
             if job is not None and not job.done:
                 supervisor.stop_task(job, reason, error)
                 stopped.append(result)

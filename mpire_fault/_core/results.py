@@ -111,7 +111,7 @@ class AsyncResult(Generic[T]):
         self._supervisor_gone = supervisor_gone
         self._pickled: tuple[Any, Callable[[Any], Any]] | None = None
         self._load_lock = threading.Lock()
-        self._job: Any = None  # the engine's job behind it (set by WorkerPool._apply), for WorkerPool._stop_applies
+        self._job: Any = None  # a weakref to the engine's job behind it (WorkerPool._apply), for _stop_applies
 
     def _resolve_pickled(self, data: Any, loads: Callable[[Any], Any]) -> bool:
         """Resolve with a value still pickled, so the supervisor never runs user code to rebuild it.
