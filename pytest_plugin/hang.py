@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -273,15 +273,3 @@ def release() -> None:
     """End of the session: the handler that was there before ours."""
     if _SUPPORTED and _signal.getsignal(signal.SIGALRM) is _on_alarm:
         _signal.signal(signal.SIGALRM, _beneath)
-
-
-@contextlib.contextmanager
-def interruptible(watch: Watch | None) -> Iterator[None]:
-    """``arm`` for the block."""
-    armed = arm(watch)
-    try:
-        yield
-    finally:
-        if armed:
-            assert watch is not None
-            disarm(watch)
