@@ -101,7 +101,10 @@ def test_a_worker_reaped_by_someone_else_is_replaced_at_once():
         victim = wait_recovered(pool)["worker_pids"][0]
         began = time.monotonic()
         os.kill(victim, signal.SIGKILL)
-        os.waitpid(victim, 0)  # we reap it before the pool can
+        try:
+            os.waitpid(victim, 0)  # we reap it before the pool can (mostly: the pool may win the race)
+        except ChildProcessError:
+            pass
         wait_until(lambda: wait_recovered(pool)["worker_pids"][0] != victim, what="slot 0 to be replaced")
         assert time.monotonic() - began < 0.8
         assert pool.map(tasks.square, range(4)) == [0, 1, 4, 9]
