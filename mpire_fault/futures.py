@@ -329,9 +329,7 @@ class ProcessPoolExecutor(Executor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         """Schedule ``fn(*args, **kwargs)``; its ``Future`` fails alone if its worker dies."""
-        future: Future = Future()
-        self._backlog.submit(_WorkItem(future, fn, args, kwargs))
-        return future
+        return self._submit(fn, args, kwargs)[1]
 
     def _submit(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[_WorkItem, Future]:
         # the future apart from the item: an answer may come (and the item let go of it) before this returns

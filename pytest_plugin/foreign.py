@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 from collections import Counter
 from collections.abc import Generator, Iterator
 from typing import Any
@@ -87,7 +86,7 @@ def _test_spec(item: pytest.Item) -> str | None:
 
 
 def summary_path(run_dir: str, nodeid: str) -> str:
-    return os.path.join(run_dir, f"foreign-{zlib.crc32(nodeid.encode()):08x}.json")
+    return os.path.join(run_dir, f"foreign-{keys.node_key(nodeid)}.json")
 
 
 # trylast: inside the plugin's own wrapper, which has set the test's MP_CHAOS* variables (and restores them)

@@ -15,7 +15,6 @@ controller picks the seed and hands it and the run directory to the workers.
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shlex
@@ -40,12 +39,6 @@ _STATE = keys.STATE
 _SPEC = keys.SPEC
 
 
-@functools.lru_cache(maxsize=4096)
-def node_key(nodeid: str) -> str:
-    """The test's part of the run directory's file names (asked for several times per test)."""
-    return f"{zlib.crc32(nodeid.encode()):08x}"
-
-
 class RunState:
     """What one pytest process knows about the chaos run."""
 
@@ -64,11 +57,11 @@ class RunState:
         return (self.seed + zlib.crc32(nodeid.encode())) % 2**32
 
     def journal_path(self, nodeid: str) -> str:
-        return os.path.join(self.run_dir, f"{node_key(nodeid)}.jsonl")
+        return os.path.join(self.run_dir, f"{keys.node_key(nodeid)}.jsonl")
 
     def marker_spec_path(self, nodeid: str) -> str:
         """Where a test whose chaos came from its marker leaves that spec (also from xdist workers)."""
-        return os.path.join(self.run_dir, f"{node_key(nodeid)}.spec")
+        return os.path.join(self.run_dir, f"{keys.node_key(nodeid)}.spec")
 
     def marker_specs(self) -> Counter[str]:
         """The specs markers ran, with the number of tests that ran each."""
@@ -229,7 +222,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Iterator[None]:
 
     saved = {name: os.environ.get(name) for name in (*environment.NAMES, EVENTS_DIR_ENV)}
     # Made by the first Chaos that uses it (Chaos.__init__): a test that starts no pool costs no directory.
-    state_dir = os.path.join(state.run_dir, f"state-{node_key(item.nodeid)}")
+    state_dir = os.path.join(state.run_dir, f"state-{keys.node_key(item.nodeid)}")
     os.environ.update({
         environment.SPEC: spec,
         environment.SEED: str(state.test_seed(item.nodeid)),

@@ -17,6 +17,7 @@ from hypothesis.errors import Flaky
 from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
+from .._platform.deathsig import signal_on_parent_death
 from .adapters import ADAPTERS, Adapter
 from .machines import GUARANTEES, BrokenBeforeHang, PoolHang, machine_for, unsupported
 
@@ -228,10 +229,7 @@ def end_with(parent_pid: int) -> None:
         os.killpg(os.getpgid(0), signal.SIGKILL)
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    with contextlib.suppress(OSError, AttributeError):  # no prctl (not Linux): the timeout and Ctrl-C paths remain
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    signal_on_parent_death(signal.SIGTERM)  # without prctl (not Linux) the timeout and Ctrl-C paths remain
     if os.getppid() != parent_pid:  # the verify command died before prctl took effect
         on_sigterm(signal.SIGTERM, None)
 

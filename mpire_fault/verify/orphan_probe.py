@@ -28,13 +28,11 @@ LIFETIME = 120.0  # seconds: the probe ends itself if the kit never kills it
 def die_with_the_kit() -> None:
     """The kit is our parent: if it dies before it kills us, we die too (and our pool's workers with us,
     as the guarantee under test says; if they do not, LIFETIME still ends us)."""
-    import ctypes
     import signal
 
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    from .._platform.deathsig import signal_on_parent_death
+
+    signal_on_parent_death(signal.SIGKILL)
 
 
 def main(argv: list[str]) -> int:

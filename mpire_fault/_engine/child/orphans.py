@@ -12,28 +12,18 @@ and an orphan may be adopted by a subreaper rather than by PID 1.
 """
 from __future__ import annotations
 
-import ctypes
-import functools
 import multiprocessing
 import multiprocessing.forkserver
 import os
 import signal
-from typing import Any
 
-PR_SET_PDEATHSIG = 1
-
-
-@functools.cache
-def _libc() -> Any:
-    # Loaded once in the parent (WorkerPool does it) so that forked workers
-    # inherit it instead of each paying for the lookup while they start.
-    return ctypes.CDLL(None, use_errno=True)
+from ..._platform.deathsig import libc, signal_on_parent_death
 
 
 def preload() -> None:
-    """Do in the parent, once, what every forked worker would otherwise do while it starts."""
+    """Do in the parent, once, what every forked worker would otherwise do while it starts: load the C library."""
     try:
-        _libc()
+        libc()
     except OSError:
         pass
 
@@ -52,9 +42,7 @@ def die_with_parent(parent_pid: int | None) -> None:
     """
     if parent_pid is None:
         parent_pid = os.getppid()
-    try:
-        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: rely on the pipe
+    if not signal_on_parent_death(signal.SIGKILL):  # not Linux: rely on the pipe
         return
     if os.getppid() != parent_pid:  # the parent died before prctl took effect: we were reparented
         os._exit(1)
