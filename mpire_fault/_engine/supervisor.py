@@ -311,6 +311,15 @@ class Supervisor(threading.Thread):
         state = self.state
         if state.mode is not Mode.RUNNING:
             return
+        pending = state.pending
+        while pending and not isinstance(pending[0], Barrier) and pending[0].job.done:
+            pending.popleft()  # answered already (the items of a stopped call): dispatch would skip them too
+        barrier = state.front_barrier()
+        if barrier is not None and not barrier.keep_workers:
+            # A graceful stop is next: it waits for the tasks still in ledgers, then stops every worker. A
+            # worker started now (to replace one a stopped call killed) would only start up to be stopped,
+            # and a shutdown would wait for both (seconds on a loaded machine).
+            return
         now, close_fds = time.monotonic(), None
         vacant = [slot for slot in state.watched if slot.process is None]  # a slot without a process is watched
         for slot in sorted(vacant, key=lambda s: s.worker_id) if vacant else ():

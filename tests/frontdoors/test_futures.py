@@ -180,6 +180,37 @@ def test_a_map_that_failed_or_was_left_stops_its_running_items(tmp_path, how):
         assert stats.deaths == () and stats.live_workers == 2
 
 
+def test_a_shutdown_starts_no_worker_only_to_stop_it(tmp_path, monkeypatch):
+    """A failed map kills its running items' workers; a shutdown right after must not replace them first.
+
+    The engine used to start both replacements and then wait for them to
+    start up only to stop them: seconds on a loaded machine, and the kit's
+    no-orphans grading saw them outlive the close. No worker may start
+    while a graceful stop of every worker is the next thing queued.
+    """
+    from mpire_fault._engine import supervisor as engine
+    from mpire_fault._engine.jobs import Barrier
+
+    wrong, spawn = [], engine.Supervisor.spawn
+
+    def watched_spawn(self, slot, close_fds):
+        # the first thing queued that is still to do (the stopped items of the map are answered already)
+        head = next((e for e in self.state.pending if isinstance(e, Barrier) or not e.job.done), None)
+        if isinstance(head, Barrier) and not head.keep_workers:
+            wrong.append(slot.worker_id)
+        return spawn(self, slot, close_fds)
+
+    monkeypatch.setattr(engine.Supervisor, "spawn", watched_spawn)
+    fork = multiprocessing.get_context("fork")
+    for _ in range(5):  # the replacements raced the shutdown in about half the runs before the fix
+        ex = ProcessPoolExecutor(2, mp_context=fork)
+        with pytest.raises(ExecutorWorkerDiedError):
+            list(ex.map(tasks.marked, [str(tmp_path)] * 4, range(4), ["none", "os_exit", "none", "none"],
+                        [0.3] * 4))
+        ex.shutdown(wait=True)
+    assert wrong == []
+
+
 def test_spawn_context_initializer_and_max_tasks_per_child():
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=ctx, initializer=tasks.init, initargs=("spawned",),
