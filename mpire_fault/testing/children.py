@@ -7,9 +7,12 @@ gate, the test suite's guard) may blame a pool for them.
 """
 from __future__ import annotations
 
+import os
+
 import psutil
 
 HELPERS = ("forkserver", "resource_tracker")
+PF_EXITING = 0x4  # include/linux/sched.h: the process has begun to exit and runs no user code again
 
 
 def is_helper(cmdline: str) -> bool:
@@ -17,12 +20,42 @@ def is_helper(cmdline: str) -> bool:
     return any(helper in cmdline for helper in HELPERS)
 
 
+def _stat(pid: int) -> list[bytes]:
+    """The fields of ``/proc/PID/stat`` after the command name (``fields[0]`` is the state); OSError if gone."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        return stat.read().rsplit(b")", 1)[1].split()
+
+
+def exiting(pid: int) -> bool:
+    """Whether the kernel is tearing this process down (it has begun to exit, but is no zombie yet).
+
+    Freeing the address space of a forked worker can take seconds on a
+    machine loaded 30 times over (the kit saw a SIGKILLed worker spend 5 s in
+    ``unmap_page_range``): such a process is dying, not left behind.
+    """
+    try:
+        return bool(int(_stat(pid)[6]) & PF_EXITING)
+    except (OSError, IndexError, ValueError):
+        return False
+
+
+def age(pid: int) -> float | None:
+    """Seconds since this process started, to the clock tick (psutil's ``create_time`` is off by up to 1 s:
+    its boot time is whole seconds); None if it is gone."""
+    try:
+        started = int(_stat(pid)[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as uptime:
+            return float(uptime.read().split()[0]) - started
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def live_children() -> set[int]:
-    """Pids of this process's live descendants (no zombies), less the helpers."""
+    """Pids of this process's live descendants (no zombies, none that is exiting), less the helpers."""
     found = set()
     for child in psutil.Process().children(recursive=True):
         try:
-            if child.status() == psutil.STATUS_ZOMBIE:
+            if child.status() == psutil.STATUS_ZOMBIE or exiting(child.pid):
                 continue
             cmdline = " ".join(child.cmdline())
         except psutil.Error:

@@ -1,6 +1,7 @@
 """The kit's adapter interface, and the bounds every adapter's waits and teardown keep (see ``adapters``)."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -8,7 +9,7 @@ from typing import Any
 
 import psutil
 
-from ..testing.children import live_children
+from ..testing.children import age, live_children
 
 
 class Hang(Exception):
@@ -33,6 +34,8 @@ FEATURES = ("task_timeout", "names_item", "chunk_size", "n_splits", "mpire_items
             "task_retries", "worker_init", "shared_memory", "start_methods", "terminate")
 CLOSE_BOUND = 2.0  # how long the pool's own shutdown may take before we stop waiting for it
 SETTLE_BOUND = 1.0  # after a shutdown that returned: how long workers get to leave on their own before SIGKILL
+SETTLE_CAP = 5.0  # the most settle_bound() stretches it to on a loaded machine
+QUIET = 0.2  # a pool whose shutdown returns early: how long no child may be seen before it counts as settled
 REAP_BOUND = 2.0  # how long a SIGKILLed worker may take to be gone (or a zombie)
 
 
@@ -67,6 +70,7 @@ class Adapter:
     name = "?"
     death_error = "an exception"
     features: frozenset[str] = frozenset()
+    shutdown_returns_early = False  # shutdown() returns while the pool still stops its workers (see settle)
     side_by_side: int | None = None  # the most gradings of this pool to run at once by default (None: no limit)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -80,6 +84,7 @@ class Adapter:
         self.before = live_children()
         self.pool = self.start()
         self.closed = False
+        self.left_behind = ""  # what close() found still running, described (see describe)
 
     def start(self) -> Any:
         return self.create(**self.options)
@@ -156,19 +161,77 @@ class Adapter:
         if self.closed:
             return []
         self.closed = True
+        began = time.monotonic()
         if self.terminate(CLOSE_BOUND):
-            deadline = time.monotonic() + SETTLE_BOUND  # pools that shut down asynchronously get a moment to reap
-            while live_children() - self.before and time.monotonic() < deadline:
-                time.sleep(0.02)
+            self.settle(time.monotonic() + settle_bound())
         left = sorted(live_children() - self.before)
+        self.left_behind = describe(left, time.monotonic() - began) + f" (settle bound {settle_bound():.1f} s)"
         kill_and_wait(left, REAP_BOUND)
         return left
+
+    def settle(self, deadline: float) -> None:
+        """Give the workers until ``deadline`` to leave on their own, the way this pool's shutdown works.
+
+        After a shutdown that returns only once the pool has stopped, one
+        look at the children suffices. One that returns at once
+        (``shutdown_returns_early``) goes on in the pool's threads: a worker
+        that died a moment ago may still be replaced before the pool stops
+        them all, so no children must be seen for ``QUIET`` in a row (a
+        replacement's fork, slow on a loaded machine, fell into a single look's
+        gap and was called an orphan).
+        """
+        quiet_since = None
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            if live_children() - self.before:
+                quiet_since = None
+            elif not self.shutdown_returns_early:
+                return
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= QUIET:
+                return
+            time.sleep(0.02)
 
     def _quiet_shutdown(self) -> None:
         try:
             self.shutdown()
         except BaseException:  # noqa: BLE001 - whatever the pool raises on the way out, the kill follows
             pass
+
+
+def settle_bound() -> float:
+    """``SETTLE_BOUND`` stretched by the machine's load, at most ``SETTLE_CAP``.
+
+    A pool whose shutdown is asynchronous (the executor's
+    ``shutdown(wait=False)``) has workers that were still starting
+    leave on their own; at a load of 20 per core that took 1.4 s where it
+    takes 50 ms idle, and the kit called them orphans. A process that never
+    leaves is still caught: the cap only moves the moment it is looked at.
+    """
+    per_core = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return min(SETTLE_CAP, SETTLE_BOUND * max(1.0, per_core))
+
+
+def describe(pids: list[int], closing: float) -> str:
+    """What each left-behind process is, for a verdict: its parent, state, age, threads and command line.
+
+    ``closing`` is how long ago the close began: a process younger than that
+    was started by the pool after it was asked to shut down.
+    """
+    parts = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            with proc.oneshot():
+                seconds = age(pid)
+                when = "" if seconds is None else (f", started {seconds:.2f} s ago, "
+                                                 f"{'after' if seconds < closing else 'before'} the close began")
+                parts.append(f"pid {pid} (parent {proc.ppid()}, {proc.status()}{when}, {proc.num_threads()} threads, "
+                             f"{' '.join(proc.cmdline())[:80]!r})")
+        except psutil.Error:
+            parts.append(f"pid {pid} (gone)")
+    return "; ".join(parts)
 
 
 def kill_and_wait(pids: list[int], timeout: float) -> None:
@@ -206,3 +269,4 @@ def async_result(handle, timeout: float) -> Any:
     if not handle.ready():
         raise Hang(f"no answer within {timeout} s")
     return handle.get(0)
+

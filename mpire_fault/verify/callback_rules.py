@@ -80,7 +80,8 @@ class CallbackRules(MachineParts):
                 self.adapter = self.new_adapter()
                 self.after_idle_kill = self.map_aborted = False
         if left:
-            self.violate(Guarantee.NO_ORPHANS, f"processes left after terminate() and close: {left}")
+            self.violate(Guarantee.NO_ORPHANS,
+                         f"processes left after terminate() and close: {left}: {pool.left_behind}")
         with lock:
             seen = {index: list(made) for index, made in calls.items()}
         for index, (kind, _) in handles.items():

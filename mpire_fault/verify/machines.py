@@ -349,7 +349,8 @@ class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, RuleBase
         if kept and not failing and self.hung is None and self.guarantee in (None, Guarantee.NO_SHM_LEAK):
             self.fail(AssertionError(f"[no-shm-leak] segments left in /dev/shm after closing the pool: {kept[:3]}"))
         if left and not failing and self.hung is None and self.guarantee in (None, Guarantee.NO_ORPHANS):
-            self.fail(AssertionError(f"[no-orphans] processes left after closing the pool: {left}"))
+            self.fail(AssertionError(f"[no-orphans] processes left after closing the pool: {left}: "
+                                     f"{self.adapter.left_behind}"))
 
 
 def machine_for(adapter_cls: type[Adapter], guarantee: str | None = None) -> type[PoolMachine]:

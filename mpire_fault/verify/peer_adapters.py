@@ -100,6 +100,8 @@ class FuturesAdapter(Adapter):
     def run_map_input(self, fn, iterable, chunk_size, n_splits):
         return list(self.pool.map(fn, iterable, chunksize=chunk_size or 1))
 
+    shutdown_returns_early = True  # wait=False: the running tasks end, then the workers, after it returned
+
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 

@@ -20,7 +20,7 @@ import psutil
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
-from .adapter_base import CLOSE_BOUND, REAP_BOUND, SETTLE_BOUND, Hang, bounded, kill_and_wait
+from .adapter_base import CLOSE_BOUND, REAP_BOUND, SETTLE_CAP, Hang, bounded, kill_and_wait
 from .guarantees import Guarantee, Refused, grading, show
 from .machine_parts import MachineParts
 from .tasks import InitFailed, failing_init, work, work_big
@@ -58,7 +58,7 @@ class ResourceRules(MachineParts):
     def a_worker_init_that_always_fails(self) -> None:
         index = self.new_index()
         what = f"task {index} on a fresh pool whose worker_init always raises InitFailed"
-        total = self.bound + CLOSE_BOUND + SETTLE_BOUND + REAP_BOUND + 2.0
+        total = self.bound + CLOSE_BOUND + SETTLE_CAP + REAP_BOUND + 2.0
         try:
             value = bounded(lambda: self.adapter.call_with_init(failing_init, work, ("ok", self.markers, index, 0.0),
                                                                 self.bound), total, "call_with_init")
