@@ -38,6 +38,18 @@ def patched(cls: type, name: str, make: Callable[[Callable], Any]) -> Iterator[N
             setattr(cls, name, own)
 
 
+def assign(obj: Any, name: str, value: Any) -> None:
+    """``obj.name = value`` for an attribute ``obj`` already has; MutantTargetMissing otherwise.
+
+    A plain assignment to a renamed attribute adds a new one that nothing
+    reads: the mutant would break nothing and "survive" (init-never-gives-up
+    did, after the slots' ``failures`` became ``start_failures``).
+    """
+    if not hasattr(obj, name):
+        raise MutantTargetMissing(f"{type(obj).__qualname__} has no attribute {name!r} to set")
+    setattr(obj, name, value)
+
+
 def resolve(target: str) -> tuple[Any, str]:
     """``"package.module:Name.attr"`` -> (the object holding ``attr``, ``"attr"``); MutantTargetMissing if absent."""
     module_name, _, path = target.partition(":")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .conformance import Verdict, check
 from .guarantees import Guarantee
-from .mutant_base import Mutant, MutantTargetMissing, patched
+from .mutant_base import Mutant, MutantTargetMissing, assign, patched
 from .mutants_second import SECOND
 
 
@@ -77,7 +77,7 @@ def _never_restart(only_idle: bool):
             idle, stopping = not slot.ledger, slot.stopping
             original(self, slot)
             if not stopping and not self.state.finishing and (idle or not only_idle):
-                slot.restart_at = math.inf
+                assign(slot, "restart_at", math.inf)
         return on_exit
 
     return patched(_supervisor(), "on_exit", make)
@@ -116,7 +116,7 @@ def cancel_flag_left_on():
     def make(original):
         def __init__(self, *args, **kwargs):
             original(self, *args, **kwargs)
-            self.job_id = 4093
+            assign(self, "job_id", 4093)
         return __init__
 
     return patched(MapJob, "__init__", make)
@@ -130,7 +130,7 @@ def double_resolve() -> Iterator[None]:
     def make(original):
         def resolve(self, *args, **kwargs):
             with self._lock:
-                self._resolved = False
+                assign(self, "_resolved", False)
             return original(self, *args, **kwargs)
         return resolve
 

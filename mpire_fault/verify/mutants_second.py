@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .guarantees import Guarantee
-from .mutant_base import Mutant, patched_at
+from .mutant_base import Mutant, assign, patched_at
 
 _SETTLEMENT = "mpire_fault._engine.settlement"
 
@@ -110,7 +110,7 @@ def hard_timeout_is_death():
     def make(original):
         def settle_head(self, slot, task, *rest):
             if slot.kill_reason is timeout:
-                slot.kill_reason = None
+                assign(slot, "kill_reason", None)
             return original(self, slot, task, *rest)
         return settle_head
 
@@ -149,14 +149,15 @@ def clock_at_dispatch():
 
 
 def init_never_gives_up():
-    """A worker that fails in worker_init is restarted forever: its failures are never counted."""
+    """A worker that fails in worker_init is restarted forever: its failures in a row are never counted."""
     def make(original):
-        def start_up_failed(self, slot, exitcode):
-            slot.failures = 0
-            return original(self, slot, exitcode)
-        return start_up_failed
+        def after_end(self, slot, was_ready, idle_death):
+            if not was_ready:
+                assign(slot, "start_failures", 0)
+            return original(self, slot, was_ready, idle_death)
+        return after_end
 
-    return patched_at(f"{_SETTLEMENT}:Settlement.start_up_failed", make)
+    return patched_at("mpire_fault._engine.restarts:Restarts.after_end", make)
 
 
 def init_error_dropped():

@@ -251,14 +251,15 @@ def test_a_mutant_patch_is_undone_afterwards():
     from mpire_fault._engine.answers import Answers
     from mpire_fault._engine.child import worker
     from mpire_fault._engine.jobs import MapJob
+    from mpire_fault._engine.restarts import Restarts
     from mpire_fault._engine.settlement import Settlement
     from mpire_fault._engine.slots import WorkerSlot
     from mpire_fault._engine.supervisor import Supervisor
     from mpire_fault._engine.wire import shm
     from mpire_fault.verify.mutants import ALL_MUTANTS
 
-    holders = (AsyncResult, Supervisor, Settlement, WorkerSlot, MapJob, Answers, watchdog.Watchdog, shm.Shared,
-               chunking, arguments, remote, settlement, worker)
+    holders = (AsyncResult, Supervisor, Settlement, WorkerSlot, MapJob, Answers, Restarts, watchdog.Watchdog,
+               shm.Shared, chunking, arguments, remote, settlement, worker)
 
     def snapshot():
         return [dict(vars(holder)) for holder in holders]
@@ -288,6 +289,19 @@ def test_a_mutant_whose_target_moved_is_an_error_of_the_kit(monkeypatch, capsys)
     assert cli.main(parser.parse_args(["--self-test", "--mutant", "ghost"])) == 1
     out = capsys.readouterr().out
     assert "ERROR     ghost" in out and "ERROR (cannot be applied): ghost" in out
+
+
+def test_a_mutant_that_sets_a_renamed_attribute_is_an_error_not_a_survivor():
+    """Setting an attribute the engine no longer has would add one nothing reads: the mutant must say so."""
+    from mpire_fault._engine.slots import WorkerSlot
+    from mpire_fault.verify.mutant_base import MutantTargetMissing, assign
+
+    slot = WorkerSlot(0)
+    slot.start_failures = 2
+    assign(slot, "start_failures", 0)
+    assert slot.start_failures == 0
+    with pytest.raises(MutantTargetMissing, match="'failures'"):
+        assign(slot, "failures", 0)
 
 
 @pytest.mark.parametrize("option", ["--json", "--markdown"])
