@@ -23,10 +23,11 @@ SELF_TEST_EXAMPLES = 5
 # for 466 s (every guarantee passed both times, at load averages up to 9).
 JOBS = 12
 # Wall seconds of one example of each guarantee (mpire_fault, idle 2-core machine, one grading at a time):
-# most of it waits out fixed delays (resolved-once: a 1.8 s callback; the map checks: items of 0.3 s and a
-# 0.35 s window; timeout-fires: a 0.5 s timeout). A guarantee whose examples would take longer than an even
-# share of the whole run is graded in shards side by side, each with its part of the examples and a seed of
-# its own; the longest units start first, so the run does not end with one core waiting on a long shard.
+# most of it waits out fixed delays (resolved-once: a 1.8 s callback; the map checks: items of 0.25 s and a
+# 0.3 s window (0.2 s and 0.25 s for map-error-abort); timeout-fires: a 0.5 s timeout). A guarantee whose
+# examples would take longer than an even share of the whole run is graded in shards side by side, each with
+# its part of the examples and a seed of its own; the longest units start first, so the run does not end
+# with one core waiting on a long shard.
 EXAMPLE_SECONDS: dict[str, float] = {
     Guarantee.RESOLVED_ONCE: 2.9, Guarantee.MAP_ABORT: 1.45, Guarantee.TIMEOUT_FIRES: 1.3,
     Guarantee.MAP_ERROR_ABORT: 1.05, Guarantee.EXIT_ZERO: 1.05, Guarantee.HEAD_ONLY: 0.6, Guarantee.RIGHT_ITEM: 0.5,

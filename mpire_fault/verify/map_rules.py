@@ -16,10 +16,11 @@ from .guarantees import LATE, Guarantee, grading, live, show
 from .machine_parts import MachineParts
 from .tasks import ends, executions, starts
 
-SIBLING_NAP = 0.3  # seconds: the items of a map with a death, long enough to be running when it comes
+SIBLING_NAP = 0.25  # seconds: the items of a map with a death, long enough to be running when it comes (0.05 s in)
 DISTURBANCE_NAP = 0.1  # the same, when the map only disturbs the pool for another guarantee
 ERROR_MAP_NAP = 0.2  # the items behind the one that raises, in a map with an error
-STOP_WINDOW = 0.35  # after the call raised: longer than any item's nap, so an item not stopped has ended
+STOP_MARGIN = 0.05  # after the call raised, the window is the longest nap of its items and this: an item not
+# stopped has ended by then (0.35 s for every map cost map-error-abort, whose naps are 0.2 s, a tenth of its time)
 
 
 class MapRules(MachineParts):
@@ -81,7 +82,7 @@ class MapRules(MachineParts):
         is watched until it closes, and left early once a late marker shows.
         """
         indices = {item[2] for item in items}
-        deadline = answered + int(STOP_WINDOW * 1e9)
+        deadline = answered + int((max(item[3] for item in items) + STOP_MARGIN) * 1e9)
         while True:
             began, finished = starts(self.markers), ends(self.markers)
             late = any(t > answered + LATE for i in indices for t in began.get(i, []) + finished.get(i, []))
