@@ -165,7 +165,8 @@ class Adapter:
         if self.terminate(CLOSE_BOUND):
             self.settle(time.monotonic() + settle_bound())
         left = sorted(live_children() - self.before)
-        self.left_behind = describe(left, time.monotonic() - began) + f" (settle bound {settle_bound():.1f} s)"
+        if left:
+            self.left_behind = describe(left, time.monotonic() - began) + f" (settle bound {settle_bound():.1f} s)"
         kill_and_wait(left, REAP_BOUND)
         return left
 
