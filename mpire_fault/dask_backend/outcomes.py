@@ -28,7 +28,7 @@ from .liveness import bounded, scheduler_address
 from .pickler import Pickler
 
 LOST_CONNECTION = "scheduler-connection-lost"  # Dask's reason when it cancels every future of a client that lost it
-DEATH_QUERY_BOUND = 2.0  # seconds to ask the ledger about a death (it waits at most 0.3 s for the exit code)
+DEATH_QUERY_BOUND = 2.0  # seconds to ask the ledger about a death (it waits at most 1.0 s for the exit code)
 
 
 def outcome(future: Any, description: str, pickler: Pickler, client: Any,
