@@ -63,3 +63,23 @@ def live_children() -> set[int]:
         if not is_helper(cmdline):
             found.add(child.pid)
     return found
+
+
+def kill_own(pid: int) -> bool:
+    """SIGKILL ``pid`` if it is a descendant of this process now; False if it is not (or is gone).
+
+    A worker's pid read from a pool's statistics a moment ago may belong to
+    another process by now: on a machine that starts and kills workers by
+    the thousand, pid numbers (32 768 of them by default) come round within
+    minutes, and a kill by number would strike whatever took it (another
+    grading's pool, or a process of the user's). psutil checks that the
+    process it kills is the one it looked up.
+    """
+    try:
+        proc = psutil.Process(pid)
+        if os.getpid() not in {parent.pid for parent in proc.parents()}:
+            return False
+        proc.kill()
+    except psutil.Error:
+        return False
+    return True

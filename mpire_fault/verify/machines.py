@@ -15,9 +15,7 @@ reported within about ``bound`` + the adapter's close bound (under 10 s).
 """
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from ..testing.children import kill_own
 from .adapters import Adapter, Hang, MpireFaultAdapter, bounded
 from .callback_rules import CallbackRules
 from .guarantees import (
@@ -294,9 +293,7 @@ class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, RuleBase
             pids = self.worker_pids()
         if not pids:
             return
-        try:
-            os.kill(pids[0], signal.SIGKILL)
-        except OSError:
+        if not kill_own(pids[0]):  # gone already, or its number is another process's now
             return
         self.after_idle_kill = True
         deadline = time.monotonic() + self.bound

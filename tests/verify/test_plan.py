@@ -80,3 +80,21 @@ def test_an_early_returning_shutdown_settles_only_after_a_quiet_spell(monkeypatc
     adapter.shutdown_returns_early = False  # a shutdown that returned once the pool stopped: one empty look is enough
     adapter.settle(time.monotonic() + 5.0)
     assert next(seen) == {2}
+
+
+def test_the_kit_kills_only_its_own_descendants():
+    """A pid read a moment ago may be another process's now: the kit must not strike what it did not start."""
+    import subprocess
+    import sys
+
+    from mpire_fault.testing.children import kill_own
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert not kill_own(os.getppid())  # the process that started us: no descendant of ours
+        assert not kill_own(2 ** 22 + 1)  # no such process
+        assert kill_own(child.pid)
+        assert child.wait(timeout=10) == -9
+    finally:
+        child.kill()
+        child.wait(timeout=10)
