@@ -34,9 +34,13 @@ def exiting(pid: int) -> bool:
     ``unmap_page_range``): such a process is dying, not left behind.
     """
     try:
-        return bool(int(_stat(pid)[6]) & PF_EXITING)
+        return _exiting(_stat(pid))
     except (OSError, IndexError, ValueError):
         return False
+
+
+def _exiting(fields: list[bytes]) -> bool:
+    return bool(int(fields[6]) & PF_EXITING)
 
 
 def age(pid: int) -> float | None:
@@ -55,10 +59,11 @@ def live_children() -> set[int]:
     found = set()
     for child in psutil.Process().children(recursive=True):
         try:
-            if child.status() == psutil.STATUS_ZOMBIE or exiting(child.pid):
+            fields = _stat(child.pid)  # one read gives the state (Z: a zombie) and the flags (see exiting)
+            if fields[0] == b"Z" or _exiting(fields):
                 continue
             cmdline = " ".join(child.cmdline())
-        except psutil.Error:
+        except (psutil.Error, OSError, IndexError, ValueError):
             continue
         if not is_helper(cmdline):
             found.add(child.pid)

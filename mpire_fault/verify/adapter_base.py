@@ -161,12 +161,12 @@ class Adapter:
         if self.closed:
             return []
         self.closed = True
-        began = time.monotonic()
+        began, bound = time.monotonic(), settle_bound()
         if self.terminate(CLOSE_BOUND):
-            self.settle(time.monotonic() + settle_bound())
+            self.settle(time.monotonic() + bound)
         left = sorted(live_children() - self.before)
         if left:
-            self.left_behind = describe(left, time.monotonic() - began) + f" (settle bound {settle_bound():.1f} s)"
+            self.left_behind = describe(left, time.monotonic() - began) + f" (settle bound {bound:.1f} s)"
         kill_and_wait(left, REAP_BOUND)
         return left
 
@@ -270,4 +270,3 @@ def async_result(handle, timeout: float) -> Any:
     if not handle.ready():
         raise Hang(f"no answer within {timeout} s")
     return handle.get(0)
-
