@@ -19,7 +19,8 @@ import sys
 import time
 
 
-def run_suite(args: list[str], mutant: str | None, timeout: float) -> tuple[str, float]:
+def run_suite(args: list[str], mutant: str | None, timeout: float) -> tuple[str, float, str]:
+    """The suite's outcome with ``mutant`` applied, its seconds, and the first test that failed (or "")."""
     env = dict(os.environ)
     env.pop("MPIRE_FAULT_MUTANT", None)
     if mutant:
@@ -31,8 +32,17 @@ def run_suite(args: list[str], mutant: str | None, timeout: float) -> tuple[str,
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout,
                               start_new_session=True)
     except subprocess.TimeoutExpired:
-        return "timeout", time.monotonic() - began
-    return ("pass" if done.returncode == 0 else "fail"), time.monotonic() - began
+        return "timeout", time.monotonic() - began, ""
+    outcome = "pass" if done.returncode == 0 else "fail"
+    return outcome, time.monotonic() - began, first_failure(done.stdout)
+
+
+def first_failure(output: str) -> str:
+    """The node id of the first test pytest's short summary lists as failed or errored, or ""."""
+    for line in output.splitlines():
+        if line.startswith(("FAILED ", "ERROR ")):
+            return line.split(" ", 2)[1]
+    return ""
 
 
 _WRAPPER = """#!/bin/sh
@@ -86,17 +96,17 @@ def main(argv: list[str] | None = None) -> int:
         return score_scenarios(args.scenarios, names)
     if not args.pytest_args:
         parser.error("give pytest arguments (after --) or --scenarios PATH")
-    baseline, seconds = run_suite(args.pytest_args, None, args.timeout)
-    print(f"baseline (no mutant): {baseline} in {seconds:.0f} s", flush=True)
+    baseline, seconds, failed = run_suite(args.pytest_args, None, args.timeout)
+    print(f"baseline (no mutant): {baseline} in {seconds:.0f} s {failed}", flush=True)
     if baseline != "pass":
         print("the suite must pass without a mutant first", file=sys.stderr)
         return 2
     caught: dict[str, bool] = {}
     for name in names:
-        outcome, seconds = run_suite(args.pytest_args, name, args.timeout)
+        outcome, seconds, failed = run_suite(args.pytest_args, name, args.timeout)
         verdict = "CAUGHT  " if outcome != "pass" else "SURVIVED"
         caught[name] = outcome != "pass"
-        print(f"{verdict} {name:<22} ({outcome}, {seconds:.0f} s)", flush=True)
+        print(f"{verdict} {name:<22} ({outcome}, {seconds:.0f} s) {failed}", flush=True)
     report(caught, f"pytest {' '.join(args.pytest_args)}")
     return 0 if all(caught.values()) else 1
 

@@ -465,6 +465,16 @@ def test_the_mutation_score_is_given_per_catalogue(capsys):
                      "2 of 3 mutants caught by pytest tests/pool"]
 
 
+def test_the_score_names_the_test_that_caught_a_mutant():
+    from mpire_fault.verify.score import first_failure
+
+    output = ("..F\n=== short test summary info ===\n"
+              "FAILED tests/pool/test_map.py::test_chunks[3] - AssertionError: 9 != 10\n"
+              "ERROR tests/pool/test_shm.py::test_segments - OSError\n!!! stopping after 1 failures !!!\n")
+    assert first_failure(output) == "tests/pool/test_map.py::test_chunks[3]"
+    assert first_failure("10 passed in 1.2s\n") == ""
+
+
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_killing_verify_ends_its_gradings_and_their_pools(signum):
