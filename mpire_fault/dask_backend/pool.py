@@ -20,7 +20,7 @@ from distributed import Client, LocalCluster
 from .._core.arguments import apply_arguments
 from .._core.chunking import LARGEST_DEFAULT_CHUNK, chunks_in_flight, is_ndarray, plan_chunks
 from .._core.contract import PoolBackend, refuse_unless
-from .._core.options import map_arguments
+from .._core.options import map_arguments, positive_number
 from .._core.progress import bar_options, check_style
 from .._core.progress import progress_bar as make_progress_bar
 from .._core.remote import TASK_ARGS, load_exception, with_boundary
@@ -36,7 +36,7 @@ from .liveness import SchedulerWatch, bounded, register
 from .mapping import iterate_map
 from .outcomes import outcome
 from .pickler import Pickler
-from .remote import Session, TaskSpec, abort_call, run_on_live, run_task
+from .remote import TIMEOUT_GRACE, Session, TaskSpec, abort_call, run_on_live, run_task
 from .session import finish_session
 from .settle import Gatherer
 
@@ -63,8 +63,8 @@ def _refuse(options: dict[str, Any]) -> None:
 class DaskPool(ClusterOwner, PoolBackend):
     """WorkerPool's API on a Dask cluster (``address=None``: a LocalCluster owned by the pool)."""
 
-    REFUSED = frozenset({"cpu_ids", "enable_insights", "order_tasks", "timeout_grace", "event_log", "start_method",
-                         "daemon", "restart_backoff"})
+    REFUSED = frozenset({"cpu_ids", "enable_insights", "order_tasks", "event_log", "start_method", "daemon",
+                         "restart_backoff"})
 
     def __init__(self, n_jobs: int | None = None, daemon: bool = True, cpu_ids: list | None = None,
                  shared_objects: Any = None, pass_worker_id: bool = False, use_worker_state: bool = False,
@@ -75,8 +75,7 @@ class DaskPool(ClusterOwner, PoolBackend):
                  timeout_grace: float | None = None, event_log: Any = None) -> None:
         # Nothing is silently weaker on the cluster: what Dask cannot do is refused by name.
         refuse_unless(DASK, {"cpu_ids": cpu_ids is not None, "enable_insights": enable_insights,
-                             "order_tasks": order_tasks, "timeout_grace": timeout_grace is not None,
-                             "event_log": event_log is not None,
+                             "order_tasks": order_tasks, "event_log": event_log is not None,
                              # Dask's nannies start the workers (forkserver or Dask's configured method)
                              "start_method": start_method != "fork",
                              # the nanny restarts a dead worker at once; Dask's workers are never daemonic
@@ -86,6 +85,7 @@ class DaskPool(ClusterOwner, PoolBackend):
                              and address is not None}, _WHY)
         _check_positive("n_jobs", n_jobs)
         _check_positive("max_worker_memory", max_worker_memory)
+        positive_number("timeout_grace", timeout_grace)
         if isinstance(max_task_retries, bool) or not isinstance(max_task_retries, int) or max_task_retries < 0:
             raise ValueError(f"max_task_retries must be a non-negative integer, got {max_task_retries!r}")
         if address is not None and not isinstance(address, (str, Client)):
@@ -100,6 +100,7 @@ class DaskPool(ClusterOwner, PoolBackend):
         self._use_dill = use_dill
         self._max_worker_memory = max_worker_memory
         self._max_task_retries = max_task_retries
+        self._timeout_grace = TIMEOUT_GRACE if timeout_grace is None else float(timeout_grace)
         self._pickler = Pickler(use_dill)
         self._callbacks = CallbackRunner()
         self._lock = threading.RLock()
@@ -129,7 +130,7 @@ class DaskPool(ClusterOwner, PoolBackend):
               retries: int, is_map: bool, first_index: int = 0) -> TaskSpec:
         return TaskSpec(self._pool_id, call_id, key, description, session, self._pass_worker_id,
                         self._use_worker_state, self._shared_objects is not None, task_timeout, retries,
-                        self._use_dill, is_map, first_index, self._chaos)
+                        self._use_dill, is_map, first_index, self._chaos, self._timeout_grace)
 
     def _needs_session(self, worker_init: Callable | None, worker_exit: Callable | None) -> bool:
         """Hooks, or chaos at ``init``/``exit``: those sites are visited by a call's session."""

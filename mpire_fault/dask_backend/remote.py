@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from distributed.scheduler import WorkerState
 
 RUN_BOUND = 5.0  # seconds for Client.run on the workers (an abort, a session's close)
-TIMEOUT_GRACE = 2.0  # after task_timeout raised inside the task, how long before its worker is killed
+TIMEOUT_GRACE = 2.0  # default timeout_grace: after task_timeout raised inside the task, seconds before the kill
 KEEP_RESULT_BYTES = 1 << 20  # answers up to this size are also kept by the ledger, in case the worker dies
 
 _lock = threading.Lock()
@@ -76,6 +76,7 @@ class TaskSpec:
     is_map: bool
     first_index: int = 0  # the task index chaos selects on: the apply's number, or the chunk's first item
     chaos: DaskChaos | None = None
+    timeout_grace: float = TIMEOUT_GRACE  # after task_timeout raised inside the task, seconds before the kill
 
 
 class CallAborted(BaseException):
@@ -124,7 +125,7 @@ class _Guard:
         with _lock:
             if _running.get(self.ident) is self:
                 _async_raise(self.ident, _InTaskTimeout)
-                self._later(TIMEOUT_GRACE, self._hard)
+                self._later(self.spec.timeout_grace, self._hard)
 
     def _hard(self) -> None:
         with _lock:

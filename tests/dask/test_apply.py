@@ -1,6 +1,8 @@
 """apply/apply_async on Dask: a death fails only the task that owned the worker, and only once."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 pytest.importorskip("distributed")
@@ -10,6 +12,7 @@ from dask_origin import check_origin_case  # noqa: E402
 
 from mpire_fault import PoolTerminatedError, TaskTimeoutError, WorkerDiedError  # noqa: E402
 from mpire_fault.dask_backend import DaskPool  # noqa: E402
+from mpire_fault.dask_backend.remote import TIMEOUT_GRACE  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -58,6 +61,27 @@ def test_timeout_kills_a_task_that_cannot_be_interrupted(dask_client):
     with pytest.raises(TaskTimeoutError):
         pool.apply(tasks.block, (30,), task_timeout=0.5)
     assert pool.apply(tasks.square, (7,)) == 49
+
+
+@pytest.mark.parametrize("grace", [0.2, 3.0])
+def test_timeout_grace_sets_when_the_worker_is_killed(dask_client, grace):
+    """timeout_grace is honoured on Dask as locally: the kill comes that long after the timeout, not after the
+    default 2 s (with 0.2 s it comes well before 2 s; with 3 s not before 3 s)."""
+    pool = DaskPool(address=dask_client, timeout_grace=grace)
+    began = time.monotonic()
+    with pytest.raises(TaskTimeoutError):
+        pool.apply(tasks.block, (30,), task_timeout=0.2)
+    took = time.monotonic() - began
+    if grace < 1:
+        assert took < 0.2 + TIMEOUT_GRACE, f"answered after {took:.1f} s: the default grace was used"
+    else:
+        assert took >= 0.2 + grace, f"answered after {took:.1f} s, before the {grace} s grace ran out"
+    assert pool.apply(tasks.square, (7,)) == 49
+
+
+def test_timeout_grace_must_be_positive():
+    with pytest.raises(ValueError, match="timeout_grace"):
+        DaskPool(timeout_grace=0)
 
 
 def test_unpicklable_arguments_fail_that_task_only(dask_client):

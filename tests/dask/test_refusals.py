@@ -9,7 +9,7 @@ from mpire_fault import WorkerPool  # noqa: E402
 
 
 @pytest.mark.parametrize("option", [{"order_tasks": True}, {"enable_insights": True}, {"cpu_ids": [0]},
-                                    {"timeout_grace": 1.0}, {"event_log": "events.jsonl"}])
+                                    {"event_log": "events.jsonl"}])
 def test_constructor_options_the_cluster_cannot_honour(option):
     with pytest.raises(ValueError, match=next(iter(option))):
         WorkerPool(2, backend="dask", **option)
