@@ -22,6 +22,7 @@ class MachineParts:
         markers: str
         hung: str | None
         after_idle_kill: bool
+        parents_killed: int
         map_aborted: bool
         succeeded: set[int]
         pending: dict[int, tuple[str, object, str | None]]

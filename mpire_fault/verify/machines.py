@@ -74,6 +74,7 @@ class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, RuleBase
         self.pending: dict[int, tuple[str, object, str | None]] = {}
         self.next_index = 0
         self.after_idle_kill = False
+        self.parents_killed = 0  # parent-death probes this example ran
         self.map_aborted = False
         self.violations: list[tuple[str, str]] = []
         self.succeeded: set[int] = set()

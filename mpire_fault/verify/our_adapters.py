@@ -51,9 +51,9 @@ class MpireFaultDaskAdapter(MpireFaultAdapter):
 
     name = "mpire_fault-dask"
     side_by_side = 4  # each grading starts a LocalCluster of five processes
-    # DaskPool refuses timeout_grace and start_method, and its arguments travel through Dask, not /dev/shm
+    # DaskPool refuses start_method, and its arguments travel through Dask, not /dev/shm
     features = frozenset({"task_timeout", "names_item", "chunk_size", "n_splits", "mpire_items", "error_fields",
-                          "task_retries", "worker_init", "terminate"})
+                          "timeout_grace", "task_retries", "worker_init", "terminate"})
 
     def start(self) -> Any:
         from mpire_fault.dask_backend import DaskPool

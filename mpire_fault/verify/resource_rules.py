@@ -29,6 +29,7 @@ BIG = 3 << 19  # 1.5 MiB: over the 1 MiB from which our pool puts arguments in s
 SHM_DIR = "/dev/shm"
 SHM_SETTLE = 1.0  # after the last answer: how long a segment may take to go (its owner is freed by then)
 PARENT_BOUND = 3.0  # after the parent's SIGKILL: how long its pool's processes may take to exit
+MAX_PARENT_PROBES = 2  # per example: the opening's (fork, one busy worker) and one drawn
 PROBE_START = 20.0  # how long the parent program may take to start its pool (spawn imports in every worker)
 
 
@@ -127,8 +128,12 @@ class ResourceRules(MachineParts):
 
     # ------------------------------------------------------------------ parent-death
     @grading(Guarantee.PARENT_DEATH)
+    # A probe is a program of its own, whatever else the example did: a second drawn one adds nothing a next
+    # example would not, and costs a Python start and a pool (a Dask cluster: seconds of CPU).
+    @precondition(lambda self: self.parents_killed < MAX_PARENT_PROBES)
     @rule(start_method=st.sampled_from(["fork", "spawn", "forkserver"]), busy=st.integers(0, 2))
     def the_parent_is_sigkilled(self, start_method: str, busy: int) -> None:
+        self.parents_killed += 1
         if "start_methods" not in self.adapter.features:
             start_method = "default"
         options = {} if start_method == "default" else {"start_method": start_method}
