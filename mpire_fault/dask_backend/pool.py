@@ -30,7 +30,7 @@ from ..chaos.vocabulary import EXIT, INIT
 from ..errors import PoolTerminatedError, SchedulerLostError, WorkerExitError, WorkerInitError
 from ..statistics import PoolStatistics
 from .chaos import resolve_chaos
-from .cluster import ClusterOwner, cluster_statistics
+from .cluster import ClusterOwner, cluster_statistics, stop_workers_now
 from .ledger import KEY_PREFIX
 from .liveness import SchedulerWatch, bounded, register
 from .mapping import iterate_map
@@ -394,6 +394,8 @@ class DaskPool(ClusterOwner, PoolBackend):
                         bounded(client, client._unregister_worker_plugin, name, what=f"closing {name}")
             except Exception:
                 log.debug("cleaning up after terminate failed", exc_info=True)
+        if cluster is not None:  # ours: its workers' running tasks end now, as locally, not when they finish
+            stop_workers_now(cluster)
         if finalizer is not None:
             finalizer()  # closes our client, and the cluster if it is ours
         self._callbacks.drain(5.0)

@@ -108,3 +108,18 @@ def test_terminate_answers_pending_tasks(dask_client):
         if not result.successful():
             with pytest.raises(PoolTerminatedError):
                 result.get(0)
+
+
+def test_terminate_ends_the_running_tasks_of_an_owned_cluster_now(markers):
+    """terminate() stops now, as locally: the workers of the cluster the pool started are killed, not given
+    the 4 s Dask's own close waits for a running task before it kills."""
+    pool = DaskPool(1)
+    pending = pool.apply_async(tasks.behave, (markers, 0, "ok", 60.0))
+    deadline = time.monotonic() + 30
+    while tasks.runs(markers, "task0") == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    began = time.monotonic()
+    pool.terminate()
+    assert time.monotonic() - began < 3.0
+    with pytest.raises(PoolTerminatedError):
+        pending.get(0)
