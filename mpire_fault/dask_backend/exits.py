@@ -76,21 +76,23 @@ class ExitReporter(NannyPlugin):
             return  # a distributed without this hook: exit codes stay unknown
 
         def report(exitcode: int | None) -> None:
-            address = getattr(nanny, "worker_address", None)
-            # read at once: a restarted worker could reuse the address (and the file) only later
-            words = last_words(address) if address else None
+            # Read at once: the next worker of this nanny will write the same file. Its address is the dead
+            # worker's own; the nanny's worker_address is still its predecessor's when the worker died before
+            # the nanny had heard from it (then the ledger tells which worker it was, by the nanny's address).
+            words = last_words(nanny.address)
+            address = (words[2] if words else None) or getattr(nanny, "worker_address", None)
 
             async def send() -> None:
                 try:
                     await nanny.scheduler.mpire_fault_exit(address=address, exitcode=exitcode,
                                                            pid=words[0] if words else None,
-                                                           running=words[1] if words else None)
+                                                           running=words[1] if words else None,
+                                                           nanny=nanny.address, certain=bool(words and words[2]))
                 except Exception:  # noqa: BLE001 - the scheduler is gone (the cluster is closing): nobody to tell
                     pass
 
             try:
-                if address:
-                    nanny._ongoing_background_tasks.call_soon(send)
+                nanny._ongoing_background_tasks.call_soon(send)
             except Exception:  # noqa: BLE001 - best effort: the exit code is a detail of the error
                 pass
             original(exitcode)

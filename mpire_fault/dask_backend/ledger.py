@@ -106,6 +106,7 @@ class Ledger(SchedulerPlugin):
         self.last_words: OrderedDict[str, tuple[int | None, list[str]]] = OrderedDict()
         self.suspects: dict[str, list[str]] = {}  # key -> workers removed while it was processing there
         self.threads: dict[str, int] = {}  # worker address -> its task threads
+        self.newest: OrderedDict[str, str] = OrderedDict()  # nanny address -> the last worker it registered
         self.full: OrderedDict[str, bool] = OrderedDict()  # removed worker -> every thread ran a task we knew of
         self._released: OrderedDict[str, list[str]] = OrderedDict()  # stimulus -> keys it took off a worker
         self.scheduler: Any = None
@@ -138,6 +139,12 @@ class Ledger(SchedulerPlugin):
         self.slots[worker] = index
         self.names[name] = index
         self.threads[worker] = getattr(scheduler.workers[worker], "nthreads", 0) or 0
+        nanny = getattr(scheduler.workers[worker], "nanny", None)
+        if nanny:
+            self.newest[nanny] = worker
+            self.newest.move_to_end(nanny)
+            while len(self.newest) > _KEEP_EXITS:
+                self.newest.popitem(last=False)
 
     def remove_worker(self, scheduler: Any, worker: str, *, stimulus_id: str, **kwargs: Any) -> None:
         # The tasks this removal took off the worker (``transition`` saw them first, under the same stimulus):
@@ -329,8 +336,22 @@ class Ledger(SchedulerPlugin):
     def _reporting(self) -> bool:
         return self.scheduler is not None and EXIT_REPORTER in getattr(self.scheduler, "nanny_plugins", {})
 
-    def record_exit(self, address: str, exitcode: int | None, pid: int | None = None,
-                    running: list[str] | None = None) -> None:
+    def record_exit(self, address: str | None, exitcode: int | None, pid: int | None = None,
+                    running: list[str] | None = None, nanny: str | None = None, certain: bool = True) -> None:
+        """A nanny's report: its worker at ``address`` ended with ``exitcode``, running the keys ``running``.
+
+        Not ``certain`` (the worker left no last words naming itself), ``address`` is the nanny's idea of its
+        worker, which lags behind a restart: the worker this nanny registered last is the one that ended,
+        unless that one was reported already (then the worker that ended never registered, and ran nothing).
+        """
+        if not certain and nanny is not None:
+            newest = self.newest.get(nanny)
+            if newest is not None and newest not in self.exits:
+                address = newest
+            elif address in self.exits or address is None:
+                return  # a worker that died starting: nothing of ours ran there, and its nanny restarts it
+        if address is None:
+            return
         self.exits[address] = (exitcode, time.time())
         while len(self.exits) > _KEEP_EXITS:
             self.exits.popitem(last=False)

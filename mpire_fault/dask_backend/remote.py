@@ -209,7 +209,7 @@ def _start_unasked(spec: TaskSpec, worker: Any, init_now: bool) -> Witness | Non
     task = worker.state.tasks.get(spec.key)
     if task is None or task.state == "cancelled" or RERUN in (task.annotations or {}):
         return None
-    witness = witness_for(worker.address)
+    witness = witness_for(worker.nanny, worker.address)
     if witness is None or not witness.running(spec.key):
         return None
     # Order matters: the key is in the last words before the message is queued and before the task runs.

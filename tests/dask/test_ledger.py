@@ -148,13 +148,29 @@ def test_a_start_message_makes_a_claim_and_arms_it():
 
 
 def test_last_words_round_trip(tmp_path, monkeypatch):
+    """The file is the nanny's; it names the worker that wrote it (the nanny may not know that worker yet)."""
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    witness = Witness("tcp://127.0.0.1:4242")
+    witness = Witness("tcp://127.0.0.1:4242", "tcp://127.0.0.1:5151")
     assert witness.running("first-key")
     witness.idle()
     assert witness.running("second")
-    assert last_words("tcp://127.0.0.1:4242") == (os.getpid(), ["second"])
+    assert last_words("tcp://127.0.0.1:4242") == (os.getpid(), ["second"], "tcp://127.0.0.1:5151")
     assert last_words("tcp://127.0.0.1:4242") is None  # read once: the file is gone
+
+
+def test_a_report_that_names_a_restarted_workers_predecessor_is_put_right():
+    """A worker died before its nanny heard from it, leaving no last words: the nanny still names the worker
+    before it. The ledger files the exit code under the worker the nanny registered last, and leaves the
+    predecessor's as it was."""
+    ledger, _ = _ledger()
+    nanny = "tcp://127.0.0.1:7000"
+    ledger.newest[nanny] = A
+    ledger.record_exit(A, -9, pid=100, running=[], nanny=nanny)  # certain: A's own last words
+    ledger.newest[nanny] = B  # the nanny restarted its worker: B registered, then died at its first task
+    ledger.record_exit(A, 3, nanny=nanny, certain=False)
+    assert ledger.exits[A][0] == -9 and ledger.exits[B][0] == 3
+    ledger.record_exit(A, 1, nanny=nanny, certain=False)  # one more died starting, before it registered
+    assert ledger.exits[A][0] == -9 and ledger.exits[B][0] == 3
 
 
 def test_a_neighbour_of_a_task_whose_start_was_heard_runs_without_waiting_for_the_nanny():
