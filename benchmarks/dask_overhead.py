@@ -1,11 +1,15 @@
 """DaskPool against plain Dask on the same warm LocalCluster: apply per task, and map over small and large inputs.
 
     python benchmarks/dask_overhead.py [--workers 2] [--tasks 300] [--map-sizes 100 100000] [--rounds 5]
+                                       [--large-rounds 2]
 
 Each round runs every variant once, in turn (interleaved, so a busy machine
 slows them alike); the medians over rounds are printed with every round's
 figure, and the load average. Start-up is excluded: the cluster and the pool
-are warm (each variant runs once before the rounds).
+are warm (each variant runs once before the rounds). A map of more than
+``LARGE`` items runs only in the first ``--large-rounds`` rounds and is not
+warmed up (the cluster is warm by then): a plain ``Client.map`` of 100 000
+items takes minutes, as the scheduler handles each item as a task of its own.
 
 - apply: ``--tasks`` trivial tasks submitted, then all waited for: plain
   ``Client.submit`` + ``Client.gather`` against ``DaskPool.apply_async`` +
@@ -35,7 +39,11 @@ def _time(run: Callable[[], object]) -> float:
     return time.perf_counter() - began
 
 
-def measure(workers: int, n_tasks: int, map_sizes: list[int], rounds: int) -> dict[str, list[float]]:
+LARGE = 20_000  # items: a bigger map is not warmed up, and runs only in the first --large-rounds rounds
+
+
+def measure(workers: int, n_tasks: int, map_sizes: list[int], rounds: int,
+            large_rounds: int) -> dict[str, list[float]]:
     from distributed import Client, LocalCluster
 
     from mpire_fault.dask_backend import DaskPool
@@ -52,12 +60,17 @@ def measure(workers: int, n_tasks: int, map_sizes: list[int], rounds: int) -> di
             variants[f"map {size}: Client.map"] = lambda size=size: client.gather(
                 client.map(noop, range(size), pure=False))
             variants[f"map {size}: DaskPool"] = lambda size=size: pool.map(noop, range(size))
-        for run in variants.values():
-            run()  # warm
+        large = {name for name in variants if name.startswith("map ") and int(name.split()[1][:-1]) > LARGE}
+        for name, run in variants.items():
+            if name not in large:
+                run()  # warm
         times: dict[str, list[float]] = {name: [] for name in variants}
-        for _ in range(rounds):
+        for round_number in range(rounds):
             for name, run in variants.items():
+                if name in large and round_number >= large_rounds:
+                    continue
                 elapsed = _time(run)
+                print(f"round {round_number + 1}: {name}: {elapsed:.3f} s", flush=True)
                 times[name].append(elapsed / n_tasks if name.startswith("apply") else elapsed)
         pool.terminate()
     return times
@@ -69,10 +82,13 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=300)
     parser.add_argument("--map-sizes", type=int, nargs="+", default=[100, 100_000])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--large-rounds", type=int, default=2, help=f"rounds of the maps over {LARGE:,} items")
     parser.add_argument("--json", metavar="PATH")
     ns = parser.parse_args()
     load_before = os.getloadavg()
-    times = measure(ns.workers, ns.tasks, ns.map_sizes, ns.rounds)
+    if ns.rounds < 1 or ns.large_rounds < 1:
+        parser.error("--rounds and --large-rounds must be at least 1")
+    times = measure(ns.workers, ns.tasks, ns.map_sizes, ns.rounds, ns.large_rounds)
     load_after = os.getloadavg()
     print(f"{ns.workers} workers, {ns.rounds} rounds; load average before {load_before[0]:.2f}, "
           f"after {load_after[0]:.2f} (1 min), on {os.cpu_count()} cores")

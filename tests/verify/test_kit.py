@@ -471,7 +471,7 @@ def test_the_score_names_the_test_that_caught_a_mutant():
     output = ("..F\n=== short test summary info ===\n"
               "FAILED tests/pool/test_map.py::test_chunks[3] - AssertionError: 9 != 10\n"
               "ERROR tests/pool/test_shm.py::test_segments - OSError\n!!! stopping after 1 failures !!!\n")
-    assert first_failure(output) == "tests/pool/test_map.py::test_chunks[3]"
+    assert first_failure(output) == "tests/pool/test_map.py::test_chunks[3] - AssertionError: 9 != 10"
     assert first_failure("10 passed in 1.2s\n") == ""
 
 
