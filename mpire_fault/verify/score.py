@@ -39,7 +39,8 @@ def run_suite(args: list[str], mutant: str | None, timeout: float) -> tuple[str,
 
 def first_failure(output: str) -> str:
     """The first test pytest's short summary lists as failed or errored (node id, then its message), or ""."""
-    for line in output.splitlines():
+    summary = output.rpartition("short test summary info")[2]  # captured logs also have lines that start "ERROR"
+    for line in summary.splitlines():
         if line.startswith(("FAILED ", "ERROR ")):
             return line.split(" ", 1)[1][:240]
     return ""

@@ -468,7 +468,8 @@ def test_the_mutation_score_is_given_per_catalogue(capsys):
 def test_the_score_names_the_test_that_caught_a_mutant():
     from mpire_fault.verify.score import first_failure
 
-    output = ("..F\n=== short test summary info ===\n"
+    output = ("..F\nERROR    distributed.scheduler:scheduler.py:6419 Couldn't gather keys\n"
+              "=== short test summary info ===\n"
               "FAILED tests/pool/test_map.py::test_chunks[3] - AssertionError: 9 != 10\n"
               "ERROR tests/pool/test_shm.py::test_segments - OSError\n!!! stopping after 1 failures !!!\n")
     assert first_failure(output) == "tests/pool/test_map.py::test_chunks[3] - AssertionError: 9 != 10"
