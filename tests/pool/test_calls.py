@@ -286,8 +286,17 @@ def test_worker_lifespan_with_a_death(start_method, markers):
         assert pool.map(tasks.square, range(5), worker_lifespan=1) == [0, 1, 4, 9, 16]
 
 
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own SIGINT handler for the test. A process a shell without job control starts in the
+    background (nohup cmd &) inherits SIGINT ignored, and interrupt_main() then does nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("mode", ["map", "imap"])
-def test_ctrl_c_during_a_map_stops_it_promptly(start_method, markers, mode):
+def test_ctrl_c_during_a_map_stops_it_promptly(start_method, markers, mode, python_ctrl_c):
     """KeyboardInterrupt in the caller aborts the call: running items are killed, not awaited (as MPIRE does)."""
     import _thread
 
