@@ -105,9 +105,7 @@ class Ledger(SchedulerPlugin):
         # worker address -> (pid, keys it was running when it ended), as its nanny read them (``witness``)
         self.last_words: OrderedDict[str, tuple[int | None, list[str]]] = OrderedDict()
         self.suspects: dict[str, list[str]] = {}  # key -> workers removed while it was processing there
-        self.threads: dict[str, int] = {}  # worker address -> its task threads
         self.newest: OrderedDict[str, str] = OrderedDict()  # nanny address -> the last worker it registered
-        self.full: OrderedDict[str, bool] = OrderedDict()  # removed worker -> every thread ran a task we knew of
         self._released: OrderedDict[str, list[str]] = OrderedDict()  # stimulus -> keys it took off a worker
         self.scheduler: Any = None
 
@@ -138,7 +136,6 @@ class Ledger(SchedulerPlugin):
             index = next(i for i in range(len(taken) + 1) if i not in taken)
         self.slots[worker] = index
         self.names[name] = index
-        self.threads[worker] = getattr(scheduler.workers[worker], "nthreads", 0) or 0
         nanny = getattr(scheduler.workers[worker], "nanny", None)
         if nanny:
             self.newest[nanny] = worker
@@ -152,13 +149,6 @@ class Ledger(SchedulerPlugin):
         released = self._released.pop(stimulus_id, ())
         for key in released:
             self.suspects.setdefault(key, []).append(worker)
-        if released:  # all its threads ran tasks whose start we heard of: no other task had started there
-            running = sum(1 for claim in self.claims.values()
-                          if not claim.done and claim.attempts and claim.attempts[-1].address == worker)
-            self.full[worker] = running >= self.threads.get(worker, 0) > 0
-            while len(self.full) > _KEEP_EXITS:
-                self.full.popitem(last=False)
-        self.threads.pop(worker, None)
         index = self.slots.pop(worker, None)
         if index is not None:
             self.former[worker] = index
@@ -233,11 +223,12 @@ class Ledger(SchedulerPlugin):
         Bounded: a nanny that does not report within ``_WITNESS_WAIT`` (it
         died with its worker, or it has no ``ExitReporter``) counts as "not
         started there" (the start message, had it come, would have made a claim).
+        The report is waited for even when the worker's threads all ran tasks
+        whose start the ledger heard of: the message that one of them was done
+        can be lost with the worker, whose thread then started this one.
         """
         deadline = time.monotonic() + _WITNESS_WAIT
         for address in self.suspects.get(key, ()):
-            if self.full.get(address):
-                continue  # its threads were all busy with other tasks: this one was only queued there
             while address not in self.last_words and self._reporting() and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
             words = self.last_words.get(address)
