@@ -5,8 +5,10 @@
 
 Runs ``pytest -x PYTEST_ARGS`` once per mutant of the catalogues asked for (both by default; the score is
 printed per catalogue) (with the mutant applied by
-``mpire_fault.verify.mutant_plugin``) and once without; a mutant is caught
-when the suite fails (or times out) with it and passes without it. With
+``mpire_fault.verify.mutant_plugin``) and once without (once more if that
+fails: a test that fails now and then is shown, by name, not scored against);
+a mutant is caught when the suite fails (or times out) with it and passes
+without it. Each caught mutant is printed with the first test that failed. With
 ``--scenarios``, every scenario file runs once per mutant, each in its own
 process as the gate runs it, with the mutant applied in that process.
 """
