@@ -14,6 +14,7 @@ import threading
 import weakref
 from typing import Any
 
+import dask
 from distributed import Client, LocalCluster
 
 from ..chaos import JournalEntry
@@ -63,6 +64,13 @@ def stop_workers_now(cluster: LocalCluster) -> None:
 _WORKER_MODULE = "mpire_fault.dask_backend.remote"
 
 
+def _at_default(key: str, default: Any) -> bool:
+    """Whether Dask's setting ``key`` still has Dask's ``default``, and no environment variable names it
+    (a value a user set to the default in a file is indistinguishable from it)."""
+    variable = "DASK_" + key.upper().replace(".", "__").replace("-", "_")
+    return dask.config.get(key) == default and variable not in os.environ
+
+
 def _fast_worker_starts() -> None:
     """Owned clusters start (and restart) workers from a forkserver that preloaded distributed.
 
@@ -72,10 +80,8 @@ def _fast_worker_starts() -> None:
     (file or environment) is kept. The setting is process-wide, as Dask's
     configuration is.
     """
-    import dask
-
     key = "distributed.worker.multiprocessing-method"
-    if dask.config.get(key) == "spawn" and not os.environ.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD"):
+    if _at_default(key, "spawn"):
         dask.config.set({key: "forkserver"})
     if dask.config.get(key) == "forkserver":
         # Our worker side too (importing it costs a new worker about as much as distributed itself, at
@@ -88,6 +94,32 @@ def _fast_worker_starts() -> None:
         modules = list(getattr(getattr(forkserver, "_forkserver", None), "_preload_modules", ["distributed"]))
         if _WORKER_MODULE not in modules:
             context.set_forkserver_preload([*modules, _WORKER_MODULE])
+
+
+# Dask's diagnostics that cost an owned cluster CPU and tell the pool nothing: each worker's statistical
+# profiler samples its threads every 10 ms, and every server (scheduler, nannies, workers) times its event
+# loop every 20 ms. Off and once a second, they halve what an idle or busy worker spends besides its tasks.
+_LEAN_DIAGNOSTICS = {"distributed.worker.profile.enabled": (True, False),
+                     "distributed.admin.tick.interval": ("20ms", "1s")}
+
+
+def _lean_diagnostics() -> dict[str, Any]:
+    """The settings an owned cluster starts with: the diagnostics above, where they still have Dask's defaults."""
+    return {key: lean for key, (default, lean) in _LEAN_DIAGNOSTICS.items() if _at_default(key, default)}
+
+
+def _with_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Dask's whole configuration with ``{"a.b": value, ...}`` set: what a nanny hands to each worker it
+    starts (the worker replaces its configuration with it). New dicts along each key's path, so the
+    global configuration is not changed."""
+    tree: dict[str, Any] = {}
+    for key, value in settings.items():
+        *path, leaf = key.split(".")
+        node = tree
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return dask.config.merge(dask.config.config, tree)
 
 
 class ClusterOwner:
@@ -131,8 +163,14 @@ class ClusterOwner:
         if self.address is None:
             n = self.n_jobs or os.cpu_count() or 1
             _fast_worker_starts()
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                   silence_logs=logging.CRITICAL, memory_limit=self._max_worker_memory or "auto")
+            lean = _lean_diagnostics()
+            # The scheduler and the nannies (in this process) read the settings once, as they start; the
+            # workers get them from their nanny, as ``config``: a nanny shares the global configuration's
+            # dicts, which ``dask.config.set`` restores on leaving, and its later restarts would not have them.
+            with dask.config.set(lean):
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                       silence_logs=logging.CRITICAL, memory_limit=self._max_worker_memory or "auto",
+                                       config=_with_settings(lean))
             client, owns_client = Client(cluster, set_as_default=False), True
             self._cluster = cluster
         elif isinstance(self.address, Client):

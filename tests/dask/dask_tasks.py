@@ -104,3 +104,9 @@ def block_and_square(seconds: float, x: int) -> int:
 def shape_of(block):
     """A map task over a numpy array: the shape of the slice it was given."""
     return tuple(block.shape)
+
+
+def dask_setting(key: str):
+    import dask
+
+    return dask.config.get(key)

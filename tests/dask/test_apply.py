@@ -123,3 +123,35 @@ def test_terminate_ends_the_running_tasks_of_an_owned_cluster_now(markers):
     assert time.monotonic() - began < 3.0
     with pytest.raises(PoolTerminatedError):
         pending.get(0)
+
+
+@pytest.mark.parametrize("env", [{}, {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "True"}], ids=["default", "set"])
+def test_an_owned_cluster_runs_without_dask_profiler_unless_asked(markers, monkeypatch, env):
+    """The workers of a cluster the pool starts, and their replacements, do not sample their threads every
+    10 ms (Dask's profiler), unless the environment asks for it; a cluster the user passes is left alone."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    import dask
+
+    with dask.config.set({"distributed.worker.profile.enabled": bool(env)}):  # as Dask reads its environment
+        with DaskPool(2) as pool:
+            key = "distributed.worker.profile.enabled"
+            first = pool.client.run(tasks.dask_setting, key)
+            assert set(first.values()) == {bool(env)}
+            with pytest.raises(WorkerDiedError):
+                pool.apply(tasks.behave, (markers, 0, "sigkill", 0.0))
+            settled = time.monotonic() + 20
+            while time.monotonic() < settled:
+                workers = set(pool.client.scheduler_info()["workers"])
+                if len(workers) == 2 and workers != set(first):
+                    break
+                time.sleep(0.05)
+            assert set(pool.client.run(tasks.dask_setting, key).values()) == {bool(env)}
+            assert set(pool.client.run(tasks.dask_setting, "distributed.admin.tick.interval").values()) == {"1s"}
+
+
+def test_a_cluster_the_user_passes_keeps_dask_profiler(dask_client):
+    assert set(dask_client.run(tasks.dask_setting, "distributed.worker.profile.enabled").values()) == {True}
+    pool = DaskPool(address=dask_client)
+    assert pool.apply(tasks.square, (3,)) == 9
+    assert set(dask_client.run(tasks.dask_setting, "distributed.worker.profile.enabled").values()) == {True}
