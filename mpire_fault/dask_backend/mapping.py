@@ -16,6 +16,7 @@ from .._core.ordering import InputOrder
 from .._core.remote import TASK_ARGS, with_boundary
 from ..errors import SchedulerLostError
 from .liveness import bounded
+from .outcomes import CallStopped
 from .remote import abort_call, run_on_live, run_task
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunk
     name = getattr(func, "__qualname__", None) or repr(func)
     live: dict[Any, tuple[int, int, int]] = {}
     in_order = InputOrder()
-    exhausted, failed = False, True
+    exhausted, failed, chunk_failed = False, True, False
     session = pool._map_session(call_id, *hooks)
     finished: queue.SimpleQueue[Any] = queue.SimpleQueue()  # futures in the order they finish
     pool._maps_running += 1
@@ -69,8 +70,12 @@ def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunk
             future = _next_finished(pool, finished, live)
             first, n_items, n_rows = live.pop(future)
             try:
-                values = pool._outcome(future, _describe(first, n_items, name), task_timeout)
+                try:
+                    values = pool._outcome(future, _describe(first, n_items, name), task_timeout)
+                except CallStopped as stopped:  # another chunk of this call failed on that worker: its error
+                    raise _first_error(pool, finished, live, name, task_timeout) or stopped  # noqa: B904
             except BaseException as exc:
+                chunk_failed = True
                 if isinstance(exc, SchedulerLostError):  # Dask cancelled everything: the other calls fail too
                     pool._scheduler_lost(exc)
                 if bar is not None:
@@ -91,8 +96,9 @@ def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunk
         failed = False
     finally:
         pool._maps_running -= 1
+        if chunk_failed:  # the chunk whose error ended the call counts, as locally
+            pool._counts["tasks_failed"] += 1
         if live:  # aborted (an error, or the caller stopped iterating): nothing of this call may go on
-            pool._counts["tasks_failed"] += 1 if failed else 0
             if not pool._lost:  # else nobody would answer: the workers stop on their own when it is gone
                 try:
                     bounded(client, client._cancel, list(live), force=True, what=f"cancelling {call_id}")
@@ -107,6 +113,24 @@ def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunk
     if errors and not failed:
         raise errors[0]
 
+
+
+def _first_error(pool: DaskPool, finished: queue.SimpleQueue, live: dict, name: str,
+                 task_timeout: float | None) -> BaseException | None:
+    """After a chunk came back stopped, the error of the chunk that stopped it: the chunks still out finish
+    soon (their worker stops them too), and the first that failed otherwise names the call's error."""
+    while live:
+        future = _next_finished(pool, finished, live)
+        first, n_items, _ = live.pop(future)
+        try:
+            pool._outcome(future, _describe(first, n_items, name), task_timeout)
+        except CallStopped:
+            continue
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            return exc
+        finally:
+            future.release()
+    return None
 
 
 def _next_finished(pool: DaskPool, finished: queue.SimpleQueue, live: dict) -> Any:

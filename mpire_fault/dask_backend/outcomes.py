@@ -31,6 +31,11 @@ LOST_CONNECTION = "scheduler-connection-lost"  # Dask's reason when it cancels e
 DEATH_QUERY_BOUND = 2.0  # seconds to ask the ledger about a death (it waits at most 1.0 s for the exit code)
 
 
+class CallStopped(PoolTerminatedError):
+    """A map chunk its worker stopped because the call was aborted: by the client, or on the worker, where
+    another chunk of the call had just failed (its error is then the call's error)."""
+
+
 def outcome(future: Any, description: str, pickler: Pickler, client: Any,
             task_timeout: float | None = None, answer: tuple[str, Any] | None = None) -> list[Any]:
     """The values of a finished task (a list: one per item), or raise its error.
@@ -56,7 +61,7 @@ def outcome(future: Any, description: str, pickler: Pickler, client: Any,
         except BaseException as exc:  # noqa: BLE001 - whatever it raised is handed on
             raise with_boundary(exc, RESULT)  # noqa: B904 - its cause is set by us
     if kind == "aborted":
-        raise PoolTerminatedError(f"{description} was stopped: its call was aborted")
+        raise CallStopped(f"{description} was stopped: its call was aborted")
     raise restored(load_exception(data, pickler))
 
 

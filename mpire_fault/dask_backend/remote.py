@@ -245,6 +245,10 @@ def run_task(spec: TaskSpec, payload: bytes, shared: Any = None) -> tuple[str, A
     finally:
         if witness is not None:
             witness.idle()
+    if spec.is_map and outcome[0] == "err":
+        # The call fails with this error: nothing more of it starts here, and the items of it running in
+        # other threads of this worker stop, before the client has heard of the error and aborts it everywhere.
+        abort_call(spec.call_id)
     kept = outcome if outcome[1] is None or len(outcome[1]) <= KEEP_RESULT_BYTES else None
     # One way, ahead of Dask's task-finished on the same stream: a worker that dies before it is read
     # dies with the task still counted as running, which is what it was.

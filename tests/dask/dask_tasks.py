@@ -110,3 +110,11 @@ def dask_setting(key: str):
     import dask
 
     return dask.config.get(key)
+
+
+def spin_or_raise(markers: str, index: int) -> None:
+    """Item 1 raises after 0.1 s; any other spins (interruptibly) until stopped."""
+    if index == 1:
+        time.sleep(0.1)
+        raise ValueError("item 1 raised")
+    spin_forever(markers)

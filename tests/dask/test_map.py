@@ -75,6 +75,42 @@ def test_exception_aborts_the_map(dask_client, markers):
     assert pool.map(tasks.square, range(5)) == [0, 1, 4, 9, 16]
 
 
+def test_an_error_stops_the_call_on_its_worker_at_once(markers):
+    """The worker that ran the failing item starts nothing more of the call, without waiting for the
+    client's abort (one worker, one thread: every item queues there behind the error)."""
+    with DaskPool(1) as pool:
+        with pytest.raises(ValueError, match="item 0 raised"):
+            pool.map(tasks.map_item, [(markers, i, -1, 0) for i in range(10)], chunk_size=1)
+        assert [tasks.runs(markers, f"item{i}") for i in range(10)] == [1] + [0] * 9
+        assert pool.statistics()["tasks_failed"] == 1
+        assert pool.map(tasks.square, range(3)) == [0, 1, 4]
+
+
+def test_an_error_stops_the_items_beside_it_and_is_the_calls_error(markers):
+    """On a worker with two threads the failing item's sibling is stopped there and then; the call raises
+    the item's own error, not the sibling's 'stopped'."""
+    import logging
+
+    import distributed
+
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0",
+                                       silence_logs=logging.CRITICAL)
+    try:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            pool = DaskPool(address=client)
+            for _ in range(3):
+                began = time.monotonic()
+                with pytest.raises(ValueError, match="item 1 raised"):
+                    pool.map(tasks.spin_or_raise, [(markers, 0), (markers, 1)], chunk_size=1)
+                assert time.monotonic() - began < 5
+            deadline = time.monotonic() + 5  # the stopped sibling leaves its marker as it unwinds
+            while tasks.runs(markers, "finally") < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert tasks.runs(markers, "finally") == 3
+    finally:
+        cluster.close()
+
+
 def test_imap_yields_until_the_death(dask_client, markers):
     pool = DaskPool(address=dask_client)
     got = []
