@@ -102,7 +102,11 @@ def iterate_map(pool: DaskPool, client: Any, call_id: str, func: Callable, chunk
             if not pool._lost:  # else nobody would answer: the workers stop on their own when it is gone
                 try:
                     bounded(client, client._cancel, list(live), force=True, what=f"cancelling {call_id}")
-                    run_on_live(client, abort_call, call_id)
+                    answers = run_on_live(client, abort_call, call_id)
+                    missed = {worker: answer for worker, answer in answers.items()
+                              if isinstance(answer, BaseException)}
+                    if missed:
+                        log.debug("aborting %s missed workers %r", call_id, missed)
                 except Exception:
                     log.debug("aborting %s on the workers failed", call_id, exc_info=True)
             for future in live:

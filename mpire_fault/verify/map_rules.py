@@ -126,7 +126,14 @@ class MapRules(MachineParts):
         if not isinstance(error, ValueError):
             self.violate(Guarantee.MAP_ERROR_ABORT, f"{what} raised {show(None, error)}, not the task's ValueError")
         self.check_stopped(items, answered, Guarantee.MAP_ERROR_ABORT, what)
-        began = executions(self.markers)
+        # Not aborted: every item after the error ran, and some began a nap after the error was raised (a pool
+        # that aborts has stopped starting items by then). Items that began before it are no proof: the item
+        # that raises can start last (on Dask it may wait for a worker that died just before).
+        began = starts(self.markers)
         behind = [item[2] for item in items[at + 1:]]
-        if all(began.get(index) for index in behind):
-            self.violate(Guarantee.MAP_ERROR_ABORT, f"{what}: every item after the error ran; the call was not aborted")
+        raised = min(ends(self.markers).get(items[at][2], [answered]))
+        late = [i for i, item in enumerate(items[at + 1:], at + 1)
+                if any(t > raised + int(ERROR_MAP_NAP * 1e9) for t in began.get(item[2], ()))]
+        if all(began.get(index) for index in behind) and late:
+            self.violate(Guarantee.MAP_ERROR_ABORT, f"{what}: every item after the error ran, items {late} more than "
+                                                    f"{ERROR_MAP_NAP} s after it raised; the call was not aborted")
