@@ -20,22 +20,26 @@ GRADE_EXAMPLES = 50
 SELF_TEST_EXAMPLES = 5
 # Gradings at a time. An example mostly waits on its pool: with 6, `--examples 200` on an idle 2-core
 # machine took 457 s of wall for 481 s of CPU (1.05 cores busy); with 12 (and plan_units' shards), 282 s
-# for 466 s (every guarantee passed both times, at load averages up to 9).
-JOBS = 12
-# Wall seconds of one example of each guarantee (mpire_fault, idle 2-core machine, one grading at a time):
+# for 466 s (every guarantee passed both times, at load averages up to 9). As the kit grew (21 guarantees),
+# 12 took 306 to 311 s; 16, with the measured EXAMPLE_SECONDS below, 278 s for 520 s of CPU (all passed).
+JOBS = 16
+# Wall seconds of one example of each guarantee (mpire_fault), as measured in a full `--examples 200` run on a
+# 2-core machine (12 gradings side by side, so contention included; the relative sizes are what matters):
 # most of it waits out fixed delays (resolved-once: a 1.8 s callback; the map checks: items of 0.25 s and a
-# 0.3 s window (0.2 s and 0.25 s for map-error-abort); timeout-fires: a 0.5 s timeout). A guarantee whose
+# 0.3 s window (0.2 s and 0.25 s for map-error-abort); timeout-fires: a 0.5 s timeout; hard-timeout: a stuck
+# task's timeout, grace and kill; parent-death: a parent program started and killed). A guarantee whose
 # examples would take longer than an even share of the whole run is graded in shards side by side, each with
 # its part of the examples and a seed of its own; the longest units start first, so the run does not end
-# with one core waiting on a long shard.
+# with one core waiting on a long shard. (Estimates measured one grading at a time had head-only at half its
+# real length: it went unsharded and its 204 s made the run 306 s where the units' sum over 12 slots is 266 s.)
 EXAMPLE_SECONDS: dict[str, float] = {
-    Guarantee.RESOLVED_ONCE: 2.9, Guarantee.MAP_ABORT: 1.45, Guarantee.TIMEOUT_FIRES: 1.3,
-    Guarantee.MAP_ERROR_ABORT: 1.05, Guarantee.EXIT_ZERO: 1.05, Guarantee.HEAD_ONLY: 0.6, Guarantee.RIGHT_ITEM: 0.5,
-    # measured at a load average of about 5 (10 examples each, one grading at a time): a stuck task's
-    # timeout, grace and kill; slow tasks a timed one queues behind; a parent program started and killed
-    Guarantee.CLOCK_AT_START: 2.0, Guarantee.HARD_TIMEOUT: 2.0, Guarantee.PARENT_DEATH: 1.4,
-    Guarantee.INIT_GIVES_UP: 0.9, Guarantee.NO_SHM_LEAK: 0.6, Guarantee.MAP_COMPLETE: 0.35,
-    Guarantee.OWN_EXCEPTION: 0.35, Guarantee.ERROR_FIELDS: 0.35,
+    Guarantee.RESOLVED_ONCE: 3.2, Guarantee.HARD_TIMEOUT: 2.65, Guarantee.PARENT_DEATH: 2.2,
+    Guarantee.CLOCK_AT_START: 1.9, Guarantee.INIT_GIVES_UP: 1.9, Guarantee.TIMEOUT_FIRES: 1.6,
+    Guarantee.MAP_ABORT: 1.3, Guarantee.EXIT_ZERO: 1.25, Guarantee.MAP_ERROR_ABORT: 1.1, Guarantee.HEAD_ONLY: 1.0,
+    Guarantee.APPLY_ISOLATION: 0.8, Guarantee.EXACTLY_ONCE: 0.8, Guarantee.NO_SHM_LEAK: 0.75,
+    Guarantee.MAP_REUSE: 0.7, Guarantee.RIGHT_ITEM: 0.7, Guarantee.IDLE_KILL: 0.65, Guarantee.APPLY_DEATH_ERROR: 0.65,
+    Guarantee.ERROR_FIELDS: 0.65, Guarantee.OWN_EXCEPTION: 0.6, Guarantee.NO_ORPHANS: 0.55,
+    Guarantee.MAP_COMPLETE: 0.45,
 }
 OTHER_EXAMPLE_SECONDS = 0.4
 # At most this many examples of a guarantee whose own rule draws from a small space, whatever --examples asks:
