@@ -335,6 +335,11 @@ class Ledger(SchedulerPlugin):
         worker, which lags behind a restart: the worker this nanny registered last is the one that ended,
         unless that one was reported already (then the worker that ended never registered, and ran nothing).
         """
+        if certain and address is not None and address not in self.slots and address not in self.former:
+            # Last words of a worker this scheduler never had: a file left by another cluster's worker whose nanny
+            # had this nanny's address before (ports are reused; seen with clusters started and closed side by
+            # side). They say nothing of the worker that ended here.
+            certain, pid, running = False, None, None
         if not certain and nanny is not None:
             newest = self.newest.get(nanny)
             if newest is not None and newest not in self.exits:

@@ -174,6 +174,18 @@ def test_a_report_that_names_a_restarted_workers_predecessor_is_put_right():
     assert ledger.exits[A][0] == -9 and ledger.exits[B][0] == 3
 
 
+def test_last_words_of_a_worker_this_scheduler_never_had_are_set_aside():
+    """A nanny read a witness file another cluster's worker left (its nanny had the same address): the
+    report names that stranger. The exit code goes to the worker the nanny registered last, without the
+    stranger's pid or keys."""
+    ledger, _ = _ledger()
+    nanny, stranger = "tcp://127.0.0.1:7000", "tcp://127.0.0.1:9999"
+    ledger.newest[nanny] = B
+    ledger.record_exit(stranger, -9, pid=4242, running=["someone-elses-key"], nanny=nanny)
+    assert ledger.exits[B][0] == -9 and stranger not in ledger.exits
+    assert ledger.last_words[B] == (None, [])
+
+
 def test_a_queued_neighbour_reruns_once_the_nanny_says_it_was_not_running():
     """The dead worker's one thread ran a task the ledger knew of; its queued neighbour reruns as soon as
     the nanny's report shows that task, not the neighbour, in the last words."""
