@@ -129,13 +129,17 @@ def test_terminate_ends_the_running_tasks_of_an_owned_cluster_now(markers):
 def test_an_owned_cluster_runs_without_dask_profiler_unless_asked(markers, monkeypatch, env):
     """The workers of a cluster the pool starts, and their replacements, do not sample their threads every
     10 ms (Dask's profiler), unless the environment asks for it; a cluster the user passes is left alone."""
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    import contextlib
+
     import dask
 
-    with dask.config.set({"distributed.worker.profile.enabled": bool(env)}):  # as Dask reads its environment
+    key = "distributed.worker.profile.enabled"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    # Dask read its environment when it was imported: the variable's value is put in as it would have
+    asked = dask.config.set({key: True}) if env else contextlib.nullcontext()
+    with asked:
         with DaskPool(2) as pool:
-            key = "distributed.worker.profile.enabled"
             first = pool.client.run(tasks.dask_setting, key)
             assert set(first.values()) == {bool(env)}
             with pytest.raises(WorkerDiedError):
