@@ -20,9 +20,8 @@ A, B = "tcp://127.0.0.1:1001", "tcp://127.0.0.1:1002"
 def _ledger(processing_on: str | None = A) -> tuple[Ledger, SimpleNamespace]:
     where = SimpleNamespace(address=processing_on) if processing_on else None
     task = SimpleNamespace(suspicious=0, processing_on=where, annotations=None)
-    workers = {A: SimpleNamespace(name=0, nthreads=1), B: SimpleNamespace(name=1, nthreads=1)}
     scheduler = SimpleNamespace(tasks={KEY: task}, allowed_failures=3, handlers={}, stream_handlers={},
-                                nanny_plugins={}, workers=workers)
+                                nanny_plugins={}, workers={A: SimpleNamespace(name=0), B: SimpleNamespace(name=1)})
     ledger = Ledger()
     asyncio.run(ledger.start(scheduler))
     return ledger, task
