@@ -120,8 +120,11 @@ def check_apart(pool: str, guarantee: str, examples: int, timeout: float, seed_v
     the kit's own failure, not the pool's).
     """
     started = time.monotonic()
-    command = [sys.executable, "-m", "mpire_fault.verify.conformance", pool, guarantee, str(examples), str(seed_value),
-               str(os.getpid())]
+    # ``-c``, not ``-m``: a worker that a spawn or forkserver start makes runs the parent's main module again,
+    # and this one imports Hypothesis and the whole kit (more than half of a Dask worker's CPU before its first
+    # task). The kit's tasks live in ``tasks``, which needs none of it.
+    command = [sys.executable, "-c", "import sys; from mpire_fault.verify.conformance import grading_main; "
+               "grading_main(sys.argv[1:])", pool, guarantee, str(examples), str(seed_value), str(os.getpid())]
     # a session of its own: past the timeout one killpg also ends the pools' workers it started
     with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, start_new_session=True) as proc:
@@ -234,7 +237,12 @@ def end_with(parent_pid: int) -> None:
         on_sigterm(signal.SIGTERM, None)
 
 
-if __name__ == "__main__":  # POOL GUARANTEE EXAMPLES SEED [PARENT_PID]: one grading, its verdict as JSON (check_apart)
-    if len(sys.argv) > 5:
-        end_with(int(sys.argv[5]))
-    print(json.dumps(asdict(check(sys.argv[1], sys.argv[2], int(sys.argv[3]), seed_value=int(sys.argv[4])))))
+def grading_main(argv: list[str]) -> None:
+    """POOL GUARANTEE EXAMPLES SEED [PARENT_PID]: one grading, its verdict printed as JSON (``check_apart``)."""
+    if len(argv) > 4:
+        end_with(int(argv[4]))
+    print(json.dumps(asdict(check(argv[0], argv[1], int(argv[2]), seed_value=int(argv[3])))))
+
+
+if __name__ == "__main__":
+    grading_main(sys.argv[1:])

@@ -382,6 +382,29 @@ def test_a_grading_process_that_dies_is_an_error_verdict():
     assert verdict.status == "error" and "the grading process failed" in verdict.detail
 
 
+def test_a_grading_process_gives_its_workers_no_main_module_to_run(monkeypatch):
+    """A spawn or forkserver worker runs its parent's main module again first; the grading process has none
+    (``-c``), so workers do not import Hypothesis and the kit (which halved a Dask grading's CPU)."""
+    from mpire_fault.verify import conformance
+
+    commands = []
+
+    def record(command, **_):
+        commands.append(command)
+        raise OSError("recorded")
+
+    monkeypatch.setattr(conformance.subprocess, "Popen", record)
+    with pytest.raises(OSError, match="recorded"):
+        conformance.check_apart("mpire_fault", "map-abort", 1, timeout=60)
+    monkeypatch.undo()
+    command = commands[0]
+    probe = ("import multiprocessing.spawn as spawn; "
+             "print(sorted(key for key in spawn.get_preparation_data('w') if 'main' in key))")
+    assert command[1] == "-c" and "grading_main" in command[2]
+    shown = subprocess.run([*command[:2], probe], capture_output=True, text=True, timeout=60)  # -c, another code
+    assert shown.stdout.strip() == "[]", shown
+
+
 class ReuseHangsAdapter(MpireFaultAdapter):
     """Our pool, broken so that every map after an aborted one blocks for good (the map-reuse hang)."""
 
