@@ -61,7 +61,7 @@ def stop_workers_now(cluster: LocalCluster) -> None:
         log.debug("stopping the workers of the LocalCluster failed", exc_info=True)
 
 
-_WORKER_MODULE = "mpire_fault.dask_backend.remote"
+_WARM_START = "mpire_fault.dask_backend.warm_start"
 
 
 def _at_default(key: str, default: Any) -> bool:
@@ -85,7 +85,8 @@ def _fast_worker_starts() -> None:
         dask.config.set({key: "forkserver"})
     if dask.config.get(key) == "forkserver":
         # Our worker side too (importing it costs a new worker about as much as distributed itself, at
-        # its first task); effective unless the process's forkserver is already running.
+        # its first task), and what a worker looks up to register (``warm_start``); effective unless the
+        # process's forkserver is already running.
         from multiprocessing import forkserver
 
         from distributed.utils import get_mp_context
@@ -94,7 +95,7 @@ def _fast_worker_starts() -> None:
         modules = list(getattr(getattr(forkserver, "_forkserver", None), "_preload_modules", ["distributed"]))
         # Dask reseeds numpy's random state in each new worker, which imports numpy.random there (7% of a
         # worker's CPU from its start to its first task) when the forkserver preloaded numpy only.
-        wanted = [_WORKER_MODULE, *(["numpy.random"] if "numpy" in modules else [])]
+        wanted = [_WARM_START, *(["numpy.random"] if "numpy" in modules else [])]
         if any(module not in modules for module in wanted):
             context.set_forkserver_preload([*modules, *(module for module in wanted if module not in modules)])
 
