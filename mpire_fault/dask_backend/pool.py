@@ -20,7 +20,7 @@ from distributed import Client, LocalCluster
 from .._core.arguments import apply_arguments
 from .._core.chunking import LARGEST_DEFAULT_CHUNK, chunks_in_flight, is_ndarray, plan_chunks
 from .._core.contract import PoolBackend, refuse_unless
-from .._core.options import map_arguments, positive_number
+from .._core.options import map_arguments, positive_int, positive_number
 from .._core.progress import bar_options, check_style
 from .._core.progress import progress_bar as make_progress_bar
 from .._core.remote import TASK_ARGS, load_exception, with_boundary
@@ -45,12 +45,6 @@ log = logging.getLogger("mpire_fault.dask")
 
 def _func_name(func: Callable) -> str:
     return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
-
-
-def _check_positive(name: str, value: Any, number: bool = False) -> None:
-    kinds = (int, float) if number else (int,)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, kinds) or value <= 0):
-        raise ValueError(f"{name} must be a positive {'number' if number else 'integer'} or None, got {value!r}")
 
 
 _WHY = "the scheduler places tasks and Dask's nannies own the worker processes; see the README's Dask table"
@@ -83,8 +77,8 @@ class DaskPool(ClusterOwner, PoolBackend):
                              # the memory limit is set on the workers of a cluster the pool starts
                              "max_worker_memory (with address=)": max_worker_memory is not None
                              and address is not None}, _WHY)
-        _check_positive("n_jobs", n_jobs)
-        _check_positive("max_worker_memory", max_worker_memory)
+        positive_int("n_jobs", n_jobs)
+        positive_int("max_worker_memory", max_worker_memory)
         positive_number("timeout_grace", timeout_grace)
         if isinstance(max_task_retries, bool) or not isinstance(max_task_retries, int) or max_task_retries < 0:
             raise ValueError(f"max_task_retries must be a non-negative integer, got {max_task_retries!r}")
@@ -211,7 +205,7 @@ class DaskPool(ClusterOwner, PoolBackend):
                     worker_exit_timeout: float | None = None) -> AsyncResult:
         """Run ``func(*args, **kwargs)`` on the cluster; a death fails this task only."""
         _refuse({"worker_init_timeout": worker_init_timeout, "worker_exit_timeout": worker_exit_timeout})
-        _check_positive("task_timeout", task_timeout, number=True)
+        positive_number("task_timeout", task_timeout)
         args = apply_arguments(args)
         client = self.client
         result: AsyncResult = AsyncResult(callback, error_callback, self._callbacks)

@@ -20,3 +20,18 @@ def test_unknown_backend_and_a_stray_address():
         WorkerPool(2, backend="ray")
     with pytest.raises(ValueError, match="address"):
         WorkerPool(2, address="tcp://127.0.0.1:8786")
+
+
+@pytest.mark.parametrize("option, value", [("n_jobs", 0), ("n_jobs", -2), ("n_jobs", True), ("n_jobs", 1.5),
+                                           ("max_worker_memory", 0)])
+def test_numbers_out_of_range_are_refused_by_name(option, value):
+    with pytest.raises(ValueError, match=f"{option} must be a positive integer or None, got {value!r}"):
+        WorkerPool(**{"n_jobs": 2, option: value}, backend="dask")
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), True, "5"])
+def test_a_task_timeout_out_of_range_is_refused_before_the_cluster_starts(value):
+    pool = WorkerPool(2, backend="dask")
+    with pytest.raises(ValueError, match="task_timeout must be a positive number of seconds or None"):
+        pool.apply_async(abs, (-1,), task_timeout=value)
+    assert pool._client is None
