@@ -19,7 +19,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from .._platform.deathsig import signal_on_parent_death
 from .adapters import ADAPTERS, Adapter
-from .machines import GUARANTEES, BrokenBeforeHang, PoolHang, machine_for, unsupported
+from .machines import GUARANTEES, BrokenBeforeHang, PoolHang, machine_for, remove_markers, unsupported
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +134,7 @@ def check_apart(pool: str, guarantee: str, examples: int, timeout: float, seed_v
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
+            remove_markers(proc.pid)
             if not isinstance(exc, subprocess.TimeoutExpired):
                 raise
             return Verdict(pool, guarantee, "error", f"the grading process ran past {timeout:.0f} s and was killed",
@@ -218,7 +219,8 @@ def end_with(parent_pid: int) -> None:
     but a verify command ended by SIGTERM or SIGKILL (a CI job's time limit)
     runs no Python: without this its gradings, their pools and clusters kept
     running. Linux sends us SIGTERM when the parent dies (PR_SET_PDEATHSIG),
-    and SIGTERM here kills our whole group (we lead it: start_new_session).
+    and SIGTERM here removes our examples' marker directories and kills our whole group (we lead it:
+    start_new_session).
     A pool's forked worker inherits the handler; it only takes the default
     action there, so a pool that ends its workers with SIGTERM still can.
     """
@@ -229,6 +231,7 @@ def end_with(parent_pid: int) -> None:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
             return
+        remove_markers()
         os.killpg(os.getpgid(0), signal.SIGKILL)
 
     signal.signal(signal.SIGTERM, on_sigterm)

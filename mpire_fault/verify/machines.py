@@ -15,6 +15,7 @@ reported within about ``bound`` + the adapter's close bound (under 10 s).
 """
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import sys
@@ -61,6 +62,19 @@ def marker_root() -> str | None:
     return SHM_DIR if os.path.isdir(SHM_DIR) and os.access(SHM_DIR, os.W_OK) else None
 
 
+def marker_prefix(pid: int | None = None) -> str:
+    """The name every marker directory of the grading process ``pid`` (this one by default) starts with."""
+    return f"mpire-fault-verify-{os.getpid() if pid is None else pid}-"
+
+
+def remove_markers(pid: int | None = None) -> None:
+    """Remove the marker directories of the grading process ``pid``: a grading killed (its timeout, or the
+    verify command ended from outside) never reaches its examples' teardown, and /dev/shm is memory."""
+    root = marker_root() or tempfile.gettempdir()
+    for path in glob.glob(os.path.join(glob.escape(root), glob.escape(marker_prefix(pid)) + "*")):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, RuleBasedStateMachine):
     """Random submissions, deaths and kills against one pool; see ``GUARANTEES``."""
 
@@ -74,7 +88,7 @@ class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, RuleBase
     def __init__(self) -> None:
         super().__init__()
         self.hung: str | None = None  # what did not answer, once something did not
-        self.markers = tempfile.mkdtemp(prefix="mpire-fault-verify-", dir=marker_root())
+        self.markers = tempfile.mkdtemp(prefix=marker_prefix(), dir=marker_root())
         try:
             self.adapter = self.new_adapter()
         except BaseException:

@@ -502,8 +502,13 @@ def test_the_score_names_the_test_that_caught_a_mutant():
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_killing_verify_ends_its_gradings_and_their_pools(signum):
-    """A verify run ended from outside (a CI time limit) leaves no grading, pool worker or tracker running."""
+    """A verify run ended from outside (a CI time limit) leaves no grading, pool worker or tracker running,
+    and no marker directory of its examples."""
+    import tempfile
+
     import psutil
+
+    from mpire_fault.verify.machines import marker_prefix, marker_root
 
     cli = subprocess.Popen([sys.executable, "-m", "mpire_fault", "verify", "--pool", "mpire_fault", "--jobs", "2",
                             "--examples", "400", "--guarantee", "apply-isolation", "--guarantee", "exactly-once"],
@@ -516,6 +521,7 @@ def test_killing_verify_ends_its_gradings_and_their_pools(signum):
                 seen.setdefault(proc.pid, proc)
             gradings = [p for p in seen.values() if p.is_running() and p.ppid() == cli.pid]
             if len(gradings) == 2 and all(p.children() for p in gradings):
+                gradings_pids = [p.pid for p in gradings]
                 break
             time.sleep(0.1)
         else:
@@ -526,6 +532,9 @@ def test_killing_verify_ends_its_gradings_and_their_pools(signum):
         cli.wait(10)
         gone, alive = psutil.wait_procs(list(seen.values()), timeout=10)
         assert not alive, f"left running after verify got {signal.Signals(signum).name}: {alive}"
+        root = marker_root() or tempfile.gettempdir()
+        kept = [name for name in os.listdir(root) for pid in gradings_pids if name.startswith(marker_prefix(pid))]
+        assert not kept, f"marker directories left after verify got {signal.Signals(signum).name}: {kept}"
     finally:
         for proc in seen.values():
             with contextlib.suppress(psutil.Error):
