@@ -69,10 +69,19 @@ class _Batch:
         self.label = label
 
     def __call__(self) -> Any:
-        return self.calls()
+        try:
+            return self.calls()
+        except KeyboardInterrupt as exc:
+            # Raised by the batch's own code: joblib hands it to the caller as any error of a batch (loky does).
+            # Let through, it would end the worker, and the call would fail with a WorkerDiedError instead.
+            raise _BatchInterrupted(*exc.args) from exc
 
     def __repr__(self) -> str:
         return self.label
+
+
+class _BatchInterrupted(Exception):
+    """A ``KeyboardInterrupt`` a batch raised, carried to the parent as an ordinary task error."""
 
 
 class _Outcome:
@@ -281,6 +290,8 @@ class MpireFaultBackend(AutoBatchingMixin, ParallelBackendBase):
         """The batch's list of results, or its error (a ``WorkerDiedError`` for a death), as joblib expects."""
         error = out.error
         if error is not None:
+            if isinstance(error, _BatchInterrupted):
+                raise KeyboardInterrupt(*error.args) from error.__cause__  # the worker's traceback, as for any error
             if not self._use_dill and TASK_ARGS in getattr(error, "__notes__", ()):
                 # loky ships every function with cloudpickle; plain pickle (our default, several times
                 # faster on small batches) refuses lambdas and closures.

@@ -166,3 +166,19 @@ def test_lambdas_are_refused_with_the_option_that_ships_them(backend):
             assert Parallel()(delayed(lambda x: x + 1)(i) for i in range(4)) == [1, 2, 3, 4]
         finally:
             config["backend"].shutdown()
+
+
+# Task functions of the tests below (module level: the workers find them by name): each next to its test.
+def _interrupt_at(x: int, bad: int) -> int:
+    if x == bad:
+        raise KeyboardInterrupt(f"item {x}")
+    return x
+
+
+def test_a_keyboard_interrupt_raised_by_a_task_reaches_the_caller_and_kills_no_worker(backend):
+    # joblib (and loky) hand a KeyboardInterrupt the function raised to the caller, as any error of a batch;
+    # it used to end the worker, so the call failed with WorkerDiedError (exit code 1) instead.
+    with pytest.raises(KeyboardInterrupt, match="item 3"):
+        Parallel(batch_size=1)(delayed(_interrupt_at)(i, 3) for i in range(6))
+    assert Parallel()(delayed(abs)(-i) for i in range(4)) == [0, 1, 2, 3]
+    assert not backend.statistics().deaths, "a KeyboardInterrupt raised by a task is the task's error, no death"
