@@ -1,12 +1,19 @@
-"""The terminate rule of the pool machine: terminate() while a slow callback runs (``resolved-once``).
+"""The callbacks of the pool machine (``resolved-once``): each task's hook runs once, with its answer.
 
-A mixin of ``machines.PoolMachine``. terminate() ends the pool, so the rule
-closes it (checking ``no-orphans``) and gives the machine a fresh one.
+A mixin of ``machines.PoolMachine``. Tasks the ``submit`` rule sends with
+hooks record each call (``recording_hooks``), and when the task's answer is
+in, exactly one of them must have run, once, with that answer
+(``hooks_agree``; a second call arriving later is caught at teardown). The
+terminate rule checks the same while terminate() comes during a slow
+callback; terminate() ends the pool, so that rule closes it (checking
+``no-orphans``) and gives the machine a fresh one.
 """
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
@@ -16,9 +23,64 @@ from .guarantees import SLOW_CALLBACK, Guarantee, Refused, grading, show
 from .machine_parts import MachineParts
 from .tasks import work
 
+HOOK_WAIT = 1.0  # after get() answered: how long a pool may take to run that task's hook (an executor runs
+# its done-callbacks after it wakes the waiter)
+
+
+def hook_problem(made: list[tuple[str, object]], value: object, error: BaseException | None) -> str | None:
+    """What is wrong with the hook calls ``made`` for a task that answered ``value`` or ``error``, or None."""
+    if len(made) != 1:
+        return f"{len(made)} callback calls {[name for name, _ in made]}, answer {show(value, error)}"
+    name, given = made[0]
+    if (name == "callback") != (error is None):
+        return f"{name} got {given!r} but get() gave {show(value, error)}"
+    if name == "callback" and given != value:
+        return f"callback got {given!r}, get() {value!r}"
+    if name == "error_callback" and not _same_error(given, error):
+        return f"error_callback got {given!r}, get() raised {error!r}"
+    return None
+
+
+def _same_error(given: object, raised: BaseException | None) -> bool:
+    """Whether an error_callback got the error get() raised: the same object, or (a pool that copies it on
+    the way) an exception of the same type and message."""
+    return given is raised or (isinstance(given, BaseException) and type(given) is type(raised)
+                               and str(given) == str(raised))
+
 
 class CallbackRules(MachineParts):
-    """``terminate_during_a_slow_callback``: every result resolves once, its hook runs once."""
+    """Hooks on submitted tasks, and ``terminate_during_a_slow_callback``: every result resolves once, its
+    hook runs once."""
+
+    def recording_hooks(self, index: int) -> dict[str, Callable[[Any], None]]:
+        """``callback`` and ``error_callback`` for task ``index`` that record each call in ``hook_calls``."""
+        made = self.hook_calls[index] = []
+
+        def callback(value: Any) -> None:
+            made.append(("callback", value))  # list.append is atomic: hooks may run on any thread
+
+        def error_callback(error: Any) -> None:
+            made.append(("error_callback", error))
+
+        return {"callback": callback, "error_callback": error_callback}
+
+    def hooks_agree(self, index: int, kind: str, value: object, error: BaseException | None) -> None:
+        """Task ``index`` answered: if it was sent with recording hooks, exactly one ran, once, with the answer."""
+        made = self.hook_calls.get(index)
+        if made is None:
+            return
+        deadline = time.monotonic() + HOOK_WAIT
+        while not made and time.monotonic() < deadline:
+            time.sleep(0.005)
+        problem = hook_problem(list(made), value, error)
+        if problem:
+            self.violate(Guarantee.RESOLVED_ONCE, f"task {index} ({kind}): {problem}")
+
+    def no_hook_ran_twice(self) -> None:
+        """At teardown: a hook that ran again after its task's answer was checked."""
+        twice = {index: [name for name, _ in made] for index, made in self.hook_calls.items() if len(made) > 1}
+        if twice:
+            self.violate(Guarantee.RESOLVED_ONCE, f"callbacks that ran more than once: {twice}")
 
     @grading()
     @rule(others=st.lists(st.sampled_from(["ok", "raise", "sigkill"]), max_size=3))
@@ -85,14 +147,6 @@ class CallbackRules(MachineParts):
         with lock:
             seen = {index: list(made) for index, made in calls.items()}
         for index, (kind, _) in handles.items():
-            made = seen.get(index, [])
-            value, error = answers[index]
-            if len(made) != 1:
-                self.violate(Guarantee.RESOLVED_ONCE, f"task {index} ({kind}): {len(made)} callback calls "
-                                              f"{[name for name, _ in made]}, answer {show(value, error)}")
-            elif (made[0][0] == "callback") != (error is None):
-                self.violate(Guarantee.RESOLVED_ONCE, f"task {index} ({kind}): {made[0][0]} got {made[0][1]!r} "
-                                              f"but get() gave {show(value, error)}")
-            elif made[0][0] == "callback" and made[0][1] != value:
-                self.violate(Guarantee.RESOLVED_ONCE,
-                             f"task {index} ({kind}): callback got {made[0][1]!r}, get() {value!r}")
+            problem = hook_problem(seen.get(index, []), *answers[index])
+            if problem:
+                self.violate(Guarantee.RESOLVED_ONCE, f"task {index} ({kind}): {problem}")

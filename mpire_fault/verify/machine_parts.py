@@ -26,6 +26,7 @@ class MachineParts:
         map_aborted: bool
         succeeded: set[int]
         pending: dict[int, tuple[str, object, str | None]]
+        hook_calls: dict[int, list[tuple[str, object]]]
 
         def new_adapter(self) -> Adapter: ...
 

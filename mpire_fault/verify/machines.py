@@ -101,6 +101,7 @@ class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, RuleBase
         self.map_aborted = False
         self.violations: list[tuple[str, str]] = []
         self.succeeded: set[int] = set()
+        self.hook_calls: dict[int, list[tuple[str, object]]] = {}  # tasks sent with recording hooks (CallbackRules)
 
     # ------------------------------------------------------------------ helpers
     def new_adapter(self) -> Adapter:
@@ -150,15 +151,19 @@ class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, RuleBase
         self.next_index += 1
         return index
 
-    def enqueue(self, kind: str, nap: float, blame: str | None = None, **extra) -> int:
-        """Submit one task; its answer is judged by ``wait_for_results``, charged to ``blame``."""
+    def enqueue(self, kind: str, nap: float, blame: str | None = None, hooks: bool = False, **extra) -> int:
+        """Submit one task; its answer is judged by ``wait_for_results``, charged to ``blame``; with ``hooks``,
+        its callback and error_callback are checked too."""
         index = self.new_index()
         if blame is None and kind == "ok" and self.after_idle_kill:
             blame = Guarantee.IDLE_KILL
+        if hooks:
+            extra.update(self.recording_hooks(index))
         try:
             handle = self.adapter.submit(work, (kind, self.markers, index, nap), **extra)
         except Exception as exc:  # noqa: BLE001 - a broken pool refuses work: that is this task's answer
             handle = Refused(exc)
+            self.hook_calls.pop(index, None)  # refused: no hook is owed
         self.pending[index] = (kind, handle, blame)
         return index
 
@@ -232,9 +237,10 @@ class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, RuleBase
 
     # ------------------------------------------------------------------ apply
     @precondition(live)
-    @rule(kind=st.sampled_from(["ok", "ok", "raise", "exit", "sigkill"]), nap=st.sampled_from([0.0, 0.02]))
-    def submit(self, kind: str, nap: float) -> None:
-        self.enqueue(kind, nap)
+    @rule(kind=st.sampled_from(["ok", "ok", "raise", "exit", "sigkill"]), nap=st.sampled_from([0.0, 0.02]),
+          hooks=st.booleans())
+    def submit(self, kind: str, nap: float, hooks: bool = False) -> None:
+        self.enqueue(kind, nap, hooks=hooks)
 
     @precondition(live)
     @rule()
@@ -243,6 +249,7 @@ class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, RuleBase
             never = f"task {index} ({kind}) never answered (waited {self.bound} s)"
             value, error = self.answer(handle, self.bound, never)
             self.judge(index, kind, value, error, blame)
+            self.hooks_agree(index, kind, value, error)
             del self.pending[index]
 
     def judge(self, index: int, kind: str, value, error, blame: str | None) -> None:
@@ -354,6 +361,7 @@ class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, RuleBase
         try:
             if not failing and self.hung is None:
                 self.wait_for_results()  # every submitted task must answer, whatever is graded
+                self.no_hook_ran_twice()
                 self.promises_hold()
                 self.nothing_ran_twice()
                 if self.guarantee in (None, Guarantee.EXACTLY_ONCE):

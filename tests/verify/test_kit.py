@@ -69,6 +69,38 @@ def test_the_kit_catches_a_broken_pool_with_a_short_counterexample(monkeypatch):
     assert any("start_with_the_fault_under_test" in line or "'sigkill'" in line or "'exit'" in line for line in steps)
 
 
+class ErrorCallbackGetsNothingAdapter(MpireFaultAdapter):
+    """Our pool, except that an error_callback is called with None instead of the error."""
+
+    name = "error-callback-gets-nothing"
+
+    def submit(self, fn, args, callback=None, error_callback=None, timeout=None):
+        hook = None if error_callback is None else (lambda error: error_callback(None))
+        return super().submit(fn, args, callback=callback, error_callback=hook, timeout=timeout)
+
+
+class CallbackTwiceAdapter(MpireFaultAdapter):
+    """Our pool, except that a callback runs twice, the second time a little after the task answered."""
+
+    name = "callback-twice"
+
+    def submit(self, fn, args, callback=None, error_callback=None, timeout=None):
+        def twice(value):
+            callback(value)
+            threading.Timer(0.05, callback, (value,)).start()
+
+        return super().submit(fn, args, callback=None if callback is None else twice, error_callback=error_callback,
+                              timeout=timeout)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("adapter, says", [(ErrorCallbackGetsNothingAdapter, "error_callback got None"),
+                                           (CallbackTwiceAdapter, "callback")])
+def test_a_hook_called_with_the_wrong_answer_or_twice_breaks_resolved_once(adapter, says):
+    verdict = check(adapter.name, "resolved-once", examples=20, adapter_cls=adapter, shrink=False)
+    assert verdict.status == "fail" and "[resolved-once]" in verdict.detail and says in verdict.detail, verdict
+
+
 def test_a_pool_that_hangs_is_a_verdict_not_a_stuck_run():
     verdict = check("multiprocessing", "apply-death-error", examples=5, shrink=False)
     assert verdict.status == "hang" and "never" in verdict.detail
