@@ -226,8 +226,10 @@ class MpireFaultBackend(AutoBatchingMixin, ParallelBackendBase):
         if multiprocessing.current_process().daemon:
             # A pool's worker is daemonic, and multiprocessing forbids daemonic processes children.
             if n_jobs != 1:
-                warnings.warn("an mpire_fault joblib backend inside a worker process cannot start processes; "
-                              "setting n_jobs=1", stacklevel=3)
+                # Worded as joblib's own backends word it ("...-backed parallel loops cannot be nested"), so the
+                # filters written for theirs catch ours.
+                warnings.warn("mpire_fault-backed parallel loops cannot be nested in a worker process (it is "
+                              "daemonic, so cannot start processes), setting n_jobs=1", stacklevel=3)
             return 1
         if n_jobs < 0:
             n_jobs = max(cpu_count() + 1 + n_jobs, 1)

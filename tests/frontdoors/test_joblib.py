@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 from _children import children, wait_for_no_children
@@ -182,3 +183,18 @@ def test_a_keyboard_interrupt_raised_by_a_task_reaches_the_caller_and_kills_no_w
         Parallel(batch_size=1)(delayed(_interrupt_at)(i, 3) for i in range(6))
     assert Parallel()(delayed(abs)(-i) for i in range(4)) == [0, 1, 2, 3]
     assert not backend.statistics().deaths, "a KeyboardInterrupt raised by a task is the task's error, no death"
+
+
+def _nested_warnings(_: int) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Parallel(n_jobs=2, backend="mpire_fault")(delayed(abs)(-i) for i in range(2))
+    return [str(w.message) for w in caught]
+
+
+def test_a_nested_call_in_a_worker_warns_in_joblibs_words(backend):
+    # joblib's own process backends say "...-backed parallel loops cannot be nested"; filters written for
+    # theirs (and joblib's own tests) look for those words.
+    messages = Parallel()(delayed(_nested_warnings)(i) for i in range(2))
+    for caught in messages:
+        assert len(caught) == 1 and "backed parallel loops cannot be nested" in caught[0], caught
