@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import pickle
 import threading
 import warnings
 import weakref
@@ -134,6 +135,13 @@ def _function_name(calls: Any) -> str:
             break
         func = inner
     return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
+
+
+def _by_reference_failure(error: BaseException) -> bool:
+    """Plain pickle's refusal of what it can only pickle by name (a lambda, a closure, a local class), which dill
+    ships by value; not an object that will not pickle at all (a ``__reduce__`` that raises, a lock)."""
+    return isinstance(error, (AttributeError, pickle.PicklingError)) and (
+        "Can't pickle local object" in str(error) or "attribute lookup" in str(error))
 
 
 def _reap_when_idle(backend_ref: weakref.ref, generation: int) -> None:
@@ -294,7 +302,7 @@ class MpireFaultBackend(AutoBatchingMixin, ParallelBackendBase):
         if error is not None:
             if isinstance(error, _BatchInterrupted):
                 raise KeyboardInterrupt(*error.args) from error.__cause__  # the worker's traceback, as for any error
-            if not self._use_dill and TASK_ARGS in getattr(error, "__notes__", ()):
+            if not self._use_dill and TASK_ARGS in getattr(error, "__notes__", ()) and _by_reference_failure(error):
                 # loky ships every function with cloudpickle; plain pickle (our default, several times
                 # faster on small batches) refuses lambdas and closures.
                 error.add_note(f"lambdas and closures need use_dill=True: parallel_config(backend="

@@ -198,3 +198,15 @@ def test_a_nested_call_in_a_worker_warns_in_joblibs_words(backend):
     messages = Parallel()(delayed(_nested_warnings)(i) for i in range(2))
     for caught in messages:
         assert len(caught) == 1 and "backed parallel loops cannot be nested" in caught[0], caught
+
+
+class _RefusesPickling:
+    def __reduce__(self):
+        raise RuntimeError("this object will not pickle")
+
+
+def test_the_use_dill_hint_comes_only_where_dill_would_help(backend):
+    with pytest.raises(RuntimeError, match="will not pickle") as refused:
+        Parallel()(delayed(id)(_RefusesPickling()) for _ in range(2))
+    assert "task-args" in refused.value.__notes__
+    assert not any("use_dill" in note for note in refused.value.__notes__), refused.value.__notes__
