@@ -17,6 +17,7 @@ module is the one way in.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import multiprocessing
 import os
 import pickle
@@ -55,6 +56,8 @@ BACKEND_NAME = "mpire_fault"
 # arguments reach our workers through the engine's shared memory instead, and
 # the start method is ours to choose, so these are read and set aside.
 _JOBLIB_CALL_KEYS = frozenset({"max_nbytes", "temp_folder", "mmap_mode", "verbose", "context"})
+# What Parallel(...) may pass on for the workers themselves, as to loky's executor and multiprocessing's Pool.
+_JOBLIB_WORKER_KEYS = frozenset({"initializer", "initargs"})
 _PROCESS_START_METHODS = ("fork", "forkserver", "spawn")
 # As loky's executor: workers left idle this long after the last call are stopped.
 DEFAULT_IDLE_WORKER_TIMEOUT = 300.0
@@ -98,11 +101,25 @@ class _Outcome:
 class _Lease:
     """A pool and the batches it still owes; the count tells an idle pool from a busy one."""
 
-    __slots__ = ("outstanding", "pool")
+    __slots__ = ("hooks", "outstanding", "pool", "worker_init")
 
-    def __init__(self, pool: WorkerPool) -> None:
+    def __init__(self, pool: WorkerPool, hooks: tuple[Callable[..., Any] | None, tuple]) -> None:
         self.pool = pool
         self.outstanding = 0
+        self.hooks = hooks  # (initializer, initargs) its workers start with
+        initializer, initargs = hooks
+        # One object for the pool's life: each batch's session then equals the one its workers started with.
+        self.worker_init = functools.partial(initializer, *initargs) if initializer is not None else None
+
+
+def _same_hooks(a: tuple[Any, tuple], b: tuple[Any, tuple]) -> bool:
+    """Whether workers started with hooks ``a`` may serve a call that asks for ``b`` (loky's rule: equal arguments)."""
+    if a[0] is not b[0] or len(a[1]) != len(b[1]):
+        return False
+    try:
+        return all(x is y or bool(x == y) for x, y in zip(a[1], b[1], strict=True))
+    except Exception:  # noqa: BLE001 - an argument without a plain == (a numpy array): new workers, to be safe
+        return False
 
 
 class _Settled:
@@ -137,6 +154,14 @@ def _function_name(calls: Any) -> str:
     return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
 
 
+def _check_hooks(initializer: Any, initargs: Any) -> tuple[Callable[..., Any] | None, tuple]:
+    if initializer is not None and not callable(initializer):
+        raise TypeError(f"initializer must be a callable, got {initializer!r}")
+    if not isinstance(initargs, (tuple, list)):
+        raise TypeError(f"initargs must be a tuple, got {initargs!r}")
+    return initializer, tuple(initargs)
+
+
 def _by_reference_failure(error: BaseException) -> bool:
     """Plain pickle's refusal of what it can only pickle by name (a lambda, a closure, a local class), which dill
     ships by value; not an object that will not pickle at all (a ``__reduce__`` that raises, a lock)."""
@@ -157,8 +182,12 @@ class MpireFaultBackend(AutoBatchingMixin, ParallelBackendBase):
     here): ``chaos``, ``chaos_seed``, ``event_log``, ``max_worker_memory``,
     ``max_task_retries`` (a batch that killed its worker runs again, up to N
     times), ``restart_backoff``, ``start_method`` (fork, forkserver or spawn),
-    ``use_dill`` (ship lambdas and closures) and ``idle_worker_timeout``
-    (seconds before idle workers kept between calls are stopped).
+    ``use_dill`` (ship lambdas and closures), ``idle_worker_timeout``
+    (seconds before idle workers kept between calls are stopped), and
+    joblib's own ``initializer`` and ``initargs`` (``initializer(*initargs)``
+    runs once in each worker as it starts, a restarted one too; also taken by
+    ``Parallel(...)``, as loky takes them: workers are reused while the two are
+    the same, and replaced when they change).
 
     The workers stay up between ``Parallel`` calls made while this instance is
     the active backend (inside its ``parallel_config`` block); a ``Parallel``
@@ -184,12 +213,14 @@ class MpireFaultBackend(AutoBatchingMixin, ParallelBackendBase):
         start_method: str | None = None,
         use_dill: bool = False,
         idle_worker_timeout: float = DEFAULT_IDLE_WORKER_TIMEOUT,
+        initializer: Callable[..., Any] | None = None,
+        initargs: tuple = (),
         **unknown: Any,
     ) -> None:
         if unknown:
             raise TypeError(f"the mpire_fault joblib backend has no option {sorted(unknown)[0]!r}; it takes "
                             "chaos, chaos_seed, event_log, max_worker_memory, max_task_retries, restart_backoff, "
-                            "start_method, use_dill and idle_worker_timeout")
+                            "start_method, use_dill, idle_worker_timeout, initializer and initargs")
         super().__init__(nesting_level=nesting_level, inner_max_num_threads=inner_max_num_threads)
         if start_method is None:
             # joblib's own switch for its process backends, honoured here too.
@@ -208,6 +239,8 @@ class MpireFaultBackend(AutoBatchingMixin, ParallelBackendBase):
         self._max_task_retries = max_task_retries
         self._use_dill = use_dill
         self._idle_worker_timeout = float(idle_worker_timeout)
+        self._hooks = _check_hooks(initializer, initargs)  # the default of each call; Parallel(...) may change it
+        self._call_hooks = self._hooks
         # One Chaos for every pool this backend makes: its journal and its COUNT budgets
         # ("1*sigkill") span the backend's life, not the life of one pool.
         from .chaos import resolve
@@ -249,7 +282,11 @@ class MpireFaultBackend(AutoBatchingMixin, ParallelBackendBase):
         n_jobs = self.effective_n_jobs(n_jobs)
         if n_jobs == 1:
             raise FallbackToBackend(SequentialBackend(nesting_level=self.nesting_level))
-        unknown = sorted(set(joblib_kwargs) - _JOBLIB_CALL_KEYS)
+        if "initializer" in joblib_kwargs or "initargs" in joblib_kwargs:
+            hooks = _check_hooks(joblib_kwargs.get("initializer"), joblib_kwargs.get("initargs", ()))
+        else:
+            hooks = self._hooks
+        unknown = sorted(set(joblib_kwargs) - _JOBLIB_CALL_KEYS - _JOBLIB_WORKER_KEYS)
         if unknown:
             raise TypeError(f"Parallel(...) passed {unknown[0]!r} to the mpire_fault backend, which does not "
                             f"take it there: give mpire_fault's options to parallel_config(backend="
@@ -261,9 +298,11 @@ class MpireFaultBackend(AutoBatchingMixin, ParallelBackendBase):
             if self._idle_timer is not None:
                 self._idle_timer.cancel()
                 self._idle_timer = None
-            if self._lease is not None and self._lease.pool.n_jobs != n_jobs:
+            if self._lease is not None and (self._lease.pool.n_jobs != n_jobs
+                                            or not _same_hooks(self._lease.hooks, hooks)):
                 retired, self._lease = self._lease, None
             self._n_jobs = n_jobs
+            self._call_hooks = hooks
         if retired is not None:
             self._retire(retired)
         return n_jobs
@@ -285,11 +324,12 @@ class MpireFaultBackend(AutoBatchingMixin, ParallelBackendBase):
         with self._lock:
             lease = self._lease
             if lease is None:
-                lease = self._lease = _Lease(self._new_pool())
+                lease = self._lease = _Lease(self._new_pool(), self._call_hooks)
             lease.outstanding += 1
             try:
                 return lease.pool.apply_async(_Batch(func, label), callback=_Settled(self, lease, callback, False),
-                                              error_callback=_Settled(self, lease, callback, True))
+                                              error_callback=_Settled(self, lease, callback, True),
+                                              worker_init=lease.worker_init)
             except BaseException:
                 lease.outstanding -= 1
                 raise

@@ -4,6 +4,7 @@ joblib and scikit-learn come with the test extra; without joblib the module is s
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -210,3 +211,40 @@ def test_the_use_dill_hint_comes_only_where_dill_would_help(backend):
         Parallel()(delayed(id)(_RefusesPickling()) for _ in range(2))
     assert "task-args" in refused.value.__notes__
     assert not any("use_dill" in note for note in refused.value.__notes__), refused.value.__notes__
+
+
+_INITIALIZED: tuple | None = None  # set in a worker by _initialize; None in this process
+
+
+def _initialize(value: str) -> None:
+    global _INITIALIZED
+    _INITIALIZED = (value, os.getpid())
+
+
+def _initialized(_: int) -> tuple | None:
+    time.sleep(0.01)
+    return _INITIALIZED
+
+
+def test_initializer_runs_in_each_worker_from_parallel_or_parallel_config():
+    # joblib 1.6 hands initializer/initargs to loky's executor and multiprocessing's Pool, from Parallel(...)
+    # or parallel_config(...); both used to be refused with TypeError here.
+    results = Parallel(n_jobs=2, backend="mpire_fault", batch_size=1, initializer=_initialize,
+                       initargs=("call",))(delayed(_initialized)(i) for i in range(8))
+    assert {value for value, _ in results} == {"call"}
+    with parallel_config(backend="mpire_fault", n_jobs=2, initializer=_initialize, initargs=("config",)) as config:
+        try:
+            first = Parallel(batch_size=1)(delayed(_initialized)(i) for i in range(8))
+            assert {value for value, _ in first} == {"config"}
+            pids = {pid for _, pid in first}
+            again = Parallel(batch_size=1)(delayed(_initialized)(i) for i in range(8))
+            assert {pid for _, pid in again} <= set(config["backend"].statistics().worker_pids.values()) | pids
+            assert {value for value, _ in again} == {"config"}
+            changed = Parallel(batch_size=1, initializer=_initialize, initargs=("changed",))(
+                delayed(_initialized)(i) for i in range(8))
+            assert {value for value, _ in changed} == {"changed"}, "new initargs: new workers that ran them"
+            assert not {pid for _, pid in changed} & pids
+        finally:
+            config["backend"].shutdown()
+    with pytest.raises(TypeError, match="initializer must be a callable"):
+        Parallel(n_jobs=2, backend="mpire_fault", initializer=3)(delayed(abs)(i) for i in range(2))
