@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -125,26 +126,38 @@ def check_apart(pool: str, guarantee: str, examples: int, timeout: float, seed_v
     # task). The kit's tasks live in ``tasks``, which needs none of it.
     command = [sys.executable, "-c", "import sys; from mpire_fault.verify.conformance import grading_main; "
                "grading_main(sys.argv[1:])", pool, guarantee, str(examples), str(seed_value), str(os.getpid())]
-    # a session of its own: past the timeout one killpg also ends the pools' workers it started
-    with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, start_new_session=True) as proc:
+    # A session of its own: one killpg ends the pools' workers it started, past the timeout and after it
+    # answered (a pool it found hung may have left some). Its output goes to files, not pipes: a worker left
+    # behind holds them open, and waiting for a pipe's end would wait for that worker.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True,
+                                start_new_session=True)
         try:
-            out, err = proc.communicate(timeout=timeout)
+            proc.wait(timeout=timeout)
         except BaseException as exc:  # the timeout, or Ctrl-C: nothing of the grading outlives it
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            remove_markers(proc.pid)
+            _end_group(proc)
             if not isinstance(exc, subprocess.TimeoutExpired):
                 raise
             return Verdict(pool, guarantee, "error", f"the grading process ran past {timeout:.0f} s and was killed",
                            "", time.monotonic() - started)
+        _end_group(proc)
+        out.seek(0)
+        err.seek(0)
+        output, errors = out.read(), err.read()
     try:
-        return Verdict(**json.loads(out.strip().splitlines()[-1]))
+        return Verdict(**json.loads(output.strip().splitlines()[-1]))
     except (IndexError, ValueError, TypeError):
-        tail = (err.strip().splitlines() or [f"exit code {proc.returncode}, no verdict"])[-1]
+        tail = (errors.strip().splitlines() or [f"exit code {proc.returncode}, no verdict"])[-1]
         return Verdict(pool, guarantee, "error", f"the grading process failed: {tail}"[:300], "",
                        time.monotonic() - started)
+
+
+def _end_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the grading's process group (it leads it), reap the grading, remove its marker directories."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    remove_markers(proc.pid)
 
 
 def grade(pool: str, examples: int) -> list[Verdict]:
@@ -244,7 +257,10 @@ def grading_main(argv: list[str]) -> None:
     """POOL GUARANTEE EXAMPLES SEED [PARENT_PID]: one grading, its verdict printed as JSON (``check_apart``)."""
     if len(argv) > 4:
         end_with(int(argv[4]))
-    print(json.dumps(asdict(check(argv[0], argv[1], int(argv[2]), seed_value=int(argv[3])))))
+    print(json.dumps(asdict(check(argv[0], argv[1], int(argv[2]), seed_value=int(argv[3])))), flush=True)
+    # Out now: a pool that hung (the verdict says so) can keep the interpreter's exit waiting for good (the
+    # standard executor joins its management thread at exit); check_apart kills what the pool left behind.
+    os._exit(0)
 
 
 if __name__ == "__main__":
