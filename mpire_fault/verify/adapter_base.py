@@ -30,8 +30,9 @@ class Hang(Exception):
 #   start_methods  - create() takes start_method (fork, spawn, forkserver)
 #   terminate      - shutdown() ends the pool while tasks run (a terminate); an executor's shutdown(wait=False)
 #                    lets running tasks finish, so it has no call that resolved-once could grade
+#   lifespan       - map_with_lifespan: a map on a fresh pool whose workers are replaced after N tasks each
 FEATURES = ("task_timeout", "names_item", "chunk_size", "n_splits", "mpire_items", "error_fields", "timeout_grace",
-            "task_retries", "worker_init", "shared_memory", "start_methods", "terminate")
+            "task_retries", "worker_init", "shared_memory", "start_methods", "terminate", "lifespan")
 CLOSE_BOUND = 2.0  # how long the pool's own shutdown may take before we stop waiting for it
 SETTLE_BOUND = 1.0  # after a shutdown that returned: how long workers get to leave on their own before SIGKILL
 SETTLE_CAP = 5.0  # the most settle_bound() stretches it to on a loaded machine
@@ -130,6 +131,20 @@ class Adapter:
         probe = type(self)(**{**self.options, "initializer": init})
         try:
             return probe.get(probe.submit(fn, args), timeout)
+        finally:
+            probe.close()
+
+    def lifespan_options(self, lifespan: int) -> dict[str, Any]:
+        """The create() keywords of a pool whose workers are replaced after ``lifespan`` tasks each."""
+        return {"maxtasksperchild": lifespan}
+
+    def map_with_lifespan(self, fn: Callable, items: list, lifespan: int, timeout: float) -> list:
+        """``map`` (one item per task) on a fresh pool whose workers each run at most ``lifespan`` tasks; the
+        fresh pool is closed after. Feature ``lifespan``; the default suits pools that take it at creation
+        (``lifespan_options``)."""
+        probe = type(self)(**{**self.options, **self.lifespan_options(lifespan)})
+        try:
+            return probe.map(fn, items, timeout)
         finally:
             probe.close()
 

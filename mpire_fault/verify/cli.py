@@ -39,19 +39,21 @@ EXAMPLE_SECONDS: dict[str, float] = {
     Guarantee.APPLY_ISOLATION: 0.8, Guarantee.EXACTLY_ONCE: 0.8, Guarantee.NO_SHM_LEAK: 0.75,
     Guarantee.MAP_REUSE: 0.7, Guarantee.RIGHT_ITEM: 0.7, Guarantee.IDLE_KILL: 0.65, Guarantee.APPLY_DEATH_ERROR: 0.65,
     Guarantee.ERROR_FIELDS: 0.65, Guarantee.OWN_EXCEPTION: 0.6, Guarantee.NO_ORPHANS: 0.55,
-    Guarantee.MAP_COMPLETE: 0.45,
+    Guarantee.MAP_COMPLETE: 0.45, Guarantee.LIFESPAN: 0.6, Guarantee.RETRIES: 0.6,  # the last two: one grading alone
 }
 OTHER_EXAMPLE_SECONDS = 0.4
 # At most this many examples of a guarantee whose own rule draws from a small space, whatever --examples asks:
 # more only repeat the same cases at a second or more each (a parent program started and SIGKILLed: 3 start
 # methods x 0-2 busy workers; a worker_init that always fails: nothing to draw; a stuck task or slow tasks
-# before a timed one: 2-3 values; a task's own exception: 8 cases, a death's fields: 12). Uncapped,
+# before a timed one: 2-3 values; a task's own exception: 8 cases, a death's fields: 12; a lifespan of 1-3
+# tasks over 1-8 items: 24; a task killed in its first 0-3 runs: 4). Uncapped,
 # `--examples 200` took 10.7 min (load average 3-30); with the first four capped, 5.8 min (load average
 # 1.9-15.6, 580 s of CPU where the 13 guarantees took 466 s). The caps are printed with the table, and
 # `--examples` below a cap is taken as asked.
 EXAMPLE_CAP: dict[str, int] = {
     Guarantee.PARENT_DEATH: 20, Guarantee.INIT_GIVES_UP: 10, Guarantee.HARD_TIMEOUT: 25,
-    Guarantee.CLOCK_AT_START: 25, Guarantee.OWN_EXCEPTION: 50, Guarantee.ERROR_FIELDS: 50,
+    Guarantee.CLOCK_AT_START: 25, Guarantee.OWN_EXCEPTION: 50, Guarantee.ERROR_FIELDS: 50, Guarantee.LIFESPAN: 25,
+    Guarantee.RETRIES: 20,
 }
 MIN_SHARD_EXAMPLES = 10  # fewer would make every shard's search start over from the simplest examples
 SECONDS_PER_EXAMPLE = 30.0  # a grading process past examples * this is killed (an "error" verdict)

@@ -46,6 +46,8 @@ class Guarantee(enum.StrEnum):
     INIT_GIVES_UP = "init-gives-up"
     NO_SHM_LEAK = "no-shm-leak"
     PARENT_DEATH = "parent-death"
+    LIFESPAN = "lifespan"
+    RETRIES = "retries"
 
 
 GUARANTEES: dict[str, str] = {
@@ -83,6 +85,11 @@ GUARANTEES: dict[str, str] = {
                             "tasks are answered, failed by a death or dropped by an abort, nor after close"),
     Guarantee.PARENT_DEATH: ("when the parent is SIGKILLed, every process it started for the pool (busy or idle "
                              "workers) exits within 3 s"),
+    Guarantee.LIFESPAN: ("a pool told to replace its workers after N tasks (worker_lifespan, maxtasksperchild, "
+                         "max_tasks_per_child) runs at most N tasks in each worker process, and every item still "
+                         "answers, once and in order"),
+    Guarantee.RETRIES: ("with max_task_retries=R, a task whose worker died runs again, at most R more times: killed "
+                        "in its first R runs it still succeeds, killed in R+1 it fails with the death error"),
 }
 # Guarantees that need something beyond submit/get/map/terminate (see adapters.FEATURES).
 REQUIRES: dict[str, frozenset[str]] = {
@@ -94,7 +101,10 @@ REQUIRES: dict[str, frozenset[str]] = {
     Guarantee.INIT_GIVES_UP: frozenset({"worker_init"}),
     Guarantee.NO_SHM_LEAK: frozenset({"shared_memory"}),
     Guarantee.RESOLVED_ONCE: frozenset({"terminate"}),
+    Guarantee.LIFESPAN: frozenset({"lifespan"}),
+    Guarantee.RETRIES: frozenset({"task_retries"}),
 }
+RETRIES = 2  # the max_task_retries a pool graded on ``retries`` gets
 SLOW_CALLBACK = 1.8  # seconds: longer than AsyncResult's "supervisor gone" fallback (about 1.25 s)
 TASK_TIMEOUT = 0.5
 LATE = 50_000_000  # ns: a start or end this long after the call answered counts as "after"

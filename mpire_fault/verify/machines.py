@@ -33,6 +33,7 @@ from .guarantees import (
     GUARANTEES,
     LATE,
     REQUIRES,
+    RETRIES,
     SLOW_CALLBACK,
     TASK_TIMEOUT,
     BrokenBeforeHang,
@@ -45,6 +46,7 @@ from .guarantees import (
     show,
     unsupported,
 )
+from .lifecycle_rules import LifecycleRules
 from .map_rules import MapRules
 from .outcome_rules import HARD_GRACE, INPUT_KINDS, OutcomeRules, has_numpy
 from .resource_rules import SHM_DIR, ResourceRules, segments
@@ -75,7 +77,7 @@ def remove_markers(pid: int | None = None) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, RuleBasedStateMachine):
+class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, LifecycleRules, RuleBasedStateMachine):
     """Random submissions, deaths and kills against one pool; see ``GUARANTEES``."""
 
     adapter_cls: type[Adapter] = MpireFaultAdapter
@@ -117,6 +119,8 @@ class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, RuleBase
             options["timeout_grace"] = HARD_GRACE
         if "task_retries" in features and self.guarantee == Guarantee.HARD_TIMEOUT:
             options["max_task_retries"] = 1
+        if "task_retries" in features and self.guarantee == Guarantee.RETRIES:
+            options["max_task_retries"] = RETRIES
         return self.adapter_cls(**options)
 
     def violate(self, guarantee: str, message: str) -> None:
@@ -234,6 +238,10 @@ class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, RuleBase
             self.big_arguments("bytes", ["sigkill", "echo"], "raise", 5)
         elif g == Guarantee.PARENT_DEATH:
             self.the_parent_is_sigkilled("fork", 1)
+        elif g == Guarantee.LIFESPAN:
+            self.a_map_on_workers_with_a_lifespan(1, 3)
+        elif g == Guarantee.RETRIES:
+            self.a_task_killed_in_its_first_runs(RETRIES)
 
     # ------------------------------------------------------------------ apply
     @precondition(live)

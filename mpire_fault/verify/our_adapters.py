@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .adapter_base import Adapter, async_result
+from .adapter_base import Adapter, async_result, bounded
 
 
 class MpireFaultAdapter(Adapter):
@@ -11,7 +11,7 @@ class MpireFaultAdapter(Adapter):
     death_error = "WorkerDiedError"
     features = frozenset({"task_timeout", "names_item", "chunk_size", "n_splits", "mpire_items", "error_fields",
                           "timeout_grace", "task_retries", "worker_init", "shared_memory", "start_methods",
-                          "terminate"})
+                          "terminate", "lifespan"})
 
     @staticmethod
     def create(**options: Any) -> Any:
@@ -39,6 +39,13 @@ class MpireFaultAdapter(Adapter):
         finally:
             probe.close()
 
+    def map_with_lifespan(self, fn, items, lifespan, timeout):
+        probe = type(self)(**self.options)  # MPIRE's worker_lifespan is a map() keyword: a fresh pool all the same
+        try:
+            return bounded(lambda: probe.pool.map(fn, items, chunk_size=1, worker_lifespan=lifespan), timeout, "map")
+        finally:
+            probe.close()
+
     def shm_prefix(self) -> str | None:
         return getattr(self.pool, "_shm_prefix", None)
 
@@ -51,7 +58,8 @@ class MpireFaultDaskAdapter(MpireFaultAdapter):
 
     name = "mpire_fault-dask"
     side_by_side = 4  # each grading starts a LocalCluster of five processes
-    # DaskPool refuses start_method, and its arguments travel through Dask, not /dev/shm
+    # DaskPool refuses start_method and worker_lifespan (Dask's nannies own the workers), and its arguments
+    # travel through Dask, not /dev/shm
     features = frozenset({"task_timeout", "names_item", "chunk_size", "n_splits", "mpire_items", "error_fields",
                           "timeout_grace", "task_retries", "worker_init", "terminate"})
 

@@ -66,7 +66,7 @@ class MultiprocessingAdapter(Adapter):
     def get(self, handle, timeout):
         return async_result(handle, timeout)
 
-    features = frozenset({"chunk_size", "worker_init", "terminate"})
+    features = frozenset({"chunk_size", "worker_init", "terminate", "lifespan"})
 
     def run_map(self, fn, items):
         return self.pool.starmap(fn, items, chunksize=1)
@@ -77,7 +77,7 @@ class MultiprocessingAdapter(Adapter):
 
 class FuturesAdapter(Adapter):
     name = "concurrent.futures"
-    features = frozenset({"chunk_size", "worker_init"})
+    features = frozenset({"chunk_size", "worker_init", "lifespan"})
 
     @staticmethod
     def create(**options: Any) -> Any:
@@ -100,6 +100,12 @@ class FuturesAdapter(Adapter):
     def run_map_input(self, fn, iterable, chunk_size, n_splits):
         return list(self.pool.map(fn, iterable, chunksize=chunk_size or 1))
 
+    def lifespan_options(self, lifespan):
+        import multiprocessing
+
+        # the executor refuses max_tasks_per_child with fork (a replacement would fork a threaded parent)
+        return {"max_tasks_per_child": lifespan, "mp_context": multiprocessing.get_context("forkserver")}
+
     shutdown_returns_early = True  # wait=False: the running tasks end, then the workers, after it returned
 
     def shutdown(self) -> None:
@@ -108,7 +114,8 @@ class FuturesAdapter(Adapter):
 
 class LokyAdapter(FuturesAdapter):
     name = "loky"
-    features = FuturesAdapter.features | {"terminate"}  # shutdown(kill_workers=True)
+    features = (FuturesAdapter.features - {"lifespan"}) | {"terminate"}  # shutdown(kill_workers=True); no per-worker
+    # task limit in loky's executor
 
     @staticmethod
     def create(**options: Any) -> Any:
@@ -124,7 +131,7 @@ class MpireAdapter(MpireFaultAdapter):
     name = "mpire"
     death_error = "an exception"
     features = frozenset({"task_timeout", "chunk_size", "n_splits", "mpire_items", "worker_init", "start_methods",
-                          "terminate"})
+                          "terminate", "lifespan"})
 
     @staticmethod
     def create(**options: Any) -> Any:
@@ -138,7 +145,7 @@ class MpireAdapter(MpireFaultAdapter):
 
 class PebbleAdapter(Adapter):
     name = "pebble"
-    features = frozenset({"task_timeout", "chunk_size", "worker_init", "terminate"})  # shutdown: stop()
+    features = frozenset({"task_timeout", "chunk_size", "worker_init", "terminate", "lifespan"})  # shutdown: stop()
 
     @staticmethod
     def create(**options: Any) -> Any:
@@ -157,6 +164,9 @@ class PebbleAdapter(Adapter):
 
     def run_map_input(self, fn, iterable, chunk_size, n_splits):
         return list(self.pool.map(fn, iterable, chunksize=chunk_size or 1).result())
+
+    def lifespan_options(self, lifespan):
+        return {"max_tasks": lifespan}
 
     def shutdown(self) -> None:
         self.pool.stop()

@@ -37,8 +37,8 @@ def work(kind: str, marker_dir: str, index: int, nap: float = 0.0) -> int:
         sys.exit(3)
     if kind == "exit0":
         os._exit(0)  # no cleanup, exit code 0: still a death in the middle of a task
-    if kind == "sigkill":
-        os.kill(os.getpid(), signal.SIGKILL)
+    if kind == "sigkill" or (kind.startswith("dies") and started(marker_dir)[index] <= int(kind[4:])):
+        os.kill(os.getpid(), signal.SIGKILL)  # "diesN": the first N runs of the task are killed, then it works
         time.sleep(5)
     _mark(marker_dir, index, ".end")
     return index * 2
