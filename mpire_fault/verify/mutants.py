@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from .conformance import Verdict, check
 from .guarantees import Guarantee
 from .mutant_base import Mutant, MutantTargetMissing, assign, patched
+from .mutants_planted import PLANTED
 from .mutants_second import SECOND
 
 
@@ -206,7 +207,7 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in [
 
 
 # The catalogues by name: ``verify --self-test`` and ``python -m mpire_fault.verify.score`` report each apart.
-CATALOGUES: dict[str, dict[str, Mutant]] = {"first": MUTANTS, "second": SECOND}
+CATALOGUES: dict[str, dict[str, Mutant]] = {"first": MUTANTS, "second": SECOND, "planted": PLANTED}
 ALL_MUTANTS: dict[str, Mutant] = {name: m for catalogue in CATALOGUES.values() for name, m in catalogue.items()}
 assert len(ALL_MUTANTS) == sum(map(len, CATALOGUES.values())), "a mutant name is in two catalogues"
 
