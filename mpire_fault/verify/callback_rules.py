@@ -23,8 +23,13 @@ from .guarantees import SLOW_CALLBACK, Guarantee, Refused, grading, show
 from .machine_parts import MachineParts
 from .tasks import work
 
+RAISE_AFTER = 0.3  # how long the raising hook of a_callback_raises_with_answers_on_the_way runs before it raises
 HOOK_WAIT = 1.0  # after get() answered: how long a pool may take to run that task's hook (an executor runs
 # its done-callbacks after it wakes the waiter)
+
+
+class HookRaised(Exception):
+    """What the kit's raising callbacks raise."""
 
 
 def hook_problem(made: list[tuple[str, object]], value: object, error: BaseException | None) -> str | None:
@@ -52,15 +57,25 @@ class CallbackRules(MachineParts):
     """Hooks on submitted tasks, and ``terminate_during_a_slow_callback``: every result resolves once, its
     hook runs once."""
 
-    def recording_hooks(self, index: int) -> dict[str, Callable[[Any], None]]:
-        """``callback`` and ``error_callback`` for task ``index`` that record each call in ``hook_calls``."""
+    def recording_hooks(self, index: int, raising: bool = False,
+                        after: float = 0.0) -> dict[str, Callable[[Any], None]]:
+        """``callback`` and ``error_callback`` for task ``index`` that record each call in ``hook_calls``; with
+        ``raising``, each then raises HookRaised, ``after`` seconds later (a user's bug, which must cost the
+        pool nothing)."""
         made = self.hook_calls[index] = []
+
+        def raise_if_asked(name: str) -> None:
+            if raising:
+                time.sleep(after)
+                raise HookRaised(f"the {name} of task {index} raises on purpose")
 
         def callback(value: Any) -> None:
             made.append(("callback", value))  # list.append is atomic: hooks may run on any thread
+            raise_if_asked("callback")
 
         def error_callback(error: Any) -> None:
             made.append(("error_callback", error))
+            raise_if_asked("error_callback")
 
         return {"callback": callback, "error_callback": error_callback}
 
@@ -81,6 +96,25 @@ class CallbackRules(MachineParts):
         twice = {index: [name for name, _ in made] for index, made in self.hook_calls.items() if len(made) > 1}
         if twice:
             self.violate(Guarantee.RESOLVED_ONCE, f"callbacks that ran more than once: {twice}")
+
+    @grading(Guarantee.RESOLVED_ONCE)
+    @rule(behind=st.integers(1, 3), kind=st.sampled_from(["ok", "raise"]))
+    def a_callback_raises_with_answers_on_the_way(self, behind: int, kind: str) -> None:
+        """A task whose hook raises after RAISE_AFTER, and ``behind`` tasks with hooks whose answers arrive while
+        it runs (none submitted after them): their hooks must still run, and their results answer."""
+        self.wait_for_results()
+        index = self.new_index()
+        try:
+            hooks = self.recording_hooks(index, raising=True, after=RAISE_AFTER)
+            handle = self.adapter.submit(work, (kind, self.markers, index, 0.0), callback=hooks["callback"],
+                                         error_callback=hooks["error_callback"])
+        except Exception as exc:  # noqa: BLE001 - a refusal is this task's answer
+            handle = Refused(exc)
+            self.hook_calls.pop(index, None)
+        self.pending[index] = (kind, handle, None)  # its answer is judged as any task's; its hooks by G8
+        for _ in range(behind):
+            self.enqueue("ok", 0.05, hooks="record")
+        self.wait_for_results()
 
     @grading()
     @rule(others=st.lists(st.sampled_from(["ok", "raise", "sigkill"]), max_size=3))

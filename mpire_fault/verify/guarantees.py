@@ -61,7 +61,8 @@ GUARANTEES: dict[str, str] = {
     Guarantee.MAP_REUSE: "map: the next call after an aborted one works",
     Guarantee.NO_ORPHANS: "closing the pool leaves no process behind",
     Guarantee.RESOLVED_ONCE: "each result resolves once and its callback or error_callback runs once, with "
-                     "the value or the error get() gives, even when terminate() runs during a slow callback",
+                     "the value or the error get() gives, even when terminate() runs during a slow callback; a "
+                     "callback that raises breaks nothing",
     Guarantee.MAP_ERROR_ABORT: "map: an exception in a task aborts the call with that exception; no later item starts",
     Guarantee.HEAD_ONLY: ("apply: of the tasks a dead worker held, only the one it was running fails; "
                   "those queued behind it succeed"),

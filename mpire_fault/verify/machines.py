@@ -155,14 +155,14 @@ class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, Lifecycl
         self.next_index += 1
         return index
 
-    def enqueue(self, kind: str, nap: float, blame: str | None = None, hooks: bool = False, **extra) -> int:
-        """Submit one task; its answer is judged by ``wait_for_results``, charged to ``blame``; with ``hooks``,
-        its callback and error_callback are checked too."""
+    def enqueue(self, kind: str, nap: float, blame: str | None = None, hooks: str | None = None, **extra) -> int:
+        """Submit one task; its answer is judged by ``wait_for_results``, charged to ``blame``; with ``hooks``
+        ("record", or "raise": hooks that raise after they recorded), its callback and error_callback too."""
         index = self.new_index()
         if blame is None and kind == "ok" and self.after_idle_kill:
             blame = Guarantee.IDLE_KILL
         if hooks:
-            extra.update(self.recording_hooks(index))
+            extra.update(self.recording_hooks(index, raising=hooks == "raise"))
         try:
             handle = self.adapter.submit(work, (kind, self.markers, index, nap), **extra)
         except Exception as exc:  # noqa: BLE001 - a broken pool refuses work: that is this task's answer
@@ -246,8 +246,8 @@ class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, Lifecycl
     # ------------------------------------------------------------------ apply
     @precondition(live)
     @rule(kind=st.sampled_from(["ok", "ok", "raise", "exit", "sigkill"]), nap=st.sampled_from([0.0, 0.02]),
-          hooks=st.booleans())
-    def submit(self, kind: str, nap: float, hooks: bool = False) -> None:
+          hooks=st.sampled_from([None, "record", "raise"]))
+    def submit(self, kind: str, nap: float, hooks: str | None = None) -> None:
         self.enqueue(kind, nap, hooks=hooks)
 
     @precondition(live)

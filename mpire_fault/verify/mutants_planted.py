@@ -2,7 +2,8 @@
 
 A helper session planted 17 single-spot bugs that neither catalogue holds
 and ran ``verify`` (50 examples) on each: 13 passed. These are the ones a
-guarantee now catches (the hook check of G8, G22 and G23 came from them);
+guarantee now catches (G8's checks of what a hook gets and of a hook that raises, G22 and
+G23 came from them);
 the others, and why they are not graded, are in the commit history and in
 docs/guarantees.md's "What the kit does not grade". Targets are resolved as
 in the second catalogue (``mutant_base.patched_at``).
@@ -33,6 +34,20 @@ def error_callback_gets_value() -> AbstractContextManager[None]:
     return patched_at("mpire_fault._core.results:AsyncResult._load_then_hook", make)
 
 
+def callback_exception_escapes() -> AbstractContextManager[None]:
+    """A callback's exception is not caught: it ends the callback thread, and the hooks queued behind it wait
+    for the next callback to start a new one (their results are never ready if none comes)."""
+    def make(original):
+        def _run_hook(self, hook, arg) -> None:
+            try:
+                hook(arg)
+            finally:
+                self._event.set()
+        return _run_hook
+
+    return patched_at("mpire_fault._core.results:AsyncResult._run_hook", make)
+
+
 def retry_one_short() -> AbstractContextManager[None]:
     """max_task_retries=R reruns a task whose worker died R - 1 times, not R."""
     return patched_at("mpire_fault._engine.jobs:ApplyJob.retries_after_death",
@@ -56,6 +71,7 @@ def lifespan_one_late() -> AbstractContextManager[None]:
 
 PLANTED: dict[str, Mutant] = {m.name: m for m in [
     Mutant("error-callback-gets-value", error_callback_gets_value, (Guarantee.RESOLVED_ONCE,)),
+    Mutant("callback-exception-escapes", callback_exception_escapes, (Guarantee.RESOLVED_ONCE,)),
     Mutant("retry-one-short", retry_one_short, (Guarantee.RETRIES,)),
     Mutant("lifespan-one-late", lifespan_one_late, (Guarantee.LIFESPAN,)),
 ]}

@@ -252,7 +252,8 @@ def test_self_test_catches_every_mutant():
 _SAMPLE = {"first": ["no-requeue", "idle-death-ignored", "wrong-item", "exit-zero-clean"],
            "second": ["drop-partial-chunk", "exception-wrapped", "died-fields-swapped", "init-error-dropped",
                       "result-segment-kept", "no-pdeathsig"],
-           "planted": ["error-callback-gets-value", "retry-one-short", "lifespan-one-late"]}
+           "planted": ["error-callback-gets-value", "callback-exception-escapes", "retry-one-short",
+                       "lifespan-one-late"]}
 
 
 @pytest.mark.timeout(200)
@@ -283,7 +284,7 @@ def test_a_mutant_patch_is_undone_afterwards():
     from mpire_fault._engine import settlement, watchdog
     from mpire_fault._engine.answers import Answers
     from mpire_fault._engine.child import worker
-    from mpire_fault._engine.jobs import MapJob
+    from mpire_fault._engine.jobs import ApplyJob, MapJob
     from mpire_fault._engine.restarts import Restarts
     from mpire_fault._engine.settlement import Settlement
     from mpire_fault._engine.slots import WorkerSlot
@@ -292,7 +293,7 @@ def test_a_mutant_patch_is_undone_afterwards():
     from mpire_fault.verify.mutants import ALL_MUTANTS
 
     holders = (AsyncResult, Supervisor, Settlement, WorkerSlot, MapJob, Answers, Restarts, watchdog.Watchdog,
-               shm.Shared, chunking, arguments, remote, settlement, worker)
+               shm.Shared, chunking, arguments, remote, settlement, worker, worker._Worker, ApplyJob)
 
     def snapshot():
         return [dict(vars(holder)) for holder in holders]
