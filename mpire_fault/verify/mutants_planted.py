@@ -21,14 +21,10 @@ def error_callback_gets_value() -> AbstractContextManager[None]:
     """A task's error that came pickled from its worker reaches the error_callback as the (missing) value: None."""
     def make(original):
         def _load_then_hook(self) -> None:
-            try:
-                self._load()
-            finally:
-                hook = self._callback if self._error is None else self._error_callback
-                if hook is None:
-                    self._event.set()
-                else:
-                    self._run_hook(hook, self._value)
+            hook = self._error_callback
+            if hook is not None:
+                self._error_callback = lambda error: hook(self._value)
+            original(self)
         return _load_then_hook
 
     return patched_at("mpire_fault._core.results:AsyncResult._load_then_hook", make)
