@@ -31,8 +31,9 @@ class Hang(Exception):
 #   terminate      - shutdown() ends the pool while tasks run (a terminate); an executor's shutdown(wait=False)
 #                    lets running tasks finish, so it has no call that resolved-once could grade
 #   lifespan       - map_with_lifespan: a map on a fresh pool whose workers are replaced after N tasks each
+#   item_in_chunk  - map_chunked: a death inside a chunk of several items names that item, not the chunk
 FEATURES = ("task_timeout", "names_item", "chunk_size", "n_splits", "mpire_items", "error_fields", "timeout_grace",
-            "task_retries", "worker_init", "shared_memory", "start_methods", "terminate", "lifespan")
+            "task_retries", "worker_init", "shared_memory", "start_methods", "terminate", "lifespan", "item_in_chunk")
 CLOSE_BOUND = 2.0  # how long the pool's own shutdown may take before we stop waiting for it
 SETTLE_BOUND = 1.0  # after a shutdown that returned: how long workers get to leave on their own before SIGKILL
 SETTLE_CAP = 5.0  # the most settle_bound() stretches it to on a loaded machine
@@ -108,6 +109,14 @@ class Adapter:
     def map(self, fn: Callable, items: list, timeout: float) -> list:
         """Run the pool's map in a thread, so a map that never returns is a Hang, not a stuck caller."""
         return bounded(lambda: self.run_map(fn, items), timeout, "map")
+
+    def map_chunked(self, fn: Callable, items: list, chunk_size: int, timeout: float) -> list:
+        """``map`` with the items sent ``chunk_size`` at a time (feature ``item_in_chunk``: a death must still name
+        its exact item inside a chunk)."""
+        return bounded(lambda: self.run_map_chunked(fn, items, chunk_size), timeout, "map")
+
+    def run_map_chunked(self, fn: Callable, items: list, chunk_size: int) -> list:
+        raise NotImplementedError
 
     def run_map(self, fn: Callable, items: list) -> list:
         raise NotImplementedError

@@ -27,7 +27,7 @@ class MpireFaultStdPoolAdapter(MultiprocessingAdapter):
     name = "mpire_fault.Pool"
     death_error = "WorkerDiedError"
     # no task_timeout: multiprocessing.Pool's API has none (our extras are WorkerPool's constructor keywords only)
-    features = MultiprocessingAdapter.features | {"names_item", "error_fields"}
+    features = MultiprocessingAdapter.features | {"names_item", "error_fields", "item_in_chunk"}
 
     @staticmethod
     def create(**options: Any) -> Any:

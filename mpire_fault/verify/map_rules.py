@@ -12,9 +12,10 @@ import time
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
+from .adapters import Hang
 from .guarantees import LATE, Guarantee, grading, live, show
 from .machine_parts import MachineParts
-from .tasks import ends, executions, starts
+from .tasks import ends, executions, starts, work
 
 SIBLING_NAP = 0.25  # seconds: the items of a map with a death, long enough to be running when it comes (0.05 s in)
 DISTURBANCE_NAP = 0.1  # the same, when the map only disturbs the pool for another guarantee
@@ -96,6 +97,27 @@ class MapRules(MachineParts):
         if late_end:
             self.violate(blame, f"{what}: items {late_end} ran to their end after the call had raised "
                                 "(running items were not stopped)")
+
+    @grading(Guarantee.RIGHT_ITEM)
+    @precondition(lambda self: "item_in_chunk" in self.adapter_cls.features)
+    @rule(chunk=st.integers(2, 12), at=st.integers(1, 23), kind=st.sampled_from(["exit", "sigkill"]))
+    def a_death_inside_a_chunk(self, chunk: int, at: int, kind: str) -> None:
+        """A map of quick items sent ``chunk`` at a time, whose item ``at`` dies at once after the items before
+        it in its chunk ran: the error names item ``at``, not the chunk's first or an offset of it."""
+        size = 2 * chunk
+        at = at % size
+        items = [(kind if i == at else "ok", self.markers, self.new_index(), 0.0) for i in range(size)]
+        what = f"map of {size} items in chunks of {chunk} with a {kind} at item {at}"
+        try:
+            values = self.adapter.map_chunked(work, items, chunk, self.bound)
+        except Hang:
+            self.hang(f"{what} never returned (waited {self.bound} s)")
+            return
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever the map raised is the pool's answer
+            self.map_aborted = True
+            self.check_named_item(items, kind, exc, what)
+            return
+        self.violate(Guarantee.RIGHT_ITEM, f"{what} returned {values!r} instead of raising")
 
     def check_named_item(self, items: list, kind: str, error: BaseException, what: str) -> None:
         text = getattr(error, "task", None) or str(error)

@@ -11,7 +11,7 @@ class MpireFaultAdapter(Adapter):
     death_error = "WorkerDiedError"
     features = frozenset({"task_timeout", "names_item", "chunk_size", "n_splits", "mpire_items", "error_fields",
                           "timeout_grace", "task_retries", "worker_init", "shared_memory", "start_methods",
-                          "terminate", "lifespan"})
+                          "terminate", "lifespan", "item_in_chunk"})
 
     @staticmethod
     def create(**options: Any) -> Any:
@@ -28,6 +28,9 @@ class MpireFaultAdapter(Adapter):
 
     def run_map(self, fn, items):
         return self.pool.map(fn, items, chunk_size=1)
+
+    def run_map_chunked(self, fn, items, chunk_size):
+        return self.pool.map(fn, items, chunk_size=chunk_size)
 
     def run_map_input(self, fn, iterable, chunk_size, n_splits):
         return self.pool.map(fn, iterable, chunk_size=chunk_size, n_splits=n_splits)
@@ -58,8 +61,9 @@ class MpireFaultDaskAdapter(MpireFaultAdapter):
 
     name = "mpire_fault-dask"
     side_by_side = 4  # each grading starts a LocalCluster of five processes
-    # DaskPool refuses start_method and worker_lifespan (Dask's nannies own the workers), and its arguments
-    # travel through Dask, not /dev/shm
+    # DaskPool refuses start_method and worker_lifespan (Dask's nannies own the workers), its arguments
+    # travel through Dask, not /dev/shm, and a death inside a chunk of several items names the chunk's items
+    # (its worker records the running chunk, not the item; with chunk_size=1 that is the item)
     features = frozenset({"task_timeout", "names_item", "chunk_size", "n_splits", "mpire_items", "error_fields",
                           "timeout_grace", "task_retries", "worker_init", "terminate"})
 

@@ -71,6 +71,9 @@ class MultiprocessingAdapter(Adapter):
     def run_map(self, fn, items):
         return self.pool.starmap(fn, items, chunksize=1)
 
+    def run_map_chunked(self, fn, items, chunk_size):
+        return self.pool.starmap(fn, items, chunksize=chunk_size)
+
     def run_map_input(self, fn, iterable, chunk_size, n_splits):
         return self.pool.map(fn, iterable, chunksize=chunk_size)
 
