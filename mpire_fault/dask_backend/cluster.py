@@ -95,9 +95,10 @@ def _fast_worker_starts() -> None:
         modules = list(getattr(getattr(forkserver, "_forkserver", None), "_preload_modules", ["distributed"]))
         # Dask reseeds numpy's random state in each new worker, which imports numpy.random there (7% of a
         # worker's CPU from its start to its first task) when the forkserver preloaded numpy only.
-        wanted = [_WARM_START, *(["numpy.random"] if "numpy" in modules else [])]
-        if any(module not in modules for module in wanted):
-            context.set_forkserver_preload([*modules, *(module for module in wanted if module not in modules)])
+        missing = [module for module in (_WARM_START, *(["numpy.random"] if "numpy" in modules else []))
+                   if module not in modules]
+        if missing:
+            context.set_forkserver_preload([*modules, *missing])
 
 
 # Dask's diagnostics that cost an owned cluster CPU and tell the pool nothing: each worker's statistical

@@ -1,10 +1,11 @@
 """The kit's adapter interface, and the bounds every adapter's waits and teardown keep (see ``adapters``)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psutil
@@ -137,9 +138,15 @@ class Adapter:
 
         Feature ``worker_init``. The default suits pools that take an ``initializer`` keyword.
         """
-        probe = type(self)(**{**self.options, "initializer": init})
-        try:
+        with self.fresh(initializer=init) as probe:
             return probe.get(probe.submit(fn, args), timeout)
+
+    @contextlib.contextmanager
+    def fresh(self, **options: Any) -> Iterator[Adapter]:
+        """A fresh pool of this adapter with ``options`` over this one's, closed when the block ends."""
+        probe = type(self)(**{**self.options, **options})
+        try:
+            yield probe
         finally:
             probe.close()
 
@@ -151,11 +158,8 @@ class Adapter:
         """``map`` (one item per task) on a fresh pool whose workers each run at most ``lifespan`` tasks; the
         fresh pool is closed after. Feature ``lifespan``; the default suits pools that take it at creation
         (``lifespan_options``)."""
-        probe = type(self)(**{**self.options, **self.lifespan_options(lifespan)})
-        try:
+        with self.fresh(**self.lifespan_options(lifespan)) as probe:
             return probe.map(fn, items, timeout)
-        finally:
-            probe.close()
 
     def shm_prefix(self) -> str | None:
         """The prefix of the names of this pool's segments in /dev/shm (feature ``shared_memory``)."""

@@ -103,15 +103,7 @@ class CallbackRules(MachineParts):
         """A task whose hook raises after RAISE_AFTER, and ``behind`` tasks with hooks whose answers arrive while
         it runs (none submitted after them): their hooks must still run, and their results answer."""
         self.wait_for_results()
-        index = self.new_index()
-        try:
-            hooks = self.recording_hooks(index, raising=True, after=RAISE_AFTER)
-            handle = self.adapter.submit(work, (kind, self.markers, index, 0.0), callback=hooks["callback"],
-                                         error_callback=hooks["error_callback"])
-        except Exception as exc:  # noqa: BLE001 - a refusal is this task's answer
-            handle = Refused(exc)
-            self.hook_calls.pop(index, None)
-        self.pending[index] = (kind, handle, None)  # its answer is judged as any task's; its hooks by G8
+        self.enqueue(kind, 0.0, hooks="raise", raise_after=RAISE_AFTER)  # its answer judged as any task's
         for _ in range(behind):
             self.enqueue("ok", 0.05, hooks="record")
         self.wait_for_results()

@@ -155,14 +155,16 @@ class PoolMachine(MapRules, CallbackRules, OutcomeRules, ResourceRules, Lifecycl
         self.next_index += 1
         return index
 
-    def enqueue(self, kind: str, nap: float, blame: str | None = None, hooks: str | None = None, **extra) -> int:
+    def enqueue(self, kind: str, nap: float, blame: str | None = None, hooks: str | None = None,
+                raise_after: float = 0.0, **extra) -> int:
         """Submit one task; its answer is judged by ``wait_for_results``, charged to ``blame``; with ``hooks``
-        ("record", or "raise": hooks that raise after they recorded), its callback and error_callback too."""
+        ("record", or "raise": hooks that raise ``raise_after`` seconds after they recorded), its callback and
+        error_callback too."""
         index = self.new_index()
         if blame is None and kind == "ok" and self.after_idle_kill:
             blame = Guarantee.IDLE_KILL
         if hooks:
-            extra.update(self.recording_hooks(index, raising=hooks == "raise"))
+            extra.update(self.recording_hooks(index, raising=hooks == "raise", after=raise_after))
         try:
             handle = self.adapter.submit(work, (kind, self.markers, index, nap), **extra)
         except Exception as exc:  # noqa: BLE001 - a broken pool refuses work: that is this task's answer

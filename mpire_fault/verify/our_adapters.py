@@ -27,7 +27,7 @@ class MpireFaultAdapter(Adapter):
         return async_result(handle, timeout)
 
     def run_map(self, fn, items):
-        return self.pool.map(fn, items, chunk_size=1)
+        return self.run_map_chunked(fn, items, 1)
 
     def run_map_chunked(self, fn, items, chunk_size):
         return self.pool.map(fn, items, chunk_size=chunk_size)
@@ -36,18 +36,12 @@ class MpireFaultAdapter(Adapter):
         return self.pool.map(fn, iterable, chunk_size=chunk_size, n_splits=n_splits)
 
     def call_with_init(self, init, fn, args, timeout):
-        probe = type(self)(**self.options)  # a fresh pool: worker_init counts when a call starts the workers
-        try:
+        with self.fresh() as probe:  # a fresh pool: worker_init counts when a call starts the workers
             return probe.get(probe.pool.apply_async(fn, args, worker_init=init), timeout)
-        finally:
-            probe.close()
 
     def map_with_lifespan(self, fn, items, lifespan, timeout):
-        probe = type(self)(**self.options)  # MPIRE's worker_lifespan is a map() keyword: a fresh pool all the same
-        try:
+        with self.fresh() as probe:  # MPIRE's worker_lifespan is a map() keyword: a fresh pool all the same
             return bounded(lambda: probe.pool.map(fn, items, chunk_size=1, worker_lifespan=lifespan), timeout, "map")
-        finally:
-            probe.close()
 
     def shm_prefix(self) -> str | None:
         return getattr(self.pool, "_shm_prefix", None)

@@ -69,7 +69,7 @@ class MultiprocessingAdapter(Adapter):
     features = frozenset({"chunk_size", "worker_init", "terminate", "lifespan"})
 
     def run_map(self, fn, items):
-        return self.pool.starmap(fn, items, chunksize=1)
+        return self.run_map_chunked(fn, items, 1)
 
     def run_map_chunked(self, fn, items, chunk_size):
         return self.pool.starmap(fn, items, chunksize=chunk_size)
